@@ -1,0 +1,163 @@
+"""Wire protocol v1 (SPEC 3.1): the event types, one frozen struct per event type.
+
+Structs are msgspec's: decoding and validating a JSON event takes about as long as merely parsing it,
+which is what lets replay and ingest reach the speeds SPEC 6 asks for. Types are strict (no "1" for 1,
+no "true" for true) and unknown fields are ignored. Turning raw input into events, with reasons a
+person can act on, lives in `protocol.validation`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union, get_args
+
+import msgspec
+from msgspec import Meta, Struct
+
+PROTOCOL_VERSION = 1
+
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+HSA_ID_PATTERN = r"^SE([0-9]{10}|[0-9]{12})-[0-9A-Za-z]{1,24}$"
+PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 time with offset")]
+EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]
+HsaId = Annotated[str, Meta(pattern=HSA_ID_PATTERN)]
+Pseudonym = Annotated[str, Meta(pattern=PSEUDONYM_PATTERN)]
+DeviceId = Annotated[str, Meta(pattern=DEVICE_ID_PATTERN)]
+QueueName = Annotated[str, Meta(max_length=128)]
+Count = Annotated[int, Meta(ge=0)]
+
+Profession = Literal["doctor", "nurse", "physiotherapist", "psychologist", "occupational_therapist", "other_licensed"]
+AssessmentForm = Literal["physical", "phone", "video", "chat", "letter", "home"]
+ContactChannel = Literal["phone", "digital", "visit", "other"]
+RejectionReason = Literal["queue_full", "closed"]
+ExclusionReason = Literal["patient_choice", "medical"]
+
+
+class EventBase(Struct, frozen=True, kw_only=True, tag_field="type"):
+    v: Literal[1]
+    id: EventId
+    unit: HsaId
+    at: Timestamp
+    device: DeviceId | None = None
+
+    @property
+    def type(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+
+class CallOffered(EventBase, tag="call.offered"):
+    call: Pseudonym
+    queue: QueueName | None = None
+
+
+class CallAnswered(EventBase, tag="call.answered"):
+    call: Pseudonym
+
+
+class CallbackBooked(EventBase, tag="call.callback_booked"):
+    call: Pseudonym
+    slot: Timestamp | None = None
+
+
+class CallbackDone(EventBase, tag="call.callback_done"):
+    call: Pseudonym
+    reached: bool = True
+
+
+class CallAbandoned(EventBase, tag="call.abandoned"):
+    call: Pseudonym
+
+
+class CallRejected(EventBase, tag="call.rejected"):
+    call: Pseudonym
+    reason: RejectionReason
+
+
+class CareContact(EventBase, tag="care.contact"):
+    case: Pseudonym
+    listed: bool
+    channel: ContactChannel
+    patient: Pseudonym | None = None
+
+
+class CareAssessed(EventBase, tag="care.assessed"):
+    case: Pseudonym
+    profession: Profession
+    form: AssessmentForm
+
+
+class CareExcluded(EventBase, tag="care.excluded"):
+    case: Pseudonym
+    reason: ExclusionReason
+
+
+class CareCancelled(EventBase, tag="care.cancelled"):
+    case: Pseudonym
+
+
+class DoctorListing(Struct, frozen=True, kw_only=True):
+    doctor: Pseudonym
+    listed: Count
+    active: bool = True
+
+
+class ListingSnapshot(EventBase, tag="listing.snapshot"):
+    listed: Count
+    named_doctor: Count
+    doctors: tuple[DoctorListing, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.named_doctor > self.listed:
+            raise ValueError("named_doctor exceeds listed")
+
+
+class VisitCompleted(EventBase, tag="visit.completed"):
+    patient: Pseudonym
+    practitioner: Pseudonym
+    profession: Profession
+    listed: bool
+    fixed_doctor: Pseudonym | None = None
+    form: AssessmentForm | None = None
+
+
+EVENT_CLASSES: tuple[type[EventBase], ...] = (
+    CallOffered,
+    CallAnswered,
+    CallbackBooked,
+    CallbackDone,
+    CallAbandoned,
+    CallRejected,
+    CareContact,
+    CareAssessed,
+    CareExcluded,
+    CareCancelled,
+    ListingSnapshot,
+    VisitCompleted,
+)
+EVENT_TYPES: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_CLASSES)  # type: ignore[misc]
+CLASS_OF_TYPE: dict[str, type[EventBase]] = dict(zip(EVENT_TYPES, EVENT_CLASSES))
+
+Event = Union[EVENT_CLASSES]  # type: ignore[valid-type]
+EVENT_DECODER = msgspec.json.Decoder(Event)
+EVENT_LIST_DECODER = msgspec.json.Decoder(list[Event])
+
+
+def allowed_values(event_type: str, field: str) -> tuple[str, ...]:
+    """The values a Literal-typed field of an event type accepts (for error messages and docs)."""
+    cls = CLASS_OF_TYPE.get(event_type, DoctorListing if field == "active" else EventBase)
+    hint = cls.__annotations__.get(field)
+    for klass in cls.__mro__:
+        hint = hint or getattr(klass, "__annotations__", {}).get(field)
+    return tuple(str(arg) for arg in _literal_args(hint))
+
+
+def _literal_args(hint: object) -> tuple[object, ...]:
+    if isinstance(hint, str):
+        hint = eval(hint, globals())  # annotations are strings under `from __future__ import annotations`
+    args = get_args(hint)
+    if getattr(hint, "__origin__", None) is Literal:
+        return args
+    return tuple(value for arg in args for value in _literal_args(arg))

@@ -1,0 +1,47 @@
+"""MQTT topic names (SPEC 3.3). Every topic is `{prefix}/{unit}/{device}/{leaf}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "vardkoll/v1"
+EVENTS = "events"
+STATUS = "status"
+ACK = "ack"
+
+
+def events_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/{unit}/{device}/{EVENTS}"
+
+
+def status_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}/{unit}/{device}/{STATUS}"
+
+
+def ack_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Where the server confirms which events of a batch are committed (or refused, with reasons)."""
+    return f"{prefix}/{unit}/{device}/{ACK}"
+
+
+def events_subscription(prefix: str = DEFAULT_PREFIX, share_group: str | None = None) -> str:
+    """The server's subscription to every device's events; shared (MQTT v5) when a group is given."""
+    topic = f"{prefix}/+/+/{EVENTS}"
+    return f"$share/{share_group}/{topic}" if share_group else topic
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    unit: str
+    device: str
+    leaf: str
+
+
+def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> TopicAddress | None:
+    """Split a device topic into unit, device and leaf; None when it is not one of ours."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head):].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return TopicAddress(*parts)

@@ -1,0 +1,153 @@
+"""`assessment`: medical assessment within 3 days of contact (SPEC 2.2)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from vardkoll.protocol import CareAssessed, CareCancelled, CareContact, CareExcluded, EventBase
+
+from .calendar import Period, days_in, end_of_day
+from .config import UnitConfig
+from .figures import make_figure, share_of
+from .stamps import Stamp, earlier, known, move
+
+METRIC = "assessment"
+LIMIT_DAYS = 3
+
+
+@dataclass(slots=True)
+class CaseState:
+    contact: Stamp | None = None
+    listed: bool = True  # from the earliest contact
+    assessed: Stamp | None = None
+    profession: str = ""  # of the earliest assessment
+    excluded: Stamp | None = None
+    cancelled: Stamp | None = None
+
+
+@dataclass(slots=True)
+class _Tally:
+    numerator: int = 0
+    denominator: int = 0
+    orphans: int = 0
+    invalid: int = 0
+
+
+class CaseLedger:
+    """Per case, its earliest contact, assessment, exclusion and cancellation; cases indexed by the
+    date of their first assessment and of their contact, and the set never assessed at all."""
+
+    event_classes = (CareContact, CareAssessed, CareExcluded, CareCancelled)
+
+    def __init__(self) -> None:
+        self.cases: dict[str, CaseState] = {}
+        self.by_assessment_date: dict[date, set[str]] = {}
+        self.by_contact_date: dict[date, set[str]] = {}
+        self.never_assessed: set[str] = set()
+
+    def apply(self, event: EventBase, stamp: Stamp) -> None:
+        case = event.case  # type: ignore[attr-defined]
+        state = self.cases.get(case)
+        if state is None:
+            state = self.cases[case] = CaseState()
+            self.never_assessed.add(case)
+        kind = type(event)
+        if kind is CareContact:
+            if earlier(state.contact, stamp):
+                move(self.by_contact_date, case, state.contact, stamp)
+                state.contact, state.listed = stamp, event.listed  # type: ignore[attr-defined]
+        elif kind is CareAssessed:
+            if earlier(state.assessed, stamp):
+                move(self.by_assessment_date, case, state.assessed, stamp)
+                state.assessed, state.profession = stamp, event.profession  # type: ignore[attr-defined]
+                self.never_assessed.discard(case)
+        elif kind is CareExcluded:
+            if earlier(state.excluded, stamp):
+                state.excluded = stamp
+        elif earlier(state.cancelled, stamp):
+            state.cancelled = stamp
+
+    @staticmethod
+    def _outside_scope(state: CaseState, as_of: datetime) -> bool:
+        """Unlisted, excluded, or cancelled before any assessment known at `as_of`."""
+        if not state.listed or known(state.excluded, as_of):
+            return True
+        cancelled = known(state.cancelled, as_of)
+        assessed = known(state.assessed, as_of)
+        return cancelled is not None and (assessed is None or cancelled.at < assessed.at)
+
+    def _completed(self, period: Period, as_of: datetime, by_profession: Counter[str]) -> _Tally:
+        tally = _Tally()
+        for _, cases in days_in(self.by_assessment_date, period):
+            for case in cases:
+                state = self.cases[case]
+                assessed = state.assessed
+                if assessed.at > as_of:  # type: ignore[union-attr]
+                    continue
+                contact = known(state.contact, as_of)
+                if contact is None:
+                    tally.orphans += 1
+                    continue
+                wait_days = (assessed.day - contact.day).days  # type: ignore[union-attr]
+                if wait_days < 0:
+                    tally.invalid += 1
+                    continue
+                if self._outside_scope(state, as_of):
+                    continue
+                tally.denominator += 1
+                tally.numerator += wait_days <= LIMIT_DAYS
+                by_profession[state.profession] += 1
+        return tally
+
+    def _open_at(self, as_of: datetime, config: UnitConfig) -> tuple[int, int]:
+        """(pending, overdue_open) over every in-scope case still open at `as_of`, whatever its contact date."""
+        as_of_day = as_of.astimezone(config.tz).date()
+        candidates = set(self.never_assessed)
+        for day, cases in self.by_assessment_date.items():
+            if day >= as_of_day:  # assessed after `as_of`, so possibly open at it
+                candidates.update(cases)
+        pending = overdue = 0
+        for case in candidates:
+            state = self.cases[case]
+            contact = known(state.contact, as_of)
+            if contact is None or known(state.assessed, as_of) or self._outside_scope(state, as_of):
+                continue
+            if as_of <= end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz):
+                pending += 1
+            else:
+                overdue += 1
+        return pending, overdue
+
+    def _out_of_scope_contacts(self, period: Period, as_of: datetime) -> tuple[int, int]:
+        not_listed = excluded = 0
+        for _, cases in days_in(self.by_contact_date, period):
+            for case in cases:
+                state = self.cases[case]
+                if state.contact.at > as_of:  # type: ignore[union-attr]
+                    continue
+                if not state.listed:
+                    not_listed += 1
+                elif known(state.excluded, as_of):
+                    excluded += 1
+        return not_listed, excluded
+
+    def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]:
+        by_profession: Counter[str] = Counter()
+        tally = self._completed(period, as_of, by_profession)
+        pending, overdue_open = self._open_at(as_of, config)
+        not_listed, excluded = self._out_of_scope_contacts(period, as_of)
+        details = {
+            "pending": pending,
+            "overdue_open": overdue_open,
+            "projected_share": share_of(tally.numerator, tally.denominator + overdue_open),
+            "orphans": tally.orphans,
+            "invalid": tally.invalid,
+            "not_listed": not_listed,
+            "excluded": excluded,
+            "by_profession": dict(sorted(by_profession.items())),
+        }
+        target = config.target(METRIC)
+        return make_figure(unit, METRIC, period.start, period.end, tally.numerator, tally.denominator, target, details)

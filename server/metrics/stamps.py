@@ -1,0 +1,38 @@
+"""Earliest-wins bookkeeping shared by the metric ledgers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Hashable, NamedTuple
+
+
+class Stamp(NamedTuple):
+    """When something happened: the instant, the event id (breaks ties, so the earliest is the same
+    whatever order events arrive in) and the unit-local date."""
+
+    at: datetime
+    event_id: str
+    day: date
+
+
+def earlier(current: Stamp | None, candidate: Stamp) -> bool:
+    """True when `candidate` should replace `current` as the earliest of its kind."""
+    return current is None or (candidate.at, candidate.event_id) < (current.at, current.event_id)
+
+
+def known(stamp: Stamp | None, as_of: datetime) -> Stamp | None:
+    """The stamp if it was known at `as_of`, else None. Because only the earliest of a kind is kept,
+    this is exactly "the earliest event of this kind among those known at `as_of`"."""
+    return stamp if stamp is not None and stamp.at <= as_of else None
+
+
+def move(buckets: dict[date, set[Hashable]], key: Hashable, old: Stamp | None, new: Stamp) -> None:
+    """Keep a date index current when an entity's anchoring stamp changes."""
+    if old is not None and old.day == new.day:
+        return
+    if old is not None:
+        bucket = buckets[old.day]
+        bucket.discard(key)
+        if not bucket:
+            del buckets[old.day]
+    buckets.setdefault(new.day, set()).add(key)

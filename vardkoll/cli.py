@@ -1,0 +1,92 @@
+"""The `vardkoll` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Care-guarantee compliance for Swedish primary care.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"vardkoll: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _date_option(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} must be a date such as 2026-03-31, not {value!r}")
+    return None
+
+
+def _time_option(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} must be a time such as 2026-03-31T12:00:00+02:00, not {value!r}")
+        return None
+    if moment.tzinfo is None:
+        _fail(f"{name} needs an offset, e.g. 2026-03-31T12:00:00+02:00")
+    return moment
+
+
+@app.command()
+def replay(
+    events: Annotated[str, typer.Argument(help="JSON-lines event file (.jsonl or gzip), or - for stdin")],
+    period_from: Annotated[Optional[str], typer.Option("--from", help="first local date (default: the events' first)")] = None,
+    period_to: Annotated[Optional[str], typer.Option("--to", help="last local date (default: the events' last)")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="count only events at or before this time")] = None,
+    units: Annotated[Optional[Path], typer.Option("--units", help="JSON file of unit settings (time zone, opening hours, targets, policy)")] = None,
+) -> None:
+    """Re-compute every metric for every unit in an event file and print the figures as JSON."""
+    from vardkoll.server.replay import replay_path
+    from vardkoll.server.unit_settings import UnitSettingsError, load_unit_settings
+
+    start, end = _date_option(period_from, "--from"), _date_option(period_to, "--to")
+    if start and end and end < start:
+        _fail(f"--to ({end}) is before --from ({start})")
+    moment = _time_option(as_of, "--as-of")
+    if events != "-" and not Path(events).is_file():
+        _fail(f"no such file: {events}")
+    try:
+        config_of = load_unit_settings(units) if units else None
+    except UnitSettingsError as exc:
+        _fail(str(exc))
+    with _progress(events) as on_bytes:
+        document = replay_path(events, start, end, moment, config_of, on_bytes)
+    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _progress(events: str):
+    """A progress bar on stderr for big files, only when a person is watching."""
+    from contextlib import nullcontext
+
+    if events == "-" or not sys.stderr.isatty() or os.path.getsize(events) < 8 << 20:
+        return nullcontext(None)
+    from vardkoll.progress import byte_progress
+
+    return byte_progress(os.path.getsize(events), "replaying")
+
+
+@app.command()
+def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch payload instead of one event")] = False) -> None:
+    """Print the JSON Schema of a v1 event."""
+    from vardkoll.protocol import batch_schema, event_schema
+
+    sys.stdout.buffer.write(orjson.dumps(batch_schema() if batch else event_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def main() -> None:
+    app()
