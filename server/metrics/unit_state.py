@@ -8,7 +8,7 @@ from typing import Any
 
 from msgspec.structs import astuple
 
-from vardkoll.protocol import EventBase
+from vardkoll.protocol import EVENT_CLASSES, EventBase
 
 from .assessment import CaseLedger
 from .calendar import Period, end_of_day
@@ -25,13 +25,14 @@ class Applied(enum.Enum):
     CONFLICT = "conflict"  # the same id with different content: refused
 
 
-_DEVICE_INDEX = EventBase.__struct_fields__.index("device")
+_DEVICE_INDEX = {cls: cls.__struct_fields__.index("device") for cls in EVENT_CLASSES}
 
 
 def _fingerprint(event: EventBase) -> int:
     # `device` is left out: an event re-sent by a replacement device is still the same event.
     values = astuple(event)
-    return hash((type(event), values[:_DEVICE_INDEX], values[_DEVICE_INDEX + 1 :]))
+    device = _DEVICE_INDEX[type(event)]
+    return hash((type(event), values[:device], values[device + 1 :]))
 
 
 class UnitState:
