@@ -1,0 +1,1 @@
+"""The edge agent (connectors, pseudonymisation, durable outbox, MQTT publisher): not built yet."""

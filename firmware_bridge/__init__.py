@@ -1,0 +1,1 @@
+"""The serial bridge from microcontroller devices to collector events: not built yet."""

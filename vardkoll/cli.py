@@ -88,5 +88,20 @@ def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch p
     sys.stdout.buffer.write(orjson.dumps(batch_schema() if batch else event_schema(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
+@app.command()
+def demo() -> None:
+    """Replay a bundled example month of four simulated clinics and show their figures.
+
+    This is the embedded default until the live server lands (broker, SQLite, dashboard)."""
+    from importlib.resources import as_file, files
+
+    from vardkoll.demo_table import print_figures
+    from vardkoll.server.replay import replay_path
+
+    with as_file(files("vardkoll.examples") / "example-clinics.jsonl.gz") as archive:
+        document = replay_path(archive)
+    print_figures(document)
+
+
 def main() -> None:
     app()
