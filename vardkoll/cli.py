@@ -77,7 +77,10 @@ def _progress(events: str):
         return nullcontext(None)
     from vardkoll.progress import byte_progress
 
-    return byte_progress(os.path.getsize(events), "replaying")
+    with open(events, "rb") as head:
+        compressed = head.read(2) == b"\x1f\x8b"
+    # For gzip the bytes read are uncompressed ones, whose total is unknown until the end.
+    return byte_progress(None if compressed else os.path.getsize(events), "replaying")
 
 
 @app.command()

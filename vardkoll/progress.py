@@ -10,7 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 
 @contextmanager
-def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+def byte_progress(total: int | None, label: str) -> Iterator[Callable[[int], None]]:
     columns = (f"[bold]{label}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=total)

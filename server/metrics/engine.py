@@ -24,7 +24,8 @@ class MetricEngine:
         return state
 
     def apply(self, event: EventBase) -> Applied:
-        return self.state(event.unit).apply(event)
+        state = self.units.get(event.unit)
+        return (state or self.state(event.unit)).apply(event)
 
     def apply_all(self, events: Iterable[EventBase]) -> None:
         for event in events:

@@ -28,11 +28,15 @@ def known(stamp: Stamp | None, as_of: datetime) -> Stamp | None:
 
 def move(buckets: dict[date, set[Hashable]], key: Hashable, old: Stamp | None, new: Stamp) -> None:
     """Keep a date index current when an entity's anchoring stamp changes."""
-    if old is not None and old.day == new.day:
-        return
     if old is not None:
+        if old.day == new.day:
+            return
         bucket = buckets[old.day]
         bucket.discard(key)
         if not bucket:
             del buckets[old.day]
-    buckets.setdefault(new.day, set()).add(key)
+    bucket = buckets.get(new.day)
+    if bucket is None:
+        buckets[new.day] = {key}
+    else:
+        bucket.add(key)

@@ -48,6 +48,7 @@ class UnitState:
         self._ledgers = {"telephone": self.calls, "assessment": self.cases, "fixed_doctor": self.snapshots, "continuity": self.visits}
         self._ledger_of_class = {kind: ledger for ledger in self._ledgers.values() for kind in ledger.event_classes}
         self._seen: dict[str, int] = {}
+        self._tz = self.config.tz
         self.first_day: date | None = None
         self.last_day: date | None = None
 
@@ -59,7 +60,7 @@ class UnitState:
         if seen is not None:
             return Applied.DUPLICATE if seen == fingerprint else Applied.CONFLICT
         self._seen[event.id] = fingerprint
-        day = event.at.astimezone(self.config.tz).date()
+        day = event.at.astimezone(self._tz).date()
         if self.first_day is None or day < self.first_day:
             self.first_day = day
         if self.last_day is None or day > self.last_day:

@@ -1,0 +1,39 @@
+"""Parsing in blocks and in worker processes gives exactly what one pass over the file gives."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from vardkoll.server import replay_blocks
+from vardkoll.server.replay import replay_path
+
+from conftest import FIXTURES
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """Every fixture file in one archive: bad lines, blank lines, repeats and id conflicts included."""
+    path = tmp_path / "all.jsonl"
+    path.write_bytes(b"".join(p.read_bytes() for p in sorted(FIXTURES.glob("*/*.jsonl"))) + b"no newline at the end")
+    return path
+
+
+def test_blocks_cover_every_line_once_with_its_number(archive):
+    lines = archive.read_bytes().split(b"\n")
+    seen = []
+    for block, first in replay_blocks.read_blocks(io.BytesIO(archive.read_bytes()), block_bytes=300):
+        for offset, line in enumerate(block.split(b"\n")):
+            seen.append((first + offset, line))
+    assert seen == list(enumerate(lines, start=1))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_worker_processes_give_the_same_document_as_one_pass(archive, workers, monkeypatch):
+    expected = replay_path(archive, workers=0)
+    monkeypatch.setattr(replay_blocks, "BLOCK_BYTES", 700)
+    assert len(list(replay_blocks.read_blocks(io.BytesIO(archive.read_bytes())))) > 10
+    assert replay_path(archive, workers=workers) == expected
+    assert expected["rejected"] and expected["duplicates"] and expected["results"]
+    assert expected["rejected"][-1]["error"].startswith("not valid JSON")
