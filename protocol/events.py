@@ -16,10 +16,12 @@ from msgspec import Meta, Struct
 
 PROTOCOL_VERSION = 1
 
-EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-HSA_ID_PATTERN = r"^SE([0-9]{10}|[0-9]{12})-[0-9A-Za-z]{1,24}$"
-PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$"
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# msgspec checks patterns with re.search, where "$" also matches before a final newline: "(?!\n)"
+# closes that gap and still reads as an ECMA-262 pattern in the exported JSON Schema.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$(?!\n)"
+HSA_ID_PATTERN = r"^SE([0-9]{10}|[0-9]{12})-[0-9A-Za-z]{1,24}$(?!\n)"
+PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$(?!\n)"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
 
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 time with offset")]
 EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]

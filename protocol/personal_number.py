@@ -23,9 +23,11 @@ __all__ = ["contains_personal_number", "find_personal_number", "raw_may_contain_
 # in C), so digit runs are found with bytes.find instead of a regular expression, which is several
 # times slower on the hot path of replay and ingest. Only ASCII digits count.
 _SEPARATORS = b"-+ "
-_SHAPE = bytes(48 if 48 <= b <= 57 else 115 if b in _SEPARATORS else 46 for b in range(256))
+_SHAPE = bytes(48 if 48 <= b <= 57 else 115 if b in _SEPARATORS else 102 if b in b".eE" else 46 for b in range(256))
 _RUN_START = b"000000"
-_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+# A field name is echoed in a path only when it looks like a name, not like data: three or more digits
+# in a row could be part of the very number being refused.
+_SAFE_NAME = re.compile(r"(?![A-Za-z0-9_]*[0-9]{3})[A-Za-z_][A-Za-z0-9_]{0,39}")
 _CENTURIES = (b"18", b"19", b"20")
 # Digit strings already found NOT to be personal numbers (HSA-ids, counters repeat on every event).
 # Only negatives are remembered: a personal number is never kept, not even in memory.
@@ -33,11 +35,12 @@ _KNOWN_CLEAN: set[bytes] = set()
 _KNOWN_CLEAN_MAX = 4096
 
 
-def _scan(data: bytes) -> bool:
+def _scan(data: bytes, shape: bytes | None = None) -> bool:
     """True when `data` holds a valid personal or coordination number in one of its written forms:
     YYMMDDNNNC or YYYYMMDDNNNC, either with an optional -, + or space before NNNC. A candidate may not
     sit inside a longer run of digits."""
-    shape = data.translate(_SHAPE)
+    if shape is None:
+        shape = data.translate(_SHAPE)
     size = len(shape)
     start = shape.find(_RUN_START)
     while start != -1:
@@ -105,7 +108,35 @@ def raw_may_contain_personal_number(raw: bytes) -> bool:
     False means the decoded document cannot hold a personal number; True means the caller must look
     properly with `find_personal_number` (a valid number was seen, or a \\u escape could hide one).
     """
-    return b"\\u" in raw or _scan(raw)
+    if b"\\u" in raw:
+        return True
+    shape = raw.translate(_SHAPE)
+    if _scan(raw, shape):
+        return True
+    return _number_may_print_otherwise(raw, shape)
+
+
+def _number_may_print_otherwise(raw: bytes, shape: bytes) -> bool:
+    """True when `raw` may hold a JSON number whose decoded value prints other digits than its text:
+    one with a fraction or an exponent (shape "0f"), or more digits than 64 bits hold, which orjson
+    reads as a float. "1.212121212e9" decodes to 1212121212.0, and `find_personal_number` checks
+    str(value). A number token follows '[', ',' or a key's ':' (not the ':' of a time, after a digit);
+    anything else that merely looks so is a false alarm, which only costs the slow walk."""
+    for marker in (b"0f", b"0000000000000000000"):
+        at = shape.find(marker)
+        while at != -1:
+            start = at
+            while start > 0 and shape[start - 1] == 48:
+                start -= 1
+            if start > 0 and raw[start - 1] == 45:  # a minus sign
+                start -= 1
+            while start > 0 and raw[start - 1] in b" \t\n\r":
+                start -= 1
+            before = raw[start - 1] if start > 0 else 0
+            if before in b",[" or (before == 58 and not (start > 1 and 48 <= raw[start - 2] <= 57)):
+                return True
+            at = shape.find(marker, at + len(marker))
+    return False
 
 
 def find_personal_number(value: Any, path: str = "") -> str | None:

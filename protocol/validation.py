@@ -17,6 +17,7 @@ from .events import EVENT_DECODER, EVENT_TYPES, EventBase, allowed_values
 from .personal_number import find_personal_number, raw_may_contain_personal_number
 
 MAX_EVENT_BYTES = 64 * 1024
+_TOO_DEEP = "event is nested too deeply"
 
 
 class EventRejected(ValueError):
@@ -100,6 +101,8 @@ def parse_event_line(line: bytes) -> EventBase:
         raise EventRejected(_describe(str(exc), _event_type_of(line))) from None
     except msgspec.DecodeError as exc:
         raise EventRejected(f"not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec descends into ignored fields too, on the Python stack
+        raise EventRejected(_TOO_DEEP) from None
 
 
 def validate_event(obj: Any) -> EventBase:
@@ -114,6 +117,8 @@ def validate_event(obj: Any) -> EventBase:
         raise EventRejected(_describe(str(exc), kind if isinstance(kind, str) else None)) from None
     except (msgspec.DecodeError, TypeError) as exc:
         raise EventRejected(f"event cannot be read: {exc}") from None
+    except RecursionError:
+        raise EventRejected(_TOO_DEEP) from None
 
 
 def _refuse_personal_numbers(decoded: Any) -> None:
