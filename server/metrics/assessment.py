@@ -70,6 +70,16 @@ class CaseLedger:
         elif earlier(state.cancelled, stamp):
             state.cancelled = stamp
 
+    def restore(self, case: str, state: CaseState) -> None:
+        """Add a case whose state was kept elsewhere (the database), with its index entries."""
+        self.cases[case] = state
+        if state.contact is not None:
+            move(self.by_contact_date, case, None, state.contact)
+        if state.assessed is not None:
+            move(self.by_assessment_date, case, None, state.assessed)
+        else:
+            self.never_assessed.add(case)
+
     @staticmethod
     def _outside_scope(state: CaseState, as_of: datetime) -> bool:
         """Unlisted, excluded, or cancelled before any assessment known at `as_of`."""

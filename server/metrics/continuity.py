@@ -52,6 +52,9 @@ class VisitLedger:
         visit = DoctorVisit(stamp.at, event.patient, event.practitioner, event.fixed_doctor)
         self.by_date.setdefault(stamp.day, []).append(visit)
 
+    def restore(self, day: date, visit: DoctorVisit) -> None:
+        self.by_date.setdefault(day, []).append(visit)
+
     def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]:
         own = with_fixed = 0
         for _, visits in days_in(self.by_date, period):

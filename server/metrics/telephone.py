@@ -64,6 +64,14 @@ class CallLedger:
         if field == "callback_made" and event.reached and earlier(state.callback_reached, stamp):  # type: ignore[attr-defined]
             state.callback_reached = stamp
 
+    def restore(self, call: str, state: CallState) -> None:
+        """Add a call whose state was kept elsewhere (the database), with its index entries."""
+        self.calls[call] = state
+        if state.offered is not None:
+            move(self.by_offer_date, call, None, state.offered)
+        if state.rejected is not None:
+            move(self.by_rejection_date, call, None, state.rejected)
+
     def classify(self, state: CallState, as_of: datetime, config: UnitConfig) -> tuple[bool, str | None]:
         """(same-day contact?, category) for one offered call, as known at `as_of`."""
         offer_day = state.offered.day  # type: ignore[union-attr]

@@ -1,0 +1,87 @@
+"""Rebuild the pure ledgers for one unit from the stored metric state, loading only what a period needs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from vardkoll.protocol import ListingSnapshot
+from vardkoll.server.metrics.assessment import CaseLedger, CaseState
+from vardkoll.server.metrics.calendar import Period
+from vardkoll.server.metrics.config import UnitConfig
+from vardkoll.server.metrics.continuity import DoctorVisit, VisitLedger, coc_window
+from vardkoll.server.metrics.fixed_doctor import SnapshotLedger
+from vardkoll.server.metrics.telephone import CallLedger, CallState
+
+from ..ingest.entity_rows import CALL_STAMPS, CASE_STAMPS
+from ..storage.stamp_keys import from_epoch_us, stamp_key, stamp_of
+from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
+
+_SNAPSHOT = msgspec.json.Decoder(ListingSnapshot)
+_LAST = "|\U0010ffff"
+
+
+def load_calls(session: Session, unit: str, period: Period, config: UnitConfig) -> CallLedger:
+    ledger = CallLedger()
+    rows = session.scalars(
+        select(CallRow).where(
+            CallRow.unit == unit,
+            or_(CallRow.offered_day.between(period.start, period.end), CallRow.rejected_day.between(period.start, period.end)),
+        )
+    )
+    for row in rows:
+        ledger.restore(row.call, CallState(**{name: stamp_of(getattr(row, name), config.tz) for name in CALL_STAMPS}))
+    return ledger
+
+
+def load_cases(session: Session, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> CaseLedger:
+    """Cases assessed or contacted in the period, and every case that may be open at `as_of`."""
+    ledger = CaseLedger()
+    as_of_key = stamp_key(as_of, _LAST)
+    rows = session.scalars(
+        select(CaseRow).where(
+            CaseRow.unit == unit,
+            or_(
+                CaseRow.assessed_day.between(period.start, period.end),
+                CaseRow.contact_day.between(period.start, period.end),
+                and_(CaseRow.contact <= as_of_key, or_(CaseRow.assessed.is_(None), CaseRow.assessed > as_of_key)),
+            ),
+        )
+    )
+    for row in rows:
+        state = CaseState(**{name: stamp_of(getattr(row, name), config.tz) for name in CASE_STAMPS})
+        if row.listed is not None:
+            state.listed = row.listed
+        state.profession = row.profession or ""
+        ledger.restore(row.case, state)
+    return ledger
+
+
+def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLedger:
+    """Only the latest snapshot at or before `cutoff` matters."""
+    ledger = SnapshotLedger()
+    row = session.scalars(
+        select(SnapshotRow).where(SnapshotRow.unit == unit, SnapshotRow.stamp <= stamp_key(cutoff, _LAST)).order_by(SnapshotRow.stamp.desc()).limit(1)
+    ).first()
+    if row is not None:
+        snapshot = _SNAPSHOT.decode(row.body)
+        # The snapshot ledger orders by instant and id; the stamp's day is not used, so UTC will do.
+        ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]
+    return ledger
+
+
+def load_visits(session: Session, unit: str, period: Period) -> VisitLedger:
+    ledger = VisitLedger()
+    window = coc_window(period.end)
+    start = min(window.start, period.start)
+    rows = session.execute(
+        select(DoctorVisitRow.day, DoctorVisitRow.at_us, DoctorVisitRow.patient, DoctorVisitRow.practitioner, DoctorVisitRow.fixed_doctor).where(
+            DoctorVisitRow.unit == unit, DoctorVisitRow.day.between(start, period.end)
+        )
+    )
+    for day, at_us, patient, practitioner, fixed_doctor in rows:
+        ledger.restore(day, DoctorVisit(from_epoch_us(at_us), patient, practitioner, fixed_doctor))
+    return ledger

@@ -1,0 +1,175 @@
+"""Store each distinct event exactly once and update the metric state in the same transaction.
+
+Only after the commit may a caller acknowledge the events to their sender (SPEC 3.3): an event is
+either committed (new, or already stored) or refused with a reason kept in the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import msgspec
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session, sessionmaker
+
+from vardkoll.protocol import EventBase, EventRejected
+from vardkoll.protocol.events import EVENT_DECODER
+
+from ..storage.stamp_keys import epoch_us
+from ..storage.tables import DeadLetter, StoredEvent, UnitActivity
+from ..units import UnitDirectory
+from .entity_rows import EntityRows, _insert, merge_rows
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a batch came from and what it may speak for."""
+
+    transport: str  # "mqtt" | "http"
+    unit: str | None = None  # events must belong to this unit (None: any unit)
+    device: str | None = None  # the sending device; stamped on events that name none
+
+
+@dataclass
+class IngestReport:
+    committed: list[str] = field(default_factory=list)  # ids stored now or before: safe to delete at the sender
+    rejected: list[tuple[str | None, str]] = field(default_factory=list)  # (event id if known, reason)
+    new: int = 0
+    duplicates: int = 0
+    units_changed: set[str] = field(default_factory=set)
+
+
+def _same_event(a: EventBase, b: EventBase) -> bool:
+    return msgspec.structs.replace(a, device=None) == msgspec.structs.replace(b, device=None)
+
+
+class IngestService:
+    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory) -> None:
+        self._sessions = sessions
+        self._units = units
+
+    def ingest(self, items: Iterable[Any], source: Source, received_at: datetime | None = None) -> IngestReport:
+        """Commit a batch: `items` are events or EventRejected (from `protocol.parse_batch`)."""
+        now = received_at or datetime.now(timezone.utc)
+        report = IngestReport()
+        accepted: dict[tuple[str, str], EventBase] = {}
+        for item in items:
+            event = self._admit(item, source, report)
+            if event is None:
+                continue
+            key = (event.unit, event.id)
+            earlier = accepted.get(key)
+            if earlier is None:
+                accepted[key] = event
+            elif _same_event(earlier, event):
+                report.duplicates += 1
+                report.committed.append(event.id)
+            else:
+                report.rejected.append((event.id, "event id was already used by a different event of this unit"))
+        # Unit settings are read before the write transaction: SQLite allows one writer at a time.
+        configs = {unit: self._units.config(unit) for unit, _ in accepted}
+        with self._sessions.begin() as session:
+            new_keys = self._insert_events(session, list(accepted.values()), now)
+            self._judge_repeats(session, [e for k, e in accepted.items() if k not in new_keys], report)
+            rows = EntityRows()
+            for key in new_keys:
+                event = accepted[key]
+                rows.add(event, configs[event.unit])
+            merge_rows(session, rows)
+            report.new = len(new_keys)
+            report.committed.extend(event_id for _, event_id in new_keys)
+            report.units_changed = {unit for unit, _ in new_keys}
+            self._touch_units(session, [accepted[k] for k in new_keys], now)
+            self._dead_letters(session, report.rejected, source, now)
+        return report
+
+    def refuse_payload(self, reason: str, source: Source, payload: bytes, received_at: datetime | None = None) -> None:
+        """Record a payload that could not be read at all (never its content, only a digest and size)."""
+        with self._sessions.begin() as session:
+            session.add(
+                DeadLetter(
+                    received_at=received_at or datetime.now(timezone.utc), source=source.transport, unit=source.unit,
+                    device=source.device, reason=reason, payload_sha256=hashlib.sha256(payload).hexdigest(), payload_bytes=len(payload),
+                )
+            )
+
+    def _admit(self, item: Any, source: Source, report: IngestReport) -> EventBase | None:
+        if isinstance(item, EventRejected):
+            report.rejected.append((None, item.reason))
+            return None
+        event: EventBase = item
+        if source.unit is not None and event.unit != source.unit:
+            report.rejected.append((event.id, f"event for unit {event.unit} sent by a device of unit {source.unit}"))
+            return None
+        if source.device is not None:
+            if event.device is None:
+                event = msgspec.structs.replace(event, device=source.device)
+            elif event.device != source.device:
+                report.rejected.append((event.id, f"event names device {event.device} but came from device {source.device}"))
+                return None
+        if epoch_us(event.at) < 0:
+            report.rejected.append((event.id, "field 'at' is before 1970"))
+            return None
+        return event
+
+    def _insert_events(self, session: Session, events: list[EventBase], now: datetime) -> set[tuple[str, str]]:
+        if not events:
+            return set()
+        rows = [
+            {"unit": e.unit, "event_id": e.id, "type": e.__struct_config__.tag, "at_us": epoch_us(e.at), "device": e.device,
+             "body": msgspec.json.encode(e), "received_at": now}
+            for e in events
+        ]
+        stmt = _insert(session, StoredEvent.__table__).on_conflict_do_nothing(index_elements=["unit", "event_id"])
+        stmt = stmt.returning(StoredEvent.__table__.c.unit, StoredEvent.__table__.c.event_id)
+        return {(unit, event_id) for unit, event_id in session.execute(stmt, rows)}
+
+    def _judge_repeats(self, session: Session, repeats: list[EventBase], report: IngestReport) -> None:
+        """Events whose id was stored before: the same event again, or a conflicting one."""
+        if not repeats:
+            return
+        keys = [(e.unit, e.id) for e in repeats]
+        stored = {}
+        table = StoredEvent.__table__
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(table.c.unit, table.c.event_id, table.c.body).where(tuple_(table.c.unit, table.c.event_id).in_(chunk))
+            stored.update({(u, i): body for u, i, body in session.execute(query)})
+        for event in repeats:
+            body = stored.get((event.unit, event.id))
+            if body is not None and _same_event(EVENT_DECODER.decode(body), event):
+                report.duplicates += 1
+                report.committed.append(event.id)
+            else:
+                report.rejected.append((event.id, "event id was already used by a different event of this unit"))
+
+    def _touch_units(self, session: Session, events: list[EventBase], now: datetime) -> None:
+        latest: dict[str, int] = {}
+        for event in events:
+            latest[event.unit] = max(latest.get(event.unit, 0), epoch_us(event.at))
+        if not latest:
+            return
+        table = UnitActivity.__table__
+        stmt = _insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["unit"],
+            set_={
+                "version": table.c.version + 1,
+                "last_event_at_us": _greatest(table.c.last_event_at_us, stmt.excluded.last_event_at_us),
+                "last_received_at": stmt.excluded.last_received_at,
+            },
+        )
+        session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
+
+    def _dead_letters(self, session: Session, rejected: list[tuple[str | None, str]], source: Source, now: datetime) -> None:
+        for event_id, reason in rejected:
+            session.add(DeadLetter(received_at=now, source=source.transport, unit=source.unit, device=source.device, event_id=event_id, reason=reason))
+
+
+def _greatest(old: Any, new: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((old.is_(None), new), (new > old, new), else_=old)

@@ -1,0 +1,66 @@
+"""Server settings, from the environment (VARDKOLL_*), in one typed class.
+
+Outside dev mode the server refuses insecure defaults: no admin token, or dev mode on a non-loopback
+address. Dev mode (VARDKOLL_DEV=1) accepts events from unregistered devices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vardkoll.protocol.topics import DEFAULT_PREFIX
+
+
+class InsecureSettings(ValueError):
+    pass
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VARDKOLL_", extra="ignore")
+
+    database_url: str = "sqlite:///./vardkoll.db"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    topic_prefix: str = DEFAULT_PREFIX
+    # MQTT v5 shared-subscription group; several server processes split the load between them.
+    share_group: str | None = "vardkoll-ingest"
+    admin_token: SecretStr | None = None
+    dev: bool = False
+    max_batch_events: int = Field(default=5000, ge=1)
+    max_payload_bytes: int = Field(default=4 << 20, ge=1024)
+
+    def check_secure(self, host: str) -> None:
+        """Refuse to serve on `host` with settings that are only fit for a developer's machine."""
+        if self.dev and not _is_loopback(host):
+            raise InsecureSettings(f"dev mode (VARDKOLL_DEV=1) only serves on a loopback address, not {host}")
+        if not self.dev and self.admin_token is None:
+            raise InsecureSettings("set VARDKOLL_ADMIN_TOKEN (or VARDKOLL_DEV=1 on a developer machine)")
+        if not self.dev and self.admin_token is not None and len(self.admin_token.get_secret_value()) < 24:
+            raise InsecureSettings("VARDKOLL_ADMIN_TOKEN must be at least 24 characters")
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def mqtt_tls(self) -> bool:
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

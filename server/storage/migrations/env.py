@@ -1,0 +1,11 @@
+"""Alembic environment: runs on the connection that `storage.database.migrate` hands over."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from vardkoll.server.storage import registry_tables, tables  # noqa: F401  (register the tables)
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

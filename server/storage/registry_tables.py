@@ -1,0 +1,70 @@
+"""Tables for what people manage: units and their targets, API tokens, devices, job leases."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UnitRow(SQLModel, table=True):
+    __tablename__ = "units"
+
+    unit: str = Field(primary_key=True, max_length=40)  # HSA-id
+    name: str = Field(max_length=200)
+    region: str = Field(max_length=100, index=True)
+    time_zone: str = Field(default="Europe/Stockholm", max_length=64)
+    # JSON: {"mon": [["08:00", "17:00"]], ...}; null when no opening hours are configured.
+    opening_hours: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    unreached_callback_counts: bool = True
+
+
+class TargetRow(SQLModel, table=True):
+    """A unit's target for a metric from `valid_from` (inclusive) until `valid_to` (inclusive, open if null)."""
+
+    __tablename__ = "targets"
+    __table_args__ = (UniqueConstraint("unit", "metric", "valid_from", name="uq_targets_unit_metric_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(max_length=40, index=True)
+    metric: str = Field(max_length=32)
+    target: float | None = None
+    valid_from: date
+    valid_to: date | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=32)  # admin | region_analyst | clinic_manager | installer | device
+    region: str | None = Field(default=None, max_length=100)
+    unit: str | None = Field(default=None, max_length=40)
+    device: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class DeviceRow(SQLModel, table=True):
+    __tablename__ = "devices"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    device: str = Field(primary_key=True, max_length=64)
+    registered_at: datetime
+    retired_at: datetime | None = None
+    status: str | None = Field(default=None, max_length=16)  # online | offline, from the retained status topic
+    last_seen_at: datetime | None = None
+    last_status: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the heartbeat JSON
+
+
+class Lease(SQLModel, table=True):
+    """Who runs the scheduled jobs: one holder at a time, renewed before `expires_at`."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime

@@ -1,0 +1,116 @@
+"""The database tables. Metric state is stored as the pure engine keeps it: per call and per case
+the earliest event of each kind, as a sortable stamp key; see `stamp_keys`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Stamp keys compare byte by byte: PostgreSQL must not apply a language collation to them.
+StampKey = String(96).with_variant(String(96, collation="C"), "postgresql")
+
+
+def stamp_column(index: bool = False) -> Column:
+    return Column(StampKey, nullable=True, index=index)
+
+
+class StoredEvent(SQLModel, table=True):
+    """The archive: every distinct event once, as validated (unknown fields dropped)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("unit", "event_id", name="uq_events_unit_event_id"),)
+
+    # INTEGER on SQLite, where only that type becomes the auto-incrementing rowid.
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    unit: str = Field(max_length=40)
+    event_id: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    device: str | None = Field(default=None, max_length=64)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime
+
+
+class CallRow(SQLModel, table=True):
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_unit_offered_day", "unit", "offered_day"), Index("ix_calls_unit_rejected_day", "unit", "rejected_day"))
+
+    unit: str = Field(primary_key=True, max_length=40)
+    call: str = Field(primary_key=True, max_length=64)
+    offered: str | None = Field(default=None, sa_column=stamp_column())
+    offered_day: date | None = None
+    answered: str | None = Field(default=None, sa_column=stamp_column())
+    callback_booked: str | None = Field(default=None, sa_column=stamp_column())
+    callback_made: str | None = Field(default=None, sa_column=stamp_column())
+    callback_reached: str | None = Field(default=None, sa_column=stamp_column())
+    abandoned: str | None = Field(default=None, sa_column=stamp_column())
+    rejected: str | None = Field(default=None, sa_column=stamp_column())
+    rejected_day: date | None = None
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_unit_assessed_day", "unit", "assessed_day"), Index("ix_cases_unit_contact_day", "unit", "contact_day"))
+
+    unit: str = Field(primary_key=True, max_length=40)
+    case: str = Field(primary_key=True, max_length=64)
+    contact: str | None = Field(default=None, sa_column=stamp_column())
+    contact_day: date | None = None
+    listed: bool | None = None
+    assessed: str | None = Field(default=None, sa_column=stamp_column())
+    assessed_day: date | None = None
+    profession: str | None = Field(default=None, max_length=32)
+    excluded: str | None = Field(default=None, sa_column=stamp_column())
+    cancelled: str | None = Field(default=None, sa_column=stamp_column())
+
+
+class SnapshotRow(SQLModel, table=True):
+    __tablename__ = "listing_snapshots"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    stamp: str = Field(sa_column=Column(StampKey, primary_key=True))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class DoctorVisitRow(SQLModel, table=True):
+    """Doctor visits of listed patients: the only visits any figure uses."""
+
+    __tablename__ = "doctor_visits"
+    __table_args__ = (Index("ix_doctor_visits_unit_day", "unit", "day"),)
+
+    unit: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(primary_key=True, max_length=64)
+    at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    day: date
+    patient: str = Field(max_length=64)
+    practitioner: str = Field(max_length=64)
+    fixed_doctor: str | None = Field(default=None, max_length=64)
+
+
+class UnitActivity(SQLModel, table=True):
+    """Per unit: a version bumped by every commit that changed its data, and how fresh the data is."""
+
+    __tablename__ = "unit_activity"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    last_event_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_received_at: datetime | None = None
+
+
+class DeadLetter(SQLModel, table=True):
+    """A refused event or payload: why, from where, when. Never its content."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(index=True)
+    source: str = Field(max_length=16)  # mqtt | http
+    unit: str | None = Field(default=None, max_length=40, index=True)
+    device: str | None = Field(default=None, max_length=64)
+    event_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload_sha256: str | None = Field(default=None, max_length=64)
+    payload_bytes: int | None = None
