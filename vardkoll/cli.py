@@ -106,5 +106,24 @@ def demo() -> None:
     print_figures(document)
 
 
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
+) -> None:
+    """Run the central service: MQTT ingest, the API and the scheduled jobs (settings: VARDKOLL_* variables)."""
+    import uvicorn
+
+    from vardkoll.server.app import create_app
+    from vardkoll.server.settings import InsecureSettings, ServerSettings
+
+    settings = ServerSettings()
+    try:
+        settings.check_secure(host)
+    except InsecureSettings as exc:
+        _fail(str(exc))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,43 @@
+"""The FastAPI application: the API, and in its lifespan the live hub, the MQTT consumer and the jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .api import api_router
+from .live import LiveHub
+from .services import Services, build_services
+from .settings import ServerSettings
+
+
+def create_app(settings: ServerSettings | None = None, services: Services | None = None, background: bool = True) -> FastAPI:
+    """`background=False` serves the API only, for tests that drive ingest themselves."""
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        shared = services or build_services(settings)
+        app.state.services = shared
+        hub = LiveHub(shared.sessions)
+        hub.start()
+        app.state.live = hub
+        workers = []
+        if background:
+            from .ingest.mqtt_consumer import MqttConsumer
+
+            consumer = MqttConsumer(shared, on_commit=hub.changed_from_any_thread)
+            consumer.start()
+            workers.append(consumer)
+        try:
+            yield
+        finally:
+            for worker in reversed(workers):
+                worker.stop()
+            await hub.stop()
+
+    app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,87 @@
+"""Which devices may publish, and what their status topic last said."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.personal_number import find_personal_number, raw_may_contain_personal_number
+
+from ..storage.registry_tables import DeviceRow
+
+_HSA = re.compile(HSA_ID_PATTERN)
+_DEVICE = re.compile(DEVICE_ID_PATTERN)
+MAX_STATUS_BYTES = 8192
+
+
+def _loads(payload: bytes) -> object:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload.decode("utf-8", "replace")
+
+
+class DeviceRegistry:
+    def __init__(self, sessions: sessionmaker[Session], accept_unregistered: bool, ttl_s: float = 10.0) -> None:
+        self._sessions = sessions
+        self._accept_unregistered = accept_unregistered
+        self._ttl_s = ttl_s
+        self._known: dict[tuple[str, str], float] = {}
+
+    def may_publish(self, unit: str, device: str) -> bool:
+        """Registered and not retired (in dev mode: any well-formed unit and device id)."""
+        if not (_HSA.search(unit) and _DEVICE.search(device)):
+            return False
+        if self._accept_unregistered:
+            return True
+        checked = self._known.get((unit, device))
+        if checked is not None and time.monotonic() - checked < self._ttl_s:
+            return True
+        with self._sessions() as session:
+            row = session.get(DeviceRow, (unit, device))
+            allowed = row is not None and row.retired_at is None
+        if allowed:
+            self._known[(unit, device)] = time.monotonic()
+        return allowed
+
+    def seen(self, unit: str, device: str) -> None:
+        self._update(unit, device, status=None, heartbeat=None)
+
+    def record_status(self, unit: str, device: str, payload: bytes) -> None:
+        """The retained status topic: "offline" (the last will) or a JSON heartbeat."""
+        if not self.may_publish(unit, device) or len(payload) > MAX_STATUS_BYTES:
+            return
+        if raw_may_contain_personal_number(payload) and find_personal_number(_loads(payload)):
+            return  # never stored
+        if payload.strip() in (b"offline", b'"offline"'):
+            self._update(unit, device, status="offline", heartbeat=None)
+            return
+        try:
+            heartbeat = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(heartbeat, dict):
+            status = "offline" if heartbeat.get("status") == "offline" else "online"
+            self._update(unit, device, status=status, heartbeat=orjson.dumps(heartbeat).decode())
+
+    def _update(self, unit: str, device: str, status: str | None, heartbeat: str | None) -> None:
+        now = datetime.now(timezone.utc)
+        with self._sessions.begin() as session:
+            row = session.get(DeviceRow, (unit, device))
+            if row is None:
+                if not self._accept_unregistered:
+                    return
+                row = DeviceRow(unit=unit, device=device, registered_at=now)
+                session.add(row)
+            if status is not None:
+                row.status = status
+            if status != "offline":
+                row.last_seen_at = now
+            if heartbeat is not None:
+                row.last_status = heartbeat

@@ -1,0 +1,54 @@
+"""The server-sent event stream of figures for a set of units."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timezone
+from typing import Any
+
+import orjson
+
+from vardkoll.server.metrics import Period
+
+from ..services import Services
+from .hub import LiveHub
+
+HEARTBEAT_S = 15.0
+
+
+def _period_for(services: Services, unit: str, start: date | None, end: date | None) -> Period:
+    if start is not None and end is not None:
+        return Period(start, end)
+    today = datetime.now(timezone.utc).astimezone(services.units.config(unit).tz).date()
+    return Period(start or today, end or today)
+
+
+def _figures(services: Services, units: list[str], metrics: list[str], start: date | None, end: date | None) -> list[dict[str, Any]]:
+    return [
+        figure
+        for unit in units
+        for metric in metrics
+        for figure in services.figures.figures([unit], metric, _period_for(services, unit, start, end))
+    ]
+
+
+def _event(name: str, data: Any) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def figure_events(
+    services: Services, hub: LiveHub, units: list[str], metrics: list[str], start: date | None = None, end: date | None = None
+) -> AsyncIterator[bytes]:
+    """First the current figures, then new ones whenever a unit's data changes; a comment line
+    keeps the connection open through proxies when nothing happens."""
+    subscription = hub.subscribe(units)
+    try:
+        yield _event("figures", await asyncio.to_thread(_figures, services, units, metrics, start, end))
+        while True:
+            if await subscription.wait(HEARTBEAT_S):
+                yield _event("figures", await asyncio.to_thread(_figures, services, units, metrics, start, end))
+            else:
+                yield b": keep-alive\n\n"
+    finally:
+        subscription.close()
