@@ -14,14 +14,24 @@ _DESCRIPTION = (
 )
 
 
+def _portable(schema: Any) -> Any:
+    """Patterns end in "$(?!\\n)" for Python's re; RE2 (Go) and others cannot compile lookaheads, and in
+    ECMA-262 "$" already means the very end."""
+    if isinstance(schema, dict):
+        return {key: (value.replace("$(?!\\n)", "$") if key == "pattern" else _portable(value)) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_portable(item) for item in schema]
+    return schema
+
+
 def event_schema() -> dict[str, Any]:
-    schema = msgspec.json.schema(Event)
+    schema = _portable(msgspec.json.schema(Event))
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vardkoll event v1", "description": _DESCRIPTION, **schema}
 
 
 def batch_schema() -> dict[str, Any]:
     """The MQTT payload a collector publishes: {"device": ..., "events": [...]}."""
-    events = msgspec.json.schema(Event)
+    events = _portable(msgspec.json.schema(Event))
     defs = events.pop("$defs", {})
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -29,7 +39,7 @@ def batch_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["device", "events"],
         "properties": {
-            "device": {"type": "string", "pattern": DEVICE_ID_PATTERN},
+            "device": {"type": "string", "pattern": DEVICE_ID_PATTERN.replace("$(?!\\n)", "$")},
             "events": {"type": "array", "items": events},
         },
         "$defs": defs,

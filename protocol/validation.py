@@ -111,7 +111,13 @@ def validate_event(obj: Any) -> EventBase:
         raise EventRejected("event must be an object")
     _refuse_personal_numbers(obj)
     try:
-        return EVENT_DECODER.decode(orjson.dumps(obj))
+        encoded = orjson.dumps(obj)
+    except (orjson.JSONEncodeError, RecursionError):
+        raise EventRejected(_TOO_DEEP) from None
+    if len(encoded) > MAX_EVENT_BYTES:
+        raise EventRejected(f"event is larger than {MAX_EVENT_BYTES} bytes")
+    try:
+        return EVENT_DECODER.decode(encoded)
     except msgspec.ValidationError as exc:
         kind = obj.get("type")
         raise EventRejected(_describe(str(exc), kind if isinstance(kind, str) else None)) from None

@@ -86,11 +86,18 @@ def _apply(engine: MetricEngine, block: ParsedBlock, rejected: list[tuple[int, s
     return duplicates
 
 
+class ReplayPeriodError(ValueError):
+    """The period asked for cannot be formed (e.g. --from after the last event, without --to)."""
+
+
 def _results(engine: MetricEngine, start: date | None, end: date | None, as_of: datetime | None) -> list[dict[str, Any]]:
     span = engine.span()
     if span is None:
         return []
-    return engine.figures(Period(start or span.start, end or span.end), as_of)
+    start, end = start or span.start, end or span.end
+    if end < start:
+        raise ReplayPeriodError(f"the period would end ({end}) before it starts ({start}): the events cover {span.start} to {span.end}; give both --from and --to")
+    return engine.figures(Period(start, end), as_of)
 
 
 def replay_path(

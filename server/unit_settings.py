@@ -17,6 +17,7 @@ A unit's entry overrides the default entry field by field; unlisted units use th
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -24,7 +25,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from vardkoll.protocol.events import HSA_ID_PATTERN
+
 from .metrics import DEFAULT_TARGETS, UnitConfig
+
+_HSA_ID = re.compile(HSA_ID_PATTERN)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -62,7 +67,11 @@ class UnitSettings(BaseModel):
         return value
 
     def over(self, base: "UnitSettings") -> "UnitSettings":
-        return base.model_copy(update=self.model_dump(exclude_none=True))
+        """These settings on top of `base`, field by field; targets metric by metric."""
+        merged = base.model_copy(update=self.model_dump(exclude_none=True))
+        if base.targets and self.targets:
+            merged.targets = {**base.targets, **self.targets}
+        return merged
 
     def to_config(self) -> UnitConfig:
         config = UnitConfig()
@@ -84,6 +93,14 @@ class SettingsFile(BaseModel):
 
     default: UnitSettings = UnitSettings()
     units: dict[str, UnitSettings] = {}
+
+    @field_validator("units")
+    @classmethod
+    def _units_are_hsa_ids(cls, value: dict[str, UnitSettings]) -> dict[str, UnitSettings]:
+        for unit in value:
+            if not _HSA_ID.search(unit):
+                raise ValueError(f"{unit!r} is not an HSA-id")
+        return value
 
 
 def load_unit_settings(path: Path) -> Callable[[str], UnitConfig]:

@@ -105,3 +105,27 @@ def test_bad_arguments_say_what_is_wrong_without_a_traceback(args, message, load
     assert completed.returncode == 2
     assert message in completed.stderr.decode()
     assert "Traceback" not in completed.stderr.decode()
+
+
+def test_a_one_sided_period_outside_the_events_is_refused_with_a_reason(load_scenario):
+    events, _ = load_scenario(next(p for p in SCENARIOS if p.name.startswith("dst")))
+    completed = run_replay(str(events), "--from", "2027-01-01")
+    assert completed.returncode == 2
+    assert "before it starts" in completed.stderr.decode() and "Traceback" not in completed.stderr.decode()
+
+
+def test_unit_settings_change_targets_and_policy(tmp_path, load_scenario):
+    events, _ = load_scenario(next(p for p in SCENARIOS if p.name.startswith("telephone-day")))
+    settings = tmp_path / "units.json"
+    settings.write_text(
+        '{"default": {"targets": {"telephone": 0.5, "assessment": 0.8}},'
+        ' "units": {"SE2321000016-VC01": {"targets": {"telephone": 0.4}, "unreached_callback_counts": false}}}'
+    )
+    document = json.loads(run_replay(str(events), "--from", "2026-03-02", "--to", "2026-03-02", "--units", str(settings)).stdout)
+    by_metric = {r["metric"]: r for r in document["results"]}
+    # c-cb-unreached no longer counts: 3 of 8 got contact the same day.
+    assert (by_metric["telephone"]["numerator"], by_metric["telephone"]["target"]) == (3, 0.4)
+    assert by_metric["assessment"]["target"] == 0.8  # from the default entry, not the built-in 0.9
+    settings.write_text('{"units": {"VC01": {}}}')
+    completed = run_replay(str(events), "--units", str(settings))
+    assert completed.returncode == 2 and "not an HSA-id" in completed.stderr.decode()

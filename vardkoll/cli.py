@@ -51,7 +51,7 @@ def replay(
     units: Annotated[Optional[Path], typer.Option("--units", help="JSON file of unit settings (time zone, opening hours, targets, policy)")] = None,
 ) -> None:
     """Re-compute every metric for every unit in an event file and print the figures as JSON."""
-    from vardkoll.server.replay import replay_path
+    from vardkoll.server.replay import ReplayPeriodError, replay_path
     from vardkoll.server.unit_settings import UnitSettingsError, load_unit_settings
 
     start, end = _date_option(period_from, "--from"), _date_option(period_to, "--to")
@@ -65,7 +65,10 @@ def replay(
     except UnitSettingsError as exc:
         _fail(str(exc))
     with _progress(events) as on_bytes:
-        document = replay_path(events, start, end, moment, config_of, on_bytes)
+        try:
+            document = replay_path(events, start, end, moment, config_of, on_bytes)
+        except ReplayPeriodError as exc:
+            _fail(str(exc))
     sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
 
@@ -99,7 +102,7 @@ def demo() -> None:
     from importlib.resources import as_file, files
 
     from vardkoll.demo_table import print_figures
-    from vardkoll.server.replay import replay_path
+    from vardkoll.server.replay import ReplayPeriodError, replay_path
 
     with as_file(files("vardkoll.examples") / "example-clinics.jsonl.gz") as archive:
         document = replay_path(archive)
