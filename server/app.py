@@ -28,9 +28,14 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         if background:
             from .ingest.mqtt_consumer import MqttConsumer
 
+            from .jobs import JobRunner
+
             consumer = MqttConsumer(shared, on_commit=hub.changed_from_any_thread)
             consumer.start()
             workers.append(consumer)
+            jobs = JobRunner(shared)
+            jobs.start()
+            workers.append(jobs)  # stopped first: jobs stop before the consumer
         try:
             yield
         finally:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["support.plugin"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -11,7 +11,10 @@ from typing import Annotated, Optional
 import orjson
 import typer
 
+from vardkoll.admin_cli import admin_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Care-guarantee compliance for Swedish primary care.")
+app.add_typer(admin_app, name="admin", help="Manage units, targets and API tokens in the server's database.")
 
 
 def _fail(message: str) -> None:

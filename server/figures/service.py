@@ -65,6 +65,7 @@ class FigureService:
                 "last_received_at": _iso(seen.last_received_at) if seen else None,
                 "devices": len(unit_devices),
                 "devices_offline": sorted(d.device for d in unit_devices if d.status == "offline"),
+                "devices_silent": sorted(d.device for d in unit_devices if d.status == "silent"),
             }
         return result
 

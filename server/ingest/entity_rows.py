@@ -61,8 +61,8 @@ class EntityRows:
 
     def calls(self) -> list[dict[str, Any]]:
         rows = []
-        for unit, ledger in self._calls.items():
-            for call, state in ledger.calls.items():
+        for unit, ledger in sorted(self._calls.items()):
+            for call, state in sorted(ledger.calls.items()):
                 row = {"unit": unit, "call": call, **{name: _key(getattr(state, name)) for name in CALL_STAMPS}}
                 row["offered_day"] = state.offered.day if state.offered else None
                 row["rejected_day"] = state.rejected.day if state.rejected else None
@@ -71,8 +71,8 @@ class EntityRows:
 
     def cases(self) -> list[dict[str, Any]]:
         rows = []
-        for unit, ledger in self._cases.items():
-            for case_id, state in ledger.cases.items():
+        for unit, ledger in sorted(self._cases.items()):
+            for case_id, state in sorted(ledger.cases.items()):
                 row = {"unit": unit, "case": case_id, **{name: _key(getattr(state, name)) for name in CASE_STAMPS}}
                 row["contact_day"] = state.contact.day if state.contact else None
                 row["listed"] = state.listed if state.contact else None
@@ -110,10 +110,14 @@ def merge_rows(session: Session, rows: EntityRows) -> None:
         stmt = _insert(session, CaseRow.__table__)
         stmt = stmt.on_conflict_do_update(index_elements=["unit", "case"], set_=_earliest_wins(CaseRow.__table__, stmt, CASE_STAMPS, CASE_FOLLOWERS))
         session.execute(stmt, cases)
+    # Every table is written in key order, so concurrent writers take row locks in one order and
+    # cannot deadlock each other.
     if rows.snapshots:
-        session.execute(_insert(session, SnapshotRow.__table__).on_conflict_do_nothing(), rows.snapshots)
+        snapshots = sorted(rows.snapshots, key=lambda r: (r["unit"], r["stamp"]))
+        session.execute(_insert(session, SnapshotRow.__table__).on_conflict_do_nothing(), snapshots)
     if rows.visits:
-        session.execute(_insert(session, DoctorVisitRow.__table__).on_conflict_do_nothing(), rows.visits)
+        visits = sorted(rows.visits, key=lambda r: (r["unit"], r["event_id"]))
+        session.execute(_insert(session, DoctorVisitRow.__table__).on_conflict_do_nothing(), visits)
 
 
 __all__ = ["EntityRows", "merge_rows"]

@@ -133,9 +133,10 @@ class MqttConsumer:
                 return
             try:
                 self._handle(received)
-            except DBAPIError:
+            except DBAPIError as exc:
                 # The database is away: keep the message unacknowledged and try again; nothing is lost.
-                log.exception("could not commit a batch from %s; retrying", received.topic)
+                # Only the error's kind is logged: its text would quote the rows.
+                log.error("could not commit a batch from %s (%s %s); retrying", received.topic, type(exc.orig).__name__, getattr(exc.orig, "sqlstate", ""))
                 time.sleep(1)
                 self._inbox.put(received)
                 continue

@@ -6,13 +6,16 @@ either committed (new, or already stored) or refused with a reason kept in the d
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import msgspec
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.protocol import EventBase, EventRejected
@@ -40,6 +43,21 @@ class IngestReport:
     new: int = 0
     duplicates: int = 0
     units_changed: set[str] = field(default_factory=set)
+    # The unit of each rejected event, where it could be read, so its dead letter is visible to that unit.
+    rejected_units: list[str | None] = field(default_factory=list)
+
+    def reject(self, event_id: str | None, reason: str, unit: str | None) -> None:
+        self.rejected.append((event_id, reason))
+        self.rejected_units.append(unit)
+
+
+DEADLOCK_RETRIES = 5
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    """PostgreSQL's deadlock_detected and serialization_failure, and SQLite's "database is locked"."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
 
 
 def _same_event(a: EventBase, b: EventBase) -> bool:
@@ -68,22 +86,34 @@ class IngestService:
                 report.duplicates += 1
                 report.committed.append(event.id)
             else:
-                report.rejected.append((event.id, "event id was already used by a different event of this unit"))
+                report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
         # Unit settings are read before the write transaction: SQLite allows one writer at a time.
         configs = {unit: self._units.config(unit) for unit, _ in accepted}
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                return self._commit(accepted, configs, report, source, now)
+            except DBAPIError as exc:
+                # Concurrent writers of the same rows on PostgreSQL: one is chosen to fail; try again.
+                if attempt == DEADLOCK_RETRIES or not _is_retryable(exc):
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def _commit(self, accepted: dict[tuple[str, str], EventBase], configs: dict[str, Any], base: IngestReport, source: Source, now: datetime) -> IngestReport:
+        report = copy.deepcopy(base)
         with self._sessions.begin() as session:
-            new_keys = self._insert_events(session, list(accepted.values()), now)
+            new_keys = self._insert_events(session, [accepted[key] for key in sorted(accepted)], now)
             self._judge_repeats(session, [e for k, e in accepted.items() if k not in new_keys], report)
             rows = EntityRows()
-            for key in new_keys:
+            for key in sorted(new_keys):
                 event = accepted[key]
                 rows.add(event, configs[event.unit])
             merge_rows(session, rows)
             report.new = len(new_keys)
-            report.committed.extend(event_id for _, event_id in new_keys)
+            report.committed.extend(event_id for _, event_id in sorted(new_keys))
             report.units_changed = {unit for unit, _ in new_keys}
-            self._touch_units(session, [accepted[k] for k in new_keys], now)
-            self._dead_letters(session, report.rejected, source, now)
+            self._touch_units(session, [accepted[k] for k in sorted(new_keys)], now)
+            self._dead_letters(session, report, source, now)
         return report
 
     def refuse_payload(self, reason: str, source: Source, payload: bytes, received_at: datetime | None = None) -> None:
@@ -98,20 +128,20 @@ class IngestService:
 
     def _admit(self, item: Any, source: Source, report: IngestReport) -> EventBase | None:
         if isinstance(item, EventRejected):
-            report.rejected.append((None, item.reason))
+            report.reject(None, item.reason, source.unit)
             return None
         event: EventBase = item
         if source.unit is not None and event.unit != source.unit:
-            report.rejected.append((event.id, f"event for unit {event.unit} sent by a device of unit {source.unit}"))
+            report.reject(event.id, f"event for unit {event.unit} sent by a device of unit {source.unit}", source.unit)
             return None
         if source.device is not None:
             if event.device is None:
                 event = msgspec.structs.replace(event, device=source.device)
             elif event.device != source.device:
-                report.rejected.append((event.id, f"event names device {event.device} but came from device {source.device}"))
+                report.reject(event.id, f"event names device {event.device} but came from device {source.device}", event.unit)
                 return None
         if epoch_us(event.at) < 0:
-            report.rejected.append((event.id, "field 'at' is before 1970"))
+            report.reject(event.id, "field 'at' is before 1970", event.unit)
             return None
         return event
 
@@ -131,7 +161,7 @@ class IngestService:
         """Events whose id was stored before: the same event again, or a conflicting one."""
         if not repeats:
             return
-        keys = [(e.unit, e.id) for e in repeats]
+        keys = sorted((e.unit, e.id) for e in repeats)
         stored = {}
         table = StoredEvent.__table__
         for start in range(0, len(keys), 500):
@@ -144,7 +174,7 @@ class IngestService:
                 report.duplicates += 1
                 report.committed.append(event.id)
             else:
-                report.rejected.append((event.id, "event id was already used by a different event of this unit"))
+                report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
 
     def _touch_units(self, session: Session, events: list[EventBase], now: datetime) -> None:
         latest: dict[str, int] = {}
@@ -164,9 +194,9 @@ class IngestService:
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
 
-    def _dead_letters(self, session: Session, rejected: list[tuple[str | None, str]], source: Source, now: datetime) -> None:
-        for event_id, reason in rejected:
-            session.add(DeadLetter(received_at=now, source=source.transport, unit=source.unit, device=source.device, event_id=event_id, reason=reason))
+    def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
+        for (event_id, reason), unit in zip(report.rejected, report.rejected_units):
+            session.add(DeadLetter(received_at=now, source=source.transport, unit=unit, device=source.device, event_id=event_id, reason=reason))
 
 
 def _greatest(old: Any, new: Any) -> Any:

@@ -1,0 +1,83 @@
+"""The query of a figure request (metric, period, as_of, format), checked with messages that say what to send."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+
+from vardkoll.server.metrics import METRICS, Period
+
+MAX_PERIOD_DAYS = 3 * 366  # three years, leap days included
+CSV = "text/csv"
+# In a query string an unencoded "+" arrives as a space: "…T12:00:00 01:00" means "+01:00".
+_SPACE_FOR_PLUS = re.compile(r"^(.*\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
+
+
+@dataclass(frozen=True)
+class FigureQuery:
+    metric: str
+    period: Period
+    as_of: datetime | None
+    csv: bool
+
+
+def _date(value: str | None, name: str, problems: list[dict]) -> date | None:
+    if value is None:
+        problems.append(_problem(name, f"query parameter '{name}' is required: a local date such as 2026-03-31"))
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(_problem(name, f"query parameter '{name}' must be a date such as 2026-03-31"))
+        return None
+
+
+def parse_moment(value: str) -> datetime | None:
+    """An RFC 3339 time with offset, or None when `value` is no such time (naive times included)."""
+    try:
+        moment = datetime.fromisoformat(_SPACE_FOR_PLUS.sub(r"\1+\2", value.strip()))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _problem(name: str, message: str) -> dict:
+    return {"loc": ["query", name], "msg": message, "type": "value_error"}
+
+
+def figure_query(
+    request: Request,
+    metric: Annotated[str | None, Query(description=f"one of: {', '.join(METRICS)}")] = None,
+    period_from: Annotated[str | None, Query(alias="from", description="first local date of the period")] = None,
+    period_to: Annotated[str | None, Query(alias="to", description="last local date of the period")] = None,
+    as_of: Annotated[str | None, Query(description="count only events at or before this time (with offset)")] = None,
+    format: Annotated[str | None, Query(description="json (default) or csv")] = None,
+) -> FigureQuery:
+    problems: list[dict] = []
+    if metric is None:
+        problems.append(_problem("metric", f"query parameter 'metric' is required: one of {', '.join(METRICS)}"))
+    elif metric not in METRICS:
+        problems.append(_problem("metric", f"unknown metric {metric[:40]!r}; expected one of: {', '.join(METRICS)}"))
+    start, end = _date(period_from, "from", problems), _date(period_to, "to", problems)
+    if start and end and end < start:
+        problems.append(_problem("to", f"'to' ({end}) is before 'from' ({start})"))
+    elif start and end and (end - start).days + 1 > MAX_PERIOD_DAYS:
+        problems.append(_problem("to", f"the period is {(end - start).days + 1} days; at most {MAX_PERIOD_DAYS} (three years) are served"))
+    moment = None
+    if as_of is not None:
+        moment = parse_moment(as_of)
+        if moment is None:
+            problems.append(_problem("as_of", "'as_of' must be a time with offset such as 2026-03-31T12:00:00+02:00 (encode + as %2B)"))
+    if format not in (None, "json", "csv"):
+        problems.append(_problem("format", "'format' must be json or csv"))
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+    wants_csv = format == "csv" or (format is None and CSV in request.headers.get("accept", ""))
+    return FigureQuery(metric, Period(start, end), moment, wants_csv)  # type: ignore[arg-type]
+
+
+FigureQueryDep = Annotated[FigureQuery, Depends(figure_query)]

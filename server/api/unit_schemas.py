@@ -1,0 +1,140 @@
+"""What the unit registry takes and shows: Create / Update / Public schemas; the table models stay inside."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ..storage.registry_tables import TargetRow, UnitRow
+from ..units import WEEKDAYS
+from .deps import HSA_ID, HSA_ID_RULE
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+MetricName = Literal["assessment", "continuity", "fixed_doctor", "telephone"]
+
+
+def _hsa_id(value: str) -> str:
+    if not HSA_ID.search(value):
+        raise ValueError(HSA_ID_RULE)
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Stockholm") from None
+    return value
+
+
+def _spans_in_order(hours: dict[str, list[tuple[time, time]]]) -> dict[str, list[tuple[time, time]]]:
+    for day, spans in hours.items():
+        for start, end in spans:
+            if start.tzinfo is not None or end.tzinfo is not None:
+                raise ValueError(f"{day}: opening hours are local times without offset, such as 08:00")
+            if end <= start:
+                raise ValueError(f"{day}: the opening span {start:%H:%M}–{end:%H:%M} ends before it starts")
+    return hours
+
+
+HsaId = Annotated[str, AfterValidator(_hsa_id)]
+TimeZone = Annotated[str, AfterValidator(_known_zone)]
+OpeningHours = Annotated[
+    dict[Weekday, list[tuple[time, time]]],
+    AfterValidator(_spans_in_order),
+    Field(description='local opening spans per weekday, e.g. {"mon": [["08:00", "12:00"], ["13:00", "17:00"]]}'),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Region = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class UnitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: HsaId
+    name: Name
+    region: Region
+    time_zone: TimeZone = "Europe/Stockholm"
+    opening_hours: OpeningHours | None = None  # null: no opening hours, every offered call counts
+    unreached_callback_counts: bool = True
+
+
+class UnitUpdate(BaseModel):
+    """Only the fields sent change; `opening_hours: null` removes the opening hours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    region: Region | None = None
+    time_zone: TimeZone | None = None
+    opening_hours: OpeningHours | None = None
+    unreached_callback_counts: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_stay(self) -> "UnitUpdate":
+        for name in ("name", "region", "time_zone", "unreached_callback_counts"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be removed, only changed")
+        return self
+
+
+class UnitPublic(BaseModel):
+    unit: str
+    name: str
+    region: str
+    time_zone: str
+    opening_hours: dict[str, list[tuple[str, str]]] | None
+    unreached_callback_counts: bool
+
+    @classmethod
+    def of(cls, row: UnitRow) -> "UnitPublic":
+        hours = json.loads(row.opening_hours) if row.opening_hours else None
+        return cls(unit=row.unit, name=row.name, region=row.region, time_zone=row.time_zone, opening_hours=hours,
+                   unreached_callback_counts=row.unreached_callback_counts)
+
+
+def opening_hours_text(hours: dict[str, list[tuple[time, time]]] | None) -> str | None:
+    """Opening hours as stored: JSON of "HH:MM" pairs, weekdays in calendar order."""
+    if hours is None:
+        return None
+
+    def clock(moment: time) -> str:
+        return moment.isoformat("minutes" if not (moment.second or moment.microsecond) else "auto")
+
+    return json.dumps({day: [[clock(a), clock(b)] for a, b in hours[day]] for day in WEEKDAYS if day in hours})
+
+
+class TargetCreate(BaseModel):
+    """A target for one metric, valid from `valid_from` through `valid_to` (open-ended when null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: MetricName
+    target: Annotated[float | None, Field(ge=0, le=1, description="a share such as 0.9; null: no target in this period")]
+    valid_from: date
+    valid_to: date | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "TargetCreate":
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError(f"valid_to ({self.valid_to}) is before valid_from ({self.valid_from})")
+        return self
+
+
+class TargetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    unit: str
+    metric: str
+    target: float | None
+    valid_from: date
+    valid_to: date | None
+
+    @classmethod
+    def of(cls, row: TargetRow) -> "TargetPublic":
+        return cls.model_validate(row)

@@ -1,0 +1,107 @@
+"""Alerts the jobs raise for a unit: a case past its 3-day deadline, a silent collector, an audit mismatch.
+
+An alert is one row per (unit, kind, subject), so raising the same alert again changes nothing: a case
+alerts once, however many sweeps see it overdue. A cleared alert (a collector seen again) is raised
+anew in the same row when its subject falls silent again. Details are JSON without personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..storage.job_tables import Alert
+from .sql import insert_for
+
+ASSESSMENT_OVERDUE = "assessment_overdue"
+COLLECTOR_SILENT = "collector_silent"
+AUDIT_MISMATCH = "audit_mismatch"
+
+
+@dataclass(frozen=True)
+class AlertRaised:
+    """An alert a job wants raised."""
+
+    unit: str
+    kind: str
+    subject: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert as stored, for the API and the dashboard (the table model does not leave this module)."""
+
+    id: int
+    unit: str
+    kind: str
+    subject: str
+    detail: dict[str, Any]
+    created_at: datetime
+    cleared_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "unit": self.unit,
+            "kind": self.kind,
+            "subject": self.subject,
+            "detail": self.detail,
+            "created_at": self.created_at.isoformat(),
+            "cleared_at": self.cleared_at.isoformat() if self.cleared_at else None,
+        }
+
+
+def raise_alerts(session: Session, alerts: Iterable[AlertRaised], now: datetime) -> list[AlertRaised]:
+    """Store the alerts that are new (or were cleared and are raised again); return those."""
+    wanted = {(a.unit, a.kind, a.subject): a for a in alerts}
+    if not wanted:
+        return []
+    table = Alert.__table__
+    stmt = insert_for(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["unit", "kind", "subject"],
+        set_={"detail": stmt.excluded.detail, "created_at": stmt.excluded.created_at, "cleared_at": None},
+        where=table.c.cleared_at.is_not(None),
+    ).returning(table.c.unit, table.c.kind, table.c.subject)
+    # In key order, so that two writers (a lease handover overlapping) lock rows in the same order.
+    rows = [
+        {"unit": a.unit, "kind": a.kind, "subject": a.subject, "detail": orjson.dumps(a.detail, option=orjson.OPT_SORT_KEYS).decode(), "created_at": now, "cleared_at": None}
+        for _, a in sorted(wanted.items())
+    ]
+    raised = {tuple(row) for row in session.execute(stmt, rows)}
+    return [alert for key, alert in wanted.items() if key in raised]
+
+
+def clear_alerts(session: Session, unit: str, kind: str, subjects: Iterable[str], now: datetime) -> int:
+    """Mark open alerts of these subjects cleared; return how many were open."""
+    subjects = list(subjects)
+    if not subjects:
+        return 0
+    table = Alert.__table__
+    result = session.execute(
+        update(table)
+        .where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None))
+        .values(cleared_at=now)
+    )
+    return result.rowcount
+
+
+def recent_alerts(sessions: sessionmaker[Session], unit: str | None, since: datetime, kind: str | None = None) -> list[AlertRecord]:
+    """Alerts raised at or after `since`, oldest first, for one unit (or every unit when `unit` is None)."""
+    query = select(Alert).where(Alert.created_at >= since)
+    if unit is not None:
+        query = query.where(Alert.unit == unit)
+    if kind is not None:
+        query = query.where(Alert.kind == kind)
+    with sessions() as session:
+        rows = session.scalars(query.order_by(Alert.created_at, Alert.id)).all()
+        return [
+            AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at)  # type: ignore[arg-type]
+            for row in rows
+        ]

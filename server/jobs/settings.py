@@ -1,0 +1,47 @@
+"""Settings of the scheduled jobs: one typed model, snake_case, times in their units.
+
+    {
+      "lease_ttl_s": 30,                      # the lease is renewed every ttl/3
+      "deadline_sweep_every_s": 60,
+      "overdue_late_window_s": 259200,        # cases known late still alert if overdue within 3 days
+      "silent_check_every_s": 60,
+      "silent_after_s": 900,                  # a collector not heard from for 15 minutes is silent
+      "audit_at": "03:15",
+      "audit_time_zone": "Europe/Stockholm"
+    }
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LEASE_NAME = "vardkoll-jobs"
+
+
+class JobSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lease_name: str = Field(default=LEASE_NAME, min_length=1, max_length=64)
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    deadline_sweep_every_s: float = Field(default=60.0, gt=0)
+    overdue_late_window_s: float = Field(default=3 * 24 * 3600.0, ge=0)
+    silent_check_every_s: float = Field(default=60.0, gt=0)
+    silent_after_s: float = Field(default=15 * 60.0, gt=0)
+    audit_at: time = time(3, 15)
+    audit_time_zone: str = "Europe/Stockholm"
+
+    @field_validator("audit_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def lease_renew_every_s(self) -> float:
+        return self.lease_ttl_s / 3

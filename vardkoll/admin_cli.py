@@ -1,0 +1,226 @@
+"""`vardkoll admin`: the unit registry, targets and API tokens, straight in the server's database.
+
+Reads the same settings as the server (VARDKOLL_DATABASE_URL, ...). Every command that changes something
+says what it changed; `tokens create` prints the new token's secret alone on stdout, once.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+admin_app = typer.Typer(no_args_is_help=True, help="Manage the unit registry, targets and API tokens in the server's database.")
+units_app = typer.Typer(no_args_is_help=True, help="Registered units (HSA-id, name, region, time zone, opening hours).")
+targets_app = typer.Typer(no_args_is_help=True, help="Targets per unit and metric, with validity dates.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens and their roles.")
+admin_app.add_typer(units_app, name="units")
+admin_app.add_typer(targets_app, name="targets")
+admin_app.add_typer(tokens_app, name="tokens")
+
+ROLES = "admin, region_analyst, clinic_manager, installer, device"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"vardkoll admin: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _said(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _transaction() -> Iterator["Session"]:
+    """A session on the server's database (migrated to the newest schema first), committed on success."""
+    from vardkoll.server.services import build_services
+    from vardkoll.server.settings import ServerSettings
+
+    services = build_services(ServerSettings())
+    try:
+        with services.sessions.begin() as session:
+            yield session
+    finally:
+        services.engine.dispose()
+
+
+def _validated(model: Any, data: dict[str, Any], options: dict[str, str]) -> Any:
+    """Validate with the API's own schema; report problems under the option names the user typed."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            problems.append(f"{options.get(field, field or 'input')}: {error['msg'].removeprefix('Value error, ')}")
+        _fail("; ".join(problems))
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    """A table for a person at a terminal; tab-separated lines with a header for a script."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    if not sys.stdout.isatty():
+        for line in [columns, *cells]:
+            typer.echo("\t".join(line))
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@units_app.command("add")
+def units_add(
+    unit: Annotated[str, typer.Argument(help="HSA-id, e.g. SE2321000016-15SF")],
+    name: Annotated[str, typer.Option(help="the unit's name")],
+    region: Annotated[str, typer.Option(help="the region it belongs to")],
+    time_zone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Stockholm",
+    opening_hours: Annotated[Optional[str], typer.Option(help='JSON, e.g. {"mon": [["08:00", "17:00"]]}')] = None,
+    unreached_callback_counts: Annotated[bool, typer.Option(help="does a callback that did not reach the patient count as contact?")] = True,
+) -> None:
+    """Register a unit."""
+    from vardkoll.server.api.unit_schemas import UnitCreate
+    from vardkoll.server.api.unit_store import RegistryConflict, add_unit
+
+    hours = None
+    if opening_hours is not None:
+        try:
+            hours = json.loads(opening_hours)
+        except json.JSONDecodeError as exc:
+            _fail(f"--opening-hours is not valid JSON ({exc.msg}); e.g. '{{\"mon\": [[\"08:00\", \"17:00\"]]}}'")
+    spec = _validated(
+        UnitCreate,
+        {"unit": unit, "name": name, "region": region, "time_zone": time_zone, "opening_hours": hours,
+         "unreached_callback_counts": unreached_callback_counts},
+        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours"},
+    )
+    with _transaction() as session:
+        try:
+            add_unit(session, spec)
+        except RegistryConflict:
+            _fail(f"unit {unit} is already registered")
+    _said(f"registered unit {unit} ({name}) in region {region}, time zone {spec.time_zone}"
+          + (", with opening hours" if hours else ", no opening hours (every offered call counts)"))
+
+
+@units_app.command("list")
+def units_list(region: Annotated[Optional[str], typer.Option(help="only this region's units")] = None) -> None:
+    """List the registered units."""
+    from vardkoll.server.api.unit_store import registered_units
+
+    with _transaction() as session:
+        rows = registered_units(session, region)
+    if not rows:
+        _said("no units registered" + (f" in region {region}" if region else ""))
+        return
+    _table(["unit", "name", "region", "time zone", "opening hours", "unreached callbacks count"],
+           [[r.unit, r.name, r.region, r.time_zone, r.opening_hours or "-", "yes" if r.unreached_callback_counts else "no"] for r in rows])
+
+
+@targets_app.command("set")
+def targets_set(
+    unit: Annotated[str, typer.Argument(help="HSA-id of a registered unit")],
+    metric: Annotated[str, typer.Argument(help="assessment, continuity, fixed_doctor or telephone")],
+    value: Annotated[str, typer.Argument(help="a share such as 0.9, or 'none' for no target")],
+    valid_from: Annotated[str, typer.Option("--from", help="first date it applies")],
+    valid_to: Annotated[Optional[str], typer.Option("--to", help="last date it applies (default: open-ended)")] = None,
+) -> None:
+    """Set a unit's target for a metric from a date; one with the same metric and start is replaced."""
+    from vardkoll.server.api.unit_schemas import TargetCreate
+    from vardkoll.server.api.unit_store import UnknownUnit, set_target
+
+    target: Any = None if value.lower() == "none" else value
+    spec = _validated(
+        TargetCreate, {"metric": metric, "target": target, "valid_from": valid_from, "valid_to": valid_to},
+        {"metric": "METRIC", "target": "VALUE", "valid_from": "--from", "valid_to": "--to", "": "--to"},
+    )
+    with _transaction() as session:
+        try:
+            row, replaced = set_target(session, unit, spec, replace=True)
+        except UnknownUnit as exc:
+            _fail(f"{exc}; register it first with `vardkoll admin units add`")
+    until = f"through {row.valid_to}" if row.valid_to else "until further notice"
+    _said(f"{'replaced' if replaced else 'set'} target {row.id}: {unit} {metric} = {row.target if row.target is not None else 'none'}"
+          f" from {row.valid_from} {until}")
+
+
+@targets_app.command("list")
+def targets_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
+    """List a unit's targets."""
+    from vardkoll.server.api.unit_store import unit_targets
+
+    with _transaction() as session:
+        rows = unit_targets(session, unit)
+    if not rows:
+        _said(f"unit {unit} has no targets of its own: the defaults apply")
+        return
+    _table(["id", "metric", "target", "from", "to"], [[r.id, r.metric, r.target, r.valid_from, r.valid_to or "open"] for r in rows])
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help=ROLES)],
+    name: Annotated[str, typer.Option(help="who or what holds the token")],
+    region: Annotated[Optional[str], typer.Option(help="region_analyst, installer: the region")] = None,
+    unit: Annotated[Optional[str], typer.Option(help="clinic_manager, device: the unit's HSA-id")] = None,
+    device: Annotated[Optional[str], typer.Option(help="device: the device id")] = None,
+) -> None:
+    """Create an API token. The secret is printed once on stdout and stored only as its SHA-256."""
+    from vardkoll.server.auth import Role, TokenScopeError, check_scope, issue_token
+
+    try:
+        chosen = Role(role)
+        check_scope(chosen, region, unit, device)
+    except ValueError as exc:  # TokenScopeError is one
+        _fail(str(exc) if isinstance(exc, TokenScopeError) else f"--role must be one of: {ROLES}")
+    if not name.strip():
+        _fail("--name must not be empty")
+    with _transaction() as session:
+        row, secret = issue_token(session, name, chosen, region, unit, device)
+    scope = ", ".join(f"{k} {v}" for k, v in (("region", region), ("unit", unit), ("device", device)) if v) or "no scope limit"
+    _said(f"created token {row.id} '{name}': {role}, {scope}. The secret follows; it is not shown again.")
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List the API tokens (never their secrets)."""
+    from vardkoll.server.auth import list_tokens
+
+    with _transaction() as session:
+        rows = list_tokens(session)
+    if not rows:
+        _said("no tokens yet (VARDKOLL_ADMIN_TOKEN still works as an admin token)")
+        return
+    _table(["id", "name", "role", "region", "unit", "device", "created", "revoked"],
+           [[r.id, r.name, r.role, r.region, r.unit, r.device, f"{r.created_at:%Y-%m-%d %H:%M}",
+             f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else ""] for r in rows])
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `tokens list`)")]) -> None:
+    """Revoke a token at once; it stays listed with the time it was revoked."""
+    from vardkoll.server.auth import revoke_token
+
+    with _transaction() as session:
+        revoked = revoke_token(session, token_id)
+        if revoked is None:
+            _fail(f"there is no token with id {token_id}")
+        row, newly = revoked
+        name, revoked_at = row.name, row.revoked_at
+    when = f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+    _said(f"revoked token {token_id} '{name}' at {when}" if newly else f"token {token_id} '{name}' was already revoked at {when}; nothing changed")
