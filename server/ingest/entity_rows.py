@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, case
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from vardkoll.server.metrics.telephone import CallLedger
 
 from ..storage.stamp_keys import epoch_us, stamp_key
 from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
+from .bulk_sql import earliest_wins_clause, execute_rows
 
 CALL_STAMPS = ("offered", "answered", "callback_booked", "callback_made", "callback_reached", "abandoned", "rejected")
 # A stamp column and the columns whose values belong to the event that stamp came from.
@@ -83,41 +84,25 @@ class EntityRows:
 
 
 def _insert(session: Session, table: Table):  # type: ignore[no-untyped-def]
+    """A dialect-specific INSERT (for ON CONFLICT), for the few statements not on the hot path."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _earliest_wins(table: Table, stmt: Any, stamps: Iterable[str], followers: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    updates: dict[str, Any] = {}
-    for name in stamps:
-        old, new = table.c[name], stmt.excluded[name]
-        wins = (new.is_not(None)) & (old.is_(None) | (new < old))
-        updates[name] = case((wins, new), else_=old)
-        for follower in followers.get(name, ()):
-            updates[follower] = case((wins, stmt.excluded[follower]), else_=table.c[follower])
-    return updates
+_CALL_COLUMNS = ("unit", "call", *CALL_STAMPS, "offered_day", "rejected_day")
+_CASE_COLUMNS = ("unit", "case", *CASE_STAMPS, "contact_day", "listed", "assessed_day", "profession")
+_CALL_UPSERT = "ON CONFLICT (unit, call) DO UPDATE SET " + earliest_wins_clause("calls", CALL_STAMPS, CALL_FOLLOWERS)
+_CASE_UPSERT = 'ON CONFLICT (unit, "case") DO UPDATE SET ' + earliest_wins_clause("cases", CASE_STAMPS, CASE_FOLLOWERS)
+_SNAPSHOT_COLUMNS = ("unit", "stamp", "body")
+_VISIT_COLUMNS = ("unit", "event_id", "at_us", "day", "patient", "practitioner", "fixed_doctor")
 
 
 def merge_rows(session: Session, rows: EntityRows) -> None:
-    """Upsert every row of the batch, keeping the earliest stamp of each kind."""
-    calls = rows.calls()
-    if calls:
-        stmt = _insert(session, CallRow.__table__)
-        stmt = stmt.on_conflict_do_update(index_elements=["unit", "call"], set_=_earliest_wins(CallRow.__table__, stmt, CALL_STAMPS, CALL_FOLLOWERS))
-        session.execute(stmt, calls)
-    cases = rows.cases()
-    if cases:
-        stmt = _insert(session, CaseRow.__table__)
-        stmt = stmt.on_conflict_do_update(index_elements=["unit", "case"], set_=_earliest_wins(CaseRow.__table__, stmt, CASE_STAMPS, CASE_FOLLOWERS))
-        session.execute(stmt, cases)
-    # Every table is written in key order, so concurrent writers take row locks in one order and
-    # cannot deadlock each other.
-    if rows.snapshots:
-        snapshots = sorted(rows.snapshots, key=lambda r: (r["unit"], r["stamp"]))
-        session.execute(_insert(session, SnapshotRow.__table__).on_conflict_do_nothing(), snapshots)
-    if rows.visits:
-        visits = sorted(rows.visits, key=lambda r: (r["unit"], r["event_id"]))
-        session.execute(_insert(session, DoctorVisitRow.__table__).on_conflict_do_nothing(), visits)
-
-
-__all__ = ["EntityRows", "merge_rows"]
+    """Upsert every row of the batch, keeping the earliest stamp of each kind. Every table is written
+    in key order, so concurrent writers take row locks in one order and cannot deadlock each other."""
+    execute_rows(session, CallRow.__table__, _CALL_COLUMNS, rows.calls(), _CALL_UPSERT)
+    execute_rows(session, CaseRow.__table__, _CASE_COLUMNS, rows.cases(), _CASE_UPSERT)
+    snapshots = sorted(rows.snapshots, key=lambda r: (r["unit"], r["stamp"]))
+    execute_rows(session, SnapshotRow.__table__, _SNAPSHOT_COLUMNS, snapshots, "ON CONFLICT DO NOTHING")
+    visits = sorted(rows.visits, key=lambda r: (r["unit"], r["event_id"]))
+    execute_rows(session, DoctorVisitRow.__table__, _VISIT_COLUMNS, visits, "ON CONFLICT DO NOTHING")

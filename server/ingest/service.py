@@ -24,7 +24,11 @@ from vardkoll.protocol.events import EVENT_DECODER
 from ..storage.stamp_keys import epoch_us
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity
 from ..units import UnitDirectory
+from .bulk_sql import execute_rows
 from .entity_rows import EntityRows, _insert, merge_rows
+
+_EVENT_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
+_EVENT_TAIL = "ON CONFLICT (unit, event_id) DO NOTHING RETURNING unit, event_id"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class IngestService:
             else:
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
         # Unit settings are read before the write transaction: SQLite allows one writer at a time.
-        configs = {unit: self._units.config(unit) for unit, _ in accepted}
+        configs = {unit: self._units.config(unit) for unit in {unit for unit, _ in accepted}}
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
                 return self._commit(accepted, configs, report, source, now)
@@ -146,16 +150,13 @@ class IngestService:
         return event
 
     def _insert_events(self, session: Session, events: list[EventBase], now: datetime) -> set[tuple[str, str]]:
-        if not events:
-            return set()
         rows = [
             {"unit": e.unit, "event_id": e.id, "type": e.__struct_config__.tag, "at_us": epoch_us(e.at), "device": e.device,
              "body": msgspec.json.encode(e), "received_at": now}
             for e in events
         ]
-        stmt = _insert(session, StoredEvent.__table__).on_conflict_do_nothing(index_elements=["unit", "event_id"])
-        stmt = stmt.returning(StoredEvent.__table__.c.unit, StoredEvent.__table__.c.event_id)
-        return {(unit, event_id) for unit, event_id in session.execute(stmt, rows)}
+        returned = execute_rows(session, StoredEvent.__table__, _EVENT_COLUMNS, rows, _EVENT_TAIL, returning=True)
+        return {(unit, event_id) for unit, event_id in returned}
 
     def _judge_repeats(self, session: Session, repeats: list[EventBase], report: IngestReport) -> None:
         """Events whose id was stored before: the same event again, or a conflicting one."""
@@ -177,9 +178,11 @@ class IngestService:
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
 
     def _touch_units(self, session: Session, events: list[EventBase], now: datetime) -> None:
-        latest: dict[str, int] = {}
+        latest_at: dict[str, datetime] = {}
         for event in events:
-            latest[event.unit] = max(latest.get(event.unit, 0), epoch_us(event.at))
+            if event.unit not in latest_at or event.at > latest_at[event.unit]:
+                latest_at[event.unit] = event.at
+        latest = {unit: epoch_us(at) for unit, at in latest_at.items()}
         if not latest:
             return
         table = UnitActivity.__table__

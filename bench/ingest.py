@@ -1,0 +1,161 @@
+"""Ingest benchmark (SPEC 6): events/s through a real Mosquitto into the database with figures' state
+updated, against a bare paho subscriber that writes the same events with executemany, in the same run.
+
+    ./dev vardkoll ...   (set up first), then:
+    .venv/bin/python bench/ingest.py [--events 200000] [--batch 500] [--database-url URL]
+
+Needs the `mosquitto` binary. The SQLite database is a fresh file per run; give --database-url for
+PostgreSQL (the benchmark creates its tables in that database; use a throwaway one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from generate_events import generate  # noqa: E402
+
+from vardkoll.demo.broker import start_broker  # noqa: E402
+from vardkoll.protocol.topics import ack_topic, events_topic  # noqa: E402
+from vardkoll.server.ingest.mqtt_consumer import MqttConsumer  # noqa: E402
+from vardkoll.server.services import build_services  # noqa: E402
+from vardkoll.server.settings import ServerSettings  # noqa: E402
+from vardkoll.server.storage import make_engine  # noqa: E402
+
+
+def batches(count: int, size: int) -> list[tuple[str, bytes, int]]:
+    """(topic, payload, events) per batch; distinct events only, grouped per unit as collectors send."""
+    per_device: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for event in generate(seed=3, units=20, days=400):
+        key = (event["unit"], event["id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        per_device[(event["unit"], event.get("device") or "bench")].append(event)
+        if len(seen) >= count:
+            break
+    out = []
+    for (unit, device), events in per_device.items():
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            out.append((events_topic(unit, device), orjson.dumps({"device": device, "events": chunk}), len(chunk)))
+    return out
+
+
+def publish_all(port: int, work: list[tuple[str, bytes, int]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    sent = [client.publish(topic, payload, qos=1) for topic, payload, _ in work]
+    for info in sent:
+        info.wait_for_publish(60)
+    client.loop_stop()
+    client.disconnect()
+
+
+def run_baseline(port: int, url: str, work: list[tuple[str, bytes, int]]) -> float:
+    """A bare subscriber: parse the batch and executemany the rows, commit per message."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS bare_events"))
+        connection.execute(text("CREATE TABLE bare_events (unit VARCHAR(40), event_id VARCHAR(64), type VARCHAR(32), at VARCHAR(40), body TEXT, PRIMARY KEY (unit, event_id))"))
+    total = sum(n for _, _, n in work)
+    done = threading.Event()
+    stored = [0]
+
+    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        batch = orjson.loads(message.payload)
+        rows = [{"unit": e["unit"], "event_id": e["id"], "type": e["type"], "at": e["at"], "body": orjson.dumps(e).decode()} for e in batch["events"]]
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO bare_events VALUES (:unit, :event_id, :type, :at, :body)"), rows)
+        stored[0] += len(rows)
+        if stored[0] >= total:
+            done.set()
+
+    subscriber = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    subscriber.on_message = on_message
+    subscriber.connect("127.0.0.1", port)
+    subscriber.subscribe("vardkoll/v1/+/+/events", qos=1)
+    subscriber.loop_start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    publish_all(port, work)
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    subscriber.loop_stop()
+    subscriber.disconnect()
+    return total / elapsed
+
+
+def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> float:
+    settings = ServerSettings(database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True)
+    services = build_services(settings)
+    consumer = MqttConsumer(services, client_id="bench-server")
+    consumer.start()
+    consumer.connected.wait(10)
+    total = sum(n for _, _, n in work)
+    acknowledged = [0]
+    done = threading.Event()
+
+    def on_ack(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        acknowledged[0] += len(orjson.loads(message.payload)["committed"])
+        if acknowledged[0] >= total:
+            done.set()
+
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    listener.on_message = on_ack
+    listener.connect("127.0.0.1", port)
+    listener.subscribe(ack_topic("+", "+"), qos=1)
+    listener.loop_start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    publish_all(port, work)
+    done.wait(600)
+    elapsed = time.perf_counter() - started
+    listener.loop_stop()
+    consumer.stop()
+    return total / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    broker = start_broker()
+    if broker.kind != "mosquitto":
+        print("this benchmark needs the mosquitto binary", file=sys.stderr)
+        return 2
+    work = batches(args.events, args.batch)
+    folder = Path(tempfile.mkdtemp(prefix="vardkoll-bench-"))
+    base_url = args.database_url or f"sqlite:///{folder / 'baseline.db'}"
+    ours_url = args.database_url or f"sqlite:///{folder / 'vardkoll.db'}"
+    try:
+        baseline = run_baseline(broker.port, base_url, work)
+        ours = run_vardkoll(broker.port, ours_url, work)
+    finally:
+        broker.stop()
+    events = sum(n for _, _, n in work)
+    print(f"events {events:,} in batches of {args.batch}, database {'SQLite' if 'sqlite' in ours_url else 'PostgreSQL'}, cpus {os.cpu_count()}")
+    print(f"bare paho + executemany: {baseline:,.0f} events/s")
+    print(f"vardkoll ingest:         {ours:,.0f} events/s  (ratio {ours / baseline:.2f}; SPEC: >= 20,000 events/s and >= 0.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
