@@ -259,6 +259,15 @@ def ingest_concurrently(servers: list[Services], batches: list[list[list[Any]]])
     return reports
 
 
+@pytest.fixture
+def no_deadlock_retries(monkeypatch):  # type: ignore[no-untyped-def]
+    """The service retries a transaction PostgreSQL chose as a deadlock victim. Writing every table in
+    key order must avoid deadlocks in the first place, so here a deadlock fails the test."""
+    from vardkoll.server.ingest import service
+
+    monkeypatch.setattr(service, "DEADLOCK_RETRIES", 1)
+
+
 def check_concurrent_ingest(open_services, scenario: Scenario, servers: int, rounds: int, seed: str, overlap: bool = True) -> None:  # type: ignore[no-untyped-def]
     """Several servers on one database ingest `scenario` at once; then each must give replay's figures.
 
@@ -289,16 +298,16 @@ def check_concurrent_ingest(open_services, scenario: Scenario, servers: int, rou
 
 
 @pytest.mark.parametrize("expected_path", SCENARIOS, ids=lambda p: p.name.removesuffix(".expected.json"))
-def test_two_servers_ingesting_overlapping_batches_at_once_count_each_event_once(expected_path, open_services):
+def test_two_servers_ingesting_overlapping_batches_at_once_count_each_event_once(expected_path, open_services, no_deadlock_retries):
     scenario = load_scenario(expected_path)
     check_concurrent_ingest(open_services, scenario, servers=2, rounds=4, seed=scenario.name)
 
 
 @pytest.mark.parametrize("overlap", [True, False], ids=["overlapping", "disjoint"])
-def test_four_servers_ingesting_busy_days_at_once_count_each_event_once(open_services, overlap):
+def test_four_servers_ingesting_busy_days_at_once_count_each_event_once(open_services, overlap, no_deadlock_retries):
     """Thousands of events of four clinics, in ten rounds of four big batches committed at the same moment.
     On PostgreSQL this holds only if every transaction locks rows (events, calls, cases) in one order:
-    two that take the same rows in different orders deadlock, and one of them fails."""
+    two that take the same rows in different orders deadlock (without key order, most runs do)."""
     scenario = example_scenario(6000)
     assert scenario.rejected == 0 and len(scenario.results) == 16
     check_concurrent_ingest(open_services, scenario, servers=4, rounds=10, seed="busy-days", overlap=overlap)
