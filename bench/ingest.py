@@ -24,11 +24,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).parent))
-from generate_events import generate  # noqa: E402
-
 from vardkoll.demo.broker import start_broker  # noqa: E402
 from vardkoll.protocol.topics import ack_topic, events_topic  # noqa: E402
+from vardkoll.simulation import generate  # noqa: E402
 from vardkoll.server.ingest.mqtt_consumer import MqttConsumer  # noqa: E402
 from vardkoll.server.services import build_services  # noqa: E402
 from vardkoll.server.settings import ServerSettings  # noqa: E402

@@ -98,18 +98,14 @@ def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch p
 
 
 @app.command()
-def demo() -> None:
-    """Replay a bundled example month of four simulated clinics and show their figures.
+def demo(
+    port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
+    clinics: Annotated[int, typer.Option(help="how many clinics to simulate", min=1, max=20)] = 4,
+) -> None:
+    """Run everything on this machine: a broker, the server on SQLite and simulated clinics."""
+    from vardkoll.demo.runner import run_demo
 
-    This is the embedded default until the live server lands (broker, SQLite, dashboard)."""
-    from importlib.resources import as_file, files
-
-    from vardkoll.demo_table import print_figures
-    from vardkoll.server.replay import ReplayPeriodError, replay_path
-
-    with as_file(files("vardkoll.examples") / "example-clinics.jsonl.gz") as archive:
-        document = replay_path(archive)
-    print_figures(document)
+    run_demo(port=port, units=clinics)
 
 
 @app.command()

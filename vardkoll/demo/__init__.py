@@ -1,0 +1,1 @@
+"""`vardkoll demo`: the product on its embedded default, on one machine."""
