@@ -19,8 +19,12 @@ RESEND_AFTER_S = 10.0
 
 
 class DemoCollector:
-    def __init__(self, unit: str, device: str, port: int, mqtt_v5: bool, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, unit: str, device: str, port: int, mqtt_v5: bool, prefix: str = DEFAULT_PREFIX, resend_after_s: float = RESEND_AFTER_S, batch_events: int = BATCH_EVENTS
+    ) -> None:
         self.unit, self.device = unit, device
+        self._resend_after_s = resend_after_s
+        self._batch_events = batch_events
         self._prefix = prefix
         self._lock = threading.Lock()
         self._outbox: dict[str, dict[str, Any]] = {}  # event id -> event, until acknowledged
@@ -68,11 +72,11 @@ class DemoCollector:
         """Publish whatever is not acknowledged and not in flight (or in flight for too long)."""
         now = time.monotonic()
         with self._lock:
-            due = [e for i, e in self._outbox.items() if now - self._sent_at.get(i, -RESEND_AFTER_S) >= RESEND_AFTER_S]
+            due = [e for i, e in self._outbox.items() if now - self._sent_at.get(i, float("-inf")) >= self._resend_after_s]
             for event in due:
                 self._sent_at[event["id"]] = now
-        for start in range(0, len(due), BATCH_EVENTS):
-            batch = {"device": self.device, "events": due[start : start + BATCH_EVENTS]}
+        for start in range(0, len(due), self._batch_events):
+            batch = {"device": self.device, "events": due[start : start + self._batch_events]}
             self._client.publish(events_topic(self.unit, self.device, self._prefix), orjson.dumps(batch), qos=1)
 
     @property
