@@ -22,6 +22,8 @@ tokens_app = typer.Typer(no_args_is_help=True, help="API tokens and their roles.
 admin_app.add_typer(units_app, name="units")
 admin_app.add_typer(targets_app, name="targets")
 admin_app.add_typer(tokens_app, name="tokens")
+devices_app = typer.Typer(no_args_is_help=True, help="Collector devices allowed to publish for a unit.")
+admin_app.add_typer(devices_app, name="devices")
 
 ROLES = "admin, region_analyst, clinic_manager, installer, device"
 
@@ -224,3 +226,61 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (
         name, revoked_at = row.name, row.revoked_at
     when = f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     _said(f"revoked token {token_id} '{name}' at {when}" if newly else f"token {token_id} '{name}' was already revoked at {when}; nothing changed")
+
+
+@devices_app.command("add")
+def devices_add(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
+    """Register a device so that it may publish for the unit (outside dev mode only registered devices may)."""
+    import re
+    from datetime import datetime, timezone
+
+    from vardkoll.protocol.events import DEVICE_ID_PATTERN
+    from vardkoll.server.storage.registry_tables import DeviceRow, UnitRow
+
+    if not re.search(DEVICE_ID_PATTERN, device):
+        _fail("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
+    with _transaction() as session:
+        if session.get(UnitRow, unit) is None:
+            _fail(f"unit {unit} is not registered; add it with `vardkoll admin units add` first")
+        row = session.get(DeviceRow, (unit, device))
+        if row is None:
+            session.add(DeviceRow(unit=unit, device=device, registered_at=datetime.now(timezone.utc)))
+            _said(f"registered device {device} for {unit}")
+        elif row.retired_at is not None:
+            row.retired_at = None
+            _said(f"registered device {device} for {unit} again (it was retired)")
+        else:
+            _said(f"device {device} was already registered for {unit}; nothing changed")
+
+
+@devices_app.command("retire")
+def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
+    """Retire a device: it may no longer publish; its history stays."""
+    from datetime import datetime, timezone
+
+    from vardkoll.server.storage.registry_tables import DeviceRow
+
+    with _transaction() as session:
+        row = session.get(DeviceRow, (unit, device))
+        if row is None:
+            _fail(f"device {device} is not registered for {unit}")
+        if row.retired_at is None:
+            row.retired_at = datetime.now(timezone.utc)
+            _said(f"retired device {device} of {unit}")
+        else:
+            _said(f"device {device} of {unit} was already retired; nothing changed")
+
+
+@devices_app.command("list")
+def devices_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
+    """List a unit's devices with their last known status."""
+    from sqlalchemy import select
+
+    from vardkoll.server.storage.registry_tables import DeviceRow
+
+    with _transaction() as session:
+        rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.device)).all()
+        _table(
+            ["device", "status", "last seen", "registered", "retired"],
+            [[r.device, r.status or "", r.last_seen_at or "", r.registered_at, r.retired_at or ""] for r in rows],
+        )

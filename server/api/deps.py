@@ -14,6 +14,7 @@ from vardkoll.protocol.events import HSA_ID_PATTERN
 from ..auth import (
     ADMINS,
     DEAD_LETTER_READERS,
+    DEVICE_MANAGERS,
     EVENT_SENDERS,
     FIGURE_READERS,
     REGISTRY_READERS,
@@ -51,6 +52,7 @@ FigureReader = Annotated[Principal, Depends(role_gate(FIGURE_READERS))]
 RegistryReader = Annotated[Principal, Depends(role_gate(REGISTRY_READERS))]
 DeadLetterReader = Annotated[Principal, Depends(role_gate(DEAD_LETTER_READERS))]
 EventSender = Annotated[Principal, Depends(role_gate(EVENT_SENDERS))]
+DeviceManager = Annotated[Principal, Depends(role_gate(DEVICE_MANAGERS))]
 
 
 def invalid(where: str, name: str, message: str) -> HTTPException:
@@ -94,6 +96,7 @@ __all__ = [
     "Admin",
     "CurrentPrincipal",
     "DeadLetterReader",
+    "DeviceManager",
     "EventSender",
     "FigureReader",
     "RegistryReader",

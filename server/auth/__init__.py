@@ -5,6 +5,7 @@ from .roles import Principal, Role
 from .scope import (
     ADMINS,
     DEAD_LETTER_READERS,
+    DEVICE_MANAGERS,
     EVENT_SENDERS,
     FIGURE_READERS,
     REGISTRY_READERS,
@@ -21,6 +22,7 @@ __all__ = [
     "ADMINS",
     "ADMIN_TOKEN_NAME",
     "DEAD_LETTER_READERS",
+    "DEVICE_MANAGERS",
     "EVENT_SENDERS",
     "FIGURE_READERS",
     "REGISTRY_READERS",

@@ -16,6 +16,7 @@ REGISTRY_READERS = frozenset({Role.admin, Role.region_analyst, Role.clinic_manag
 DEAD_LETTER_READERS = REGISTRY_READERS
 EVENT_SENDERS = frozenset({Role.admin, Role.device})
 ADMINS = frozenset({Role.admin})
+DEVICE_MANAGERS = frozenset({Role.admin, Role.installer})
 
 
 class OutOfScope(PermissionError):

@@ -68,3 +68,14 @@ def test_token_scope_must_fit_role(admin):
     assert result.exit_code == 2 and "needs a device" in result.output
     assert "--role must be one of" in admin("tokens", "create", "--role", "root", "--name", "x").output
 
+
+
+def test_devices_add_retire_and_list_say_what_changed(admin):
+    assert admin("devices", "add", VC01, "pi-1").exit_code == 2  # the unit must be registered first
+    admin("units", "add", VC01, "--name", "Vårdcentralen Ett", "--region", UPPSALA)
+    assert "registered device pi-1" in admin("devices", "add", VC01, "pi-1").output
+    assert "nothing changed" in admin("devices", "add", VC01, "pi-1").output
+    assert "retired device pi-1" in admin("devices", "retire", VC01, "pi-1").output
+    assert "again" in admin("devices", "add", VC01, "pi-1").output
+    assert "pi-1" in admin("devices", "list", VC01).output
+    assert admin("devices", "add", VC01, "pi/1").exit_code == 2

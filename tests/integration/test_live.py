@@ -76,3 +76,11 @@ def test_the_live_stream_needs_a_token_and_the_right_scope(running_server):
     assert httpx.get(f"{running_server}/api/v1/live", params={"unit": UNIT}).status_code == 401
     response = httpx.get(f"{running_server}/api/v1/live", params={"unit": UNIT, "region": "Region Test"}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 422
+
+
+def test_a_clinic_manager_cannot_watch_another_unit(running_server):
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    created = httpx.post(f"{running_server}/api/v1/tokens", json={"name": "other", "role": "clinic_manager", "unit": "SE2321000016-VC99"}, headers=admin)
+    assert created.status_code == 201
+    other = {"Authorization": f"Bearer {created.json()['token']}"}
+    assert httpx.get(f"{running_server}/api/v1/live", params={"unit": UNIT}, headers=other).status_code == 403

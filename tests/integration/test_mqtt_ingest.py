@@ -102,3 +102,30 @@ def test_bad_payloads_are_refused_with_reasons_and_nothing_valid_is_lost(server,
         assert len(letters) >= 6 and all(letter.reason for letter in letters)
         assert not any("19121212" in (letter.reason or "") for letter in letters)
         assert session.scalar(select(func.count()).select_from(StoredEvent)) == 2
+
+
+def test_outside_dev_mode_only_registered_devices_may_publish(database_url, mosquitto):
+    from vardkoll.server.storage.registry_tables import DeviceRow
+
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, admin_token="a" * 32, dev=False))
+    consumer = MqttConsumer(services, client_id="test-server-prod")
+    consumer.start()
+    assert consumer.connected.wait(10)
+    unit, device = "SE2321000016-VC01", "pi-new"
+    event = {"v": 1, "id": "reg-1", "type": "call.offered", "unit": unit, "at": "2026-03-02T08:00:00+01:00", "call": "call-reg1"}
+    listener = AckListener(mosquitto.port, ack_topic(unit, device))
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    try:
+        publisher.publish(events_topic(unit, device), orjson.dumps({"device": device, "events": [event]}), qos=1).wait_for_publish(10)
+        assert wait_until(lambda: len(listener.acks) == 1, 15)
+        assert "not registered" in listener.acks[0]["batch_refused"]
+        with services.sessions.begin() as session:
+            session.add(DeviceRow(unit=unit, device=device, registered_at=datetime.now().astimezone()))
+        publisher.publish(events_topic(unit, device), orjson.dumps({"device": device, "events": [event]}), qos=1).wait_for_publish(10)
+        assert wait_until(lambda: len(listener.acks) == 2, 15)
+        assert listener.acks[1]["committed"] == ["reg-1"]
+    finally:
+        publisher.loop_stop()
+        consumer.stop()
