@@ -1,0 +1,137 @@
+"""From a press to a v1 event: ids and pseudonyms, time stamping, the config rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import vardkoll.firmware_bridge as fb
+from vardkoll.firmware_bridge.config import ConfigError, load_config
+from vardkoll.firmware_bridge.mapping import build_event, case_pseudonym, event_id, stamp
+from vardkoll.firmware_bridge.messages import EventMsg, Hello, MalformedMessage
+from vardkoll.protocol import contains_personal_number, validate_event
+
+from .conftest import KEY, UNIT, device_entries, make_config
+
+PSEUDONYM = re.compile(r"[A-Za-z0-9_-]{6,64}")
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+TZ = ZoneInfo("Europe/Stockholm")
+
+
+def press(local_seq: int, input_id: int = 1, ref: int = 0, synced: bool = True, at: datetime = NOW) -> EventMsg:
+    return EventMsg(local_seq, input_id, 1 if synced else 0, int(at.timestamp() * 1000), ref)
+
+
+def test_ids_and_case_pseudonyms_are_letters_only_and_never_a_personal_number():
+    config = make_config()
+    dispenser = config.device("disp-entre-1")
+    for local_seq in list(range(1, 2000)) + [121212_1212 % 2**32, 2**32 - 1]:
+        ident = event_id(KEY, "disp-entre-1", 7, local_seq)
+        case = case_pseudonym(KEY, UNIT, dispenser, press(local_seq), 7)
+        assert PSEUDONYM.fullmatch(case) and re.fullmatch(r"fw-[A-Za-z]{24}", ident)
+        assert not re.search(r"\d", case + ident)
+        assert not contains_personal_number(case + ident)
+
+
+def test_the_same_press_always_becomes_the_same_event_id():
+    assert event_id(KEY, "d1", 1, 5) == event_id(KEY, "d1", 1, 5)
+    assert len({event_id(KEY, "d1", 1, 5), event_id(KEY, "d1", 2, 5), event_id(KEY, "d2", 1, 5), event_id(b"other-key-000000", "d1", 1, 5)}) == 4
+
+
+def test_dispenser_ticket_becomes_a_drop_in_contact_that_validates():
+    config = make_config()
+    device = config.device("disp-entre-1")
+    event = build_event(KEY, device, device.inputs[1], press(3), 7, NOW, TZ)
+    parsed = validate_event(event)
+    assert (parsed.type, parsed.channel, parsed.listed, parsed.unit) == ("care.contact", "visit", True, UNIT)
+    assert event["at"] == "2026-03-02T09:00:00.000+01:00"
+
+
+def test_panel_press_with_a_ticket_ref_names_the_ticket_case():
+    config = make_config()
+    dispenser, panel = config.device("disp-entre-1"), config.device("panel-1")
+    contact = build_event(KEY, dispenser, dispenser.inputs[1], press(41), 1, NOW, TZ)
+    assessed = build_event(KEY, panel, panel.inputs[2], press(5, input_id=2, ref=41), 9, NOW, TZ)
+    unlinked = build_event(KEY, panel, panel.inputs[2], press(6, input_id=2), 9, NOW, TZ)
+    assert validate_event(assessed).profession == "doctor"
+    assert assessed["case"] == contact["case"] != unlinked["case"]
+
+
+def test_device_time_is_used_once_synced_else_receive_time_or_held():
+    received = NOW + timedelta(minutes=10)
+    assert stamp(press(1), received, unsynced_policy="receive_time", max_future_skew_s=300) == fb.mapping.Stamp(NOW, "device")
+    unsynced = press(1, synced=False)
+    assert stamp(unsynced, received, unsynced_policy="receive_time", max_future_skew_s=300).source == "receive_time_unsynced"
+    assert stamp(unsynced, received, unsynced_policy="hold", max_future_skew_s=300).at is None
+    future = press(1, at=received + timedelta(hours=1))
+    assert stamp(future, received, unsynced_policy="receive_time", max_future_skew_s=300) == fb.mapping.Stamp(received, "receive_time_skew")
+
+
+def test_malformed_hello_is_refused_not_crashed():
+    good = Hello("disp-1", UNIT, 1, (1, 0, 0), 5).encode()
+    assert Hello.decode(good).device_id == "disp-1"
+    for broken in (good[:5], good[:-1], good + b"x", good.replace(b"disp-1", b"disp/1")):
+        with pytest.raises(MalformedMessage):
+            Hello.decode(broken)
+
+
+def test_example_config_loads():
+    config = load_config(Path(fb.__file__).with_name("example-bridge.toml"))
+    assert config.unsynced_events == "receive_time"
+    assert config.device("panel-mottagning-1").inputs[2].profession == "doctor"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d[0].update(unit="SE123-x"), "devices\\[0\\].unit must be an HSA-id"),
+        (lambda d: d[0].update(device_id="bad id"), "devices\\[0\\].device_id"),
+        (lambda d: d[0].update(device_id="19121212-1212"), "looks like a personal identity number"),
+        (lambda d: d[1].update(device_id="disp-entre-1"), "configured twice"),
+        (lambda d: d[0]["inputs"].update({"2": {"event": "care.contact"}}), "needs channel"),
+        (lambda d: d[1]["inputs"].update({"3": {"event": "care.assessed", "form": "phone"}}), "needs profession and form"),
+        (lambda d: d[1].update(ticket_source="panel-1"), "ticket_source must name a configured ticket_dispenser"),
+        (lambda d: d[0]["inputs"].update({"1": {"event": "care.contact", "channel": "walk-in"}}), "Invalid enum value"),
+    ],
+)
+def test_config_errors_say_where_and_what(change, message):
+    devices = device_entries()
+    change(devices)
+    with pytest.raises(ConfigError, match=message):
+        make_config(devices=devices)
+
+
+def test_config_needs_exactly_one_key_source():
+    with pytest.raises(ConfigError, match="exactly one"):
+        make_config(pseudonym_key=None)
+    with pytest.raises(ConfigError, match="at least 16"):
+        make_config(pseudonym_key="short")
+
+
+def test_public_names_are_exported():
+    for name in fb.__all__:
+        assert hasattr(fb, name), name
+
+
+def test_outbox_sink_raises_when_the_outbox_refuses_or_drops():
+    class Report:
+        def __init__(self, refused=(), dropped=0, duplicates=0):
+            self.refused, self.dropped, self.duplicates = list(refused), dropped, duplicates
+
+    class FakeOutbox:
+        def __init__(self, report):
+            self.report, self.seen = report, []
+
+        def add(self, events):
+            self.seen.extend(events)
+            return self.report
+
+    fb.OutboxSink(FakeOutbox(Report(duplicates=1))).add({"id": "x"})  # a duplicate is stored already: fine
+    with pytest.raises(RuntimeError, match="refused"):
+        fb.OutboxSink(FakeOutbox(Report(refused=["bad"]))).add({"id": "x"})
+    with pytest.raises(RuntimeError, match="dropped"):
+        fb.OutboxSink(FakeOutbox(Report(dropped=1))).add({"id": "x"})
