@@ -38,3 +38,14 @@ class AckListener:
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         with self._lock:
             self.acks.append(orjson.loads(message.payload))
+
+
+def pump(collectors, done: Callable[[], bool], timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    """Let simulated collectors re-send what is unacknowledged, as a collector's outbox does, until `done`."""
+
+    def step() -> bool:
+        for collector in collectors:
+            collector.flush()
+        return done()
+
+    return wait_until(step, timeout_s, every_s=0.5)

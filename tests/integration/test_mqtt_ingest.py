@@ -21,7 +21,7 @@ from vardkoll.server.services import build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.tables import DeadLetter, StoredEvent
 
-from .mqtt_helpers import AckListener, wait_until
+from .mqtt_helpers import AckListener, pump, wait_until
 
 SCENARIOS = [p for p in scenario_files() if "bad-input" not in p.name]
 
@@ -56,7 +56,7 @@ def test_scenario_through_mosquitto_in_shuffled_batches_some_twice_equals_replay
             collectors[unit].start()
     for unit, collector in collectors.items():
         collector.send([e for e in events if e["unit"] == unit])
-    assert wait_until(lambda: all(c.waiting == 0 for c in collectors.values()), 30)
+    assert pump(collectors.values(), lambda: all(c.waiting == 0 for c in collectors.values()), 60)
     for collector in collectors.values():
         collector.stop()
     args = scenario["replay_args"]

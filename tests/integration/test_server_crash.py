@@ -27,20 +27,10 @@ from vardkoll.server.services import build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.tables import StoredEvent
 
-from .mqtt_helpers import wait_until
+from .mqtt_helpers import pump
 
 EXAMPLE = Path(__file__).parents[2] / "vardkoll" / "examples" / "example-clinics.jsonl.gz"
 EVENTS = 12_000
-
-
-def pump(collectors: list[DemoCollector], done, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    """Let the collectors re-send what is unacknowledged, as a collector's outbox does, until `done`."""
-    def step() -> bool:
-        for collector in collectors:
-            collector.flush()
-        return done()
-
-    return wait_until(step, timeout_s, every_s=0.5)
 
 
 def start_server(database_url: str, broker_url: str, port: int) -> subprocess.Popen[bytes]:

@@ -35,11 +35,15 @@ class DemoCollector:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"demo-{device}", protocol=protocol)
         self._client.will_set(status_topic(unit, device, prefix), b"offline", qos=1, retain=True)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *args: self._ready.set()
+        self._ready = threading.Event()
         self._client.message_callback_add(ack_topic(unit, device, prefix), self._on_ack)
         self._client.connect("127.0.0.1", port, keepalive=30)
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect and wait until the ack topic is subscribed: an ack sent before that would be lost."""
         self._client.loop_start()
+        self._ready.wait(timeout_s)
 
     def stop(self) -> None:
         if self._client.is_connected():
