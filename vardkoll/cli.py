@@ -127,5 +127,33 @@ def server(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+collector_app = typer.Typer(no_args_is_help=True, help="The edge collector at a clinic (see docs/collector.md).")
+app.add_typer(collector_app, name="collector")
+
+
+def _collector(command: str, config: Path) -> None:
+    from vardkoll.collector.__main__ import main as collector_main
+
+    raise typer.Exit(collector_main([command, "--config", str(config)]))
+
+
+@collector_app.command("run")
+def collector_run(config: Annotated[Path, typer.Option(help="the collector's config file")]) -> None:
+    """Run the collector: read the sources, keep events in the outbox, publish until acknowledged."""
+    _collector("run", config)
+
+
+@collector_app.command("outbox-stats")
+def collector_outbox_stats(config: Annotated[Path, typer.Option(help="the collector's config file")]) -> None:
+    """Show the outbox: depth, oldest undelivered event, drops, refusals."""
+    _collector("outbox-stats", config)
+
+
+@collector_app.command("dump-outbox")
+def collector_dump_outbox(config: Annotated[Path, typer.Option(help="the collector's config file")]) -> None:
+    """Write the outbox's events as JSON lines (what `vardkoll replay` reads)."""
+    _collector("dump-outbox", config)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,48 @@
+"""`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`).
+
+A stand-in until the `vardkoll collector ...` commands are wired into the main CLI; the systemd unit in
+deploy/collector/ can use either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import orjson
+
+from .agent import Agent
+from .config import ConfigError, load_config
+from .outbox import Outbox
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vardkoll.collector", description="vardkoll edge collector")
+    parser.add_argument("command", choices=["run", "outbox-stats", "dump-outbox"])
+    parser.add_argument("--config", required=True, help="the collector's TOML config file")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        Agent(config).run()
+        return 0
+    outbox = Outbox(config.outbox.path)
+    try:
+        if args.command == "outbox-stats":
+            stats = outbox.stats()
+            print(orjson.dumps({**stats.as_heartbeat(), "refused_reasons": stats.refused_reasons, "rejected_reasons": stats.rejected_reasons}, option=orjson.OPT_INDENT_2).decode())
+        else:
+            outbox.dump_jsonl(sys.stdout.buffer)
+    finally:
+        outbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The collector agent: connectors → pipeline (pseudonyms) → outbox → publisher, in one loop.
+
+`Agent.run()` runs until SIGTERM or SIGINT (or `stop()`), then says `offline` and closes the outbox.
+Connectors are polled every `poll_interval_s`; the publisher ticks several times a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from .config import CollectorConfig
+from .connectors import Connector, ConnectorContext, build_connector
+from .outbox import Outbox
+from .pipeline import Pipeline
+from .publisher import MqttClient, Publisher, ntp_synchronised
+from .pseudonyms import Pseudonymiser, load_or_create_secret
+
+log = logging.getLogger("vardkoll.collector")
+
+TICK_S = 0.2
+
+
+def collector_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vardkoll")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "unknown"
+
+
+@dataclass
+class CollectReport:
+    added: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    refused: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        *,
+        client: MqttClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        clock_state: Callable[[], bool | None] = ntp_synchronised,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device)
+        box = config.outbox
+        self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
+        self.connectors: dict[str, Connector] = {}
+        for entry in config.connectors:
+            context = ConnectorContext(entry.instance_name, self._checkpoint_lookup(entry.instance_name), wall_clock)
+            self.connectors[entry.instance_name] = build_connector(entry.type, entry.settings, context)
+        self.publisher = Publisher(
+            self.outbox,
+            config.unit,
+            config.device,
+            config.publisher,
+            config.mqtt,
+            client=client,
+            clock=clock,
+            wall_clock=lambda: datetime.fromtimestamp(wall_clock(), timezone.utc),
+            rng=rng,
+            clock_state=clock_state,
+            version=collector_version(),
+        )
+        self._stop = threading.Event()
+
+    def _checkpoint_lookup(self, source: str) -> Callable[[str], str | None]:
+        return lambda key: self.outbox.checkpoint(source, key)
+
+    # -- collecting -----------------------------------------------------------------------------------
+
+    def collect_once(self) -> CollectReport:
+        """Poll every connector once and store what they give (each batch with its checkpoint)."""
+        report = CollectReport()
+        for name, connector in self.connectors.items():
+            try:
+                for batch in connector.poll():
+                    events = [self.pipeline.to_wire(name, source) for source in batch.events]
+                    added = self.outbox.add(events, batch.checkpoint)
+                    report.added += added.added
+                    report.duplicates += added.duplicates
+                    report.dropped += added.dropped
+                    report.refused += len(added.refused)
+                    report.problems += batch.problems
+                    for problem in batch.problems:
+                        log.warning("connector %s: %s", name, problem)
+                    for reason in added.refused:
+                        log.warning("connector %s: an event was refused: %s", name, reason)
+                    if added.dropped:
+                        log.error("outbox full: %d event(s) dropped (%s)", added.dropped, self.outbox.drop_policy)
+            except Exception as exc:  # noqa: BLE001 - one connector's fault must not stop the others
+                # Only the kind of error: its text could quote source data.
+                log.error("connector %s failed (%s); trying again at the next poll", name, type(exc).__name__)
+        return report
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
+        log.info("collector %s for unit %s starting with %d connector(s)", self.config.device, self.config.unit, len(self.connectors))
+        self.publisher.start()
+        next_poll = self._clock()
+        try:
+            while not self._stop.is_set():
+                if self._clock() >= next_poll:
+                    self.collect_once()
+                    next_poll = self._clock() + self.config.poll_interval_s
+                self.publisher.tick()
+                self._stop.wait(TICK_S)
+        finally:
+            self.publisher.stop()
+            self.outbox.close()
+            log.info("collector stopped")
+
+    def stop(self) -> None:
+        self._stop.set()

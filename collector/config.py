@@ -1,0 +1,149 @@
+"""The collector's configuration: one typed model per component, snake_case keys, read from TOML.
+
+The documented example is `deploy/collector/collector.example.toml`. Unknown keys are errors (a typo
+must not silently fall back to a default), and every error names the key and the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.topics import DEFAULT_PREFIX
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Strict):
+    """How to reach the broker. `mqtts://` means TLS (port 8883 unless given)."""
+
+    url: str = "mqtts://localhost:8883"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None  # preferred over `password`: keep it mode 0600
+    ca_file: Path | None = None  # the CA that signed the broker's certificate; system CAs when unset
+    topic_prefix: str = DEFAULT_PREFIX
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if urlsplit(url).scheme not in ("mqtt", "mqtts"):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    def password_value(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+class OutboxConfig(_Strict):
+    path: Path = Path("/var/lib/vardkoll-collector/outbox.db")
+    max_events: int = Field(default=2_000_000, ge=1)
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    drop_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+
+
+class PublisherConfig(_Strict):
+    batch_events: int = Field(default=500, ge=1, le=5000)  # the server accepts at most 5000 per batch
+    batch_max_bytes: int = Field(default=1024 * 1024, ge=1024)  # the server's limit is 4 MiB
+    max_events_per_s: float = Field(default=200.0, gt=0)  # the drain rate after an outage (token bucket)
+    start_jitter_s: float = Field(default=30.0, ge=0)  # random wait after (re)connecting before draining
+    max_inflight_batches: int = Field(default=4, ge=1)  # batches sent and not yet acknowledged
+    resend_after_s: float = Field(default=30.0, gt=0)  # no acknowledgement by then: send again
+    max_resend_after_s: float = Field(default=600.0, gt=0)  # the wait doubles per attempt up to this
+    heartbeat_interval_s: float = Field(default=60.0, gt=0)
+
+
+class PseudonymConfig(_Strict):
+    secret_file: Path = Path("/var/lib/vardkoll-collector/pseudonym.key")
+
+
+class ConnectorEntry(BaseModel):
+    """One `[[connectors]]` table: `type` picks the connector, the other keys are its own config."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+    name: str | None = None  # distinguishes two connectors of one type; defaults to the type
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def instance_name(self) -> str:
+        return self.name or self.type
+
+
+class CollectorConfig(_Strict):
+    unit: str  # the clinic's HSA-id
+    device: str  # this collector's id, also its MQTT client id
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    publisher: PublisherConfig = PublisherConfig()
+    pseudonyms: PseudonymConfig = PseudonymConfig()
+    connectors: list[ConnectorEntry] = []
+
+    @field_validator("unit")
+    @classmethod
+    def _hsa_id(cls, unit: str) -> str:
+        if not re.search(HSA_ID_PATTERN, unit):
+            raise ValueError("must be the clinic's HSA-id, e.g. SE2321000016-15SF")
+        return unit
+
+    @field_validator("device")
+    @classmethod
+    def _device_id(cls, device: str) -> str:
+        if not re.search(DEVICE_ID_PATTERN, device):
+            raise ValueError("must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
+        return device
+
+    @model_validator(mode="after")
+    def _connector_names_unique(self) -> "CollectorConfig":
+        names = [entry.instance_name for entry in self.connectors]
+        doubled = sorted({name for name in names if names.count(name) > 1})
+        if doubled:
+            raise ValueError(f"connector names must be unique; give each a `name`: {', '.join(doubled)}")
+        return self
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file, the key and the problem."""
+
+
+def load_config(path: Path | str) -> CollectorConfig:
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return CollectorConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None

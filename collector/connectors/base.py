@@ -1,0 +1,65 @@
+"""What every connector is: a small unit that reads one source and yields source events.
+
+A connector never builds wire events itself. It yields `SourceEvent`s whose references to people,
+calls and cases are raw source ids in `refs`; the agent's pipeline (`collector.pipeline`) turns them
+into keyed pseudonyms and makes the event id, so no connector can put a raw id on the wire by mistake.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..outbox import Checkpoint
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's typed config: snake_case keys, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    type: str  # a protocol event type, e.g. "call.offered"
+    at: datetime  # when it happened, from the source system's own timestamps (timezone-aware)
+    source_key: str  # what the event is about in the source (e.g. the call id): makes the event id stable
+    refs: dict[str, tuple[str, str]] = field(default_factory=dict)  # wire field -> (pseudonym kind, raw source id)
+    fields: dict[str, Any] = field(default_factory=dict)  # other wire fields, already in protocol form
+
+
+@dataclass
+class SourceBatch:
+    """What one unit of source input (e.g. one file) gave, stored with its checkpoint in one transaction."""
+
+    events: list[SourceEvent]
+    checkpoint: Checkpoint | None = None
+    problems: list[str] = field(default_factory=list)  # safe to log: positions and rules, never values
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    name: str  # this connector's instance name (also the checkpoint source)
+    checkpoint: Callable[[str], str | None]  # key -> stored value (from the outbox database)
+    wall_clock: Callable[[], float]  # seconds since the epoch (file ages)
+
+
+class Connector(ABC):
+    Config: ClassVar[type[ConnectorConfig]]
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+        self.counters: dict[str, int] = {}
+
+    @abstractmethod
+    def poll(self) -> Iterator[SourceBatch]:
+        """Read whatever is new; called by the agent every `poll_interval_s`."""
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + by
