@@ -29,6 +29,9 @@ class ServerSettings(BaseSettings):
     topic_prefix: str = DEFAULT_PREFIX
     # MQTT v5 shared-subscription group; several server processes split the load between them.
     share_group: str | None = "vardkoll-ingest"
+    # Names this process's MQTT session. Give each server process on a host its own stable value
+    # (e.g. 1, 2, 3) so that a restarted process resumes its session; by default the process id.
+    instance: str | None = None
     admin_token: SecretStr | None = None
     dev: bool = False
     max_batch_events: int = Field(default=5000, ge=1)

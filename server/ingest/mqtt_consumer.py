@@ -8,6 +8,7 @@ redelivers the message (persistent session) and ingest, being idempotent, counts
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import socket
 import threading
@@ -48,7 +49,8 @@ class MqttConsumer:
         self._services = services
         self._settings = services.settings
         self._devices = DeviceRegistry(services.sessions, accept_unregistered=services.settings.dev)
-        self._client_id = client_id or f"vardkoll-server-{socket.gethostname()}"
+        # Unique per process: two processes sharing a client id would throw each other off the broker.
+        self._client_id = client_id or f"vardkoll-server-{socket.gethostname()}-{self._settings.instance or os.getpid()}"
         self._on_commit = on_commit
         self._inbox: queue.Queue[Received | None] = queue.Queue(maxsize=QUEUE_MESSAGES)
         self._worker = threading.Thread(target=self._work, name="vardkoll-ingest", daemon=True)
