@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .api import api_router
 from .live import LiveHub
 from .services import Services, build_services
+from .web import web_router
 from .settings import ServerSettings
 
 
@@ -45,4 +46,5 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
 
     app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
     app.include_router(api_router)
+    app.include_router(web_router)  # the pages people read, in Swedish
     return app

@@ -13,6 +13,27 @@ from .tokens import principal_for
 
 bearer = HTTPBearer(auto_error=False, description="An API token, sent as `Authorization: Bearer <token>`.")
 
+# The dashboard's login keeps the API token in this HttpOnly, SameSite=Strict cookie (server/web/session.py).
+# Browsers' EventSource cannot send headers, so reading requests (GET, HEAD) accept the cookie as well;
+# requests that change something still need the header, so a cookie alone can never change state.
+SESSION_COOKIE = "vardkoll_session"
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def principal_for_token(request: Request, token: str) -> Principal | None:
+    """The principal of an API token, None when the token is unknown or revoked."""
+    services = request.app.state.services
+    admin_token = services.settings.admin_token
+    with services.sessions() as session:
+        return principal_for(session, token, admin_token.get_secret_value() if admin_token else None)
+
+
+def session_token(request: Request) -> str | None:
+    """The API token held by the dashboard's session cookie, on reading requests only."""
+    if request.method not in COOKIE_METHODS:
+        return None
+    return request.cookies.get(SESSION_COOKIE) or None
+
 
 def _unauthorized(message: str, error: str | None = None) -> HTTPException:
     challenge = f'Bearer error="{error}"' if error else "Bearer"
@@ -20,12 +41,10 @@ def _unauthorized(message: str, error: str | None = None) -> HTTPException:
 
 
 def current_principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    if credentials is None or not credentials.credentials:
+    token = credentials.credentials if credentials is not None and credentials.credentials else session_token(request)
+    if not token:
         raise _unauthorized("an API token is required: send the header 'Authorization: Bearer <token>'")
-    services = request.app.state.services
-    admin_token = services.settings.admin_token
-    with services.sessions() as session:
-        principal = principal_for(session, credentials.credentials, admin_token.get_secret_value() if admin_token else None)
+    principal = principal_for_token(request, token)
     if principal is None:
         raise _unauthorized("the API token is not valid: unknown or revoked", "invalid_token")
     return principal

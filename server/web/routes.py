@@ -1,0 +1,270 @@
+"""The dashboard's pages: login, Klinikvy, Regionvy and Installationsvy, rendered on the server.
+
+Scope is the API's: a clinic manager sees one unit, a region analyst one region, an installer
+devices; a page outside one's scope answers 403 with a Swedish page, never with the data.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote, urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+
+from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.server.metrics import METRICS, Period
+
+from ..auth import FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
+from ..services import Services
+from ..storage.registry_tables import UnitRow
+from . import formatting
+from ..auth.dependencies import principal_for_token
+from .session import end_session, signed_in, start_session
+from .views import METRIC_NAMES, SHORT_NAMES, SORT_KEYS, clinic_view, installation_view, month_to_date, region_view
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_env.filters.update(formatting.FILTERS)
+_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+ROLE_NAMES = {
+    Role.admin: "administratör",
+    Role.region_analyst: "regionanalytiker",
+    Role.clinic_manager: "verksamhetschef",
+    Role.installer: "installatör",
+    Role.device: "insamlare",
+}
+
+web_router = APIRouter(include_in_schema=False)
+
+
+class PageError(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        self.status, self.title, self.message = status, title, message
+
+
+def render(request: Request, template: str, status: int = 200, principal: Principal | None = None, **context: Any) -> HTMLResponse:
+    html = _env.get_template(template).render(request=request, principal=principal, role_names=ROLE_NAMES, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/logga-in?{urlencode({'nasta': target})}", status_code=303)
+    end_session(response)
+    return response
+
+
+def _forbidden(principal: Principal, what: str) -> PageError:
+    if principal.unit:
+        scope = f"Din inloggning gäller enheten {principal.unit}."
+    elif principal.region:
+        scope = f"Din inloggning gäller {principal.region}."
+    else:
+        scope = f"Din inloggning ({ROLE_NAMES[principal.role]}) ger inte tillgång till den här sidan."
+    return PageError(403, "Ingen behörighet", f"Du har inte behörighet att se {what}. {scope}")
+
+
+def _error_page(request: Request, principal: Principal | None, error: PageError) -> HTMLResponse:
+    return render(request, "fel.html", status=error.status, principal=principal, title=error.title, message=error.message)
+
+
+def _unit_row(services: Services, principal: Principal, hsa: str, roles: frozenset[Role], what: str) -> UnitRow:
+    if not re.search(HSA_ID_PATTERN, hsa):
+        raise PageError(404, "Sidan finns inte", f"”{hsa[:60]}” är inget HSA-id. Ett HSA-id ser ut som SE2321000016-15SF.")
+    with services.sessions() as session:
+        row = session.get(UnitRow, hsa)
+        if row is not None:
+            session.expunge(row)
+    try:
+        require_role(principal, roles)
+        require_unit(principal, hsa, row.region if row else None)
+    except OutOfScope:
+        raise _forbidden(principal, what) from None
+    if row is None:
+        raise PageError(404, "Enheten finns inte", f"Enheten {hsa} finns inte i enhetsregistret.")
+    return row
+
+
+def _day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PageError(400, "Felaktigt datum", f"”{value[:20]}” är inget datum. Skriv det som 2026-11-23.") from None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- login -----------------------------------------------------------------------------------------
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+
+
+@web_router.get("/logga-in", response_class=HTMLResponse)
+def login_page(request: Request, nasta: str | None = None) -> HTMLResponse:
+    return render(request, "logga_in.html", principal=None, next=_safe_next(nasta), error=None)
+
+
+@web_router.post("/logga-in")
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = _safe_next((form.get("nasta") or ["/"])[0])
+    principal = principal_for_token(request, token) if token else None
+    if principal is None or principal.role is Role.device:
+        message = "Ange en API-nyckel." if not token else "Nyckeln är okänd eller återkallad. Kontrollera att du klistrat in hela nyckeln."
+        if principal is not None:
+            message = "En insamlares nyckel kan inte användas för att logga in."
+        return render(request, "logga_in.html", status=401, principal=None, next=target, error=message)
+    response = RedirectResponse(target, status_code=303)
+    start_session(request, response, token)
+    return response
+
+
+@web_router.api_route("/logga-ut", methods=["GET", "POST"])
+def logout() -> Response:
+    response = RedirectResponse("/logga-in", status_code=303)
+    end_session(response)
+    return response
+
+
+# -- pages -----------------------------------------------------------------------------------------
+
+
+@web_router.get("/", response_class=HTMLResponse)
+def start(request: Request) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return _login_redirect(request)
+    if principal.role is Role.clinic_manager and principal.unit:
+        return RedirectResponse(f"/enhet/{principal.unit}", status_code=303)
+    if principal.role is Role.region_analyst and principal.region:
+        return RedirectResponse(f"/region/{quote(principal.region)}", status_code=303)
+    services = _services(request)
+    with services.sessions() as session:
+        registry = list(session.execute(select(UnitRow.unit, UnitRow.name, UnitRow.region)).all())
+    visible = set(visible_units(principal, [(u, r) for u, _, r in registry])) if principal.role is not Role.device else set()
+    regions: dict[str, list[tuple[str, str]]] = {}
+    for unit, name, region in sorted(registry, key=lambda r: (r[2], r[1])):
+        if unit in visible:
+            regions.setdefault(region, []).append((unit, name))
+    return render(request, "start.html", principal=principal, regions=regions, reads_figures=principal.role in FIGURE_READERS)
+
+
+def _page(request: Request, build: Any) -> Response:
+    principal = signed_in(request)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        return build(principal)
+    except PageError as error:
+        return _error_page(request, principal, error)
+
+
+def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str | None) -> dict[str, Any]:
+    services = _services(request)
+    row = _unit_row(services, principal, hsa, FIGURE_READERS, f"enheten {hsa}")
+    with services.sessions() as session:
+        view = clinic_view(services, session, row, _day(dag), _now())
+    month = month_to_date(view.day)
+    live = {"unit": hsa, "from": view.day.isoformat(), "to": view.day.isoformat(), "metric": ["telephone", "assessment"]}
+    live_month = {"unit": hsa, "from": month.start.isoformat(), "to": month.end.isoformat()}
+    fragment = f"/enhet/{hsa}/innehall" + (f"?{urlencode({'dag': dag})}" if dag else "")
+    return {
+        "view": view, "month": month,
+        "live_urls": [f"/api/v1/live?{urlencode(live, doseq=True)}", f"/api/v1/live?{urlencode(live_month)}"],
+        "fragment_url": fragment,
+    }
+
+
+@web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
+def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
+    return _page(request, lambda p: render(request, "klinik.html", principal=p, **_clinic_context(request, p, hsa, dag)))
+
+
+@web_router.get("/enhet/{hsa}/innehall", response_class=HTMLResponse)
+def clinic_fragment(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
+    """The changing part of Klinikvy, fetched by live.js when the live stream says the unit changed."""
+    return _page(request, lambda p: render(request, "klinik_innehall.html", principal=p, **_clinic_context(request, p, hsa, dag)))
+
+
+@web_router.get("/region/{namn}", response_class=HTMLResponse)
+def region(
+    request: Request, namn: str,
+    fran: Annotated[str | None, Query()] = None, till: Annotated[str | None, Query()] = None,
+    sortera: Annotated[str, Query()] = "namn", ordning: Annotated[str, Query()] = "stigande",
+) -> Response:
+    def build(principal: Principal) -> Response:
+        services = _services(request)
+        try:
+            require_role(principal, FIGURE_READERS)
+            own = services.units.row(principal.unit) if principal.unit else None
+            require_region(principal, namn, own.region if own else None)
+        except OutOfScope:
+            raise _forbidden(principal, namn) from None
+        with services.sessions() as session:
+            rows = list(session.scalars(select(UnitRow).where(UnitRow.region == namn)))
+            for row in rows:
+                session.expunge(row)
+        visible = set(visible_units(principal, [(r.unit, r.region) for r in rows]))
+        rows = [r for r in rows if r.unit in visible]
+        today = _now().astimezone(ZoneInfo("Europe/Stockholm")).date()
+        start_day, end_day = _day(fran), _day(till)
+        period = month_to_date(end_day or today)
+        period = Period(start_day or period.start, end_day or period.end)
+        if period.end < period.start:
+            raise PageError(400, "Felaktig period", "Periodens slutdatum ligger före startdatumet.")
+        sort = sortera if sortera in SORT_KEYS else "namn"
+        view = region_view(services, rows, namn, period, sort, ordning == "fallande")
+        base = {"fran": period.start.isoformat(), "till": period.end.isoformat()}
+        csv = {m: "/api/v1/compliance?" + urlencode({"metric": m, "from": period.start.isoformat(), "to": period.end.isoformat(), "region": namn, "format": "csv"}) for m in METRICS}
+        return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
+
+    return _page(request, build)
+
+
+@web_router.get("/installation/{hsa}", response_class=HTMLResponse)
+def installation(request: Request, hsa: str) -> Response:
+    def build(principal: Principal) -> Response:
+        services = _services(request)
+        row = _unit_row(services, principal, hsa, REGISTRY_READERS, f"installationerna på enheten {hsa}")
+        with services.sessions() as session:
+            devices = installation_view(session, hsa)
+        return render(request, "installation.html", principal=principal, unit=row, devices=devices, now=_now())
+
+    return _page(request, build)
+
+
+@web_router.get("/static/{name}")
+def static(name: str) -> Response:
+    """The dashboard's own CSS and JavaScript: no CDN, clinics may have no route to the internet."""
+    path = STATIC_DIR / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        return Response("Filen finns inte.", status_code=404, media_type="text/plain; charset=utf-8")
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,203 @@
+"""What each page shows, gathered from the figure service and the registry; no HTML here.
+
+The numbers are the API's: every figure comes from `FigureService.figures` with the same unit, metric
+and period the API would be asked for, so a page and `GET /api/v1/...compliance` never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger
+from vardkoll.server.metrics.calendar import end_of_day
+from vardkoll.server.metrics.stamps import known
+
+from ..figures.loading import load_cases
+from ..services import Services
+from ..storage.registry_tables import DeviceRow, UnitRow
+
+METRIC_NAMES = {
+    "telephone": "Telefontillgänglighet (kontakt samma dag)",
+    "assessment": "Medicinsk bedömning inom 3 dagar",
+    "fixed_doctor": "Fast läkarkontakt",
+    "continuity": "Kontinuitet hos fast läkare",
+}
+SHORT_NAMES = {"telephone": "Telefon", "assessment": "Bedömning 3 dagar", "fixed_doctor": "Fast läkare", "continuity": "Kontinuitet"}
+AT_RISK_WITHIN = timedelta(hours=24)
+MAX_LISTED_CASES = 50
+
+
+def month_to_date(day: date) -> Period:
+    return Period(day.replace(day=1), day)
+
+
+def today_in(services: Services, unit: str, now: datetime) -> date:
+    return now.astimezone(services.units.config(unit).tz).date()
+
+
+@dataclass
+class OpenCase:
+    case: str  # the pseudonym made at the clinic's collector
+    contact_day: date
+    deadline: datetime
+
+
+@dataclass
+class OpenCases:
+    at_risk: list[OpenCase] = field(default_factory=list)  # deadline within 24 hours of `as_of`
+    overdue: list[OpenCase] = field(default_factory=list)
+    pending: int = 0
+
+
+def open_cases(services: Services, session: Session, unit: str, day: date, as_of: datetime) -> OpenCases:
+    """The in-scope cases still open at `as_of`, by pseudonym: the same set the assessment figure counts
+    as `pending` and `overdue_open` (the ledger's own scope rule decides), sorted by deadline."""
+    config = services.units.config(unit, day)
+    ledger = load_cases(session, unit, Period(day, day), as_of, config)
+    result = OpenCases()
+    for case, state in ledger.cases.items():
+        contact = known(state.contact, as_of)
+        if contact is None or known(state.assessed, as_of) or CaseLedger._outside_scope(state, as_of):
+            continue
+        deadline = end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz)
+        entry = OpenCase(case, contact.day, deadline)
+        if as_of <= deadline:
+            result.pending += 1
+            if deadline - as_of <= AT_RISK_WITHIN:
+                result.at_risk.append(entry)
+        else:
+            result.overdue.append(entry)
+    result.at_risk.sort(key=lambda c: (c.deadline, c.case))
+    result.overdue.sort(key=lambda c: (c.deadline, c.case))
+    return result
+
+
+@dataclass
+class ClinicView:
+    unit: UnitRow
+    day: date
+    is_today: bool
+    as_of: datetime
+    today: dict[str, dict[str, Any]]  # telephone, assessment for the day
+    month: dict[str, dict[str, Any]]  # every metric, month to date
+    cases: OpenCases
+    tz: str
+
+
+def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
+    today = today_in(services, unit.unit, now)
+    day = day or today
+    config = services.units.config(unit.unit, day)
+    day_period, month = Period(day, day), month_to_date(day)
+    figures_today = {m: services.figures.figure(unit.unit, m, day_period) for m in ("telephone", "assessment")}
+    figures_month = {m: services.figures.figure(unit.unit, m, month) for m in METRICS}
+    as_of = min(now, end_of_day(day, config.tz))
+    return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone)
+
+
+@dataclass
+class RegionRow:
+    unit: UnitRow
+    figures: dict[str, dict[str, Any]]
+
+
+@dataclass
+class AtTarget:
+    meeting: int  # units whose share meets the target
+    measured: int  # units with a share and a target
+    units: int  # all units in the table (the others: no data or no target)
+
+
+@dataclass
+class RegionView:
+    region: str
+    period: Period
+    rows: list[RegionRow]
+    at_target: dict[str, AtTarget]
+    sort: str
+    descending: bool
+
+
+SORT_KEYS = ("namn", *METRICS)
+
+
+def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool) -> RegionView:
+    codes = [row.unit for row in units]
+    by_metric = {m: services.figures.figures(codes, m, period) if codes else [] for m in METRICS}
+    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)]
+    if sort in METRICS:
+        # Units without a share always last, whatever the direction: silence is not a low or a high value.
+        with_share = [r for r in rows if r.figures[sort]["share"] is not None]
+        without = [r for r in rows if r.figures[sort]["share"] is None]
+        with_share.sort(key=lambda r: (r.figures[sort]["share"], r.unit.name), reverse=descending)
+        rows = with_share + sorted(without, key=lambda r: r.unit.name)
+    else:
+        rows.sort(key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
+    at_target = {}
+    for m in METRICS:
+        measured = [f for f in by_metric[m] if f["meets_target"] is not None]
+        at_target[m] = AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(codes))
+    return RegionView(region, period, rows, at_target, sort, descending)
+
+
+@dataclass
+class DeviceView:
+    device: str
+    status: str  # online | offline | silent | unknown
+    retired: bool
+    registered_at: datetime
+    last_seen_at: datetime | None
+    outbox_depth: int | None
+    outbox_oldest_at: str | None
+    clock: str  # synced | unsynced | unknown
+    device_clock_at: str | None
+    version: str | None
+
+
+def _heartbeat(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def installation_view(session: Session, unit: str) -> list[DeviceView]:
+    rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.retired_at.is_not(None), DeviceRow.device))
+    devices = []
+    for row in rows:
+        beat = _heartbeat(row.last_status)
+        outbox = beat.get("outbox") if isinstance(beat.get("outbox"), dict) else {}
+        clock = beat.get("clock") if isinstance(beat.get("clock"), dict) else {}
+        synced = clock.get("ntp_synced")
+        depth = outbox.get("depth")
+        version = beat.get("version")
+        devices.append(DeviceView(
+            device=row.device,
+            status=row.status if row.status in ("online", "offline", "silent") else "unknown",
+            retired=row.retired_at is not None,
+            registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
+            last_seen_at=_aware(row.last_seen_at),
+            outbox_depth=depth if isinstance(depth, int) else None,
+            outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
+            clock="synced" if synced is True else "unsynced" if synced is False else "unknown",
+            device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
+            version=str(version) if version is not None else None,
+        ))
+    return devices
