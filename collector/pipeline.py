@@ -5,6 +5,8 @@ This is the only place where raw source ids meet the secret; what leaves here ho
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 from .connectors.base import SourceEvent
@@ -21,7 +23,7 @@ class Pipeline:
         the same source twice gives the same ids and the event counts once."""
         event_id = "e" + self._pseudonymiser.pseudonym("event", f"{connector}\x1f{source.source_key}\x1f{source.type}")
         event: dict[str, Any] = {
-            **source.fields,
+            **copy.deepcopy(source.fields),
             "v": 1,
             "id": event_id,
             "type": source.type,
@@ -30,5 +32,17 @@ class Pipeline:
             "at": source.at.isoformat(),
         }
         for field, (kind, raw) in source.refs.items():
-            event[field] = self._pseudonymiser.pseudonym(kind, raw) if raw is not None else None
+            _set_path(event, field, self._pseudonymiser.pseudonym(kind, raw) if raw is not None else None)
         return event
+
+
+def _set_path(document: dict[str, Any], path: str, value: Any) -> None:
+    """Set `value` at a dotted path; numeric steps index lists ("doctors.2.doctor")."""
+    *steps, last = path.split(".")
+    target: Any = document
+    for step in steps:
+        target = target[int(step)] if isinstance(target, list) else target[step]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value

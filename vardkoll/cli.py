@@ -155,5 +155,27 @@ def collector_dump_outbox(config: Annotated[Path, typer.Option(help="the collect
     _collector("dump-outbox", config)
 
 
+@collector_app.command("enroll")
+def collector_enroll(
+    server: Annotated[str, typer.Option(help="the server's address, https://…")],
+    code: Annotated[str, typer.Option(help="the one-time enrollment code from the installer view")],
+    device: Annotated[Optional[str], typer.Option(help="this device's id (default: the host name)")] = None,
+    config: Annotated[Path, typer.Option(help="where to write the collector's config")] = Path("/etc/vardkoll-collector/collector.toml"),
+    state_dir: Annotated[Path, typer.Option(help="the collector's state folder (secret, token, outbox)")] = Path("/var/lib/vardkoll-collector"),
+    ca_file: Annotated[Optional[Path], typer.Option(help="CA certificate for the server, when not publicly trusted")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing config")] = False,
+) -> None:
+    """Enroll this device with a one-time code: registers it and writes its config and token (mode 0600)."""
+    from vardkoll.collector.enrollment import EnrollmentError, enroll
+
+    try:
+        result = enroll(server, code, device=device, config_path=config, state_dir=state_dir, ca_file=ca_file, force=force)
+    except EnrollmentError as exc:
+        _fail(str(exc))
+    typer.echo(f"enrolled device {result.device} for {result.unit}: config {result.config_path}, token {result.token_file}", err=True)
+    if result.secret_created:
+        typer.echo(f"created the pseudonym secret {result.secret_file}: keep a safe copy to move history to a replacement device", err=True)
+
+
 def main() -> None:
     app()

@@ -11,10 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from .base import Connector, ConnectorConfig, ConnectorContext, SourceBatch, SourceEvent
+from .asterisk_queue_log import AsteriskQueueLogConnector
 from .callback_csv import CallbackCsvConnector
+from .listing_export import ListingExportConnector
 
 REGISTRY: dict[str, type[Connector]] = {
+    "asterisk_queue_log": AsteriskQueueLogConnector,
     "callback_csv": CallbackCsvConnector,
+    "listing_export": ListingExportConnector,
 }
 
 

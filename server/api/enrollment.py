@@ -1,0 +1,101 @@
+"""Enrollment: installers get one-time codes for a unit; a collector redeems one for its token and broker details.
+
+`POST /units/{unit}/enrollment-codes` (admin, installer in scope) returns a code valid for at most 24 h.
+`POST /enroll` needs no token: the code is the credential, redeemed once. It registers the device (or
+reactivates it) and returns a `device` API token with the broker's address and topic prefix. Per-device
+MQTT credentials and ACLs come from the broker's setup, not from here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from vardkoll.protocol.events import DEVICE_ID_PATTERN
+
+from ..provisioning import CodeRefused, ProvisioningSettings, TooManyFailures, issue_code, redeem_code
+from .deps import DeviceManager, ServicesDep, SessionDep, UnitInPath, confine_to_unit
+
+router = APIRouter(tags=["enrollment"])
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+_DEVICE_RULE = "device must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
+
+
+def _device_id(device: str | None) -> str | None:
+    if device is not None and not _DEVICE_ID.search(device):
+        raise ValueError(_DEVICE_RULE)
+    return device
+
+
+class CodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: Annotated[str | None, Field(description="only this device id may redeem the code")] = None
+    valid_hours: Annotated[float, Field(gt=0, le=24, description="how long the code is valid (at most 24 h)")] = 24
+
+    _check_device = field_validator("device")(_device_id)
+
+
+class CodePublic(BaseModel):
+    code: str
+    unit: str
+    device: str | None
+    expires_at: datetime
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+    device: str
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        _device_id(device)
+        return device
+
+
+class MqttPublic(BaseModel):
+    url: str
+    topic_prefix: str
+
+
+class EnrolledPublic(BaseModel):
+    unit: str
+    device: str
+    token: str
+    mqtt: MqttPublic
+
+
+@router.post("/units/{unit}/enrollment-codes", response_model=CodePublic, status_code=status.HTTP_201_CREATED)
+def create_enrollment_code(principal: DeviceManager, unit: UnitInPath, session: SessionDep, body: CodeRequest | None = None) -> CodePublic:
+    """A one-time code an installer gives `vardkoll collector enroll`; shown this once."""
+    if confine_to_unit(session, principal, unit) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
+    body = body or CodeRequest()
+    issued = issue_code(session, unit, principal.name, body.device, timedelta(hours=body.valid_hours))
+    session.commit()
+    return CodePublic(code=issued.code, unit=issued.unit, device=issued.device, expires_at=issued.expires_at)
+
+
+@router.post("/enroll", response_model=EnrolledPublic)
+def enroll(body: EnrollRequest, request: Request, services: ServicesDep, session: SessionDep) -> EnrolledPublic:
+    """Redeem a one-time code (no token needed): registers the device and returns its API token, once."""
+    client = request.client.host if request.client else "unknown"
+    try:
+        enrolled = redeem_code(session, body.code, body.device, client)
+    except TooManyFailures as exc:
+        session.rollback()
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except CodeRefused as exc:
+        session.commit()  # keep the recorded failure
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    session.commit()
+    settings = services.settings
+    url = ProvisioningSettings().device_mqtt_url or settings.mqtt_url
+    return EnrolledPublic(unit=enrolled.unit, device=enrolled.device, token=enrolled.token, mqtt=MqttPublic(url=url, topic_prefix=settings.topic_prefix))
