@@ -12,9 +12,11 @@ import orjson
 import typer
 
 from vardkoll.admin_cli import admin_app
+from vardkoll.bridge_cli import bridge_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Care-guarantee compliance for Swedish primary care.")
 app.add_typer(admin_app, name="admin", help="Manage units, targets and API tokens in the server's database.")
+app.add_typer(bridge_app, name="bridge", help="The serial bridge for ticket dispensers and button panels.")
 
 
 def _fail(message: str) -> None:
