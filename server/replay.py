@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from .metrics import DEFINITION_VERSIONS, Applied, MetricEngine, Period, UnitConfig
-from .replay_blocks import ParsedBlock, default_workers, parsed_blocks
+from .replay_blocks import ParsedBlock, default_workers, parse_block, read_blocks
+from .replay_shards import UnitWorkers, conflict_reason
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -57,21 +58,48 @@ def replay_stream(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Replay a binary stream of JSON lines. `on_bytes`, when given, is told how many bytes were read
-    (for progress); `workers` parse in other processes (default: the spare CPUs)."""
-    engine = MetricEngine(config_of)
+    (for progress). A stream of more than one block (`replay_blocks.BLOCK_BYTES`) is replayed by
+    `workers` processes that each own some of the units (`replay_shards`; default: one per CPU);
+    `workers=0` replays it in this process. Either way the document is the same."""
+    workers = default_workers() if workers is None else workers
     rejected: list[tuple[int, str]] = []
     duplicates = 0
     with paused_garbage_collector():
-        for block in parsed_blocks(stream, default_workers() if workers is None else workers, on_bytes):
-            rejected.extend(block.rejected)
-            duplicates += _apply(engine, block, rejected)
-    rejected.sort()
+        blocks = read_blocks(stream, on_bytes)
+        first, second = next(blocks, None), next(blocks, None)
+        if workers > 0 and second is not None:
+            with UnitWorkers(workers, config_of) as pool:
+                for block, first_line in _chain(first, second, blocks):
+                    pool.route(block, first_line)
+                period = _period(pool.span(), period_from, period_to)
+                results = pool.figures(period, as_of)
+                rejected, duplicates = pool.rejected, pool.duplicates
+        else:  # a small file is parsed faster than a process starts
+            engine = MetricEngine(config_of)
+            for raw in _chain(first, second, blocks):
+                duplicates += _apply_block(engine, raw, rejected)
+            period = _period(engine.span(), period_from, period_to)
+            results = engine.figures(period, as_of) if period is not None else []
+        rejected.sort()
     return {
-        "results": _results(engine, period_from, period_to, as_of),
+        "results": results,
         "rejected": [{"line": line, "error": error} for line, error in rejected],
         "duplicates": duplicates,
         "definition_versions": dict(DEFINITION_VERSIONS),
     }
+
+
+def _chain(first: tuple[bytes, int] | None, second: tuple[bytes, int] | None, rest: Iterator[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
+    for block in (first, second):
+        if block is not None:
+            yield block
+    yield from rest
+
+
+def _apply_block(engine: MetricEngine, raw: tuple[bytes, int], rejected: list[tuple[int, str]]) -> int:
+    block = parse_block(*raw)
+    rejected.extend(block.rejected)
+    return _apply(engine, block, rejected)
 
 
 def _apply(engine: MetricEngine, block: ParsedBlock, rejected: list[tuple[int, str]]) -> int:
@@ -82,7 +110,7 @@ def _apply(engine: MetricEngine, block: ParsedBlock, rejected: list[tuple[int, s
         if outcome is Applied.DUPLICATE:
             duplicates += 1
         elif outcome is Applied.CONFLICT:
-            rejected.append((number, f"event id '{event.id}' was already used by a different event of this unit"))
+            rejected.append((number, conflict_reason(event.id)))
     return duplicates
 
 
@@ -90,14 +118,14 @@ class ReplayPeriodError(ValueError):
     """The period asked for cannot be formed (e.g. --from after the last event, without --to)."""
 
 
-def _results(engine: MetricEngine, start: date | None, end: date | None, as_of: datetime | None) -> list[dict[str, Any]]:
-    span = engine.span()
+def _period(span: Period | None, start: date | None, end: date | None) -> Period | None:
+    """The period asked for, completed from the events' dates; None when there are no events."""
     if span is None:
-        return []
+        return None
     start, end = start or span.start, end or span.end
     if end < start:
         raise ReplayPeriodError(f"the period would end ({end}) before it starts ({start}): the events cover {span.start} to {span.end}; give both --from and --to")
-    return engine.figures(Period(start, end), as_of)
+    return Period(start, end)
 
 
 def replay_path(

@@ -1,23 +1,19 @@
-"""Parse an event archive block by block, in worker processes when the file is big enough.
+"""Read an event archive in blocks of whole lines and parse them.
 
-Parsing and validating a line costs about as much as applying it to the metric state, and only the
-applying must happen in one place. So the main process reads blocks of whole lines, worker processes
-parse them, and hand back the valid events (packed with msgpack, which is cheap to unpack) and the
-rejected lines, in file order.
+A small file (or `workers=0`) is parsed and applied in the main process. A bigger one goes to worker
+processes that each own some of the units (`replay_shards`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 import msgspec
 
-from vardkoll.protocol import EventRejected, parse_event_line
-from vardkoll.protocol.events import Event
+from vardkoll.protocol import MAX_EVENT_BYTES, EventRejected, parse_event_line
+from vardkoll.protocol.events import EVENT_DECODER, Event
+from vardkoll.protocol.personal_number import raw_may_contain_personal_number
 
 BLOCK_BYTES = 4 << 20
 
@@ -28,84 +24,93 @@ class ParsedBlock(msgspec.Struct, array_like=True):
     rejected: list[tuple[int, str]]
 
 
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(ParsedBlock)
-
-
 def parse_block(block: bytes, first_line: int) -> ParsedBlock:
+    """Every line of a block (lines joined by "\\n", the first numbered `first_line`) parsed."""
+    return parse_lines(block, range(first_line, first_line + block.count(b"\n") + 1))
+
+
+def parse_lines(data: bytes, numbers: Iterable[int]) -> ParsedBlock:
+    """Lines joined by "\\n", numbered by `numbers`, each as `parse_event_line` takes it; blank lines skipped.
+
+    The personal-number pre-check runs once over all the lines (then, if it finds something, over each
+    batch of lines). "\\n" is neither a digit nor a separator, so a digit run never spans two lines and
+    the check finds in the whole whatever it finds in any one line (it may find more: it looks back over
+    whitespace, newlines included, for the character before a number). Where it finds nothing, no line
+    can hold a personal number, and the lines go straight to the schema decoder, a batch in one call; a
+    batch where a line fails there, or is too big, is decoded again line by line, and the lines that
+    fail go through `parse_event_line` after all, for their exact reason."""
     parsed = ParsedBlock([], [], [])
-    for number, line in enumerate(block.split(b"\n"), start=first_line):
-        if not line.strip():
-            continue
-        try:
-            parsed.events.append(parse_event_line(line))
-            parsed.event_lines.append(number)
-        except EventRejected as exc:
-            parsed.rejected.append((number, exc.reason))
+    lines = data.split(b"\n")
+    numbers = list(numbers)
+    clean = not raw_may_contain_personal_number(data)
+    decode = EVENT_DECODER.decode
+    for start in range(0, len(lines), _BATCH):
+        batch, batch_numbers = lines[start : start + _BATCH], numbers[start : start + _BATCH]
+        if clean or not raw_may_contain_personal_number(b"\n".join(batch)):
+            try:
+                if max(map(len, batch)) > MAX_EVENT_BYTES:
+                    raise ValueError
+                events = list(map(decode, batch))
+            except Exception:  # noqa: BLE001 - each line again below: the reason of the one that fails
+                part = _parse_one_by_one(batch, batch_numbers, decode)
+            else:
+                parsed.event_lines += batch_numbers
+                parsed.events += events
+                continue
+        else:
+            part = _parse_one_by_one(batch, batch_numbers, parse_event_line)
+        parsed.event_lines += part.event_lines
+        parsed.events += part.events
+        parsed.rejected += part.rejected
     return parsed
 
 
-def _parse_block_packed(block: bytes, first_line: int) -> bytes:
-    return _ENCODER.encode(parse_block(block, first_line))
+_BATCH = 512  # lines decoded in one call; a batch with a bad line is parsed again line by line
+
+
+def _parse_one_by_one(lines: list[bytes], numbers: Iterable[int], decode: Callable[[bytes], Event]) -> ParsedBlock:  # type: ignore[valid-type]
+    """Each line through `decode` (when the block holds no personal number), else or on failure through
+    `parse_event_line`; blank lines skipped."""
+    parsed = ParsedBlock([], [], [])
+    event_lines, events, rejected = parsed.event_lines, parsed.events, parsed.rejected
+    for number, line in zip(numbers, lines):
+        if decode is not parse_event_line and len(line) <= MAX_EVENT_BYTES:
+            try:
+                events.append(decode(line))
+                event_lines.append(number)
+                continue
+            except Exception:  # noqa: BLE001 - parse_event_line below gives the reason
+                pass
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_event_line(line))
+            event_lines.append(number)
+        except EventRejected as exc:
+            rejected.append((number, exc.reason))
+    return parsed
 
 
 def read_blocks(
     stream: IO[bytes], on_bytes: Callable[[int], None] | None = None, block_bytes: int | None = None
 ) -> Iterator[tuple[bytes, int]]:
-    """(block of whole lines without its last newline, number of its first line)."""
+    """(block of whole lines without its last newline, number of its first line): about `block_bytes`
+    read at once, then the rest of the last line."""
     block_bytes = block_bytes or BLOCK_BYTES
     line_number = 1
-    carry = b""
-    while True:
-        data = stream.read(block_bytes)
-        if on_bytes is not None and data:
+    while data := stream.read(block_bytes):
+        if data[-1] != 10:
+            data += stream.readline()
+        if on_bytes is not None:
             on_bytes(len(data))
-        if not data:
-            if carry:
-                yield carry, line_number
-            return
-        data = carry + data
-        cut = data.rfind(b"\n")
-        if cut == -1:
-            carry = data
-            continue
-        block, carry = data[:cut], data[cut + 1 :]
+        block = data[:-1] if data[-1] == 10 else data
         yield block, line_number
         line_number += block.count(b"\n") + 1
 
 
 def default_workers() -> int:
-    """Processes that parse beside the one that applies: all spare CPUs, at most two."""
-    return max(0, min(2, len(os.sched_getaffinity(0)) - 1))
-
-
-def parsed_blocks(
-    stream: IO[bytes], workers: int, on_bytes: Callable[[int], None] | None = None, block_bytes: int | None = None
-) -> Iterator[ParsedBlock]:
-    blocks = read_blocks(stream, on_bytes, block_bytes)
-    first = next(blocks, None)
-    if first is None:
-        return
-    second = next(blocks, None)
-    if workers <= 0 or second is None:  # a small file is parsed faster than a process starts
-        yield parse_block(*first)
-        if second is not None:
-            yield parse_block(*second)
-        for block in blocks:
-            yield parse_block(*block)
-        return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        in_flight: deque[Future[bytes]] = deque()
-        for block in _chain(first, second, blocks):
-            in_flight.append(pool.submit(_parse_block_packed, *block))
-            if len(in_flight) > 2 * workers:
-                yield _DECODER.decode(in_flight.popleft().result())
-        while in_flight:
-            yield _DECODER.decode(in_flight.popleft().result())
-
-
-def _chain(first: tuple[bytes, int], second: tuple[bytes, int], rest: Iterator[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
-    yield first
-    yield second
-    yield from rest
+    """Worker processes for a big file: one per CPU, at most four; none on a single CPU, where they
+    could only add the cost of handing lines over. The main process only routes lines, a small part of
+    what the workers spend on them, so it needs no CPU of its own."""
+    cpus = len(os.sched_getaffinity(0))
+    return min(4, cpus) if cpus > 1 else 0

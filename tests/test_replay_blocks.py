@@ -20,10 +20,15 @@ def archive(tmp_path):
     return path
 
 
-def test_blocks_cover_every_line_once_with_its_number(archive):
-    lines = archive.read_bytes().split(b"\n")
+@pytest.mark.parametrize("block_bytes", [7, 300, 5_000])
+@pytest.mark.parametrize("ending", [b"", b"\n", b"\n\n"])
+def test_blocks_cover_every_line_once_with_its_number(archive, block_bytes, ending):
+    data = archive.read_bytes() + ending
+    lines = data.split(b"\n")
+    if ending:
+        lines.pop()  # the last newline ends the last line; it does not start another
     seen = []
-    for block, first in replay_blocks.read_blocks(io.BytesIO(archive.read_bytes()), block_bytes=300):
+    for block, first in replay_blocks.read_blocks(io.BytesIO(data), block_bytes=block_bytes):
         for offset, line in enumerate(block.split(b"\n")):
             seen.append((first + offset, line))
     assert seen == list(enumerate(lines, start=1))
