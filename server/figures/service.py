@@ -8,50 +8,73 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, end_of_day
+from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitConfig, end_of_day
 
 from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
 from ..units import UnitDirectory
+from .cache import FigureCache, figure_key, settings_stamp
 from .loading import load_calls, load_cases, load_snapshots, load_visits
 
 
 class FigureService:
-    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory) -> None:
+    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory, cache: FigureCache | None = None) -> None:
+        """`cache`: computed figures by data version (see `cache`); the default holds 20 000, `FigureCache(0)` none."""
         self._sessions = sessions
         self._units = units
+        self.cache = cache if cache is not None else FigureCache()
 
-    def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None) -> dict[str, Any]:
+    def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
         """The SPEC 2.5 figure, as `vardkoll replay` gives it, plus its definition version and data freshness."""
-        return self.figures([unit], metric, period, as_of)[0]
+        return self.figures([unit], metric, period, as_of, cached)[0]
 
-    def figures(self, units: list[str], metric: str, period: Period, as_of: datetime | None = None) -> list[dict[str, Any]]:
+    def figures(
+        self, units: list[str], metric: str, period: Period, as_of: datetime | None = None, cached: bool = True
+    ) -> list[dict[str, Any]]:
+        """`cached=False` computes every figure from the stored rows (the cache is neither read nor filled)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
         results = []
         with self._sessions() as session:
-            freshness = self._freshness(session, units)
+            # Versions first, rows after: a figure is never older than the version it is cached under.
+            activity = self._activity(session, units)
+            freshness = self._freshness(session, units, activity)
             for unit in units:
                 config = self._units.config(unit, period.end)
-                moment = as_of or end_of_day(period.end, config.tz)
-                if metric == "telephone":
-                    ledger: Any = load_calls(session, unit, period, config)
-                elif metric == "assessment":
-                    ledger = load_cases(session, unit, period, moment, config)
-                elif metric == "fixed_doctor":
-                    ledger = load_snapshots(session, unit, min(moment, end_of_day(period.end, config.tz)))
-                else:
-                    ledger = load_visits(session, unit, period)
-                figure = ledger.figure(unit, period, moment, config)
-                figure["definition_version"] = DEFINITION_VERSIONS[metric]
+                key = figure_key(unit, metric, period, as_of)
+                version = activity[unit].version if unit in activity else None
+                stamp = settings_stamp(config)
+                figure = self.cache.get(key, version, stamp) if cached else None
+                if figure is None:
+                    figure = self._compute(session, unit, metric, period, as_of, config)
+                    if cached:
+                        self.cache.put(key, version, stamp, figure)
                 figure["data"] = freshness[unit]
                 results.append(figure)
         return results
 
-    def _freshness(self, session: Session, units: list[str]) -> dict[str, dict[str, Any]]:
+    @staticmethod
+    def _compute(session: Session, unit: str, metric: str, period: Period, as_of: datetime | None, config: UnitConfig) -> dict[str, Any]:
+        moment = as_of or end_of_day(period.end, config.tz)
+        if metric == "telephone":
+            ledger: Any = load_calls(session, unit, period, config)
+        elif metric == "assessment":
+            ledger = load_cases(session, unit, period, moment, config)
+        elif metric == "fixed_doctor":
+            ledger = load_snapshots(session, unit, min(moment, end_of_day(period.end, config.tz)))
+        else:
+            ledger = load_visits(session, unit, period)
+        figure = ledger.figure(unit, period, moment, config)
+        figure["definition_version"] = DEFINITION_VERSIONS[metric]
+        return figure
+
+    @staticmethod
+    def _activity(session: Session, units: list[str]) -> dict[str, UnitActivity]:
+        return {row.unit: row for row in session.scalars(select(UnitActivity).where(UnitActivity.unit.in_(units)))}
+
+    def _freshness(self, session: Session, units: list[str], activity: dict[str, UnitActivity]) -> dict[str, dict[str, Any]]:
         """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
-        activity = {row.unit: row for row in session.scalars(select(UnitActivity).where(UnitActivity.unit.in_(units)))}
         devices: dict[str, list[DeviceRow]] = {}
         for row in session.scalars(select(DeviceRow).where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None))):
             devices.setdefault(row.unit, []).append(row)
