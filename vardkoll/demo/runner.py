@@ -48,6 +48,7 @@ def run_demo(port: int = 8000, units: int = 4) -> None:
     region = REGION.replace(" ", "%20")
     # Addresses and the token are printed unwrapped, so they can be copied whole.
     console.print(f"[bold]vardkoll demo[/] is running ({broker.kind} broker on port {broker.port}, SQLite in {folder})", soft_wrap=True)
+    console.print(f"  dashboard:         {base}/logga-in (log in with the admin token)", soft_wrap=True)
     console.print(f"  API documentation: {base}/docs", soft_wrap=True)
     console.print(f"  admin token:       {token}", soft_wrap=True)
     console.print(f"  figures:           curl -H 'Authorization: Bearer {token}' '{base}/api/v1/compliance?metric=telephone&region={region}&from={clinics.first_day}'", soft_wrap=True)
