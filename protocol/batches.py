@@ -29,6 +29,10 @@ class Batch(msgspec.Struct, frozen=True):
     events: list[Event]  # type: ignore[valid-type]
     device: DeviceId | None = None
 
+    def __post_init__(self) -> None:  # DeviceId's pattern is documentation only (see events.py)
+        if self.device is not None and _DEVICE_ID.search(self.device) is None:
+            raise ValueError("field 'device' breaks its rule")
+
 
 _BATCH_DECODER = msgspec.json.Decoder(Batch)
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)

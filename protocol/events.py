@@ -9,25 +9,23 @@ person can act on, lives in `protocol.validation`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, ClassVar, Literal, Union, get_args, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct
 
+from .field_rules import DEVICE_ID_PATTERN, EVENT_ID_PATTERN, HSA_ID_PATTERN, PSEUDONYM_PATTERN, check_event, check_pseudonyms
+
 PROTOCOL_VERSION = 1
 
-# msgspec checks patterns with re.search, where "$" also matches before a final newline: "(?!\n)"
-# closes that gap and still reads as an ECMA-262 pattern in the exported JSON Schema.
-EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$(?!\n)"
-HSA_ID_PATTERN = r"^SE([0-9]{10}|[0-9]{12})-[0-9A-Za-z]{1,24}$(?!\n)"
-PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$(?!\n)"
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
-
+# The patterns are published in the JSON Schema but checked by `field_rules` in __post_init__, not by
+# msgspec: msgspec calls re.search per field through the C API, which made up three quarters of the
+# time to decode an event (1.8 of 2.2 µs); field_rules remembers units and devices, which repeat.
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 time with offset")]
-EventId = Annotated[str, Meta(pattern=EVENT_ID_PATTERN)]
-HsaId = Annotated[str, Meta(pattern=HSA_ID_PATTERN)]
-Pseudonym = Annotated[str, Meta(pattern=PSEUDONYM_PATTERN)]
-DeviceId = Annotated[str, Meta(pattern=DEVICE_ID_PATTERN)]
+EventId = Annotated[str, Meta(extra_json_schema={"pattern": EVENT_ID_PATTERN})]
+HsaId = Annotated[str, Meta(extra_json_schema={"pattern": HSA_ID_PATTERN})]
+Pseudonym = Annotated[str, Meta(extra_json_schema={"pattern": PSEUDONYM_PATTERN})]
+DeviceId = Annotated[str, Meta(extra_json_schema={"pattern": DEVICE_ID_PATTERN})]
 QueueName = Annotated[str, Meta(max_length=128)]
 Count = Annotated[int, Meta(ge=0)]
 
@@ -44,6 +42,10 @@ class EventBase(Struct, frozen=True, kw_only=True, tag_field="type"):
     unit: HsaId
     at: Timestamp
     device: DeviceId | None = None
+
+    pseudonym_fields: ClassVar[tuple[str, ...]] = ()  # filled in below, from the annotations
+
+    __post_init__ = check_event  # the character rules (field_rules), without a frame of its own
 
     @property
     def type(self) -> str:
@@ -105,6 +107,11 @@ class DoctorListing(Struct, frozen=True, kw_only=True):
     listed: Count
     active: bool = True
 
+    pseudonym_fields: ClassVar[tuple[str, ...]] = ("doctor",)
+
+    def __post_init__(self) -> None:
+        check_pseudonyms(self)
+
 
 class ListingSnapshot(EventBase, tag="listing.snapshot"):
     listed: Count
@@ -112,6 +119,7 @@ class ListingSnapshot(EventBase, tag="listing.snapshot"):
     doctors: tuple[DoctorListing, ...] | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.named_doctor > self.listed:
             raise ValueError("named_doctor exceeds listed")
 
@@ -141,6 +149,16 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
 )
 EVENT_TYPES: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_CLASSES)  # type: ignore[misc]
 CLASS_OF_TYPE: dict[str, type[EventBase]] = dict(zip(EVENT_TYPES, EVENT_CLASSES))
+
+
+
+def _pseudonym_fields(cls: type) -> tuple[str, ...]:
+    return tuple(name for name, hint in get_type_hints(cls, include_extras=True).items() if hint == Pseudonym or Pseudonym in get_args(hint))
+
+
+for _cls in EVENT_CLASSES:
+    _cls.pseudonym_fields = _pseudonym_fields(_cls)
+assert _pseudonym_fields(DoctorListing) == DoctorListing.pseudonym_fields
 
 Event = Union[EVENT_CLASSES]  # type: ignore[valid-type]
 EVENT_DECODER = msgspec.json.Decoder(Event)

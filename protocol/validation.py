@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from .events import EVENT_DECODER, EVENT_TYPES, EventBase, allowed_values
+from .field_rules import RULE_PREFIX
 from .personal_number import find_personal_number, raw_may_contain_personal_number
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -44,6 +45,9 @@ def _describe(message: str, event_type: str | None) -> str:
     parts = _MESSAGE.match(message)
     text, path = parts["text"], (parts["path"] or "").lstrip(".")
     name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    if text.startswith(RULE_PREFIX):  # a character rule broken, found by protocol.field_rules
+        name = text[len(RULE_PREFIX) :]
+        return f"field '{path + '.' if path else ''}{name}' {_FIELD_RULES.get(name, _PSEUDONYM_RULE)}"
     if text.startswith("Object missing required field"):
         missing = text.split("`")[1]
         return f"missing field '{path + '.' if path else ''}{missing}'"
@@ -61,8 +65,6 @@ def _describe(message: str, event_type: str | None) -> str:
         return f"field '{path}': time needs an offset (e.g. +01:00 or Z)"
     if "datetime" in text:
         return f"field '{path}' must be an RFC 3339 time such as 2026-03-02T08:00:00+01:00"
-    if "matching regex" in text:
-        return f"field '{path}' {_FIELD_RULES.get(name, _PSEUDONYM_RULE)}"
     if text.startswith("Invalid enum value"):
         return f"field '{path}' must be one of: {', '.join(allowed_values(event_type or '', name))}"
     if "of length <=" in text:

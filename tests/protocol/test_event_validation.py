@@ -325,6 +325,20 @@ def test_unit_that_is_not_an_hsa_id_is_refused(unit):
     assert reason.startswith("field 'unit' must be an HSA-id")
 
 
+def test_a_device_id_seen_before_is_still_no_unit():
+    """Units and devices that passed are remembered (they repeat on every event); a value remembered
+    as a valid device must not pass as a unit afterwards."""
+    assert validate_event(event("call.answered", device="pi-vc01-a")).device == "pi-vc01-a"
+    assert reason_for(event("call.answered", unit="pi-vc01-a")).startswith("field 'unit' must be an HSA-id")
+
+
+def test_a_remembered_unit_passes_again_and_a_bad_one_still_fails():
+    good = "SE2321000016-VC99"
+    for _ in range(3):
+        assert validate_event(event("call.answered", unit=good)).unit == good
+    assert reason_for(event("call.answered", unit=good + "\n")).startswith("field 'unit' must be an HSA-id")
+
+
 def test_unit_that_is_not_a_string_is_refused():
     assert reason_for(event("call.answered", unit=2321000016)) == "field 'unit' must be a string"
 

@@ -1,0 +1,63 @@
+"""The character rules of ids, HSA-ids, device ids and pseudonyms, checked after msgspec decodes an event.
+
+The event structs call these from `__post_init__`. A broken rule raises ValueError("rule:<field>"),
+which msgspec reports with the path of the struct; `protocol.validation` turns that into a reason
+naming the field. Values are never part of the message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# msgspec-free checks use re.search like msgspec did, so "$" would also match before a final newline:
+# "(?!\n)" closes that gap and still reads as an ECMA-262 pattern in the exported JSON Schema.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$(?!\n)"
+HSA_ID_PATTERN = r"^SE([0-9]{10}|[0-9]{12})-[0-9A-Za-z]{1,24}$(?!\n)"
+PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$(?!\n)"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
+
+RULE_PREFIX = "rule:"
+
+_event_id = re.compile(EVENT_ID_PATTERN).search
+_hsa_id = re.compile(HSA_ID_PATTERN).search
+_pseudonym = re.compile(PSEUDONYM_PATTERN).search
+_device_id = re.compile(DEVICE_ID_PATTERN).search
+
+# Units and devices repeat on every event: once a value has passed, a set lookup answers. Only values
+# that passed are kept (an HSA-id or a device id is not personal data), and each set is bounded.
+_GOOD_UNITS: set[str] = set()
+_GOOD_DEVICES: set[str] = set()
+_KNOWN_GOOD_MAX = 4096
+
+
+def _remember(known: set[str], value: str) -> None:
+    if len(known) >= _KNOWN_GOOD_MAX:
+        known.clear()
+    known.add(value)
+
+
+def check_event(event: Any) -> None:
+    """The id, the unit, the device and every field the event's class lists in `pseudonym_fields`
+    (None where a field is optional is fine). One function on the hot path of every decode."""
+    if _event_id(event.id) is None:
+        raise ValueError(RULE_PREFIX + "id")
+    unit = event.unit
+    if unit not in _GOOD_UNITS:
+        if _hsa_id(unit) is None:
+            raise ValueError(RULE_PREFIX + "unit")
+        _remember(_GOOD_UNITS, unit)
+    device = event.device
+    if device is not None and device not in _GOOD_DEVICES:
+        if _device_id(device) is None:
+            raise ValueError(RULE_PREFIX + "device")
+        _remember(_GOOD_DEVICES, device)
+    check_pseudonyms(event)
+
+
+def check_pseudonyms(struct: Any) -> None:
+    """Every field the struct's class lists in `pseudonym_fields` (None where optional is fine)."""
+    for name in struct.pseudonym_fields:
+        value = getattr(struct, name)
+        if value is not None and _pseudonym(value) is None:
+            raise ValueError(RULE_PREFIX + name)
