@@ -25,12 +25,17 @@ def _period_for(services: Services, unit: str, start: date | None, end: date | N
 
 
 def _figures(services: Services, units: list[str], metrics: list[str], start: date | None, end: date | None) -> list[dict[str, Any]]:
-    return [
-        figure
-        for unit in units
-        for metric in metrics
-        for figure in services.figures.figures([unit], metric, _period_for(services, unit, start, end))
-    ]
+    """Unit by unit, metric by metric; asked of the figure service once per metric and period (units
+    in other time zones may be on another "today"), so a region costs a few queries, not one per unit."""
+    by_period: dict[Period, list[str]] = {}
+    for unit in units:
+        by_period.setdefault(_period_for(services, unit, start, end), []).append(unit)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for period, group in by_period.items():
+        for metric in metrics:
+            for unit, figure in zip(group, services.figures.figures(group, metric, period)):
+                found[unit, metric] = figure
+    return [found[unit, metric] for unit in units for metric in metrics]
 
 
 def _event(name: str, data: Any) -> bytes:
