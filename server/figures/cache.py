@@ -1,15 +1,16 @@
 """A bounded cache of computed figures, valid as long as the unit's stored data and settings are unchanged.
 
 A figure is a pure function of the unit's stored metric state, its settings (time zone, opening hours,
-targets, region policy: the `UnitConfig`), the metric, the period and the moment `as_of`. The stored
-state changes only in a commit that also bumps the unit's `unit_activity.version` (ingest's
-`_touch_units`, in the same transaction), so an entry is looked up by (unit, metric, period, as_of) and
-is valid only while both its data version and its settings stamp are the ones read for this request.
+targets, region policy: the `UnitConfig`), the metric, the period and the moment `as_of`; of the stored
+state only the events at or before that moment matter. Ingest records, in the same transaction, per
+unit and UTC date the version of the commit that last stored an event of that date (`store.py`: the
+figure's *dependency version*), so an entry is looked up by (unit, metric, period, as_of) and is valid
+only while both its dependency version and its settings stamp are the ones read for this request.
 
-- The version is read once per request for all requested units (the same query that reads the data's
-  freshness), and always before the rows are loaded: the rows a figure is computed from are at least
-  as new as the version it is filed under, never older. A commit that lands in between only makes the
-  entry fresher than its version; the next request reads the newer version and recomputes.
+- The versions are read once per request for all requested units, and always before the rows are
+  loaded: the rows a figure is computed from are at least as new as the version it is filed under,
+  never older. A commit that lands in between only makes the entry fresher than its version; the next
+  request reads the newer version and recomputes.
 - The settings stamp is the `UnitConfig` the figure was computed with, as a hashable value. It changes
   exactly when a registry change reaches this process (a `UnitDirectory` reload after an API change, or
   after another process's change within the directory's TTL), and only for what a figure depends on.
@@ -20,7 +21,8 @@ is valid only while both its data version and its settings stamp are the ones re
   never stored here: callers add it to a copy on every request.
 
 Entries are per process; several server processes each keep their own and each sees every commit
-through the version. The least recently used entry goes first once `max_entries` are held.
+through the versions. Figures without `as_of` are also kept in the database for every process
+(`store.py`). The least recently used entry goes first once `max_entries` are held.
 """
 
 from __future__ import annotations

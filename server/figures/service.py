@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import logging
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitConfig, end_of_day
@@ -16,6 +18,9 @@ from ..storage.tables import UnitActivity
 from ..units import UnitDirectory
 from .cache import FigureCache, figure_key, settings_stamp
 from .loading import load_calls, load_cases, load_snapshots, load_visits
+from .store import dependency_versions, last_utc_date, load_stored, save_stored, settings_hash
+
+log = logging.getLogger("vardkoll.figures")
 
 
 class FigureService:
@@ -30,33 +35,68 @@ class FigureService:
         return self.figures([unit], metric, period, as_of, cached)[0]
 
     def figures(
-        self, units: list[str], metric: str, period: Period, as_of: datetime | None = None, cached: bool = True
+        self, units: list[str], metric: str, period: Period, as_of: datetime | None = None, cached: bool = True,
+        keep_in_memory: bool = True,
     ) -> list[dict[str, Any]]:
-        """`cached=False` computes every figure from the stored rows (the cache is neither read nor filled)."""
+        """`cached=False` computes every figure from the stored rows (neither cache nor store is read
+        or written); `keep_in_memory=False` leaves this process's cache as it was (for bulk work such
+        as the rollup job, which would otherwise push out what the dashboards are using)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
-        results = []
+        configs = {unit: self._units.config(unit, period.end) for unit in units}
+        now = datetime.now(timezone.utc)
+
+        def today(config: UnitConfig) -> date:
+            return now.astimezone(config.tz).date()
+
+        found: dict[str, dict[str, Any]] = {}
+        to_store: list[tuple[str, str, int, dict[str, Any]]] = []
         with self._sessions() as session:
-            # Versions first, rows after: a figure is never older than the version it is cached under.
+            # Versions first, rows after: a figure is never older than the version it is filed under.
             activity = self._activity(session, units)
             freshness = self._freshness(session, units, activity)
+            moments = {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units}
+            versions = dependency_versions(session, units, max(map(last_utc_date, moments.values()))) if units else {}
+            stamps = {unit: settings_stamp(configs[unit]) for unit in units}
+            if cached:
+                for unit in units:
+                    figure = self.cache.get(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit])
+                    if figure is not None:
+                        found[unit] = figure
+            # Only figures of periods that have ended are stored: a running period changes with every
+            # event, and storing it would only add a write to each live update.
+            storable = [unit for unit in units if cached and as_of is None and unit not in found and period.end < today(configs[unit])]
+            hashes = {unit: settings_hash(metric, stamps[unit]) for unit in storable}
+            if storable:
+                for unit, (stored_hash, version, figure) in load_stored(session, storable, metric, period).items():
+                    if stored_hash == hashes[unit] and version == versions[unit]:
+                        found[unit] = figure
+                        if keep_in_memory:
+                            self.cache.put(figure_key(unit, metric, period, as_of), version, stamps[unit], figure)
             for unit in units:
-                config = self._units.config(unit, period.end)
-                key = figure_key(unit, metric, period, as_of)
-                version = activity[unit].version if unit in activity else None
-                stamp = settings_stamp(config)
-                figure = self.cache.get(key, version, stamp) if cached else None
-                if figure is None:
-                    figure = self._compute(session, unit, metric, period, as_of, config)
-                    if cached:
-                        self.cache.put(key, version, stamp, figure)
-                figure["data"] = freshness[unit]
-                results.append(figure)
-        return results
+                if unit in found:
+                    continue
+                figure = self._compute(session, unit, metric, period, moments[unit], configs[unit])
+                found[unit] = figure
+                if cached:
+                    if keep_in_memory:
+                        self.cache.put(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit], figure)
+                    if unit in hashes:
+                        to_store.append((unit, hashes[unit], versions[unit], figure))
+        if to_store:
+            self._store(metric, period, to_store)
+        return [{**found[unit], "data": freshness[unit]} for unit in units]
+
+    def _store(self, metric: str, period: Period, figures: list[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """Keep computed figures for every process; a failure here only costs a later recomputation."""
+        try:
+            with self._sessions.begin() as session:
+                save_stored(session, metric, period, figures, datetime.now(timezone.utc))
+        except SQLAlchemyError:
+            log.warning("could not store %d computed figures", len(figures), exc_info=True)
 
     @staticmethod
-    def _compute(session: Session, unit: str, metric: str, period: Period, as_of: datetime | None, config: UnitConfig) -> dict[str, Any]:
-        moment = as_of or end_of_day(period.end, config.tz)
+    def _compute(session: Session, unit: str, metric: str, period: Period, moment: datetime, config: UnitConfig) -> dict[str, Any]:
         if metric == "telephone":
             ledger: Any = load_calls(session, unit, period, config)
         elif metric == "assessment":

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from vardkoll.protocol import EventBase, ListingSnapshot, VisitCompleted
@@ -81,12 +79,6 @@ class EntityRows:
                 row["profession"] = state.profession if state.assessed else None
                 rows.append(row)
         return rows
-
-
-def _insert(session: Session, table: Table):  # type: ignore[no-untyped-def]
-    """A dialect-specific INSERT (for ON CONFLICT), for the few statements not on the hot path."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 _CALL_COLUMNS = ("unit", "call", *CALL_STAMPS, "offered_day", "rejected_day")

@@ -22,10 +22,11 @@ from vardkoll.protocol import EventBase, EventRejected
 from vardkoll.protocol.events import EVENT_DECODER
 
 from ..storage.stamp_keys import epoch_us
-from ..storage.tables import DeadLetter, StoredEvent, UnitActivity
+from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..units import UnitDirectory
 from .bulk_sql import execute_rows
-from .entity_rows import EntityRows, _insert, merge_rows
+from ..storage.upsert import dialect_insert
+from .entity_rows import EntityRows, merge_rows
 
 _EVENT_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
 _EVENT_TAIL = "ON CONFLICT (unit, event_id) DO NOTHING RETURNING unit, event_id"
@@ -186,7 +187,7 @@ class IngestService:
         if not latest:
             return
         table = UnitActivity.__table__
-        stmt = _insert(session, table)
+        stmt = dialect_insert(session, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["unit"],
             set_={
@@ -196,6 +197,18 @@ class IngestService:
             },
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
+        self._touch_days(session, events, sorted(latest))
+
+    @staticmethod
+    def _touch_days(session: Session, events: list[EventBase], units: list[str]) -> None:
+        """Record, per unit and UTC date of the stored events, the version this commit gave the unit
+        (read back under the row lock the upsert above holds, so it is this commit's own)."""
+        versions = dict(session.execute(select(UnitActivity.unit, UnitActivity.version).where(UnitActivity.unit.in_(units))).all())
+        days = sorted({(event.unit, event.at.astimezone(timezone.utc).date()) for event in events})
+        table = UnitDayVersion.__table__
+        stmt = dialect_insert(session, table)
+        stmt = stmt.on_conflict_do_update(index_elements=["unit", "day"], set_={"version": _greatest(table.c.version, stmt.excluded.version)})
+        session.execute(stmt, [{"unit": unit, "day": day, "version": versions[unit]} for unit, day in days])
 
     def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
         for (event_id, reason), unit in zip(report.rejected, report.rejected_units):

@@ -6,6 +6,7 @@
       "overdue_late_window_s": 259200,        # cases known late still alert if overdue within 3 days
       "silent_check_every_s": 60,
       "silent_after_s": 900,                  # a collector not heard from for 15 minutes is silent
+      "rollups_every_s": 900,                 # stored figures of past months and weeks kept current
       "audit_at": "03:15",
       "audit_time_zone": "Europe/Stockholm"
     }
@@ -30,6 +31,7 @@ class JobSettings(BaseModel):
     overdue_late_window_s: float = Field(default=3 * 24 * 3600.0, ge=0)
     silent_check_every_s: float = Field(default=60.0, gt=0)
     silent_after_s: float = Field(default=15 * 60.0, gt=0)
+    rollups_every_s: float = Field(default=15 * 60.0, gt=0)
     audit_at: time = time(3, 15)
     audit_time_zone: str = "Europe/Stockholm"
 

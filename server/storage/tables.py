@@ -100,6 +100,36 @@ class UnitActivity(SQLModel, table=True):
     last_received_at: datetime | None = None
 
 
+class UnitDayVersion(SQLModel, table=True):
+    """Per unit and UTC date: the unit's data version of the last commit that stored an event of that date.
+
+    A figure "as known at T" depends only on events at or before T, so it stays valid while no row of a
+    date up to T's has a newer version than the one it was computed at: today's events leave last
+    month's figures valid; a late event of last month does not (see server/figures/cache.py)."""
+
+    __tablename__ = "unit_day_versions"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    day: date = Field(primary_key=True)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StoredFigure(SQLModel, table=True):
+    """A computed figure (as known at the end of its period), shared by every server process and kept
+    across restarts; valid while its unit's settings stamp and dependency version are the ones stored."""
+
+    __tablename__ = "stored_figures"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    metric: str = Field(primary_key=True, max_length=16)
+    period_from: date = Field(primary_key=True)
+    period_to: date = Field(primary_key=True)
+    settings: str = Field(max_length=64)  # sha256 of the settings stamp
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))  # 0: no event up to the period's end
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    computed_at: datetime
+
+
 class DeadLetter(SQLModel, table=True):
     """A refused event or payload: why, from where, when. Never its content."""
 

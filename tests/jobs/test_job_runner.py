@@ -130,8 +130,9 @@ def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_sto
 
 def test_default_jobs_sweep_every_minute_and_audit_at_a_quarter_past_three_stockholm_time(services: Services) -> None:
     jobs = {job.name: job for job in default_jobs(services, JobSettings())}
-    assert set(jobs) == {"deadline_sweep", "silent_collectors", "self_audit"}
+    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit"}
     assert jobs["deadline_sweep"].trigger.interval == timedelta(minutes=1)
+    assert jobs["figure_rollups"].trigger.interval == timedelta(minutes=15)
     assert jobs["silent_collectors"].trigger.interval == timedelta(minutes=1)
     # 29 March 2026: Stockholm moves to summer time at 02:00, so 03:15 local is 01:15 UTC.
     after = datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc)

@@ -1,0 +1,87 @@
+"""Figures kept in the database (`stored_figures`): the rollups every server process shares.
+
+A figure "as known at T" is a pure function of the unit's settings and of the unit's events at or
+before T. Ingest records, per unit and UTC date, the unit version of the last commit that stored an
+event of that date (`unit_day_versions`), so the newest version among the dates up to T's is the
+figure's *dependency version*: while it and the settings are unchanged, the stored figure is exact.
+Today's events therefore leave last month's figures valid, and a late event of last month does not.
+
+Only figures at the end of their period (`as_of` not given) are stored: those are the ones dashboards,
+exports and the rollup job ask for again and again. A release that changes how a figure is computed
+bumps the metric's definition version (server/metrics/config.py) or `STORE_FORMAT` below, either of
+which makes every stored figure of that metric stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime, timezone
+from typing import Any, Hashable
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
+
+from ..storage.upsert import dialect_insert
+from ..storage.tables import StoredFigure, UnitDayVersion
+
+STORE_FORMAT = 1
+
+
+def settings_hash(metric: str, stamp: Hashable) -> str:
+    """The settings stamp (server/figures/cache.py) with the metric's definition version, as text."""
+    return hashlib.sha256(repr((STORE_FORMAT, DEFINITION_VERSIONS[metric], stamp)).encode()).hexdigest()
+
+
+def dependency_versions(session: Session, units: list[str], through: date) -> dict[str, int]:
+    """Per unit, the newest version among its UTC dates up to `through` (0: no event on those dates)."""
+    rows = session.execute(
+        select(UnitDayVersion.unit, func.max(UnitDayVersion.version))
+        .where(UnitDayVersion.unit.in_(units), UnitDayVersion.day <= through)
+        .group_by(UnitDayVersion.unit)
+    )
+    found = dict(rows.all())
+    return {unit: found.get(unit) or 0 for unit in units}
+
+
+def last_utc_date(moment: datetime) -> date:
+    return moment.astimezone(timezone.utc).date()
+
+
+def load_stored(session: Session, units: list[str], metric: str, period: Period) -> dict[str, tuple[str, int, dict[str, Any]]]:
+    """unit -> (settings hash, version, figure) of the stored figures for these units."""
+    rows = session.execute(
+        select(StoredFigure.unit, StoredFigure.settings, StoredFigure.version, StoredFigure.body).where(
+            StoredFigure.unit.in_(units),
+            StoredFigure.metric == metric,
+            StoredFigure.period_from == period.start,
+            StoredFigure.period_to == period.end,
+        )
+    )
+    return {unit: (settings, version, orjson.loads(body)) for unit, settings, version, body in rows}
+
+
+def save_stored(session: Session, metric: str, period: Period, figures: list[tuple[str, str, int, dict[str, Any]]], now: datetime) -> None:
+    """Upsert (unit, settings hash, version, figure without its `data` block) rows; a row computed at
+    an older version never replaces a newer one."""
+    table = StoredFigure.__table__
+    stmt = dialect_insert(session, table)
+    newer = stmt.excluded.version >= table.c.version
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["unit", "metric", "period_from", "period_to"],
+        set_={column: stmt.excluded[column] for column in ("settings", "version", "body", "computed_at")},
+        where=newer,
+    )
+    session.execute(
+        stmt,
+        [
+            {"unit": unit, "metric": metric, "period_from": period.start, "period_to": period.end, "settings": settings,
+             "version": version, "body": orjson.dumps(figure), "computed_at": now}
+            for unit, settings, version, figure in sorted(figures, key=lambda item: item[0])
+        ],
+    )
+
+
+__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "save_stored", "settings_hash"]

@@ -1,0 +1,180 @@
+"""Stored figures and per-day data versions (server/figures/store.py): a figure stays valid exactly
+while no event up to its moment has changed, and every server process shares the stored ones.
+
+The expected numbers are worked from tests/fixtures/cases/two-units.jsonl by the rules of SPEC 2.1:
+on 4 May 2026 VC10 has three offered calls, two answered the same day (u10a, shared) and one
+abandoned (u10b), so the telephone figure is 2 of 3.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Iterator
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from vardkoll.server.figures import store
+from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.services import Services, build_services
+from vardkoll.server.settings import ServerSettings
+from vardkoll.server.storage.registry_tables import TargetRow, UnitRow
+from vardkoll.server.storage.tables import CallRow, StoredFigure, UnitDayVersion
+
+from .test_figure_cache import DAY, HTTP, TWO_UNITS, VC02, VC10, LoadCounter, cached, event, fresh, items_of
+
+MONTH = Period(date(2026, 5, 1), date(2026, 5, 31))
+LATER_DAY = Period(date(2026, 5, 6), date(2026, 5, 6))
+
+
+@pytest.fixture
+def services(database_url: str) -> Iterator[Services]:
+    opened = build_services(ServerSettings(database_url=database_url))
+    yield opened
+    opened.engine.dispose()
+
+
+@pytest.fixture
+def two_units(services: Services) -> Services:
+    services.ingest.ingest(items_of(TWO_UNITS), HTTP)
+    return services
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> LoadCounter:
+    return LoadCounter(monkeypatch)
+
+
+@pytest.fixture
+def other_process(two_units: Services, database_url: str) -> Iterator[Services]:
+    """A second server process on the same database: its own (empty) figure cache."""
+    opened = build_services(ServerSettings(database_url=database_url))
+    yield opened
+    opened.engine.dispose()
+
+
+def offered(unit: str, call: str, when: str, event_id: str):  # type: ignore[no-untyped-def]
+    return event(id=event_id, type="call.offered", unit=unit, at=when, call=call)
+
+
+def stored_rows(services: Services) -> int:
+    with services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(StoredFigure))
+
+
+# -- per-day versions ------------------------------------------------------------------------------------
+
+
+def test_ingest_records_the_utc_dates_of_the_events_it_stored(two_units):
+    # 01:00+02:00 on 4 May is 23:00 UTC on 3 May (the listing snapshot): two UTC dates for VC10.
+    with two_units.sessions() as session:
+        days = {(unit, day) for unit, day in session.execute(select(UnitDayVersion.unit, UnitDayVersion.day))}
+    assert days == {(VC10, date(2026, 5, 3)), (VC10, date(2026, 5, 4)), (VC02, date(2026, 5, 4))}
+
+
+def test_an_event_of_a_later_day_leaves_an_earlier_periods_figure_valid(two_units, loads):
+    before = cached(two_units, VC10, "telephone", DAY)
+    assert (before["numerator"], before["denominator"]) == (2, 3)
+    computed = loads.calls
+    two_units.ingest.ingest([offered(VC10, "call-later1", "2026-05-06T09:00:00+02:00", "st-001")], HTTP)
+    after = cached(two_units, VC10, "telephone", DAY)
+    assert after["data"]["last_event_at"] == "2026-05-06T07:00:00+00:00", "freshness is read anew"
+    assert {**after, "data": None} == {**before, "data": None}
+    assert loads.calls == computed, "the 4 May figure does not depend on an event of 6 May"
+    assert cached(two_units, VC10, "telephone", LATER_DAY)["denominator"] == 1
+    assert loads.calls == computed + 1
+
+
+def test_a_late_event_of_the_period_makes_its_figure_stale(two_units, loads):
+    assert cached(two_units, VC10, "telephone", DAY)["denominator"] == 3
+    two_units.ingest.ingest([offered(VC10, "call-late01", "2026-05-04T16:00:00+02:00", "st-002")], HTTP)
+    after = cached(two_units, VC10, "telephone", DAY)
+    assert (after["numerator"], after["denominator"]) == (2, 4)
+    assert after == fresh(two_units, VC10, "telephone", DAY)
+
+
+def test_an_event_before_an_as_of_moment_makes_that_figure_stale(two_units):
+    noon = datetime(2026, 5, 4, 13, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert cached(two_units, VC10, "telephone", DAY, noon)["denominator"] == 3
+    two_units.ingest.ingest([offered(VC10, "call-early1", "2026-05-04T08:30:00+02:00", "st-003")], HTTP)
+    assert cached(two_units, VC10, "telephone", DAY, noon)["denominator"] == 4
+
+
+# -- the store shared by processes ------------------------------------------------------------------------
+
+
+def test_another_process_reads_a_stored_figure_without_computing_it(two_units, other_process, loads):
+    expected = {metric: cached(two_units, VC02, metric, MONTH) for metric in METRICS}
+    assert stored_rows(two_units) == len(METRICS)
+    computed = loads.calls
+    assert {metric: cached(other_process, VC02, metric, MONTH) for metric in METRICS} == expected
+    assert loads.calls == computed, "the other process found every figure in the store"
+
+
+def test_a_stored_figure_is_what_the_rows_gave_when_it_was_stored(two_units, other_process):
+    """Deleting rows behind the store's back (no version change) shows where an answer comes from."""
+    assert cached(two_units, VC10, "telephone", DAY)["denominator"] == 3
+    with two_units.sessions.begin() as session:
+        session.execute(delete(CallRow).where(CallRow.unit == VC10, CallRow.call == "call-u10b"))
+    assert cached(other_process, VC10, "telephone", DAY)["denominator"] == 3
+    assert fresh(other_process, VC10, "telephone", DAY)["denominator"] == 2
+
+
+def test_a_change_seen_by_one_process_makes_the_stored_figure_stale_for_all(two_units, other_process):
+    assert cached(two_units, VC10, "telephone", DAY)["denominator"] == 3
+    other_process.ingest.ingest([offered(VC10, "call-late02", "2026-05-04T15:00:00+02:00", "st-004")], HTTP)
+    assert cached(two_units, VC10, "telephone", DAY)["denominator"] == 4
+    assert cached(other_process, VC10, "telephone", DAY)["denominator"] == 4
+
+
+def test_a_target_change_makes_the_stored_figure_stale(two_units, other_process):
+    assert cached(two_units, VC02, "assessment", MONTH)["target"] == 0.9
+    with other_process.sessions.begin() as session:
+        session.add(TargetRow(unit=VC02, metric="assessment", target=0.95, valid_from=date(2026, 1, 1)))
+    other_process.units.invalidate()
+    assert cached(other_process, VC02, "assessment", MONTH)["target"] == 0.95
+
+
+def test_an_opening_hours_change_makes_the_stored_figure_stale(two_units, other_process):
+    with two_units.sessions.begin() as session:
+        session.add(UnitRow(unit=VC10, name="Vårdcentralen Tio", region="Region Test"))
+    two_units.units.invalidate()
+    assert cached(two_units, VC10, "telephone", DAY)["denominator"] == 3
+    with two_units.sessions.begin() as session:
+        session.execute(update(UnitRow).where(UnitRow.unit == VC10).values(opening_hours='{"mon": [["10:00", "17:00"]]}'))
+    other_process.units.invalidate()
+    # Only the noon call (call-shared) is inside Monday 10:00-17:00.
+    assert cached(other_process, VC10, "telephone", DAY)["denominator"] == 1
+
+
+def test_a_new_definition_version_makes_stored_figures_stale(two_units, other_process, loads, monkeypatch):
+    cached(two_units, VC02, "continuity", MONTH)
+    computed = loads.calls
+    monkeypatch.setattr(store, "DEFINITION_VERSIONS", {**store.DEFINITION_VERSIONS, "continuity": "test-next"})
+    cached(other_process, VC02, "continuity", MONTH)
+    assert loads.calls == computed + 1
+
+
+def test_figures_at_a_given_moment_and_uncached_ones_are_never_stored(two_units):
+    cached(two_units, VC02, "telephone", DAY, datetime(2026, 5, 4, 12, tzinfo=timezone.utc))
+    fresh(two_units, VC02, "telephone", DAY)
+    assert stored_rows(two_units) == 0
+
+
+def test_a_period_that_has_not_ended_is_not_stored(two_units):
+    """It changes with every event of today; storing it would only add a write to each live update."""
+    today = datetime.now(timezone.utc).date()
+    running = Period(date(2026, 5, 4), today + timedelta(days=2))
+    assert cached(two_units, VC02, "telephone", running)["denominator"] == 1
+    assert stored_rows(two_units) == 0
+    cached(two_units, VC02, "telephone", DAY)
+    assert stored_rows(two_units) == 1
+
+
+def test_an_older_computation_never_replaces_a_newer_stored_figure(two_units):
+    figure = {"numerator": 1}
+    with two_units.sessions.begin() as session:
+        store.save_stored(session, "telephone", DAY, [(VC02, "h", 5, figure)], datetime.now(timezone.utc))
+        store.save_stored(session, "telephone", DAY, [(VC02, "h", 4, {"numerator": 2})], datetime.now(timezone.utc))
+    with two_units.sessions() as session:
+        assert store.load_stored(session, [VC02], "telephone", DAY) == {VC02: ("h", 5, figure)}
