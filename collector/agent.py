@@ -128,6 +128,8 @@ class Agent:
                 self._stop.wait(TICK_S)
         finally:
             self.publisher.stop()
+            for connector in self.connectors.values():
+                connector.close()
             self.outbox.close()
             log.info("collector stopped")
 
