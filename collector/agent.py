@@ -186,7 +186,8 @@ class Agent:
             log.info("remote config version %s applied", remote.version)
             return "applied"
         self._teardown()
-        self._refuse(remote.version, f"no broker connection within {timeout_s:.0f} s; rolled back", "rolled_back")
+        reason = "the collector stopped while trying this version" if self._stop.is_set() else f"no broker connection within {timeout_s:.0f} s; rolled back"
+        self._refuse(remote.version, reason, "rolled_back")
         self._build(previous)
         self.publisher.start()  # the heartbeat after connecting reports the rollback
         log.error("remote config version %s rolled back: no broker connection within %.0f s", remote.version, timeout_s)

@@ -57,8 +57,9 @@ class FhirFixtures:
             return self._file(PAGES[params["_getpages"]])
         if rest in SEARCHES:
             return self._file(SEARCHES[rest])
-        if rest and rest.count("/") == 1 and (FIXTURES / (rest.replace("/", "-") + ".json")).exists():
-            return self._file(rest.replace("/", "-") + ".json")
+        name = (rest or "").replace("/", "-") + ".json"
+        if rest and rest.count("/") == 1 and (name in self.overrides or (FIXTURES / name).exists()):
+            return self._file(name)
         return 404, {}, b'{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]}'
 
     def _file(self, name: str) -> tuple[int, dict[str, str], bytes]:

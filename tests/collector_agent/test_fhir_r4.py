@@ -232,6 +232,25 @@ def test_no_personal_data_reaches_the_wire_events():
     assert all(set(event) <= {"v", "id", "type", "unit", "device", "at", "case", "patient", "listed", "channel", "profession", "form", "practitioner", "fixed_doctor"} for event in wire)
 
 
+def test_a_patient_whose_logical_id_is_a_personal_number_leaves_no_trace(caplog):
+    fixtures = FhirFixtures()
+    patient = None
+    for name in ("encounter-page-1.json", "encounter-page-2.json", "appointment-page-1.json"):
+        page = json.loads((Path(__file__).parent / "fixtures" / "fhir" / name).read_text().replace("pat-1", "191212121212"))
+        patient = next(e["resource"] for e in page["entry"] if isinstance(e["resource"], dict) and e["resource"]["resourceType"] == "Patient")
+        page["entry"] = [e for e in page["entry"] if not (isinstance(e["resource"], dict) and e["resource"]["resourceType"] == "Patient")]
+        fixtures.overrides[name] = page
+    fixtures.overrides["Patient-191212121212.json"] = patient  # read one by one: the id is in the URL
+    pipeline = Pipeline(Pseudonymiser(b"k" * 32), UNIT, DEVICE)
+    with caplog.at_level(logging.DEBUG):
+        batches = sweep(make(fixtures))
+    wire = [pipeline.to_wire("fhir", event) for event in events_of(batches)]
+    assert len(wire) == 9 and all(validate_event(event) for event in wire)
+    assert any(r.path.endswith("/Patient/191212121212") for r in fixtures.requests)
+    assert "191212121212" not in orjson.dumps(wire).decode()
+    assert "191212121212" not in caplog.text + " ".join(p for b in batches for p in b.problems)
+
+
 def test_end_to_end_over_a_real_loopback_http_server_into_the_outbox_and_replay(tmp_path):
     token_file = tmp_path / "fhir-token"
     token_file.write_text(TOKEN)

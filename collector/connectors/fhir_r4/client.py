@@ -8,6 +8,7 @@ decides when to try again, so the agent's loop never sleeps in a connector.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
@@ -15,6 +16,15 @@ from typing import Any, Callable
 import httpx
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+
+def quiet_request_logs() -> None:
+    """httpx logs every request URL at INFO (httpcore at DEBUG). A read such as `Patient/<id>` can carry
+    a personal identity number where a record system uses it as the logical id, so in a process that
+    talks to a FHIR server their records stay out of the log (which goes to journald)."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class FhirError(RuntimeError):
@@ -43,6 +53,7 @@ class FhirClient:
         transport: httpx.BaseTransport | None = None,
         wall_clock: Callable[[], float] | None = None,
     ) -> None:
+        quiet_request_logs()
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._wall_clock = wall_clock or (lambda: datetime.now(timezone.utc).timestamp())
