@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -82,6 +83,38 @@ def test_an_unreachable_port_says_the_broker_refused_the_connection(tmp_path):
     assert report.exit_code == 1
     assert f"FEL     Broker: 127.0.0.1:{port} vägrade anslutningen" in report.text
     assert "Traceback" not in report.text
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path, Path]:
+    """A throwaway CA, a broker certificate for 127.0.0.1 signed by it, and an unrelated CA (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    for name in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=vardkoll test {name}", "-keyout", f"{name}.key", "-out", f"{name}.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    return folder / "ca.pem", folder / "broker.pem", folder / "broker.key", folder / "other-ca.pem"
+
+
+def test_tls_with_the_right_ca_connects_and_with_another_ca_fails_the_handshake(tmp_path, mosquitto_factory):
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    ca, cert, key, other_ca = make_tls_files(tls)
+    broker = mosquitto_factory([f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"])
+    config = write_config(tmp_path, f"mqtts://127.0.0.1:{broker.port}", extra="")
+    text = config.read_text()
+    config.write_text(text.replace("[outbox]", f'ca_file = "{ca}"\n[outbox]'))
+    good = run_doctor(config, timeout_s=5, ntp=synced)
+    assert f"OK      Broker: ansluten till 127.0.0.1:{broker.port} med TLS" in good.text, good.text
+    config.write_text(text.replace("[outbox]", f'ca_file = "{other_ca}"\n[outbox]'))
+    bad = run_doctor(config, timeout_s=5, ntp=synced)
+    assert f"FEL     Broker: TLS-handskakningen med 127.0.0.1:{broker.port} misslyckades" in bad.text, bad.text
+    assert "Gör så här: Kontrollera att adressen är brokerns och att [mqtt] ca_file pekar på rätt CA-certifikat." in bad.text
 
 
 def test_the_cli_prints_the_report_and_exits_non_zero_on_a_failure(tmp_path, secured_broker):
