@@ -283,3 +283,15 @@ def test_end_to_end_over_a_real_loopback_http_server_into_the_outbox_and_replay(
     assessment, continuity = results["assessment"], results["continuity"]
     assert (assessment["numerator"], assessment["denominator"], assessment["details"]["not_listed"]) == (1, 1, 1)
     assert (continuity["numerator"], continuity["denominator"]) == (1, 1)
+
+
+def test_both_hl7_sweden_bindings_of_hsa_id_and_legitimation_code_are_read():
+    from vardkoll.collector.connectors.fhir_r4 import mapping
+
+    connector = make(FhirFixtures())
+    newer = {"resourceType": "Practitioner", "id": "p9", "identifier": [{"system": "urn:oid:1.2.752.29.6.2.1", "value": "SE0000000000-TESTLAK9"}],
+             "qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "SJ"}]}}, {"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "LK"}]}}]}
+    key, practitioner, role = mapping.practitioner_key({"reference": "Practitioner/p9"}, {"Practitioner/p9": newer}.get)
+    assert key == "SE0000000000-TESTLAK9"
+    assert mapping.profession_of(practitioner, role, connector.tables) == "doctor"  # LK before SJ, whatever the order
+    assert mapping.profession_of({"qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.3", "code": "US"}]}}]}, None, connector.tables) is None

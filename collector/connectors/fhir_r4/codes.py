@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Final
 
-# Socialstyrelsen's code system for legitimated occupations (HOSP, "legitimerad yrkesgrupp"), which
-# HSA also carries as hsaTitle codes; HL7 Sweden basprofiler: Practitioner.qualification.
+# Socialstyrelsen's code systems for legitimated occupations (HOSP, "legitimerad yrkesgrupp"; HSA
+# carries the same two-letter codes as hsaTitle). HL7 Sweden basprofiler bind Practitioner.qualification
+# to 1.2.752.116.3.1.3 in older and 1.2.752.116.3.1.1 in newer versions; both are read.
 HOSP_LEGITIMATION: Final = "urn:oid:1.2.752.116.3.1.3"
-# HSA-id of a person or unit (HL7 Sweden basprofiler: Practitioner.identifier).
-HSA_ID_SYSTEM: Final = "urn:oid:1.2.752.29.4.19"
+HOSP_LEGITIMATION_SYSTEMS: Final = (HOSP_LEGITIMATION, "urn:oid:1.2.752.116.3.1.1")
+# HSA-id of a person or unit (Practitioner.identifier): the system HL7 Sweden basprofiler name has
+# changed between versions (1.2.752.29.4.19, now 1.2.752.29.6.2.1); RIV-TA uses 1.2.752.129.2.1.4.1.
+HSA_ID_SYSTEMS: Final = ("urn:oid:1.2.752.29.4.19", "urn:oid:1.2.752.29.6.2.1", "urn:oid:1.2.752.129.2.1.4.1")
+HSA_ID_SYSTEM: Final = HSA_ID_SYSTEMS[0]
 SNOMED: Final = "http://snomed.info/sct"
 HL7_PRACTITIONER_ROLE: Final = "http://terminology.hl7.org/CodeSystem/practitioner-role"
 V3_ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -21,20 +25,24 @@ V2_APPOINTMENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/v2-0276"
 
 # Only licensed professions can make the medical assessment (domain research 1.2); a code not in
 # this table gives no `care.assessed` and no `visit.completed` (counted as `unmapped_profession`).
+LEGITIMATION_CODES: Final[dict[str, str]] = {
+    "LK": "doctor",  # läkare
+    "SJ": "nurse",  # sjuksköterska
+    "RS": "nurse",  # röntgensjuksköterska
+    "BM": "other_licensed",  # barnmorska
+    "FT": "physiotherapist",  # fysioterapeut
+    "SG": "physiotherapist",  # sjukgymnast (the title before 2014)
+    "PS": "psychologist",  # psykolog
+    "AT": "occupational_therapist",  # arbetsterapeut
+    "PT": "other_licensed",  # psykoterapeut
+    "DT": "other_licensed",  # dietist
+    "LO": "other_licensed",  # logoped
+    "HK": "other_licensed",  # hälso- och sjukvårdskurator
+}
+
 PROFESSIONS: Final[dict[str, str]] = {
-    # HOSP legitimation codes
-    f"{HOSP_LEGITIMATION}|LK": "doctor",  # läkare
-    f"{HOSP_LEGITIMATION}|SJ": "nurse",  # sjuksköterska
-    f"{HOSP_LEGITIMATION}|RS": "nurse",  # röntgensjuksköterska
-    f"{HOSP_LEGITIMATION}|BM": "other_licensed",  # barnmorska
-    f"{HOSP_LEGITIMATION}|FT": "physiotherapist",  # fysioterapeut
-    f"{HOSP_LEGITIMATION}|SG": "physiotherapist",  # sjukgymnast (the title before 2014)
-    f"{HOSP_LEGITIMATION}|PS": "psychologist",  # psykolog
-    f"{HOSP_LEGITIMATION}|AT": "occupational_therapist",  # arbetsterapeut
-    f"{HOSP_LEGITIMATION}|PT": "other_licensed",  # psykoterapeut
-    f"{HOSP_LEGITIMATION}|DT": "other_licensed",  # dietist
-    f"{HOSP_LEGITIMATION}|LO": "other_licensed",  # logoped
-    f"{HOSP_LEGITIMATION}|HK": "other_licensed",  # hälso- och sjukvårdskurator
+    # HOSP legitimation codes, in either system
+    **{f"{system}|{code}": profession for system in HOSP_LEGITIMATION_SYSTEMS for code, profession in LEGITIMATION_CODES.items()},
     # HL7's example practitioner-role codes
     f"{HL7_PRACTITIONER_ROLE}|doctor": "doctor",
     f"{HL7_PRACTITIONER_ROLE}|nurse": "nurse",

@@ -12,7 +12,7 @@ identity numbers, phone numbers, addresses) is never looked at, so it cannot be 
 - PractitionerRole: practitioner (reference), organization (reference), code.
 
 People and cases are keyed by the FHIR reference (`Patient/123`) or, for practitioners, by their
-HSA-id when the server gives one (so they match the listing export's doctor ids); the pipeline makes
+HSA-id when the server gives one (`codes.HSA_ID_SYSTEMS`; so they match the listing export's doctor ids); the pipeline makes
 pseudonyms of these keys. A patient's identifiers are never used as a key.
 """
 
@@ -76,7 +76,7 @@ def _reference_type(key: str | None) -> str | None:
 
 def _hsa_id(identifiers: Any) -> str | None:
     for identifier in identifiers if isinstance(identifiers, list) else [identifiers]:
-        if isinstance(identifier, dict) and identifier.get("system") == codes.HSA_ID_SYSTEM and isinstance(identifier.get("value"), str):
+        if isinstance(identifier, dict) and identifier.get("system") in codes.HSA_ID_SYSTEMS and isinstance(identifier.get("value"), str):
             return identifier["value"].strip() or None
     return None
 
