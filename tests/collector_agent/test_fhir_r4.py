@@ -249,6 +249,12 @@ def test_a_patient_whose_logical_id_is_a_personal_number_leaves_no_trace(caplog)
     assert any(r.path.endswith("/Patient/191212121212") for r in fixtures.requests)
     assert "191212121212" not in orjson.dumps(wire).decode()
     assert "191212121212" not in caplog.text + " ".join(p for b in batches for p in b.problems)
+    # and when reading that patient fails, the message names the resource type only
+    connector = make(fixtures)
+    original = fixtures.respond
+    fixtures.respond = lambda path, query, authorization: (503, {}, b"{}") if path.endswith("/Patient/191212121212") else original(path, query, authorization)  # type: ignore[method-assign]
+    problems = [p for b in sweep(connector) for p in b.problems]
+    assert problems == ["FHIR server unavailable: https://fhir.test.invalid/r4/Patient/…: HTTP 503; trying again in 5 s"]
 
 
 def test_end_to_end_over_a_real_loopback_http_server_into_the_outbox_and_replay(tmp_path):

@@ -65,9 +65,18 @@ class FhirClient:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
+    def where(self, url: str) -> str:
+        """The URL as messages may show it: no query (search parameters, paging tokens) and no resource id
+        (some systems use the personal number as a Patient's id): `https://host/r4/Patient/…`."""
+        bare = url.split("?", 1)[0]
+        if not bare.startswith(self.base_url + "/"):
+            return bare
+        steps = bare[len(self.base_url) + 1 :].split("/")
+        return f"{self.base_url}/{steps[0]}" + ("/…" if len(steps) > 1 else "")
+
     def get_json(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> dict[str, Any]:
         url = self.url(path)
-        where = _where(url)
+        where = self.where(url)
         headers = {}
         try:
             token = self._token()
@@ -97,9 +106,6 @@ class FhirClient:
         return document
 
 
-def _where(url: str) -> str:
-    """The URL without its query (search parameters and paging tokens stay out of messages)."""
-    return url.split("?", 1)[0]
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
