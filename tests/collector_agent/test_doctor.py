@@ -163,8 +163,9 @@ def test_a_fhir_source_answers_or_says_the_token_was_refused(tmp_path):
 
 def test_a_clock_far_from_the_server_or_unsynced_is_a_failure(tmp_path):
     config = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
-    behind = httpx.MockTransport(lambda request: httpx.Response(200, headers={"Date": formatdate(time.time() + 600, usegmt=True)}))
-    report = run_doctor(config, server_url="https://vardkoll.test.invalid", timeout_s=2, ntp=synced, http_transport=behind)
+    now = float(int(time.time()))  # the Date header has whole seconds
+    behind = httpx.MockTransport(lambda request: httpx.Response(200, headers={"Date": formatdate(now + 600, usegmt=True)}))
+    report = run_doctor(config, server_url="https://vardkoll.test.invalid", timeout_s=2, ntp=synced, http_transport=behind, now=lambda: now)
     assert any("Klocka: 600 s efter https://vardkoll.test.invalid" in line for line in lines(report, "FEL")), report.text
     unsynced = run_doctor(config, timeout_s=2, ntp=lambda: (False, "adjtimex"))
     assert "FEL     Klocka: inte synkroniserad med NTP (adjtimex)" in unsynced.text
