@@ -181,3 +181,26 @@ def test_a_trial_cut_short_by_a_restart_counts_as_rolled_back(tmp_path):
     assert agent.remote_state.status() == {"version": "4", "state": "rolled_back", "rejected": {"version": "5", "reason": "the collector stopped while trying this version"}}
     assert load_state(state_file).pending is None
     agent.outbox.close()
+
+
+def test_the_admin_command_publishes_a_version_the_running_collector_applies(tmp_path, mosquitto, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vardkoll.admin_cli import admin_app
+
+    monkeypatch.setenv("VARDKOLL_MQTT_URL", mosquitto.url)
+    sections = tmp_path / "remote.toml"
+    sections.write_text("poll_interval_s = 0.9\n[publisher]\nmax_events_per_s = 50\n")
+    agent = Agent(config_for(tmp_path, mosquitto.url), clock_state=lambda: None)
+    thread, results = start(agent)
+    try:
+        pushed = CliRunner().invoke(admin_app, ["devices", "push-config", UNIT, DEVICE, str(sections), "--version", "9"], catch_exceptions=False)
+        assert pushed.exit_code == 0, pushed.output
+        assert f"published config version 9 for device {DEVICE} of {UNIT} (retained on vardkoll/v1/{UNIT}/{DEVICE}/config)" in pushed.output
+        assert wait_until(lambda: results == ["applied"], 15), results
+        assert agent.config.poll_interval_s == 0.9 and agent.config.publisher.max_events_per_s == 50
+    finally:
+        stop(agent, thread)
+    sections.write_text('unit = "SE2321000016-OTHER"\n')
+    bad = CliRunner().invoke(admin_app, ["devices", "push-config", UNIT, DEVICE, str(sections), "--version", "11"], catch_exceptions=False)
+    assert bad.exit_code == 2 and "unit cannot be set remotely" in bad.output
