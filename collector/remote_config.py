@@ -4,8 +4,8 @@ The document (published retained by the server or an operator, see docs/collecto
 
     {"v": 1, "version": "2026-11-23.2", "config": {"mqtt": {...}, "publisher": {...}, "poll_interval_s": 5, "connectors": [...]}}
 
-`config` overrides those sections of the device's own config file (`REMOTE_KEYS`); the unit, device,
-outbox and pseudonym secret stay local, and a password never travels over MQTT (`mqtt.password_file`
+`config` overrides those sections of the device's own config file (`protocol.remote_config.REMOTE_KEYS`);
+the unit, device, outbox and pseudonym secret stay local, and a password never travels over MQTT (`mqtt.password_file`
 only). A document is handled once per `version`: a version already seen (applied, refused or rolled
 back) is ignored, so the retained message redelivered after every reconnect changes nothing.
 
@@ -24,11 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vardkoll.protocol.remote_config import ConfigDocumentError, check_sections, decode_config_document
+
 from .config import CollectorConfig
 from .connectors import REGISTRY
-
-REMOTE_KEYS = frozenset({"poll_interval_s", "mqtt", "publisher", "connectors"})
-_VERSION_CHARS = 64
 
 
 class RemoteConfigRefused(ValueError):
@@ -46,30 +45,18 @@ class RemoteConfig:
 
 def parse_document(payload: bytes) -> RemoteConfig:
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise RemoteConfigRefused("the config document is not JSON") from None
-    if not isinstance(document, dict) or document.get("v") != 1:
-        raise RemoteConfigRefused("the config document must be an object with \"v\": 1")
-    version = document.get("version")
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if not isinstance(version, str) or not version.strip() or len(version) > _VERSION_CHARS:
-        raise RemoteConfigRefused(f"the config document needs a \"version\" (a string of 1–{_VERSION_CHARS} characters)")
-    overrides = document.get("config")
-    if not isinstance(overrides, dict):
-        raise RemoteConfigRefused("the config document needs a \"config\" object")
-    return RemoteConfig(version.strip(), overrides)
+        version, overrides = decode_config_document(payload)
+    except ConfigDocumentError as exc:
+        raise RemoteConfigRefused(str(exc)) from None
+    return RemoteConfig(version, overrides)
 
 
 def merge(base: CollectorConfig, remote: RemoteConfig) -> CollectorConfig:
     """The device's own config with the remote sections laid over it (a section's keys one by one)."""
-    unknown = sorted(set(remote.overrides) - REMOTE_KEYS)
-    if unknown:
-        raise RemoteConfigRefused(f"version {remote.version}: {', '.join(unknown)} cannot be set remotely (only {', '.join(sorted(REMOTE_KEYS))})")
-    mqtt = remote.overrides.get("mqtt")
-    if isinstance(mqtt, dict) and "password" in mqtt:
-        raise RemoteConfigRefused(f"version {remote.version}: mqtt.password cannot be sent over MQTT; use mqtt.password_file")
+    try:
+        check_sections(remote.overrides, remote.version)
+    except ConfigDocumentError as exc:
+        raise RemoteConfigRefused(str(exc)) from None
     document = base.model_dump(mode="python", exclude_unset=False)
     document["mqtt"]["password"] = base.mqtt.password  # keep the SecretStr, not its masked text
     for key, value in remote.overrides.items():

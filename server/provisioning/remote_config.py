@@ -2,41 +2,25 @@
 
 The collector applies a new `version` once, keeps it as its last good config when it can reconnect with
 it, and otherwise rolls back and reports the refusal in its heartbeat (docs/collector.md, "Remote config
-versions"). Here only the envelope is checked; the collector validates the content against its own
-config and reports what it refuses.
+versions"). Here only the envelope and the sections' names are checked (`protocol.remote_config`); the collector
+validates the content against its own config and reports what it refuses.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import uuid
 from typing import Any
 
 from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.remote_config import ConfigDocumentError, encode_config_document
 from vardkoll.protocol.topics import DEFAULT_PREFIX, config_topic
 
-# What a collector takes from the centre; the rest of its config stays on the device.
-REMOTE_KEYS = frozenset({"poll_interval_s", "mqtt", "publisher", "connectors"})
 
 
 class RemoteConfigError(ValueError):
     """The document cannot be published; the message says what is wrong."""
-
-
-def config_document(version: str, config: dict[str, Any]) -> bytes:
-    version = version.strip()
-    if not version or len(version) > 64:
-        raise RemoteConfigError("the version must be 1–64 characters")
-    if not isinstance(config, dict):
-        raise RemoteConfigError("the config must be an object of sections")
-    unknown = sorted(set(config) - REMOTE_KEYS)
-    if unknown:
-        raise RemoteConfigError(f"{', '.join(unknown)} cannot be set remotely (only {', '.join(sorted(REMOTE_KEYS))})")
-    if isinstance(config.get("mqtt"), dict) and "password" in config["mqtt"]:
-        raise RemoteConfigError("mqtt.password must not travel over MQTT; set mqtt.password_file instead")
-    return json.dumps({"v": 1, "version": version, "config": config}, ensure_ascii=False).encode()
 
 
 def publish_config(
@@ -61,7 +45,10 @@ def publish_config(
         raise RemoteConfigError("the unit must be an HSA-id, e.g. SE2321000016-15SF")
     if not re.search(DEVICE_ID_PATTERN, device):
         raise RemoteConfigError("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
-    payload = config_document(version, config)
+    try:
+        payload = encode_config_document(version, config)
+    except ConfigDocumentError as exc:
+        raise RemoteConfigError(str(exc)) from None
     topic = config_topic(unit, device, prefix)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"vardkoll-config-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5)
     connected = threading.Event()
