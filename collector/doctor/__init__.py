@@ -48,6 +48,8 @@ def run_doctor(
 
 def _run(config: CollectorConfig, path: Path, server_url: str | None, timeout_s: float, now, ntp, transport) -> tuple[list[Finding], str]:  # type: ignore[no-untyped-def]
     findings = [ok("Konfiguration", f"{path} går att läsa (insamlare {config.device}, vårdenhet {config.unit})")]
+    config, remote = checks.effective_config(config)
+    findings += remote
     findings += checks.secret_files(config)
     findings += checks.broker(config, timeout_s)
     source_findings, clocks = checks.sources(config, timeout_s, transport, now)

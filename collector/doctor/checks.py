@@ -32,6 +32,35 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+# -- remote config ------------------------------------------------------------------------------------
+
+
+def effective_config(config: CollectorConfig) -> tuple[CollectorConfig, list[Finding]]:
+    """The config the collector runs with: the file's, with the last good remote version over it."""
+    from .. import remote_config
+
+    area = "Fjärrkonfiguration"
+    if not config.remote_config.enabled:
+        return config, [ok(area, "avstängd; filens inställningar gäller")]
+    state = remote_config.load_state(config.remote_state_file)
+    findings = []
+    effective = config
+    if state.applied is not None:
+        try:
+            effective = remote_config.merge(config, state.applied)
+            findings.append(ok(area, f"version {state.applied.version} gäller (kontrollerna nedan gäller den)"))
+        except remote_config.RemoteConfigRefused:
+            findings.append(warning(area, f"version {state.applied.version} passar inte längre ihop med konfigurationsfilen; filens inställningar gäller",
+                                    "Publicera en ny version för enheten (vardkoll admin devices push-config)."))
+    else:
+        findings.append(ok(area, "ingen version har tagits emot; filens inställningar gäller"))
+    if state.outcome in ("rolled_back", "refused") and state.rejected_version is not None:
+        what = "rullades tillbaka" if state.outcome == "rolled_back" else "avvisades"
+        findings.append(warning(area, f"version {state.rejected_version} {what}: {state.rejected_reason}",
+                                "Rätta versionen (t.ex. brokeradressen) och publicera den under ett nytt versionsnamn."))
+    return effective, findings
+
+
 # -- secrets ------------------------------------------------------------------------------------------
 
 

@@ -181,3 +181,17 @@ def test_the_outbox_depth_oldest_event_and_a_budget_larger_than_the_disk(tmp_pat
     report = run_doctor(config, timeout_s=2, ntp=synced, now=lambda: 1772600000.0 + 3 * 86400)
     assert "VARNING Utkorg: 3 händelser väntar, äldsta från 2026-03-02 07:00 UTC" in report.text
     assert any(line.startswith("FEL     Disk:") and "budget är 953674316 MiB" in line for line in report.text.splitlines())
+
+
+def test_the_checks_use_the_last_good_remote_version_and_a_rollback_is_a_warning(tmp_path, secured_broker):
+    from vardkoll.collector.remote_config import RemoteConfig, RemoteState, save_state
+
+    config = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")  # the file names a dead port ...
+    state = RemoteState(applied=RemoteConfig("5", {"mqtt": {"url": secured_broker.url}}), last_seen="6", outcome="rolled_back",
+                        rejected_version="6", rejected_reason="no broker connection within 30 s; rolled back")
+    save_state(tmp_path / "state" / "remote-config.json", state)  # ... version 5 moved the device to a live broker
+    report = run_doctor(config, timeout_s=5, ntp=synced)
+    assert "OK      Fjärrkonfiguration: version 5 gäller (kontrollerna nedan gäller den)" in report.text
+    assert "VARNING Fjärrkonfiguration: version 6 rullades tillbaka: no broker connection within 30 s; rolled back" in report.text
+    assert f"OK      Broker: ansluten till 127.0.0.1:{secured_broker.port}" in report.text
+    assert report.exit_code == 0, report.text
