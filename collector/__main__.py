@@ -1,4 +1,4 @@
-"""`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`).
+"""`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`, `doctor`).
 
 A stand-in until the `vardkoll collector ...` commands are wired into the main CLI; the systemd unit in
 deploy/collector/ can use either.
@@ -19,10 +19,18 @@ from .outbox import Outbox
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vardkoll.collector", description="vardkoll edge collector")
-    parser.add_argument("command", choices=["run", "outbox-stats", "dump-outbox"])
+    parser.add_argument("command", choices=["run", "outbox-stats", "dump-outbox", "doctor"])
     parser.add_argument("--config", required=True, help="the collector's TOML config file")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--server", default=None, help="doctor: the vardkoll server's address, to compare clocks")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="doctor: how long to wait for each answer")
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        report = run_doctor(args.config, server_url=args.server, timeout_s=args.timeout_s)
+        sys.stdout.write(report.text)
+        return report.exit_code
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = load_config(args.config)

@@ -81,6 +81,14 @@ class PseudonymConfig(_Strict):
     secret_file: Path = Path("/var/lib/vardkoll-collector/pseudonym.key")
 
 
+class RemoteConfigSettings(_Strict):
+    """Config versions from the retained `{prefix}/{unit}/{device}/config` topic (docs/collector.md)."""
+
+    enabled: bool = True
+    state_file: Path | None = None  # the last good remote config; default: remote-config.json beside the outbox
+    apply_timeout_s: float = Field(default=30.0, gt=0)  # no broker connection by then: roll back
+
+
 class ConnectorEntry(BaseModel):
     """One `[[connectors]]` table: `type` picks the connector, the other keys are its own config."""
 
@@ -105,7 +113,12 @@ class CollectorConfig(_Strict):
     outbox: OutboxConfig = OutboxConfig()
     publisher: PublisherConfig = PublisherConfig()
     pseudonyms: PseudonymConfig = PseudonymConfig()
+    remote_config: RemoteConfigSettings = RemoteConfigSettings()
     connectors: list[ConnectorEntry] = []
+
+    @property
+    def remote_state_file(self) -> Path:
+        return self.remote_config.state_file or self.outbox.path.parent / "remote-config.json"
 
     @field_validator("unit")
     @classmethod

@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
-from vardkoll.protocol.topics import ack_topic, events_topic, status_topic
+from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
 
 from .config import MqttConfig, PublisherConfig
 from .outbox import Outbox, OutboxRow
@@ -115,6 +115,8 @@ class Publisher:
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
         version: str = "unknown",
+        on_config: Callable[[bytes], None] | None = None,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._outbox = outbox
         self.unit, self.device = unit, device
@@ -127,6 +129,9 @@ class Publisher:
         self.events_topic = events_topic(unit, device, prefix)
         self.status_topic = status_topic(unit, device, prefix)
         self.ack_topic = ack_topic(unit, device, prefix)
+        self.config_topic = config_topic(unit, device, prefix)
+        self._on_config = on_config
+        self._status_extra = status_extra
         self._lock = threading.RLock()
         self._connected = False
         self._not_before = 0.0
@@ -144,6 +149,8 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.message_callback_add(self.ack_topic, self._on_ack_message)
+        if on_config is not None:
+            self._client.message_callback_add(self.config_topic, lambda client, userdata, message: on_config(bytes(message.payload)))
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -180,6 +187,8 @@ class Publisher:
             log.error("broker refused the connection: %s (check the device's credentials)", reason_code)
             return
         client.subscribe(self.ack_topic, qos=1)
+        if self._on_config is not None:
+            client.subscribe(self.config_topic, qos=1)  # retained: the current document arrives at once
         now = self._clock()
         with self._lock:
             self._connected = True
@@ -332,6 +341,7 @@ class Publisher:
             "clock": {"ntp_synced": "unknown" if synced is None else synced},
             "outbox": self._outbox.stats().as_heartbeat(),
             "publisher": publisher,
+            **(self._status_extra() if self._status_extra is not None else {}),
         }
 
     def publish_heartbeat(self) -> None:

@@ -8,6 +8,7 @@ DEFAULT_PREFIX = "vardkoll/v1"
 EVENTS = "events"
 STATUS = "status"
 ACK = "ack"
+CONFIG = "config"
 
 
 def events_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -21,6 +22,11 @@ def status_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
 def ack_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Where the server confirms which events of a batch are committed (or refused, with reasons)."""
     return f"{prefix}/{unit}/{device}/{ACK}"
+
+
+def config_topic(unit: str, device: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Where a device's remote config document waits, retained (docs/collector.md, "Remote config")."""
+    return f"{prefix}/{unit}/{device}/{CONFIG}"
 
 
 def events_subscription(prefix: str = DEFAULT_PREFIX, share_group: str | None = None) -> str:

@@ -271,6 +271,38 @@ def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
             _said(f"device {device} of {unit} was already retired; nothing changed")
 
 
+@devices_app.command("push-config")
+def devices_push_config(
+    unit: Annotated[str, typer.Argument(help="HSA-id")],
+    device: Annotated[str, typer.Argument(help="device id")],
+    config_file: Annotated[str, typer.Argument(help="a TOML or JSON file of the sections to set: mqtt, publisher, poll_interval_s, connectors")],
+    version: Annotated[str, typer.Option(help="this version's name; the device applies each version once")],
+) -> None:
+    """Publish a remote config version for a device (retained); it rolls back if it cannot reconnect with it."""
+    import tomllib
+    from pathlib import Path
+
+    from vardkoll.server.provisioning.remote_config import RemoteConfigError, publish_config
+    from vardkoll.server.settings import ServerSettings
+
+    path = Path(config_file)
+    try:
+        text = path.read_text()
+        config = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except OSError as exc:
+        _fail(f"{path}: cannot read it ({exc.strerror})")
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        _fail(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}")
+    settings = ServerSettings()
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    try:
+        topic = publish_config(unit, device, version, config, host=settings.mqtt_host, port=settings.mqtt_port,
+                               username=settings.mqtt_username, password=password, tls=settings.mqtt_tls, prefix=settings.topic_prefix)
+    except RemoteConfigError as exc:
+        _fail(str(exc))
+    _said(f"published config version {version} for device {device} of {unit} (retained on {topic}); its heartbeat reports whether it was applied or rolled back")
+
+
 @devices_app.command("list")
 def devices_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
     """List a unit's devices with their last known status."""

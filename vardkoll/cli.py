@@ -157,6 +157,20 @@ def collector_dump_outbox(config: Annotated[Path, typer.Option(help="the collect
     _collector("dump-outbox", config)
 
 
+@collector_app.command("doctor")
+def collector_doctor(
+    config: Annotated[Path, typer.Option(help="the collector's config file")] = Path("/etc/vardkoll-collector/collector.toml"),
+    server: Annotated[Optional[str], typer.Option(help="the vardkoll server's address, to compare clocks")] = None,
+    timeout_s: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 10.0,
+) -> None:
+    """Check that this device can run: broker and credentials, clock, sources, outbox, disk, secret files (report in Swedish)."""
+    from vardkoll.collector.doctor import run_doctor
+
+    report = run_doctor(config, server_url=server, timeout_s=timeout_s)
+    typer.echo(report.text, nl=False)
+    raise typer.Exit(report.exit_code)
+
+
 @collector_app.command("enroll")
 def collector_enroll(
     server: Annotated[str, typer.Option(help="the server's address, https://…")],

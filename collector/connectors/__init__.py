@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from .base import Connector, ConnectorConfig, ConnectorContext, SourceBatch, SourceEvent
 from .asterisk_queue_log import AsteriskQueueLogConnector
 from .callback_csv import CallbackCsvConnector
+from .fhir_r4 import FhirR4Connector
 from .listing_export import ListingExportConnector
 
 REGISTRY: dict[str, type[Connector]] = {
     "asterisk_queue_log": AsteriskQueueLogConnector,
     "callback_csv": CallbackCsvConnector,
+    "fhir_r4": FhirR4Connector,
     "listing_export": ListingExportConnector,
 }
 

@@ -74,5 +74,8 @@ class Connector(ABC):
     def poll(self) -> Iterator[SourceBatch]:
         """Read whatever is new; called by the agent every `poll_interval_s`."""
 
+    def close(self) -> None:
+        """Release what the connector holds open (an HTTP client, say); called when the agent stops."""
+
     def count(self, name: str, by: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + by

@@ -50,7 +50,7 @@ class Block:
         if name.split(".")[0] in ("fastapi", "sqlmodel", "sqlalchemy", "uvicorn", "apscheduler"):
             raise ImportError(f"the collector must not import {name}")
 sys.meta_path.insert(0, Block())
-import vardkoll.collector.agent, vardkoll.collector.connectors, vardkoll.collector.__main__
+import vardkoll.collector.agent, vardkoll.collector.connectors, vardkoll.collector.__main__, vardkoll.collector.doctor
 print("ok")
 """
 
