@@ -51,7 +51,14 @@ class DeviceRegistry:
         return allowed
 
     def seen(self, unit: str, device: str) -> None:
-        self._update(unit, device, status=None, heartbeat=None)
+        self.seen_many([(unit, device)])
+
+    def seen_many(self, devices: list[tuple[str, str]]) -> None:
+        """Devices whose batches were just committed, in one transaction (in key order: no deadlocks)."""
+        now = datetime.now(timezone.utc)
+        with self._sessions.begin() as session:
+            for unit, device in sorted(set(devices)):
+                self._apply(session, unit, device, None, None, now)
 
     def record_status(self, unit: str, device: str, payload: bytes) -> None:
         """The retained status topic: "offline" (the last will) or a JSON heartbeat."""
@@ -71,17 +78,19 @@ class DeviceRegistry:
             self._update(unit, device, status=status, heartbeat=orjson.dumps(heartbeat).decode())
 
     def _update(self, unit: str, device: str, status: str | None, heartbeat: str | None) -> None:
-        now = datetime.now(timezone.utc)
         with self._sessions.begin() as session:
-            row = session.get(DeviceRow, (unit, device))
-            if row is None:
-                if not self._accept_unregistered:
-                    return
-                row = DeviceRow(unit=unit, device=device, registered_at=now)
-                session.add(row)
-            if status is not None:
-                row.status = status
-            if status != "offline":
-                row.last_seen_at = now
-            if heartbeat is not None:
-                row.last_status = heartbeat
+            self._apply(session, unit, device, status, heartbeat, datetime.now(timezone.utc))
+
+    def _apply(self, session: Session, unit: str, device: str, status: str | None, heartbeat: str | None, now: datetime) -> None:
+        row = session.get(DeviceRow, (unit, device))
+        if row is None:
+            if not self._accept_unregistered:
+                return
+            row = DeviceRow(unit=unit, device=device, registered_at=now)
+            session.add(row)
+        if status is not None:
+            row.status = status
+        if status != "offline":
+            row.last_seen_at = now
+        if heartbeat is not None:
+            row.last_status = heartbeat

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Callable, TypeVar
 
 import paho.mqtt.client as mqtt
 from sqlalchemy.exc import DBAPIError
@@ -31,9 +32,11 @@ from .device_registry import DeviceRegistry
 from .service import Source
 
 log = logging.getLogger("vardkoll.ingest.mqtt")
+T = TypeVar("T")
 
 SESSION_EXPIRY_S = 24 * 3600
 QUEUE_MESSAGES = 64
+GROUP_MESSAGES = 8  # batches committed in one transaction when they are already waiting
 
 
 @dataclass(frozen=True)
@@ -130,53 +133,92 @@ class MqttConsumer:
     # -- the worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            received = self._inbox.get()
-            if received is None:
+            group, stopping = self._next_group()
+            if group:
+                self._commit_group(group)
+            if stopping:
                 return
+
+    def _next_group(self) -> tuple[list[Received], bool]:
+        """The next message and those already waiting behind it, up to GROUP_MESSAGES: committed in one
+        transaction, which is what lets a busy broker cost one commit per group instead of per batch."""
+        first = self._inbox.get()
+        if first is None:
+            return [], True
+        group = [first]
+        while len(group) < GROUP_MESSAGES:
             try:
-                self._handle(received)
-            except DBAPIError as exc:
-                # The database is away: keep the message unacknowledged and try again; nothing is lost.
-                # Only the error's kind is logged: its text would quote the rows.
-                log.error("could not commit a batch from %s (%s %s); retrying", received.topic, type(exc.orig).__name__, getattr(exc.orig, "sqlstate", ""))
-                time.sleep(1)
-                self._inbox.put(received)
-                continue
-            except Exception:  # noqa: BLE001
-                # A fault of ours. The device gets no acknowledgement, so it keeps the events and
-                # sends them again later; the broker is released so that one batch blocks nobody.
-                log.exception("internal error on a batch from %s; the device will resend it", received.topic)
+                waiting = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is None:
+                return group, True
+            group.append(waiting)
+        return group, False
+
+    def _commit_group(self, group: list[Received]) -> None:
+        batches = self._retrying(group, lambda: self._prepare(group))
+        if batches:
+            self._retrying(group, lambda: self._commit(batches))
+        for received in group:
             self._client.ack(received.mid, received.qos)
 
-    def _handle(self, received: Received) -> None:
-        address = parse_topic(received.topic, self._settings.topic_prefix)
-        if address is None:
-            return
-        if address.leaf == STATUS:
-            self._devices.record_status(address.unit, address.device, received.payload)
-            return
-        if address.leaf != EVENTS:
-            return
-        source = Source("mqtt", unit=address.unit, device=address.device)
-        reply = ack_topic(address.unit, address.device, self._settings.topic_prefix)
-        refusal = self._refusal(address.unit, address.device, received.payload)
-        if refusal is None:
+    def _retrying(self, group: list[Received], step: Callable[[], T]) -> T | None:
+        while True:
             try:
-                device, items = parse_batch(received.payload, self._settings.max_batch_events)
-            except BatchRejected as exc:
-                refusal = exc.reason
-            else:
-                if device is not None and device != address.device:
-                    refusal = f"batch names device {device} but was published on the topic of device {address.device}"
-        if refusal is not None:
-            self._services.ingest.refuse_payload(refusal, source, received.payload)
-            self._client.publish(reply, refusal_payload(refusal), qos=1)
-            return
-        report = self._services.ingest.ingest(items, source, datetime.now(timezone.utc))
-        self._devices.seen(address.unit, address.device)
-        self._client.publish(reply, ack_payload(report), qos=1)
-        if self._on_commit is not None and report.units_changed:
-            self._on_commit(report.units_changed)
+                return step()
+            except DBAPIError as exc:
+                # The database is away: keep the messages unacknowledged and try again; nothing is lost.
+                # Only the error's kind is logged: its text would quote the rows.
+                log.error("could not commit %d batches (%s %s); retrying", len(group), type(exc.orig).__name__, getattr(exc.orig, "sqlstate", ""))
+                time.sleep(1)
+            except Exception:  # noqa: BLE001
+                # A fault of ours. The devices get no acknowledgement, so they keep the events and
+                # send them again later; the broker is released so that one batch blocks nobody.
+                log.exception("internal error on %d batches from %s; the devices will resend them", len(group), group[0].topic)
+                return None
+
+    def _prepare(self, group: list[Received]) -> list[tuple[list[Any], Source, str]]:
+        """Status messages and refused payloads are dealt with here, one by one; the readable batches
+        are returned (items, source, ack topic), in the order they came."""
+        batches: list[tuple[list[Any], Source, str]] = []
+        for received in group:
+            address = parse_topic(received.topic, self._settings.topic_prefix)
+            if address is None:
+                continue
+            if address.leaf == STATUS:
+                self._devices.record_status(address.unit, address.device, received.payload)
+                continue
+            if address.leaf != EVENTS:
+                continue
+            source = Source("mqtt", unit=address.unit, device=address.device)
+            reply = ack_topic(address.unit, address.device, self._settings.topic_prefix)
+            refusal = self._refusal(address.unit, address.device, received.payload)
+            if refusal is None:
+                try:
+                    device, items = parse_batch(received.payload, self._settings.max_batch_events)
+                except BatchRejected as exc:
+                    refusal = exc.reason
+                else:
+                    if device is not None and device != address.device:
+                        refusal = f"batch names device {device} but was published on the topic of device {address.device}"
+            if refusal is not None:
+                self._services.ingest.refuse_payload(refusal, source, received.payload)
+                self._client.publish(reply, refusal_payload(refusal), qos=1)
+                continue
+            batches.append((items, source, reply))
+        return batches
+
+    def _commit(self, batches: list[tuple[list[Any], Source, str]]) -> None:
+        """The batches in one transaction, then each device's acknowledgement, in order."""
+        reports = self._services.ingest.ingest_many([(items, source) for items, source, _ in batches], datetime.now(timezone.utc))
+        self._devices.seen_many([(source.unit, source.device) for _, source, _ in batches])  # type: ignore[misc]
+        changed: set[str] = set()
+        for (_, _, reply), report in zip(batches, reports):
+            self._client.publish(reply, ack_payload(report), qos=1)
+            changed |= report.units_changed
+        if self._on_commit is not None and changed:
+            self._on_commit(changed)
 
     def _refusal(self, unit: str, device: str, payload: bytes) -> str | None:
         if len(payload) > self._settings.max_payload_bytes:

@@ -76,27 +76,36 @@ class IngestService:
 
     def ingest(self, items: Iterable[Any], source: Source, received_at: datetime | None = None) -> IngestReport:
         """Commit a batch: `items` are events or EventRejected (from `protocol.parse_batch`)."""
+        return self.ingest_many([(items, source)], received_at)[0]
+
+    def ingest_many(self, batches: list[tuple[Iterable[Any], Source]], received_at: datetime | None = None) -> list[IngestReport]:
+        """Commit several batches in one transaction (one report each, in order): the consumer groups
+        the batches waiting in its queue, so a busy broker costs one commit per group, not per batch.
+        An event that two batches of the group carry counts once, in the first; the second reports it
+        committed as a duplicate (or refuses it, if its content differs)."""
         now = received_at or datetime.now(timezone.utc)
-        report = IngestReport()
-        accepted: dict[tuple[str, str], EventBase] = {}
-        for item in items:
-            event = self._admit(item, source, report)
-            if event is None:
-                continue
-            key = (event.unit, event.id)
-            earlier = accepted.get(key)
-            if earlier is None:
-                accepted[key] = event
-            elif _same_event(earlier, event):
-                report.duplicates += 1
-                report.committed.append(event.id)
-            else:
-                report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
+        reports = [IngestReport() for _ in batches]
+        accepted: list[dict[tuple[str, str], EventBase]] = [{} for _ in batches]
+        first_seen: dict[tuple[str, str], EventBase] = {}
+        for (items, source), report, mine in zip(batches, reports, accepted):
+            for item in items:
+                event = self._admit(item, source, report)
+                if event is None:
+                    continue
+                key = (event.unit, event.id)
+                earlier = first_seen.get(key)
+                if earlier is None:
+                    first_seen[key] = mine[key] = event
+                elif _same_event(earlier, event):
+                    report.duplicates += 1
+                    report.committed.append(event.id)
+                else:
+                    report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
         # Unit settings are read before the write transaction: SQLite allows one writer at a time.
-        configs = {unit: self._units.config(unit) for unit in {unit for unit, _ in accepted}}
+        configs = {unit: self._units.config(unit) for unit in {unit for unit, _ in first_seen}}
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
-                return self._commit(accepted, configs, report, source, now)
+                return self._commit(accepted, configs, reports, [source for _, source in batches], now)
             except DBAPIError as exc:
                 # Concurrent writers of the same rows on PostgreSQL: one is chosen to fail; try again.
                 if attempt == DEADLOCK_RETRIES or not _is_retryable(exc):
@@ -104,22 +113,28 @@ class IngestService:
                 time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 
-    def _commit(self, accepted: dict[tuple[str, str], EventBase], configs: dict[str, Any], base: IngestReport, source: Source, now: datetime) -> IngestReport:
-        report = copy.deepcopy(base)
+    def _commit(
+        self, accepted: list[dict[tuple[str, str], EventBase]], configs: dict[str, Any], base: list[IngestReport], sources: list[Source], now: datetime
+    ) -> list[IngestReport]:
+        reports = copy.deepcopy(base)
+        every = {key: event for mine in accepted for key, event in mine.items()}
         with self._sessions.begin() as session:
-            new_keys = self._insert_events(session, [accepted[key] for key in sorted(accepted)], now)
-            self._judge_repeats(session, [e for k, e in accepted.items() if k not in new_keys], report)
+            new_keys = self._insert_events(session, [every[key] for key in sorted(every)], now)
+            self._judge_repeats(session, [(event, report) for mine, report in zip(accepted, reports) for key, event in mine.items() if key not in new_keys])
             rows = EntityRows()
             for key in sorted(new_keys):
-                event = accepted[key]
+                event = every[key]
                 rows.add(event, configs[event.unit])
             merge_rows(session, rows)
-            report.new = len(new_keys)
-            report.committed.extend(event_id for _, event_id in sorted(new_keys))
-            report.units_changed = {unit for unit, _ in new_keys}
-            self._touch_units(session, [accepted[k] for k in sorted(new_keys)], now)
-            self._dead_letters(session, report, source, now)
-        return report
+            for mine, report in zip(accepted, reports):
+                stored_now = sorted(key for key in mine if key in new_keys)
+                report.new = len(stored_now)
+                report.committed.extend(event_id for _, event_id in stored_now)
+                report.units_changed = {unit for unit, _ in stored_now}
+            self._touch_units(session, [every[k] for k in sorted(new_keys)], now)
+            for report, source in zip(reports, sources):
+                self._dead_letters(session, report, source, now)
+        return reports
 
     def refuse_payload(self, reason: str, source: Source, payload: bytes, received_at: datetime | None = None) -> None:
         """Record a payload that could not be read at all (never its content, only a digest and size)."""
@@ -159,18 +174,18 @@ class IngestService:
         returned = execute_rows(session, StoredEvent.__table__, _EVENT_COLUMNS, rows, _EVENT_TAIL, returning=True)
         return {(unit, event_id) for unit, event_id in returned}
 
-    def _judge_repeats(self, session: Session, repeats: list[EventBase], report: IngestReport) -> None:
+    def _judge_repeats(self, session: Session, repeats: list[tuple[EventBase, IngestReport]]) -> None:
         """Events whose id was stored before: the same event again, or a conflicting one."""
         if not repeats:
             return
-        keys = sorted((e.unit, e.id) for e in repeats)
+        keys = sorted({(event.unit, event.id) for event, _ in repeats})
         stored = {}
         table = StoredEvent.__table__
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             query = select(table.c.unit, table.c.event_id, table.c.body).where(tuple_(table.c.unit, table.c.event_id).in_(chunk))
             stored.update({(u, i): body for u, i, body in session.execute(query)})
-        for event in repeats:
+        for event, report in repeats:
             body = stored.get((event.unit, event.id))
             if body is not None and _same_event(EVENT_DECODER.decode(body), event):
                 report.duplicates += 1

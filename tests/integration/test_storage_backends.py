@@ -207,6 +207,40 @@ def test_shuffled_batches_with_repeats_give_the_replay_figures(expected_path, op
 
 
 @pytest.mark.parametrize("expected_path", SCENARIOS, ids=lambda p: p.name.removesuffix(".expected.json"))
+def test_shuffled_batches_committed_in_groups_give_the_replay_figures(expected_path, open_services):
+    """As the MQTT consumer commits the batches waiting in its queue: several in one transaction."""
+    scenario = load_scenario(expected_path)
+    services = open_services()
+    batches = shuffled_batches(scenario.items, random.Random(scenario.name + "-groups"), repeat_share=0.3, max_batch=6)
+    reports: list[IngestReport] = []
+    for start in range(0, len(batches), 4):
+        group = batches[start : start + 4]
+        reports += services.ingest.ingest_many([(batch, HTTP) for batch in group])
+    assert len(reports) == len(batches)
+    for batch, report in zip(batches, reports):
+        events, rejected = counts(batch)
+        assert report.new + report.duplicates == events and len(report.rejected) == rejected, "each batch reports its own events"
+    assert sum(r.new for r in reports) == scenario.distinct
+    assert {event.id for event in scenario.events} == {i for r in reports for i in r.committed}
+    assert count_rows(services, StoredEvent.__table__) == scenario.distinct
+    assert_figures_match_replay(services, scenario)
+
+
+def test_an_event_in_two_batches_of_one_group_counts_once_and_both_acknowledge_it(open_services):
+    services = open_services()
+    unit = "SE2321000016-VC77"
+    offered = parse_event_line(orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:00:00+02:00", "call": "call-grp1"}))
+    other = parse_event_line(orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:05:00+02:00", "call": "call-grp1"}))
+    a, b, c = services.ingest.ingest_many([([offered], Source("mqtt", unit, "pi-a")), ([offered], Source("mqtt", unit, "pi-b")), ([other], Source("mqtt", unit, "pi-c"))])
+    assert (a.new, a.duplicates, a.committed) == (1, 0, ["grp-1"])
+    assert (b.new, b.duplicates, b.committed) == (0, 1, ["grp-1"])
+    assert (c.new, c.committed, c.rejected) == (0, [], [("grp-1", "event id was already used by a different event of this unit")])
+    assert count_rows(services, StoredEvent.__table__) == 1
+    with services.sessions() as session:
+        assert session.execute(select(DeadLetter.device, DeadLetter.event_id)).all() == [("pi-c", "grp-1")]
+
+
+@pytest.mark.parametrize("expected_path", SCENARIOS, ids=lambda p: p.name.removesuffix(".expected.json"))
 def test_the_same_batch_twice_is_all_duplicates_and_changes_no_figure(expected_path, open_services):
     scenario = load_scenario(expected_path)
     services = open_services()
