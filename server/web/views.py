@@ -15,9 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import METRICS, Period
-from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger
+from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.calendar import end_of_day
-from vardkoll.server.metrics.stamps import known
 
 from ..figures.loading import load_cases
 from ..services import Services
@@ -43,13 +42,6 @@ def today_in(services: Services, unit: str, now: datetime) -> date:
 
 
 @dataclass
-class OpenCase:
-    case: str  # the pseudonym made at the clinic's collector
-    contact_day: date
-    deadline: datetime
-
-
-@dataclass
 class OpenCases:
     at_risk: list[OpenCase] = field(default_factory=list)  # deadline within 24 hours of `as_of`
     overdue: list[OpenCase] = field(default_factory=list)
@@ -58,22 +50,17 @@ class OpenCases:
 
 def open_cases(services: Services, session: Session, unit: str, day: date, as_of: datetime) -> OpenCases:
     """The in-scope cases still open at `as_of`, by pseudonym: the same set the assessment figure counts
-    as `pending` and `overdue_open` (the ledger's own scope rule decides), sorted by deadline."""
+    as `pending` and `overdue_open` (`CaseLedger.open_cases` decides), sorted by deadline."""
     config = services.units.config(unit, day)
     ledger = load_cases(session, unit, Period(day, day), as_of, config)
     result = OpenCases()
-    for case, state in ledger.cases.items():
-        contact = known(state.contact, as_of)
-        if contact is None or known(state.assessed, as_of) or CaseLedger._outside_scope(state, as_of):
-            continue
-        deadline = end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz)
-        entry = OpenCase(case, contact.day, deadline)
-        if as_of <= deadline:
-            result.pending += 1
-            if deadline - as_of <= AT_RISK_WITHIN:
-                result.at_risk.append(entry)
+    for case in ledger.open_cases(as_of, config):
+        if case.overdue_at(as_of):
+            result.overdue.append(case)
         else:
-            result.overdue.append(entry)
+            result.pending += 1
+            if case.deadline - as_of <= AT_RISK_WITHIN:
+                result.at_risk.append(case)
     result.at_risk.sort(key=lambda c: (c.deadline, c.case))
     result.overdue.sort(key=lambda c: (c.deadline, c.case))
     return result
