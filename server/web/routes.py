@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -19,14 +19,17 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
 from vardkoll.server.metrics import METRICS, Period
 
-from ..auth import FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
+from ..auth import DEVICE_MANAGERS, FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
+from ..provisioning import UnknownDevice, issue_code, replace_device
 from ..services import Services
 from ..storage.registry_tables import UnitRow
 from . import formatting
+from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
 from ..auth.dependencies import principal_for_token
+from .qr import qr_svg
 from .session import end_session, signed_in, start_session
 from .views import METRIC_NAMES, SHORT_NAMES, SORT_KEYS, clinic_view, installation_view, month_to_date, region_view
 
@@ -248,16 +251,96 @@ def region(
     return _page(request, build)
 
 
+def _installation_page(request: Request, principal: Principal, row: UnitRow, status: int = 200, error: str | None = None) -> HTMLResponse:
+    with _services(request).sessions() as session:
+        devices = installation_view(session, row.unit)
+    return render(request, "installation.html", status=status, principal=principal, unit=row, devices=devices, now=_now(),
+                  can_manage=principal.role in DEVICE_MANAGERS, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
+                  validities=CODE_VALIDITY_HOURS, error=error)
+
+
 @web_router.get("/installation/{hsa}", response_class=HTMLResponse)
 def installation(request: Request, hsa: str) -> Response:
     def build(principal: Principal) -> Response:
-        services = _services(request)
-        row = _unit_row(services, principal, hsa, REGISTRY_READERS, f"installationerna på enheten {hsa}")
-        with services.sessions() as session:
-            devices = installation_view(session, hsa)
-        return render(request, "installation.html", principal=principal, unit=row, devices=devices, now=_now())
+        row = _unit_row(_services(request), principal, hsa, REGISTRY_READERS, f"installationerna på enheten {hsa}")
+        return _installation_page(request, principal, row)
 
     return _page(request, build)
+
+
+CODE_VALIDITY_HOURS = (1, 4, 24)
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+async def _device_form(request: Request, hsa: str, what: str) -> tuple[Principal, UnitRow, dict[str, str]] | Response:
+    """The signed-in device manager, the unit and the checked form of a POST from Installationsvy."""
+    principal = signed_in(request)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        row = _unit_row(_services(request), principal, hsa, DEVICE_MANAGERS, what)
+    except PageError as error:
+        return _error_page(request, principal, error)
+    form = await read_form(request)
+    if form is None:
+        return _error_page(request, principal, PageError(
+            403, "Formuläret kunde inte tas emot", "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Installationer igen och försök på nytt."))
+    return principal, row, form
+
+
+def _validity(form: dict[str, str]) -> timedelta:
+    hours = form.get("giltighet", "24")
+    return timedelta(hours=int(hours) if hours.isdigit() and int(hours) in CODE_VALIDITY_HOURS else 24)
+
+
+def _successor(form: dict[str, str]) -> str | None:
+    """The device id the code is pinned to; None when left empty. Raises ValueError when malformed."""
+    device = form.get("insamlare", "").strip()
+    if device and not _DEVICE_ID.search(device):
+        raise ValueError(f"”{device[:64]}” kan inte vara ett insamlar-id: använd 1–64 tecken av A–Z, a–z, 0–9 och . _ -")
+    return device or None
+
+
+def _code_page(request: Request, principal: Principal, row: UnitRow, issued: Any, replaced: str | None = None) -> HTMLResponse:
+    server = str(request.base_url).rstrip("/")
+    command = f"vardkoll collector enroll --server {server} --code {issued.code}" + (f" --device {issued.device}" if issued.device else "")
+    return render(request, "engangskod.html", principal=principal, unit=row, issued=issued, replaced=replaced, server=server, command=command,
+                  qr=qr_svg(issued.code, f"QR-kod med engångskoden {issued.code}"))
+
+
+@web_router.post("/installation/{hsa}/engangskod", response_class=HTMLResponse)
+async def new_enrollment_code(request: Request, hsa: str) -> Response:
+    """Issue a one-time enrollment code from the page (form with CSRF token, see csrf.py) and show it once, with a QR code."""
+    checked = await _device_form(request, hsa, f"installationerna på enheten {hsa}")
+    if isinstance(checked, Response):
+        return checked
+    principal, row, form = checked
+    try:
+        successor = _successor(form)
+    except ValueError as problem:
+        return _installation_page(request, principal, row, status=400, error=str(problem))
+    with _services(request).sessions.begin() as session:
+        issued = issue_code(session, row.unit, principal.name, successor, _validity(form))
+    return _code_page(request, principal, row, issued)
+
+
+@web_router.post("/installation/{hsa}/ersatt", response_class=HTMLResponse)
+async def replace(request: Request, hsa: str) -> Response:
+    """Replace a device: retire it, revoke its tokens and show a one-time code for its successor."""
+    checked = await _device_form(request, hsa, f"installationerna på enheten {hsa}")
+    if isinstance(checked, Response):
+        return checked
+    principal, row, form = checked
+    old = form.get("ersatt", "")
+    try:
+        successor = _successor(form)
+        with _services(request).sessions.begin() as session:
+            issued = replace_device(session, row.unit, old, principal.name, successor, _validity(form))
+    except ValueError as problem:
+        return _installation_page(request, principal, row, status=400, error=str(problem))
+    except UnknownDevice:
+        return _installation_page(request, principal, row, status=400, error=f"Insamlaren ”{old[:64]}” finns inte på enheten.")
+    return _code_page(request, principal, row, issued, replaced=old)
 
 
 @web_router.get("/static/{name}")

@@ -140,6 +140,7 @@ class DeviceView:
     device: str
     status: str  # online | offline | silent | unknown
     retired: bool
+    retired_at: datetime | None
     registered_at: datetime
     last_seen_at: datetime | None
     outbox_depth: int | None
@@ -179,6 +180,7 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device=row.device,
             status=row.status if row.status in ("online", "offline", "silent") else "unknown",
             retired=row.retired_at is not None,
+            retired_at=_aware(row.retired_at),
             registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
             last_seen_at=_aware(row.last_seen_at),
             outbox_depth=depth if isinstance(depth, int) else None,

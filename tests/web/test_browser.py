@@ -3,6 +3,7 @@ and a real Mosquitto: live updates, scope, the API's numbers, and screenshots fo
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -104,6 +105,28 @@ def test_the_pages_show_the_apis_numbers(chromium, live_server):
             assert cell.inner_text() == f"{figure['numerator']:,} av {figure['denominator']:,}".replace(",", "\u00a0"), (metric, figure["unit"])
     unit_without_data = page.locator(f"tr[data-unit='{VC03}'] td[data-metric='telephone'] .share")
     assert unit_without_data.inner_text() == "ingen data"
+    context.close()
+
+
+def test_the_qr_code_on_the_page_decodes_to_the_issued_enrollment_code(chromium, live_server):
+    zxingcpp = pytest.importorskip("zxingcpp")
+    image = pytest.importorskip("PIL.Image")
+    base, services = live_server
+    context, page = signed_in_page(chromium, base, token(services, Role.installer, region=UPPSALA))
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto(f"{base}/installation/{VC01}")
+    page.fill("#ny-insamlare", "pi-vc01-qr")
+    page.focus("#skapa-kod")
+    page.keyboard.press("Enter")  # the form works from the keyboard
+    page.wait_for_load_state("domcontentloaded")
+    code = page.locator("#kod").inner_text()
+    png = page.locator("#qr svg").screenshot()  # Chromium rasterises the server's SVG
+    decoded = zxingcpp.read_barcodes(image.open(io.BytesIO(png)).convert("L"))
+    assert [(d.text, d.format) for d in decoded] == [(code, zxingcpp.BarcodeFormat.QRCode)]
+    enrolled = httpx.post(f"{base}/api/v1/enroll", json={"code": decoded[0].text, "device": "pi-vc01-qr"}, timeout=10)
+    assert enrolled.status_code == 200 and enrolled.json()["unit"] == VC01  # a real, redeemable code
+    assert not refused, refused  # nothing on the page breaks the Content-Security-Policy
     context.close()
 
 
