@@ -26,7 +26,7 @@ from ..auth import DEVICE_MANAGERS, FIGURE_READERS, REGISTRY_READERS, OutOfScope
 from ..provisioning import UnknownDevice, issue_code, replace_device
 from ..services import Services
 from ..storage.registry_tables import UnitRow
-from . import formatting
+from . import charts, formatting
 from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
 from ..auth.dependencies import principal_for_token
 from .qr import qr_svg
@@ -37,7 +37,9 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _env.filters.update(formatting.FILTERS)
-_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote)
+_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote,
+                    hourly_chart=charts.hourly_calls, trend_chart=charts.trend, sparkline=charts.sparkline, hour_label=charts.hour_label,
+                    SEGMENTS=charts.SEGMENTS)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.metrics.assessment import OpenCase
+from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
 
-from ..figures.loading import load_cases
+from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
@@ -76,6 +77,7 @@ class ClinicView:
     month: dict[str, dict[str, Any]]  # every metric, month to date
     cases: OpenCases
     tz: str
+    hours: list[CallHour]  # the day's telephone figure by local hour
 
 
 def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
@@ -86,8 +88,11 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     figures_today = {m: services.figures.figure(unit.unit, m, day_period) for m in ("telephone", "assessment")}
     figures_month = {m: services.figures.figure(unit.unit, m, month) for m in METRICS}
     as_of = min(now, end_of_day(day, config.tz))
+    # Counted as the day figure counts (as of the end of the day, the API's default), so the hours add
+    # up to it; only the hours not begun yet are told apart by `now`.
+    hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
     return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone)
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours)
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""Klinikvy's charts carry the API's numbers: the hourly curve adds up to the day's telephone figure,
+and every trend point is the API's figure for that week or month."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import orjson
+
+from vardkoll.server.auth import Role
+
+from .test_login_and_scope import login
+from .world import ADMIN_TOKEN, PAST_DAY, VC01, day_of_events, token
+
+CELL = re.compile(r'<td data-field="(?P<name>\w+)">(?P<value>\d+)</td>')
+
+
+def hour_totals(html: str) -> Counter:
+    start = html.index('id="timtabell"')
+    table = html[start:html.index("</tbody>", start)]
+    totals: Counter = Counter()
+    rows = 0
+    for row in table.split("<tr")[2:]:
+        rows += 1
+        for cell in CELL.finditer(row):
+            totals[cell["name"]] += int(cell["value"])
+    totals["rows"] = rows
+    return totals
+
+
+def test_the_hourly_curve_adds_up_to_the_apis_day_figure(web):
+    client, services = web
+    posted = client.post("/api/v1/events", content=orjson.dumps(day_of_events(VC01, PAST_DAY)), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert posted.status_code == 200
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = client.get(f"/enhet/{VC01}", params={"dag": PAST_DAY.isoformat()}).text
+    api = client.get(f"/api/v1/units/{VC01}/compliance", params={"metric": "telephone", "from": PAST_DAY.isoformat(), "to": PAST_DAY.isoformat()}).json()
+    totals = hour_totals(html)
+    assert totals["rows"] == 24  # 2 March 2026: no clock change
+    assert totals["offered"] == api["denominator"] and totals["contact"] == api["numerator"]
+    assert totals["pending"] == api["details"]["callback_pending"] and totals["abandoned"] == api["details"]["abandoned"]
+    assert totals["rejected"] == api["details"]["rejected"]
+    # By hand from world.day_of_events: 40 calls, i % 10 in 0–5 answered, 6–7 called back the same day,
+    # 8 waiting for a callback, 9 abandoned; 3 rejected.
+    assert (totals["offered"], totals["contact"], totals["pending"], totals["abandoned"], totals["rejected"]) == (40, 32, 4, 4, 3)
+    assert 'class="chart hourly" role="img"' in html and "<desc" in html
+
+
+def test_a_unit_without_data_shows_no_data_instead_of_an_hourly_curve(web):
+    client, services = web
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = client.get(f"/enhet/{VC01}").text
+    section = html[html.index('id="timmar"'):]
+    section = section[:section.index("</section>")]
+    assert "ingen data" in section and "<svg" not in section
