@@ -31,7 +31,9 @@ from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
 from ..auth.dependencies import principal_for_token
 from .qr import qr_svg
 from .session import end_session, signed_in, start_session
-from .views import METRIC_NAMES, SHORT_NAMES, SORT_KEYS, clinic_view, installation_view, month_to_date, region_view
+from .trends import unit_trends
+from .region_view import SORT_KEYS, Filters, region_view
+from .views import METRIC_NAMES, SHORT_NAMES, clinic_view, installation_view, month_to_date
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -209,7 +211,14 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
 
 @web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
 def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
-    return _page(request, lambda p: render(request, "klinik.html", principal=p, **_clinic_context(request, p, hsa, dag)))
+    def build(principal: Principal) -> Response:
+        context = _clinic_context(request, principal, hsa, dag)
+        # Trends are drawn once per page load, outside the live part: 96 figures are too many to
+        # recompute on every event (docs/dashboard.md, "Trends").
+        trends = unit_trends(_services(request).figures, hsa, context["view"].day)
+        return render(request, "klinik.html", principal=principal, trends=trends, drawn_at=_now(), **context)
+
+    return _page(request, build)
 
 
 @web_router.get("/enhet/{hsa}/innehall", response_class=HTMLResponse)
@@ -223,6 +232,7 @@ def region(
     request: Request, namn: str,
     fran: Annotated[str | None, Query()] = None, till: Annotated[str | None, Query()] = None,
     sortera: Annotated[str, Query()] = "namn", ordning: Annotated[str, Query()] = "stigande",
+    matt: Annotated[str, Query()] = "telephone", under: Annotated[str | None, Query()] = None, sok: Annotated[str, Query()] = "",
 ) -> Response:
     def build(principal: Principal) -> Response:
         services = _services(request)
@@ -245,8 +255,13 @@ def region(
         if period.end < period.start:
             raise PageError(400, "Felaktig period", "Periodens slutdatum ligger före startdatumet.")
         sort = sortera if sortera in SORT_KEYS else "namn"
-        view = region_view(services, rows, namn, period, sort, ordning == "fallande")
-        base = {"fran": period.start.isoformat(), "till": period.end.isoformat()}
+        filters = Filters(matt if matt in METRICS else "telephone", under == "1", sok.strip()[:100])
+        view = region_view(services, rows, namn, period, sort, ordning == "fallande", filters)
+        base = {"fran": period.start.isoformat(), "till": period.end.isoformat(), "matt": filters.metric}
+        if filters.only_missing:
+            base["under"] = "1"
+        if filters.search:
+            base["sok"] = filters.search
         csv = {m: "/api/v1/compliance?" + urlencode({"metric": m, "from": period.start.isoformat(), "to": period.end.isoformat(), "region": namn, "format": "csv"}) for m in METRICS}
         return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
 

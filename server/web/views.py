@@ -96,51 +96,6 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
 
 
 @dataclass
-class RegionRow:
-    unit: UnitRow
-    figures: dict[str, dict[str, Any]]
-
-
-@dataclass
-class AtTarget:
-    meeting: int  # units whose share meets the target
-    measured: int  # units with a share and a target
-    units: int  # all units in the table (the others: no data or no target)
-
-
-@dataclass
-class RegionView:
-    region: str
-    period: Period
-    rows: list[RegionRow]
-    at_target: dict[str, AtTarget]
-    sort: str
-    descending: bool
-
-
-SORT_KEYS = ("namn", *METRICS)
-
-
-def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool) -> RegionView:
-    codes = [row.unit for row in units]
-    by_metric = {m: services.figures.figures(codes, m, period) if codes else [] for m in METRICS}
-    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)]
-    if sort in METRICS:
-        # Units without a share always last, whatever the direction: silence is not a low or a high value.
-        with_share = [r for r in rows if r.figures[sort]["share"] is not None]
-        without = [r for r in rows if r.figures[sort]["share"] is None]
-        with_share.sort(key=lambda r: (r.figures[sort]["share"], r.unit.name), reverse=descending)
-        rows = with_share + sorted(without, key=lambda r: r.unit.name)
-    else:
-        rows.sort(key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
-    at_target = {}
-    for m in METRICS:
-        measured = [f for f in by_metric[m] if f["meets_target"] is not None]
-        at_target[m] = AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(codes))
-    return RegionView(region, period, rows, at_target, sort, descending)
-
-
-@dataclass
 class DeviceView:
     device: str
     status: str  # online | offline | silent | unknown

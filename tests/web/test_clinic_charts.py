@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import timedelta
+from html import unescape
 
 import orjson
 
@@ -54,3 +56,40 @@ def test_a_unit_without_data_shows_no_data_instead_of_an_hourly_curve(web):
     section = html[html.index('id="timmar"'):]
     section = section[:section.index("</section>")]
     assert "ingen data" in section and "<svg" not in section
+
+
+TREND_ROW = re.compile(r'<tr data-from="(?P<start>[\d-]+)" data-to="(?P<end>[\d-]+)">.*?data-field="ratio">(?P<ratio>[^<]*)<', re.S)
+
+
+def test_every_trend_point_is_the_apis_figure_for_that_week_or_month(web):
+    client, services = web
+    events = day_of_events(VC01, PAST_DAY) + day_of_events(VC01, PAST_DAY.replace(day=1) - timedelta(days=3), seed=2)
+    assert client.post("/api/v1/events", content=orjson.dumps(events), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = client.get(f"/enhet/{VC01}", params={"dag": PAST_DAY.isoformat()}).text
+    checked = 0
+    for metric in ("telephone", "assessment", "fixed_doctor", "continuity"):
+        start = html.index(f'<div class="trend-row" data-metric="{metric}">')
+        block = html[start:html.index("</details>", start)]
+        rows = TREND_ROW.findall(block)
+        assert len(rows) == 24, metric  # 12 weeks and 12 months
+        for period_start, period_end, ratio in rows:
+            api = client.get(f"/api/v1/units/{VC01}/compliance", params={"metric": metric, "from": period_start, "to": period_end}).json()
+            assert unescape(ratio) == f"{api['numerator']:,} av {api['denominator']:,}".replace(",", "\u00a0"), (metric, period_start)
+            checked += api["denominator"] > 0
+    # The current week (2 March, a Monday) and month, and the week and month of 27 February have data.
+    assert ("2026-03-02", "2026-03-02") in {(s, e) for s, e, _ in TREND_ROW.findall(html)}
+    assert checked >= 4 * 3
+
+
+def test_trend_gaps_are_not_drawn_as_zero(web):
+    client, services = web
+    events = day_of_events(VC01, PAST_DAY)
+    assert client.post("/api/v1/events", content=orjson.dumps(events), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = client.get(f"/enhet/{VC01}", params={"dag": PAST_DAY.isoformat()}).text
+    start = html.index('<div class="trend-row" data-metric="telephone">')
+    block = html[start:html.index("</details>", start)]
+    # Only the last week and month have calls: one point each, no line joining them to zeros.
+    assert block.count('class="point') == 2 and "<polyline" not in block
+    assert "vecka 9 2026: ingen data" in block and "vecka 10 2026 (hittills): 80,0\u00a0%" in block
