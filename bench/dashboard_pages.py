@@ -12,7 +12,10 @@ FastAPI's TestClient and an admin session:
 
 each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
 warm in the OS cache), `warm` (the same request again: the figure cache answers) and `new event`
-(one event for the unit first: its data version changes, so its figures are computed again).
+(one event, as it happens, for the first unit: its data version changes, so its figures for periods
+that are not settled, the current week and month and the year so far, are computed again; see
+server/figures/cache.py). The generated data ends on 23 Nov 2026, the day this was first measured;
+on a later day every period shown is settled and "after a new event" is close to "warm".
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -115,7 +118,7 @@ def main() -> int:
             fresh = []
             for n in range(args.rounds):
                 event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
-                         "at": f"{last}T10:00:00+01:00", "call": f"call-bench-{time.time_ns()}"}
+                         "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
                 client.post("/api/v1/events", content=orjson.dumps([event]), headers={"Authorization": f"Bearer {ADMIN}"})
                 fresh += timed(client, page, 1)
             print(f"  {name:9} cold {statistics.median(cold):7.0f}   warm {statistics.median(warm):6.0f}   after a new event {statistics.median(fresh):7.0f}")

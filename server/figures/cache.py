@@ -16,6 +16,13 @@ is valid only while both its data version and its settings stamp are the ones re
 - `as_of=None` is stored as None: the moment is then the end of the period's last day in the unit's
   time zone, which the stamp covers. A period that includes today is safe too: every new event for the
   unit bumps its version.
+- Settled periods are keyed by the unit's `settled_version` instead (`data_version`): a figure whose
+  moment (as_of, and never before the end of the period's last day) lies more than SETTLED_AFTER (2 h)
+  before the request depends only on events at or before that moment, and any such event stored
+  later is late (more than LATE_EVENT_AFTER, 1 h, before it is stored, even with the clocks of two
+  processes up to an hour apart), so ingest bumps `settled_version` for it. New events as they happen
+  bump only `version`, so last month's figures stay cached while today's change: that is what makes
+  trends over weeks and months and a region's year affordable during opening hours.
 - The data freshness block (`data`: last event, devices silent) changes without new events, so it is
   never stored here: callers add it to a copy on every request.
 
@@ -28,15 +35,31 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Hashable
 
-from vardkoll.server.metrics import Period, UnitConfig
+from vardkoll.server.metrics import Period, UnitConfig, end_of_day
+
+from ..storage.tables import LATE_EVENT_AFTER, UnitActivity
 
 DEFAULT_MAX_ENTRIES = 20_000
 
 # (unit, metric, first day, last day, as_of or None)
 FigureKey = tuple[str, str, date, date, datetime | None]
+# ("live", version) or ("settled", settled_version); None while the unit has no data at all
+DataVersion = tuple[str, int] | None
+SETTLED_AFTER = LATE_EVENT_AFTER + timedelta(hours=1)  # the extra hour allows for clocks that differ
+
+
+def data_version(activity: UnitActivity | None, period: Period, as_of: datetime | None, config: UnitConfig, now: datetime) -> DataVersion:
+    """The version a figure is filed under: the settled one when the figure's moment is settled."""
+    if activity is None:
+        return None
+    end = end_of_day(period.end, config.tz)
+    moment = max(as_of, end) if as_of is not None else end
+    if moment < now - SETTLED_AFTER:
+        return ("settled", activity.settled_version)
+    return ("live", activity.version)
 
 
 def figure_key(unit: str, metric: str, period: Period, as_of: datetime | None) -> FigureKey:
@@ -60,7 +83,7 @@ class CacheStats:
 
 @dataclass(frozen=True)
 class _Entry:
-    version: int | None
+    version: DataVersion
     stamp: Hashable
     figure: dict[str, Any]
 
@@ -79,7 +102,7 @@ class FigureCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: FigureKey, version: int | None, stamp: Hashable) -> dict[str, Any] | None:
+    def get(self, key: FigureKey, version: DataVersion, stamp: Hashable) -> dict[str, Any] | None:
         """A copy of the stored figure when it was computed from this data version and these settings."""
         if not self.max_entries:
             return None
@@ -95,7 +118,7 @@ class FigureCache:
             self.stats.hits += 1
         return _copy(entry.figure)
 
-    def put(self, key: FigureKey, version: int | None, stamp: Hashable, figure: dict[str, Any]) -> None:
+    def put(self, key: FigureKey, version: DataVersion, stamp: Hashable, figure: dict[str, Any]) -> None:
         """Store a copy of `figure` (which must not hold the `data` block)."""
         if not self.max_entries:
             return

@@ -22,7 +22,7 @@ from vardkoll.protocol import EventBase, EventRejected
 from vardkoll.protocol.events import EVENT_DECODER
 
 from ..storage.stamp_keys import epoch_us
-from ..storage.tables import DeadLetter, StoredEvent, UnitActivity
+from ..storage.tables import LATE_EVENT_AFTER, DeadLetter, StoredEvent, UnitActivity
 from ..units import UnitDirectory
 from .bulk_sql import execute_rows
 from .entity_rows import EntityRows, _insert, merge_rows
@@ -179,23 +179,31 @@ class IngestService:
 
     def _touch_units(self, session: Session, events: list[EventBase], now: datetime) -> None:
         latest_at: dict[str, datetime] = {}
+        earliest_at: dict[str, datetime] = {}
         for event in events:
             if event.unit not in latest_at or event.at > latest_at[event.unit]:
                 latest_at[event.unit] = event.at
+            if event.unit not in earliest_at or event.at < earliest_at[event.unit]:
+                earliest_at[event.unit] = event.at
         latest = {unit: epoch_us(at) for unit, at in latest_at.items()}
         if not latest:
             return
+        late_before = now - LATE_EVENT_AFTER
         table = UnitActivity.__table__
         stmt = _insert(session, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["unit"],
             set_={
                 "version": table.c.version + 1,
+                "settled_version": table.c.settled_version + stmt.excluded.settled_version,
                 "last_event_at_us": _greatest(table.c.last_event_at_us, stmt.excluded.last_event_at_us),
                 "last_received_at": stmt.excluded.last_received_at,
             },
         )
-        session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
+        session.execute(stmt, [
+            {"unit": unit, "version": 1, "settled_version": int(earliest_at[unit] < late_before), "last_event_at_us": at, "last_received_at": now}
+            for unit, at in sorted(latest.items())
+        ])
 
     def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
         for (event_id, reason), unit in zip(report.rejected, report.rejected_units):

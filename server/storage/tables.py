@@ -3,7 +3,7 @@ the earliest event of each kind, as a sortable stamp key; see `stamp_keys`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -89,13 +89,22 @@ class DoctorVisitRow(SQLModel, table=True):
     fixed_doctor: str | None = Field(default=None, max_length=64)
 
 
+# An event is late when its `at` is more than this before the moment it is stored (an outbox drained
+# after an outage, a replayed archive). Only late events bump `UnitActivity.settled_version`.
+LATE_EVENT_AFTER = timedelta(hours=1)
+
+
 class UnitActivity(SQLModel, table=True):
-    """Per unit: a version bumped by every commit that changed its data, and how fresh the data is."""
+    """Per unit: a version bumped by every commit that changed its data, and how fresh the data is.
+
+    `settled_version` is bumped only by commits that stored a late event (LATE_EVENT_AFTER): data about
+    moments well in the past changes only then, so the figure cache keys settled periods by it."""
 
     __tablename__ = "unit_activity"
 
     unit: str = Field(primary_key=True, max_length=40)
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    settled_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0"))
     last_event_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     last_received_at: datetime | None = None
 

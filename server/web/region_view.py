@@ -8,7 +8,7 @@ answers for the same metric and period.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from vardkoll.server.metrics import METRICS, Period
@@ -56,7 +56,7 @@ class Filters:
 class RegionView:
     region: str
     period: Period
-    year: Period  # 1 January of the period's year to the period's end
+    year: Period  # whole_year
     rows: list[RegionRow]  # after the filters
     units: int  # before the filters
     at_target: dict[str, AtTarget]  # all units, the period
@@ -66,8 +66,12 @@ class RegionView:
     descending: bool
 
 
-def year_to_date(end: date) -> Period:
-    return Period(date(end.year, 1, 1), end)
+def whole_year(end: date, today: date) -> Period:
+    """"Hela året": 1 January to `end`, in whole days only, so through yesterday when `end` is today
+    (on 1 January that is the whole previous year). Whole days are settled after 02:00 and stay in
+    the figure cache while today's events arrive (server/figures/cache.py)."""
+    last = min(end, today - timedelta(days=1))
+    return Period(date(last.year, 1, 1), last)
 
 
 def _at_target(figures: list[dict[str, Any]]) -> AtTarget:
@@ -76,16 +80,16 @@ def _at_target(figures: list[dict[str, Any]]) -> AtTarget:
 
 
 def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool,
-                filters: Filters) -> RegionView:
+                filters: Filters, today: date) -> RegionView:
     codes = [row.unit for row in units]
     figures = services.figures
     by_metric = {m: figures.figures(codes, m, period) if codes else [] for m in METRICS}
-    year = year_to_date(period.end)
-    year_figures = figures.figures(codes, filters.metric, year) if codes else []
+    year = whole_year(period.end, today)
     months = month_periods(period.end)
-    by_month = [figures.figures(codes, filters.metric, p.period) if codes else [] for p in months]
-    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}, year_figures[i] if year_figures else {},
-                      [point(p, by_month[k][i]) for k, p in enumerate(months)])
+    # Per unit one series (12 months and the year so far): its stored rows are read once.
+    series = {code: figures.series(code, filters.metric, [p.period for p in months] + [year]) for code in codes}
+    year_figures = [series[code][-1] for code in codes]
+    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}, year_figures[i], [point(p, series[row.unit][k]) for k, p in enumerate(months)])
             for i, row in enumerate(units)]
     if sort in METRICS:
         # Units without a share always last, whatever the direction: silence is not a low or a high value.

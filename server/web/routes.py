@@ -256,7 +256,7 @@ def region(
             raise PageError(400, "Felaktig period", "Periodens slutdatum ligger före startdatumet.")
         sort = sortera if sortera in SORT_KEYS else "namn"
         filters = Filters(matt if matt in METRICS else "telephone", under == "1", sok.strip()[:100])
-        view = region_view(services, rows, namn, period, sort, ordning == "fallande", filters)
+        view = region_view(services, rows, namn, period, sort, ordning == "fallande", filters, today)
         base = {"fran": period.start.isoformat(), "till": period.end.isoformat(), "matt": filters.metric}
         if filters.only_missing:
             base["under"] = "1"

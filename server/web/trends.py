@@ -75,10 +75,11 @@ class Trend:
 
 def unit_trends(figures: FigureService, unit: str, day: date) -> dict[str, dict[str, Trend]]:
     """{metric: {"weeks": Trend, "months": Trend}} for one unit up to `day`."""
+    weeks, months = week_periods(day), month_periods(day)
     result: dict[str, dict[str, Trend]] = {}
     for metric in METRICS:
-        result[metric] = {}
-        for name, periods in (("weeks", week_periods(day)), ("months", month_periods(day))):
-            series = [figures.figure(unit, metric, p.period) for p in periods]
-            result[metric][name] = Trend(metric, periods, series, series[-1]["target"])
+        # One series for both, so the stored rows are read once (FigureService.series).
+        series = figures.series(unit, metric, [p.period for p in weeks + months])
+        result[metric] = {"weeks": Trend(metric, weeks, series[:len(weeks)], series[len(weeks) - 1]["target"]),
+                          "months": Trend(metric, months, series[len(weeks):], series[-1]["target"])}
     return result

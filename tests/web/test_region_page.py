@@ -66,3 +66,15 @@ def test_each_small_chart_holds_the_apis_monthly_figures(web):
     # The API's share 0,5735 shown as a percentage rounded half up; no data before March is a gap.
     assert "mars 2026: 57,4\u00a0%" in item and "februari 2026: ingen data" in item and "april 2025: ingen data" in item
     assert '<svg viewBox="0 0 132 40" class="chart spark" role="img"' in item
+
+
+def test_whole_year_counts_whole_days_only():
+    from datetime import date
+
+    from vardkoll.server.metrics import Period
+    from vardkoll.server.web.region_view import whole_year
+
+    today = date(2026, 11, 23)
+    assert whole_year(today, today) == Period(date(2026, 1, 1), date(2026, 11, 22))  # through yesterday
+    assert whole_year(date(2026, 3, 2), today) == Period(date(2026, 1, 1), date(2026, 3, 2))  # a period in the past
+    assert whole_year(date(2027, 1, 1), date(2027, 1, 1)) == Period(date(2026, 1, 1), date(2026, 12, 31))  # New Year's Day
