@@ -26,14 +26,16 @@ _LAST = "|\U0010ffff"
 
 def load_calls(session: Session, unit: str, period: Period, config: UnitConfig) -> CallLedger:
     ledger = CallLedger()
-    rows = session.scalars(
-        select(CallRow).where(
+    tz = config.tz
+    # Plain column tuples, not ORM objects: a year of a clinic's calls is tens of thousands of rows.
+    rows = session.execute(
+        select(CallRow.call, *(getattr(CallRow, name) for name in CALL_STAMPS)).where(
             CallRow.unit == unit,
             or_(CallRow.offered_day.between(period.start, period.end), CallRow.rejected_day.between(period.start, period.end)),
         )
     )
-    for row in rows:
-        ledger.restore(row.call, CallState(**{name: stamp_of(getattr(row, name), config.tz) for name in CALL_STAMPS}))
+    for call, *stamps in rows:
+        ledger.restore(call, CallState(**{name: stamp_of(key, tz) for name, key in zip(CALL_STAMPS, stamps)}))
     return ledger
 
 
@@ -41,8 +43,9 @@ def load_cases(session: Session, unit: str, period: Period, as_of: datetime, con
     """Cases assessed or contacted in the period, and every case that may be open at `as_of`."""
     ledger = CaseLedger()
     as_of_key = stamp_key(as_of, _LAST)
-    rows = session.scalars(
-        select(CaseRow).where(
+    tz = config.tz
+    rows = session.execute(
+        select(CaseRow.case, CaseRow.listed, CaseRow.profession, *(getattr(CaseRow, name) for name in CASE_STAMPS)).where(
             CaseRow.unit == unit,
             or_(
                 CaseRow.assessed_day.between(period.start, period.end),
@@ -51,12 +54,12 @@ def load_cases(session: Session, unit: str, period: Period, as_of: datetime, con
             ),
         )
     )
-    for row in rows:
-        state = CaseState(**{name: stamp_of(getattr(row, name), config.tz) for name in CASE_STAMPS})
-        if row.listed is not None:
-            state.listed = row.listed
-        state.profession = row.profession or ""
-        ledger.restore(row.case, state)
+    for case, listed, profession, *stamps in rows:
+        state = CaseState(**{name: stamp_of(key, tz) for name, key in zip(CASE_STAMPS, stamps)})
+        if listed is not None:
+            state.listed = listed
+        state.profession = profession or ""
+        ledger.restore(case, state)
     return ledger
 
 
