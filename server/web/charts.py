@@ -107,7 +107,7 @@ def _hourly_summary(hours: list[CallHour]) -> str:
 
 @dataclass(frozen=True)
 class TrendPoint:
-    label: str  # "v. 47", "nov"
+    label: str  # "47" (a week), "nov"
     long_label: str  # "vecka 47 2026", "november 2026"
     share: float | None
     numerator: int
@@ -119,7 +119,7 @@ class TrendPoint:
 def trend(points: list[TrendPoint], target: float | None, title: str, css: str = "trend") -> Markup:
     """Share per period on a 0–100 % axis, a dashed target line, gaps where there is no data, hollow
     markers where the denominator is small (< 20), the unfinished period marked with "*"."""
-    width, height, left, right, top, bottom = 380, 170, 40, 10, 10, 28
+    width, height, left, right, top, bottom = 380, 170, 48, 10, 10, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(points), 1)
     uid = next(_ids)

@@ -40,7 +40,7 @@ def week_periods(day: date, count: int = WEEKS) -> list[TrendPeriod]:
         start = monday - timedelta(weeks=back)
         end = min(start + timedelta(days=6), day)
         year, week, _ = start.isocalendar()
-        result.append(TrendPeriod(Period(start, end), f"v. {week}", f"vecka {week} {year}", end < start + timedelta(days=6)))
+        result.append(TrendPeriod(Period(start, end), f"{week}", f"vecka {week} {year}", end < start + timedelta(days=6)))
     return result
 
 

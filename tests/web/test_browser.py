@@ -145,6 +145,8 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
 
     context = chromium.new_context(viewport=viewport, locale="sv-SE", timezone_id="Europe/Stockholm")
     page = context.new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(f"{base}/logga-in")
     page.screenshot(path=str(SCREENSHOTS / f"logga-in-{size}.png"), full_page=True)
     page.fill("#token", ADMIN_TOKEN)
@@ -154,8 +156,19 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
         assert response is not None and response.status == 200, path
         if name == "klinikvy":
             expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=10_000)
+            page.locator("#timmar details summary").click()  # the hourly table, opened from the page
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
-        # Nothing overflows the viewport sideways except inside a scrollable table wrapper.
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"
+        assert_fits(page, name, viewport)
+    page.fill("#ny-insamlare", "pi-reception-2")
+    page.click("#skapa-kod")
+    page.wait_for_load_state("domcontentloaded")
+    page.screenshot(path=str(SCREENSHOTS / f"engangskod-{size}.png"), full_page=True)
+    assert_fits(page, "engangskod", viewport)
+    assert not refused, refused  # no page breaks the Content-Security-Policy
     context.close()
+
+
+def assert_fits(page, name: str, viewport: dict) -> None:
+    """Nothing overflows the viewport sideways except inside a scrollable wrapper."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"
