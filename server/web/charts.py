@@ -44,7 +44,10 @@ def _fmt(value: float) -> str:
 def hour_label(hour: CallHour, hours: list[CallHour]) -> str:
     """"08–09"; on a DST day, the hour's offset as well ("02–03 sommartid")."""
     end = (hour.start.astimezone(timezone.utc) + timedelta(hours=1)).astimezone(hour.start.tzinfo)
-    label = f"{hour.start:%H}–{end:%H}"
+    # The wall clock: "01–03" where spring skips 02; in autumn the first 02 hour ends at 02 again, and
+    # is "02–03 sommartid" in words.
+    end_hour = end.hour if end.hour != hour.start.hour else (hour.start.hour + 1) % 24
+    label = f"{hour.start:%H}–{end_hour:02d}"
     if len(hours) != 24 and any(other is not hour and other.start.hour == hour.start.hour for other in hours):
         label += " sommartid" if hour.start.dst() else " normaltid"
     return label

@@ -93,3 +93,18 @@ def test_trend_gaps_are_not_drawn_as_zero(web):
     # Only the last week and month have calls: one point each, no line joining them to zeros.
     assert block.count('class="point') == 2 and "<polyline" not in block
     assert "vecka 9 2026: ingen data" in block and "vecka 10 2026 (hittills): 80,0\u00a0%" in block
+
+
+def test_the_hour_table_tells_the_two_two_oclock_hours_of_the_autumn_dst_day_apart():
+    from datetime import date
+
+    from vardkoll.server.metrics import UnitConfig
+    from vardkoll.server.metrics.call_hours import CallHour, hours_of
+    from vardkoll.server.web.charts import hour_label, hourly_calls
+
+    hours = [CallHour(start) for start in hours_of(date(2026, 10, 25), UnitConfig())]
+    labels = [hour_label(h, hours) for h in hours]
+    assert labels[1:5] == ["01–02", "02–03 sommartid", "02–03 normaltid", "03–04"] and len(labels) == 25
+    spring = [CallHour(start) for start in hours_of(date(2026, 3, 29), UnitConfig())]
+    assert [hour_label(h, spring) for h in spring[:3]] == ["00–01", "01–03", "03–04"]  # the clock skips 02
+    assert hourly_calls(hours, None, "25 okt 2026").count("<text") >= 25 // 2  # one label every other hour at least
