@@ -1,6 +1,8 @@
 """Enrollment: installers get one-time codes for a unit; a collector redeems one for its token and broker details.
 
 `POST /units/{unit}/enrollment-codes` (admin, installer in scope) returns a code valid for at most 24 h.
+`POST /units/{unit}/devices/{device}/replacement` retires that device, revokes its tokens and returns a
+code for its successor under the same unit (the old device's history stays).
 `POST /enroll` needs no token: the code is the credential, redeemed once. It registers the device (or
 reactivates it) and returns a `device` API token with the broker's address and topic prefix. Per-device
 MQTT credentials and ACLs come from the broker's setup, not from here.
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vardkoll.protocol.events import DEVICE_ID_PATTERN
 
-from ..provisioning import CodeRefused, ProvisioningSettings, TooManyFailures, issue_code, redeem_code
+from ..provisioning import CodeRefused, ProvisioningSettings, TooManyFailures, UnknownDevice, issue_code, redeem_code, replace_device
 from .deps import DeviceManager, ServicesDep, SessionDep, UnitInPath, confine_to_unit
 
 router = APIRouter(tags=["enrollment"])
@@ -79,6 +81,21 @@ def create_enrollment_code(principal: DeviceManager, unit: UnitInPath, session: 
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
     body = body or CodeRequest()
     issued = issue_code(session, unit, principal.name, body.device, timedelta(hours=body.valid_hours))
+    session.commit()
+    return CodePublic(code=issued.code, unit=issued.unit, device=issued.device, expires_at=issued.expires_at)
+
+
+@router.post("/units/{unit}/devices/{device}/replacement", response_model=CodePublic, status_code=status.HTTP_201_CREATED)
+def replace(principal: DeviceManager, unit: UnitInPath, device: str, session: SessionDep, body: CodeRequest | None = None) -> CodePublic:
+    """Retire `device` (its history stays), revoke its API tokens, and return a one-time code for its
+    successor; `device` in the body pins the successor's id. Shown this once."""
+    if confine_to_unit(session, principal, unit) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
+    body = body or CodeRequest()
+    try:
+        issued = replace_device(session, unit, device, principal.name, body.device, timedelta(hours=body.valid_hours))
+    except UnknownDevice as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     session.commit()
     return CodePublic(code=issued.code, unit=issued.unit, device=issued.device, expires_at=issued.expires_at)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import msgspec
 from sqlalchemy import and_, or_, select
@@ -78,10 +78,11 @@ def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLed
     return ledger
 
 
-def load_visits(session: Session, unit: str, period: Period) -> VisitLedger:
+def load_visits(session: Session, unit: str, period: Period, since: date | None = None) -> VisitLedger:
+    """The visits of the period and of its COC window; from `since` too when that is earlier."""
     ledger = VisitLedger()
     window = coc_window(period.end)
-    start = min(window.start, period.start)
+    start = min(window.start, period.start, since or period.start)
     rows = session.execute(
         select(DoctorVisitRow.day, DoctorVisitRow.at_us, DoctorVisitRow.patient, DoctorVisitRow.practitioner, DoctorVisitRow.fixed_doctor).where(
             DoctorVisitRow.unit == unit, DoctorVisitRow.day.between(start, period.end)

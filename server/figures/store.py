@@ -46,6 +46,16 @@ def dependency_versions(session: Session, units: list[str], through: date) -> di
     return {unit: found.get(unit) or 0 for unit in units}
 
 
+def unit_dependency_versions(session: Session, unit: str, throughs: list[date]) -> list[int]:
+    """One unit's dependency version for each of several dates (one query for a whole trend)."""
+    if not throughs:
+        return []
+    rows = session.execute(
+        select(UnitDayVersion.day, UnitDayVersion.version).where(UnitDayVersion.unit == unit, UnitDayVersion.day <= max(throughs))
+    ).all()
+    return [max((version for day, version in rows if day <= through), default=0) for through in throughs]
+
+
 def last_utc_date(moment: datetime) -> date:
     return moment.astimezone(timezone.utc).date()
 

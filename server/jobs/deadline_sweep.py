@@ -16,10 +16,9 @@ from typing import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger, CaseState
-from vardkoll.server.metrics.calendar import Period, end_of_day
+from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger
+from vardkoll.server.metrics.calendar import Period
 from vardkoll.server.metrics.config import UnitConfig
-from vardkoll.server.metrics.stamps import known
 
 from ..figures.loading import load_cases
 from ..services import Services
@@ -40,21 +39,12 @@ class OverdueCase:
     deadline: datetime
 
 
-def deadline_of(state: CaseState, config: UnitConfig) -> datetime:
-    """The last instant at which assessing the case still meets the 3-day rule."""
-    return end_of_day(state.contact.day + timedelta(days=LIMIT_DAYS), config.tz)  # type: ignore[union-attr]
-
-
 def newly_overdue(ledger: CaseLedger, since: datetime, now: datetime, config: UnitConfig) -> Iterator[OverdueCase]:
     """The cases in scope and open at `now` whose deadline passed in (since, now]: pending at `since`
     (deadline not passed), overdue at `now`, as `CaseLedger` counts `pending` and `overdue_open`."""
-    for case, state in ledger.cases.items():
-        contact = known(state.contact, now)
-        if contact is None or known(state.assessed, now) is not None or CaseLedger._outside_scope(state, now):
-            continue
-        deadline = deadline_of(state, config)
-        if since <= deadline < now:
-            yield OverdueCase(case, contact.day.isoformat(), deadline)
+    for case in ledger.open_cases(now, config):
+        if since <= case.deadline < now:
+            yield OverdueCase(case.case, case.contact_day.isoformat(), case.deadline)
 
 
 def contact_days_due(since: datetime, now: datetime, config: UnitConfig) -> Period | None:

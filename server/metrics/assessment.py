@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from vardkoll.protocol import CareAssessed, CareCancelled, CareContact, CareExcluded, EventBase
 
@@ -26,6 +26,19 @@ class CaseState:
     profession: str = ""  # of the earliest assessment
     excluded: Stamp | None = None
     cancelled: Stamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """An in-scope case with a contact and no assessment, as known at some moment."""
+
+    case: str  # the pseudonym
+    state: CaseState
+    contact_day: date
+    deadline: datetime  # the end of the local contact day + 3: the last instant an assessment still complies
+
+    def overdue_at(self, as_of: datetime) -> bool:
+        return as_of > self.deadline
 
 
 @dataclass(slots=True)
@@ -81,13 +94,28 @@ class CaseLedger:
             self.never_assessed.add(case)
 
     @staticmethod
-    def _outside_scope(state: CaseState, as_of: datetime) -> bool:
-        """Unlisted, excluded, or cancelled before any assessment known at `as_of`."""
+    def outside_scope(state: CaseState, as_of: datetime) -> bool:
+        """Outside the metric at `as_of`: unlisted, excluded, or cancelled before any assessment known then."""
         if not state.listed or known(state.excluded, as_of):
             return True
         cancelled = known(state.cancelled, as_of)
         assessed = known(state.assessed, as_of)
         return cancelled is not None and (assessed is None or cancelled.at < assessed.at)
+
+    def open_cases(self, as_of: datetime, config: UnitConfig) -> Iterator[OpenCase]:
+        """Every in-scope case still open at `as_of` (contact known, no assessment known), whatever its
+        contact date: the cases `details.pending` and `details.overdue_open` count."""
+        as_of_day = as_of.astimezone(config.tz).date()
+        candidates = set(self.never_assessed)
+        for day, cases in self.by_assessment_date.items():
+            if day >= as_of_day:  # assessed after `as_of`, so possibly open at it
+                candidates.update(cases)
+        for case in candidates:
+            state = self.cases[case]
+            contact = known(state.contact, as_of)
+            if contact is None or known(state.assessed, as_of) or self.outside_scope(state, as_of):
+                continue
+            yield OpenCase(case, state, contact.day, end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz))
 
     def _completed(self, period: Period, as_of: datetime, by_profession: Counter[str]) -> _Tally:
         tally = _Tally()
@@ -105,7 +133,7 @@ class CaseLedger:
                 if wait_days < 0:
                     tally.invalid += 1
                     continue
-                if self._outside_scope(state, as_of):
+                if self.outside_scope(state, as_of):
                     continue
                 tally.denominator += 1
                 tally.numerator += wait_days <= LIMIT_DAYS
@@ -113,22 +141,13 @@ class CaseLedger:
         return tally
 
     def _open_at(self, as_of: datetime, config: UnitConfig) -> tuple[int, int]:
-        """(pending, overdue_open) over every in-scope case still open at `as_of`, whatever its contact date."""
-        as_of_day = as_of.astimezone(config.tz).date()
-        candidates = set(self.never_assessed)
-        for day, cases in self.by_assessment_date.items():
-            if day >= as_of_day:  # assessed after `as_of`, so possibly open at it
-                candidates.update(cases)
+        """(pending, overdue_open) at `as_of`."""
         pending = overdue = 0
-        for case in candidates:
-            state = self.cases[case]
-            contact = known(state.contact, as_of)
-            if contact is None or known(state.assessed, as_of) or self._outside_scope(state, as_of):
-                continue
-            if as_of <= end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz):
-                pending += 1
-            else:
+        for case in self.open_cases(as_of, config):
+            if case.overdue_at(as_of):
                 overdue += 1
+            else:
+                pending += 1
         return pending, overdue
 
     def _out_of_scope_contacts(self, period: Period, as_of: datetime) -> tuple[int, int]:

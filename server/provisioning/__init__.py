@@ -1,4 +1,5 @@
-"""Device provisioning: one-time enrollment codes issued to installers and redeemed once by a collector."""
+"""Device provisioning: one-time enrollment codes issued to installers and redeemed once by a collector;
+replacing a device."""
 
 from .codes import CODE_ALPHABET, CODE_LETTERS, code_digest, new_code, normalise_code
 from .enrollment import (
@@ -11,6 +12,7 @@ from .enrollment import (
     issue_code,
     redeem_code,
 )
+from .replacement import UnknownDevice, replace_device
 from .settings import ProvisioningSettings
 
 __all__ = [
@@ -23,9 +25,11 @@ __all__ = [
     "IssuedCode",
     "ProvisioningSettings",
     "TooManyFailures",
+    "UnknownDevice",
     "code_digest",
     "issue_code",
     "new_code",
     "normalise_code",
     "redeem_code",
+    "replace_device",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -19,22 +19,29 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
 from vardkoll.server.metrics import METRICS, Period
 
-from ..auth import FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
+from ..auth import DEVICE_MANAGERS, FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
+from ..provisioning import UnknownDevice, issue_code, replace_device
 from ..services import Services
 from ..storage.registry_tables import UnitRow
-from . import formatting
+from . import charts, formatting
+from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
 from ..auth.dependencies import principal_for_token
+from .qr import qr_svg
 from .session import end_session, signed_in, start_session
-from .views import METRIC_NAMES, SHORT_NAMES, SORT_KEYS, clinic_view, installation_view, month_to_date, region_view
+from .trends import unit_trends
+from .region_view import SORT_KEYS, Filters, region_view
+from .views import METRIC_NAMES, SHORT_NAMES, clinic_view, installation_view, month_to_date
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _env.filters.update(formatting.FILTERS)
-_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote)
+_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote,
+                    hourly_chart=charts.hourly_calls, trend_chart=charts.trend, sparkline=charts.sparkline, hour_label=charts.hour_label,
+                    SEGMENTS=charts.SEGMENTS)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
@@ -204,7 +211,14 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
 
 @web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
 def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
-    return _page(request, lambda p: render(request, "klinik.html", principal=p, **_clinic_context(request, p, hsa, dag)))
+    def build(principal: Principal) -> Response:
+        context = _clinic_context(request, principal, hsa, dag)
+        # Trends are drawn once per page load, outside the live part: 96 figures are too many to
+        # recompute on every event (docs/dashboard.md, "Trends").
+        trends = unit_trends(_services(request).figures, hsa, context["view"].day)
+        return render(request, "klinik.html", principal=principal, trends=trends, drawn_at=_now(), **context)
+
+    return _page(request, build)
 
 
 @web_router.get("/enhet/{hsa}/innehall", response_class=HTMLResponse)
@@ -218,6 +232,7 @@ def region(
     request: Request, namn: str,
     fran: Annotated[str | None, Query()] = None, till: Annotated[str | None, Query()] = None,
     sortera: Annotated[str, Query()] = "namn", ordning: Annotated[str, Query()] = "stigande",
+    matt: Annotated[str, Query()] = "telephone", under: Annotated[str | None, Query()] = None, sok: Annotated[str, Query()] = "",
 ) -> Response:
     def build(principal: Principal) -> Response:
         services = _services(request)
@@ -240,24 +255,109 @@ def region(
         if period.end < period.start:
             raise PageError(400, "Felaktig period", "Periodens slutdatum ligger före startdatumet.")
         sort = sortera if sortera in SORT_KEYS else "namn"
-        view = region_view(services, rows, namn, period, sort, ordning == "fallande")
-        base = {"fran": period.start.isoformat(), "till": period.end.isoformat()}
+        filters = Filters(matt if matt in METRICS else "telephone", under == "1", sok.strip()[:100])
+        view = region_view(services, rows, namn, period, sort, ordning == "fallande", filters, today)
+        base = {"fran": period.start.isoformat(), "till": period.end.isoformat(), "matt": filters.metric}
+        if filters.only_missing:
+            base["under"] = "1"
+        if filters.search:
+            base["sok"] = filters.search
         csv = {m: "/api/v1/compliance?" + urlencode({"metric": m, "from": period.start.isoformat(), "to": period.end.isoformat(), "region": namn, "format": "csv"}) for m in METRICS}
         return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
 
     return _page(request, build)
 
 
+def _installation_page(request: Request, principal: Principal, row: UnitRow, status: int = 200, error: str | None = None) -> HTMLResponse:
+    with _services(request).sessions() as session:
+        devices = installation_view(session, row.unit)
+    return render(request, "installation.html", status=status, principal=principal, unit=row, devices=devices, now=_now(),
+                  can_manage=principal.role in DEVICE_MANAGERS, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
+                  validities=CODE_VALIDITY_HOURS, error=error)
+
+
 @web_router.get("/installation/{hsa}", response_class=HTMLResponse)
 def installation(request: Request, hsa: str) -> Response:
     def build(principal: Principal) -> Response:
-        services = _services(request)
-        row = _unit_row(services, principal, hsa, REGISTRY_READERS, f"installationerna på enheten {hsa}")
-        with services.sessions() as session:
-            devices = installation_view(session, hsa)
-        return render(request, "installation.html", principal=principal, unit=row, devices=devices, now=_now())
+        row = _unit_row(_services(request), principal, hsa, REGISTRY_READERS, f"installationerna på enheten {hsa}")
+        return _installation_page(request, principal, row)
 
     return _page(request, build)
+
+
+CODE_VALIDITY_HOURS = (1, 4, 24)
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+async def _device_form(request: Request, hsa: str, what: str) -> tuple[Principal, UnitRow, dict[str, str]] | Response:
+    """The signed-in device manager, the unit and the checked form of a POST from Installationsvy."""
+    principal = signed_in(request)
+    if principal is None:
+        return _login_redirect(request)
+    try:
+        row = _unit_row(_services(request), principal, hsa, DEVICE_MANAGERS, what)
+    except PageError as error:
+        return _error_page(request, principal, error)
+    form = await read_form(request)
+    if form is None:
+        return _error_page(request, principal, PageError(
+            403, "Formuläret kunde inte tas emot", "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Installationer igen och försök på nytt."))
+    return principal, row, form
+
+
+def _validity(form: dict[str, str]) -> timedelta:
+    hours = form.get("giltighet", "24")
+    return timedelta(hours=int(hours) if hours.isdigit() and int(hours) in CODE_VALIDITY_HOURS else 24)
+
+
+def _successor(form: dict[str, str]) -> str | None:
+    """The device id the code is pinned to; None when left empty. Raises ValueError when malformed."""
+    device = form.get("insamlare", "").strip()
+    if device and not _DEVICE_ID.search(device):
+        raise ValueError(f"”{device[:64]}” kan inte vara ett insamlar-id: använd 1–64 tecken av A–Z, a–z, 0–9 och . _ -")
+    return device or None
+
+
+def _code_page(request: Request, principal: Principal, row: UnitRow, issued: Any, replaced: str | None = None) -> HTMLResponse:
+    server = str(request.base_url).rstrip("/")
+    command = f"vardkoll collector enroll --server {server} --code {issued.code}" + (f" --device {issued.device}" if issued.device else "")
+    return render(request, "engangskod.html", principal=principal, unit=row, issued=issued, replaced=replaced, server=server, command=command,
+                  qr=qr_svg(issued.code, f"QR-kod med engångskoden {issued.code}"))
+
+
+@web_router.post("/installation/{hsa}/engangskod", response_class=HTMLResponse)
+async def new_enrollment_code(request: Request, hsa: str) -> Response:
+    """Issue a one-time enrollment code from the page (form with CSRF token, see csrf.py) and show it once, with a QR code."""
+    checked = await _device_form(request, hsa, f"installationerna på enheten {hsa}")
+    if isinstance(checked, Response):
+        return checked
+    principal, row, form = checked
+    try:
+        successor = _successor(form)
+    except ValueError as problem:
+        return _installation_page(request, principal, row, status=400, error=str(problem))
+    with _services(request).sessions.begin() as session:
+        issued = issue_code(session, row.unit, principal.name, successor, _validity(form))
+    return _code_page(request, principal, row, issued)
+
+
+@web_router.post("/installation/{hsa}/ersatt", response_class=HTMLResponse)
+async def replace(request: Request, hsa: str) -> Response:
+    """Replace a device: retire it, revoke its tokens and show a one-time code for its successor."""
+    checked = await _device_form(request, hsa, f"installationerna på enheten {hsa}")
+    if isinstance(checked, Response):
+        return checked
+    principal, row, form = checked
+    old = form.get("ersatt", "")
+    try:
+        successor = _successor(form)
+        with _services(request).sessions.begin() as session:
+            issued = replace_device(session, row.unit, old, principal.name, successor, _validity(form))
+    except ValueError as problem:
+        return _installation_page(request, principal, row, status=400, error=str(problem))
+    except UnknownDevice:
+        return _installation_page(request, principal, row, status=400, error=f"Insamlaren ”{old[:64]}” finns inte på enheten.")
+    return _code_page(request, principal, row, issued, replaced=old)
 
 
 @web_router.get("/static/{name}")

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import METRICS, Period
-from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger
+from vardkoll.server.metrics.assessment import OpenCase
+from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
-from vardkoll.server.metrics.stamps import known
 
-from ..figures.loading import load_cases
+from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
@@ -43,13 +43,6 @@ def today_in(services: Services, unit: str, now: datetime) -> date:
 
 
 @dataclass
-class OpenCase:
-    case: str  # the pseudonym made at the clinic's collector
-    contact_day: date
-    deadline: datetime
-
-
-@dataclass
 class OpenCases:
     at_risk: list[OpenCase] = field(default_factory=list)  # deadline within 24 hours of `as_of`
     overdue: list[OpenCase] = field(default_factory=list)
@@ -58,22 +51,17 @@ class OpenCases:
 
 def open_cases(services: Services, session: Session, unit: str, day: date, as_of: datetime) -> OpenCases:
     """The in-scope cases still open at `as_of`, by pseudonym: the same set the assessment figure counts
-    as `pending` and `overdue_open` (the ledger's own scope rule decides), sorted by deadline."""
+    as `pending` and `overdue_open` (`CaseLedger.open_cases` decides), sorted by deadline."""
     config = services.units.config(unit, day)
     ledger = load_cases(session, unit, Period(day, day), as_of, config)
     result = OpenCases()
-    for case, state in ledger.cases.items():
-        contact = known(state.contact, as_of)
-        if contact is None or known(state.assessed, as_of) or CaseLedger._outside_scope(state, as_of):
-            continue
-        deadline = end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz)
-        entry = OpenCase(case, contact.day, deadline)
-        if as_of <= deadline:
-            result.pending += 1
-            if deadline - as_of <= AT_RISK_WITHIN:
-                result.at_risk.append(entry)
+    for case in ledger.open_cases(as_of, config):
+        if case.overdue_at(as_of):
+            result.overdue.append(case)
         else:
-            result.overdue.append(entry)
+            result.pending += 1
+            if case.deadline - as_of <= AT_RISK_WITHIN:
+                result.at_risk.append(case)
     result.at_risk.sort(key=lambda c: (c.deadline, c.case))
     result.overdue.sort(key=lambda c: (c.deadline, c.case))
     return result
@@ -89,6 +77,7 @@ class ClinicView:
     month: dict[str, dict[str, Any]]  # every metric, month to date
     cases: OpenCases
     tz: str
+    hours: list[CallHour]  # the day's telephone figure by local hour
 
 
 def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
@@ -99,53 +88,11 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     figures_today = {m: services.figures.figure(unit.unit, m, day_period) for m in ("telephone", "assessment")}
     figures_month = {m: services.figures.figure(unit.unit, m, month) for m in METRICS}
     as_of = min(now, end_of_day(day, config.tz))
+    # Counted as the day figure counts (as of the end of the day, the API's default), so the hours add
+    # up to it; only the hours not begun yet are told apart by `now`.
+    hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
     return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone)
-
-
-@dataclass
-class RegionRow:
-    unit: UnitRow
-    figures: dict[str, dict[str, Any]]
-
-
-@dataclass
-class AtTarget:
-    meeting: int  # units whose share meets the target
-    measured: int  # units with a share and a target
-    units: int  # all units in the table (the others: no data or no target)
-
-
-@dataclass
-class RegionView:
-    region: str
-    period: Period
-    rows: list[RegionRow]
-    at_target: dict[str, AtTarget]
-    sort: str
-    descending: bool
-
-
-SORT_KEYS = ("namn", *METRICS)
-
-
-def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool) -> RegionView:
-    codes = [row.unit for row in units]
-    by_metric = {m: services.figures.figures(codes, m, period) if codes else [] for m in METRICS}
-    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)]
-    if sort in METRICS:
-        # Units without a share always last, whatever the direction: silence is not a low or a high value.
-        with_share = [r for r in rows if r.figures[sort]["share"] is not None]
-        without = [r for r in rows if r.figures[sort]["share"] is None]
-        with_share.sort(key=lambda r: (r.figures[sort]["share"], r.unit.name), reverse=descending)
-        rows = with_share + sorted(without, key=lambda r: r.unit.name)
-    else:
-        rows.sort(key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
-    at_target = {}
-    for m in METRICS:
-        measured = [f for f in by_metric[m] if f["meets_target"] is not None]
-        at_target[m] = AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(codes))
-    return RegionView(region, period, rows, at_target, sort, descending)
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours)
 
 
 @dataclass
@@ -153,6 +100,7 @@ class DeviceView:
     device: str
     status: str  # online | offline | silent | unknown
     retired: bool
+    retired_at: datetime | None
     registered_at: datetime
     last_seen_at: datetime | None
     outbox_depth: int | None
@@ -192,6 +140,7 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device=row.device,
             status=row.status if row.status in ("online", "offline", "silent") else "unknown",
             retired=row.retired_at is not None,
+            retired_at=_aware(row.retired_at),
             registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
             last_seen_at=_aware(row.last_seen_at),
             outbox_depth=depth if isinstance(depth, int) else None,

@@ -102,6 +102,7 @@ ROUTES = {
     "register device": Route("PUT", UNIT + "/devices/{device}", lambda api: f"/api/v1/units/{VC01}/devices/pi-{next(_serial)}"),
     "retire device": Route("DELETE", UNIT + "/devices/{device}", _temporary_device),
     "create enrollment code": Route("POST", UNIT + "/enrollment-codes", _fixed(f"/api/v1/units/{VC01}/enrollment-codes")),
+    "replace device": Route("POST", UNIT + "/devices/{device}/replacement", lambda api: _temporary_device(api) + "/replacement"),
 }
 
 # Expected status per route, in the order of ROLES:
@@ -130,6 +131,7 @@ ACCESS = {
     "register device":       (200, 200, 403, 403, 403, 403, 200, 200, 403),
     "retire device":         (200, 200, 403, 403, 403, 403, 200, 200, 403),
     "create enrollment code": (201, 201, 403, 403, 403, 403, 201, 201, 403),
+    "replace device":        (201, 201, 403, 403, 403, 403, 201, 201, 403),
 }
 
 

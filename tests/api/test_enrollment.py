@@ -127,3 +127,26 @@ def test_guessing_is_limited_per_client(api):
         for row in session.scalars(select(EnrollmentFailure)):
             row.at = row.at - timedelta(hours=1)
     assert enroll(api, code).status_code == 200
+
+
+def test_replacing_a_device_retires_it_stops_its_token_and_gives_a_code_for_the_successor(api):
+    old = enroll(api, new_code(api), device="pi-vc01-old").json()
+    response = api.post(f"/api/v1/units/{VC01}/devices/pi-vc01-old/replacement", token=api.token("installer", region=UPPSALA),
+                        json={"device": "pi-vc01-new"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert CODE.match(body["code"]) and body["unit"] == VC01 and body["device"] == "pi-vc01-new"
+    assert api.post("/api/v1/events", json=[event("from-old", VC01)], token=old["token"]).status_code == 401
+    new = enroll(api, body["code"], device="pi-vc01-new")
+    assert new.status_code == 200 and new.json()["unit"] == VC01
+    devices = {d["device"]: d["retired_at"] for d in api.get(f"/api/v1/units/{VC01}/devices").json()}
+    assert devices["pi-vc01-old"] is not None and devices["pi-vc01-new"] is None  # the old one stays, retired
+
+
+def test_replacing_needs_a_registered_device_in_scope(api):
+    assert api.post(f"/api/v1/units/{VC01}/devices/pi-none/replacement").status_code == 404
+    enroll(api, new_code(api), device="pi-vc01-old")
+    assert api.post(f"/api/v1/units/{VC01}/devices/pi-vc01-old/replacement", token=api.token("installer", region=GAVLEBORG)).status_code == 403
+    assert api.post(f"/api/v1/units/{VC01}/devices/pi-vc01-old/replacement", token=api.token("clinic_manager", unit=VC01)).status_code == 403
+    with api.services.sessions() as session:
+        assert session.get(DeviceRow, (VC01, "pi-vc01-old")).retired_at is None  # refused requests change nothing

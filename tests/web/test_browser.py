@@ -3,6 +3,7 @@ and a real Mosquitto: live updates, scope, the API's numbers, and screenshots fo
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -107,6 +108,28 @@ def test_the_pages_show_the_apis_numbers(chromium, live_server):
     context.close()
 
 
+def test_the_qr_code_on_the_page_decodes_to_the_issued_enrollment_code(chromium, live_server):
+    zxingcpp = pytest.importorskip("zxingcpp")
+    image = pytest.importorskip("PIL.Image")
+    base, services = live_server
+    context, page = signed_in_page(chromium, base, token(services, Role.installer, region=UPPSALA))
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto(f"{base}/installation/{VC01}")
+    page.fill("#ny-insamlare", "pi-vc01-qr")
+    page.focus("#skapa-kod")
+    page.keyboard.press("Enter")  # the form works from the keyboard
+    page.wait_for_load_state("domcontentloaded")
+    code = page.locator("#kod").inner_text()
+    png = page.locator("#qr svg").screenshot()  # Chromium rasterises the server's SVG
+    decoded = zxingcpp.read_barcodes(image.open(io.BytesIO(png)).convert("L"))
+    assert [(d.text, d.format) for d in decoded] == [(code, zxingcpp.BarcodeFormat.QRCode)]
+    enrolled = httpx.post(f"{base}/api/v1/enroll", json={"code": decoded[0].text, "device": "pi-vc01-qr"}, timeout=10)
+    assert enrolled.status_code == 200 and enrolled.json()["unit"] == VC01  # a real, redeemable code
+    assert not refused, refused  # nothing on the page breaks the Content-Security-Policy
+    context.close()
+
+
 @pytest.mark.parametrize("size, viewport", [("desktop", DESKTOP), ("mobil", PHONE)])
 def test_screenshots_of_every_page(chromium, live_server, size, viewport):
     base, services = live_server
@@ -122,6 +145,8 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
 
     context = chromium.new_context(viewport=viewport, locale="sv-SE", timezone_id="Europe/Stockholm")
     page = context.new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(f"{base}/logga-in")
     page.screenshot(path=str(SCREENSHOTS / f"logga-in-{size}.png"), full_page=True)
     page.fill("#token", ADMIN_TOKEN)
@@ -131,8 +156,19 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
         assert response is not None and response.status == 200, path
         if name == "klinikvy":
             expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=10_000)
+            page.locator("#timmar details summary").click()  # the hourly table, opened from the page
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
-        # Nothing overflows the viewport sideways except inside a scrollable table wrapper.
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"
+        assert_fits(page, name, viewport)
+    page.fill("#ny-insamlare", "pi-reception-2")
+    page.click("#skapa-kod")
+    page.wait_for_load_state("domcontentloaded")
+    page.screenshot(path=str(SCREENSHOTS / f"engangskod-{size}.png"), full_page=True)
+    assert_fits(page, "engangskod", viewport)
+    assert not refused, refused  # no page breaks the Content-Security-Policy
     context.close()
+
+
+def assert_fits(page, name: str, viewport: dict) -> None:
+    """Nothing overflows the viewport sideways except inside a scrollable wrapper."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"

@@ -1,0 +1,130 @@
+"""How long the dashboard's pages take to render on realistic data (not a timed test: numbers to read).
+
+    .venv/bin/python bench/dashboard_pages.py [--units 8] [--days 400]
+
+Builds once (cached under bench/data/) `--days` of generated events (vardkoll.simulation) for `--units`
+clinics in one region, through the server's own ingest, on SQLite. Then renders, in-process with
+FastAPI's TestClient and an admin session:
+
+  Klinikvy   /enhet/{unit}?dag=LAST   (day and month figures, hourly curve, 12 weeks + 12 months of
+                                       trends for four metrics: 96 trend figures)
+  Regionvy   /region/{region}?till=LAST  (all units, four metrics, small multiples, whole year)
+
+each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
+warm in the OS cache), `warm` (the same request again: the figure cache answers) and `new event`
+(one event, as it happens, for the first unit: its figures for the periods that reach today, the
+current week and month, are computed again; see server/figures/store.py). The generated data ends on
+23 Nov 2026, the day this was first measured; on a later day no period shown reaches today and
+"after a new event" is close to "warm".
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+
+BENCH_DIR = Path(__file__).resolve().parent
+REGION = "Region Bänk"
+ADMIN = "b" * 32
+
+
+def build(path: Path, units: int, days: int, start: date) -> None:
+    from vardkoll.protocol import parse_event_line
+    from vardkoll.server.ingest.service import Source
+    from vardkoll.server.services import build_services
+    from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage.registry_tables import UnitRow
+    from vardkoll.simulation import generate
+
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"))
+    batch: list = []
+    seen: set[str] = set()
+    stored = 0
+    started = time.perf_counter()
+    for event in generate(seed=7, units=units, days=days, start_date=start):
+        if event["unit"] not in seen:
+            seen.add(event["unit"])
+            with services.sessions.begin() as session:
+                session.add(UnitRow(unit=event["unit"], name=f"Vårdcentral {len(seen)}", region=REGION))
+            services.units.invalidate()
+        batch.append(parse_event_line(orjson.dumps(event)))
+        if len(batch) == 20_000:
+            stored += services.ingest.ingest(batch, Source("http")).new
+            batch = []
+            print(f"  {stored:,} events stored ({stored / (time.perf_counter() - started):,.0f}/s)", file=sys.stderr, end="\r")
+    stored += services.ingest.ingest(batch, Source("http")).new
+    services.engine.dispose()
+    partial.replace(path)
+    print(f"\n  built {stored:,} events for {len(seen)} units in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def timed(client, path: str, rounds: int) -> list[float]:
+    result = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = client.get(path)
+        result.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--units", type=int, default=8)
+    parser.add_argument("--days", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    start = date(2025, 10, 20)
+    last = start + timedelta(days=args.days - 1)
+    path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        build(path, args.units, args.days, start)
+
+    from fastapi.testclient import TestClient
+
+    from vardkoll.server.app import create_app
+    from vardkoll.server.services import build_services
+    from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage.registry_tables import UnitRow
+    from vardkoll.server.web import web_router
+
+    settings = ServerSettings(database_url=f"sqlite:///{path}", admin_token=ADMIN, dev=False)
+    services = build_services(settings)
+    app = create_app(settings, services, background=False)
+    if not any(getattr(route, "path", None) == "/logga-in" for route in app.routes):
+        app.include_router(web_router)
+    with services.sessions() as session:
+        unit = session.query(UnitRow.unit).order_by(UnitRow.unit).first()[0]
+    pages = {"Klinikvy": f"/enhet/{unit}?dag={last}", "Regionvy": f"/region/{quote(REGION)}?till={last}"}
+    print(f"{args.units} units, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
+    with TestClient(app) as client:
+        client.post("/logga-in", data={"token": ADMIN, "nasta": "/"})
+        for name, page in pages.items():
+            cold = []
+            for _ in range(args.rounds):
+                services.figures.cache.clear()
+                cold += timed(client, page, 1)
+            warm = timed(client, page, args.rounds)
+            fresh = []
+            for n in range(args.rounds):
+                event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
+                         "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
+                client.post("/api/v1/events", content=orjson.dumps([event]), headers={"Authorization": f"Bearer {ADMIN}"})
+                fresh += timed(client, page, 1)
+            print(f"  {name:9} cold {statistics.median(cold):7.0f}   warm {statistics.median(warm):6.0f}   after a new event {statistics.median(fresh):7.0f}")
+    services.engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

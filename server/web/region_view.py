@@ -1,0 +1,104 @@
+"""What Regionvy shows: every unit of a region for a period, filtered and sorted, the share of units
+at target, "X av Y klarar målet för hela året" and a small chart per unit; no HTML here.
+
+Every number is `FigureService.figures(units, metric, period)`, as `GET /api/v1/compliance?region=`
+answers for the same metric and period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from vardkoll.server.metrics import METRICS, Period
+
+from ..services import Services
+from ..storage.registry_tables import UnitRow
+from .charts import TrendPoint
+from .trends import month_periods, point
+
+SORT_KEYS = ("namn", *METRICS)
+
+
+@dataclass
+class RegionRow:
+    unit: UnitRow
+    figures: dict[str, dict[str, Any]]
+    year: dict[str, Any]  # the chosen metric, 1 January to the period's end
+    months: list[TrendPoint]  # the chosen metric, the 12 months up to the period's end
+
+
+@dataclass
+class AtTarget:
+    meeting: int  # units whose share meets the target
+    measured: int  # units with a share and a target
+    units: int  # all units (the others: no data or no target)
+
+
+@dataclass
+class Filters:
+    metric: str = "telephone"  # the metric of the small multiples, the year and `only_missing`
+    only_missing: bool = False  # only units that do not meet the target (under it, or no data)
+    search: str = ""  # part of a unit's name or HSA-id, any case
+
+    def keeps(self, row: RegionRow) -> bool:
+        if self.search and self.search.casefold() not in f"{row.unit.name} {row.unit.unit}".casefold():
+            return False
+        return not self.only_missing or row.figures[self.metric]["meets_target"] is not True
+
+    @property
+    def active(self) -> bool:
+        return self.only_missing or bool(self.search)
+
+
+@dataclass
+class RegionView:
+    region: str
+    period: Period
+    year: Period  # whole_year
+    rows: list[RegionRow]  # after the filters
+    units: int  # before the filters
+    at_target: dict[str, AtTarget]  # all units, the period
+    year_at_target: AtTarget  # all units, the chosen metric, the year so far
+    filters: Filters
+    sort: str
+    descending: bool
+
+
+def whole_year(end: date, today: date) -> Period:
+    """"Hela året": 1 January to `end`, in whole days only, so through yesterday when `end` is today
+    (on 1 January that is the whole previous year). A period that ended yesterday stays cached, and
+    stored, while today's events arrive (server/figures/store.py)."""
+    last = min(end, today - timedelta(days=1))
+    return Period(date(last.year, 1, 1), last)
+
+
+def _at_target(figures: list[dict[str, Any]]) -> AtTarget:
+    measured = [f for f in figures if f["meets_target"] is not None]
+    return AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(figures))
+
+
+def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool,
+                filters: Filters, today: date) -> RegionView:
+    codes = [row.unit for row in units]
+    figures = services.figures
+    by_metric = {m: figures.figures(codes, m, period) if codes else [] for m in METRICS}
+    year = whole_year(period.end, today)
+    months = month_periods(period.end)
+    # Per unit one series (12 months and the year so far): its stored rows are read once.
+    series = {code: figures.series(code, filters.metric, [p.period for p in months] + [year]) for code in codes}
+    year_figures = [series[code][-1] for code in codes]
+    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}, year_figures[i], [point(p, series[row.unit][k]) for k, p in enumerate(months)])
+            for i, row in enumerate(units)]
+    if sort in METRICS:
+        # Units without a share always last, whatever the direction: silence is not a low or a high value.
+        with_share = [r for r in rows if r.figures[sort]["share"] is not None]
+        without = [r for r in rows if r.figures[sort]["share"] is None]
+        with_share.sort(key=lambda r: (r.figures[sort]["share"], r.unit.name), reverse=descending)
+        rows = with_share + sorted(without, key=lambda r: r.unit.name)
+    else:
+        rows.sort(key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
+    at_target = {m: _at_target(by_metric[m]) for m in METRICS}
+    return RegionView(region, period, year, [r for r in rows if filters.keeps(r)], len(codes), at_target,
+                      _at_target(year_figures), filters, sort, descending)

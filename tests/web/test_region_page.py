@@ -1,0 +1,80 @@
+"""Regionvy: the whole-year count, filters and small multiples carry the API's numbers."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import orjson
+
+from vardkoll.server.auth import Role
+
+from .test_login_and_scope import login
+from .world import ADMIN_TOKEN, PAST_DAY, UPPSALA, VC01, VC02, VC03, day_of_events, token
+
+YEAR = {"from": "2026-01-01", "to": PAST_DAY.isoformat()}
+
+
+def region_page(client, **params) -> str:
+    response = client.get(f"/region/{quote(UPPSALA)}", params={"till": PAST_DAY.isoformat(), **params})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def posted(client) -> None:
+    events = day_of_events(VC01, PAST_DAY) + day_of_events(VC02, PAST_DAY, seed=1, calls=12)
+    response = client.post("/api/v1/events", content=orjson.dumps(events), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200 and not response.json()["rejected"]
+
+
+def test_whole_year_at_target_counts_the_units_whose_year_to_date_figure_meets_it(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    html = region_page(client, matt="fixed_doctor")
+    # By hand: the listing snapshots say 6 390 of 11 840 (54,0 %, under 55 %) at VC01 and 6 790 of
+    # 11 840 (57,35 %) at VC02; VC03 has no data. So one of three units.
+    assert "1 av 3 enheter klarar målet för hela året</strong>; 1 utan data" in html
+    api = client.get("/api/v1/compliance", params={"metric": "fixed_doctor", **YEAR, "region": UPPSALA}).json()
+    assert sum(1 for f in api if f["meets_target"]) == 1 and len(api) == 3
+    assert "1 jan 2026 – 2 mar 2026" in html
+
+
+def test_filters_work_without_javascript_through_the_query(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    missing = region_page(client, matt="fixed_doctor", under="1")
+    table = missing[missing.index('id="enheter"'):missing.index("</table>", missing.index('id="enheter"'))]
+    assert f'data-unit="{VC01}"' in table and f'data-unit="{VC03}"' in table and f'data-unit="{VC02}"' not in table
+    assert "1 av 3 enheter klarar målet" in missing  # the headline is about the whole region
+    found = region_page(client, sok="ÖSTH")
+    table = found[found.index('id="enheter"'):found.index("</table>", found.index('id="enheter"'))]
+    assert [u for u in (VC01, VC02, VC03) if f'data-unit="{u}"' in table] == [VC02]
+    assert 'id="matt"' in found and 'name="under"' in found and "Ta bort filtren" in found
+    assert "Inga enheter matchar filtren" in region_page(client, sok="finns-inte")
+
+
+def test_each_small_chart_holds_the_apis_monthly_figures(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    html = region_page(client, matt="fixed_doctor")
+    march = client.get(f"/api/v1/units/{VC02}/compliance", params={"metric": "fixed_doctor", "from": "2026-03-01", "to": PAST_DAY.isoformat()}).json()
+    assert march["share"] == 0.5735  # 6 790 / 11 840
+    item = html[html.index(f'<li data-unit="{VC02}"'):]
+    item = item[:item.index("</li>")]
+    # The API's share 0,5735 shown as a percentage rounded half up; no data before March is a gap.
+    assert "mars 2026: 57,4\u00a0%" in item and "februari 2026: ingen data" in item and "april 2025: ingen data" in item
+    assert '<svg viewBox="0 0 132 40" class="chart spark" role="img"' in item
+
+
+def test_whole_year_counts_whole_days_only():
+    from datetime import date
+
+    from vardkoll.server.metrics import Period
+    from vardkoll.server.web.region_view import whole_year
+
+    today = date(2026, 11, 23)
+    assert whole_year(today, today) == Period(date(2026, 1, 1), date(2026, 11, 22))  # through yesterday
+    assert whole_year(date(2026, 3, 2), today) == Period(date(2026, 1, 1), date(2026, 3, 2))  # a period in the past
+    assert whole_year(date(2027, 1, 1), date(2027, 1, 1)) == Period(date(2026, 1, 1), date(2026, 12, 31))  # New Year's Day
