@@ -330,7 +330,7 @@ class Publisher:
             "uptime_s": round(self._clock() - self._started_at),
             "at": self._wall_clock().isoformat(),
             "clock": {"ntp_synced": "unknown" if synced is None else synced},
-            "outbox": self._outbox.stats().as_heartbeat(),
+            "outbox": {**self._outbox.stats().as_heartbeat(), "drop_policy": self._outbox.drop_policy},
             "publisher": publisher,
         }
 
