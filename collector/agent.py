@@ -1,7 +1,9 @@
 """The collector agent: connectors → pipeline (pseudonyms) → outbox → publisher, in one loop.
 
 `Agent.run()` runs until SIGTERM or SIGINT (or `stop()`), then says `offline` and closes the outbox.
-Connectors are polled every `poll_interval_s`; the publisher ticks several times a second.
+Connectors are polled every `poll_interval_s`. The publisher ticks after every poll, at least every
+`TICK_S`, and at once when an acknowledgement frees a place for the next batch (so the drain is not
+paced by the loop); an idle collector wakes about once a second.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .pseudonyms import Pseudonymiser, load_or_create_secret
 
 log = logging.getLogger("vardkoll.collector")
 
-TICK_S = 0.2
+TICK_S = 1.0  # the longest the loop sleeps: heartbeats, resends and the token bucket need no finer grain
 
 
 def collector_version() -> str:
@@ -80,6 +82,8 @@ class Agent:
             version=collector_version(),
         )
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
+        self.publisher.on_progress = self._wake.set
 
     def _checkpoint_lookup(self, source: str) -> Callable[[str], str | None]:
         return lambda key: self.outbox.checkpoint(source, key)
@@ -124,8 +128,10 @@ class Agent:
                 if self._clock() >= next_poll:
                     self.collect_once()
                     next_poll = self._clock() + self.config.poll_interval_s
+                self._wake.clear()
                 self.publisher.tick()
-                self._stop.wait(TICK_S)
+                now = self._clock()
+                self._wake.wait(max(0.0, min(TICK_S, next_poll - now, self.publisher.next_due() - now)))
         finally:
             self.publisher.stop()
             self.outbox.close()
@@ -133,3 +139,4 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import shutil
 import subprocess
@@ -131,6 +132,7 @@ class Publisher:
         self._connected = False
         self._not_before = 0.0
         self._tokens = 0.0
+        self._tokens_due = math.inf  # when the bucket will hold enough for the batch that had to wait
         self._refilled_at = clock()
         self._cursor = 0  # highest outbox seq sent on this connection
         self._in_flight: dict[int, _InFlight] = {}
@@ -139,6 +141,7 @@ class Publisher:
         self._heartbeat_due = 0.0
         self._started_at = clock()
         self.stats = PublisherStats()
+        self.on_progress: Callable[[], None] = lambda: None  # called (paho's thread) when tick() may send more
         self._client = client if client is not None else make_paho_client(device, mqtt)
         self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
@@ -193,6 +196,7 @@ class Publisher:
             self._not_before = now + self._rng.uniform(0, self._config.start_jitter_s)
             self._heartbeat_due = now
         log.info("connected to %s:%s; draining after %.1f s", self._mqtt.host, self._mqtt.port, self._not_before - now)
+        self.on_progress()  # the heartbeat is due now
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
         with self._lock:
@@ -236,6 +240,7 @@ class Publisher:
                     if not waiting:
                         del self._in_flight[batch]
         log.debug("acknowledged: %d committed, %d rejected", report.committed, report.rejected)
+        self.on_progress()  # a place in flight is free: the agent ticks now, not at its next wake-up
 
     # -- the work -------------------------------------------------------------------------------------
 
@@ -248,6 +253,7 @@ class Publisher:
             self._heartbeat_due = now + self._config.heartbeat_interval_s
             self.publish_heartbeat()
         with self._lock:
+            self._tokens_due = math.inf
             if not self._connected or now < self._not_before:
                 return
             self._refill(now)
@@ -274,7 +280,17 @@ class Publisher:
         if self._tokens >= count or self._tokens >= self._capacity:
             self._tokens -= count
             return True
+        needed = min(count, self._capacity) - self._tokens
+        self._tokens_due = self._refilled_at + needed / self._config.max_events_per_s
         return False
+
+    def next_due(self) -> float:
+        """The clock time at which `tick()` next has work that waits on time: the heartbeat, the end of
+        the start jitter, or the token bucket holding enough for the waiting batch (inf: none)."""
+        with self._lock:
+            if not self._connected:
+                return math.inf
+            return min(self._heartbeat_due, max(self._not_before, self._tokens_due))
 
     def _resend_due(self, now: float) -> None:
         for key in sorted(self._in_flight):
