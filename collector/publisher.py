@@ -115,6 +115,7 @@ class Publisher:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
+        clock_report: Callable[[], dict[str, Any]] | None = None,
         version: str = "unknown",
     ) -> None:
         self._outbox = outbox
@@ -123,6 +124,7 @@ class Publisher:
         self._clock, self._wall_clock = clock, wall_clock
         self._rng = rng or random.Random()
         self._clock_state = clock_state
+        self._clock_report = clock_report  # the agent's clock guard; else only the NTP state
         self._version = version
         prefix = mqtt.topic_prefix
         self.events_topic = events_topic(unit, device, prefix)
@@ -331,7 +333,11 @@ class Publisher:
     # -- heartbeat ------------------------------------------------------------------------------------
 
     def heartbeat(self) -> dict[str, Any]:
-        synced = self._clock_state()
+        if self._clock_report is not None:
+            clock = self._clock_report()
+        else:
+            synced = self._clock_state()
+            clock = {"ntp_synced": "unknown" if synced is None else synced}
         with self._lock:
             publisher = {
                 "in_flight_batches": len(self._in_flight),
@@ -345,7 +351,7 @@ class Publisher:
             "version": self._version,
             "uptime_s": round(self._clock() - self._started_at),
             "at": self._wall_clock().isoformat(),
-            "clock": {"ntp_synced": "unknown" if synced is None else synced},
+            "clock": clock,
             "outbox": {**self._outbox.stats().as_heartbeat(), "drop_policy": self._outbox.drop_policy},
             "publisher": publisher,
         }
