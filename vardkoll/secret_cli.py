@@ -26,6 +26,7 @@ from vardkoll.collector.secret_export import (
 )
 
 DEFAULT_CONFIG = Path("/etc/vardkoll-collector/collector.toml")
+DEFAULT_SECRET = Path("/var/lib/vardkoll-collector/pseudonym.key")  # where `enroll` puts it
 
 
 def _fail(message: str) -> None:
@@ -37,6 +38,10 @@ def _target(config: Path, secret_file: Path | None) -> tuple[Path, str | None, s
     """The secret's path, and the unit and device of the config when one was read."""
     if secret_file is not None:
         return secret_file, None, None
+    if not config.exists():
+        # A replacement device before `enroll`: the secret goes where enrollment will look for it.
+        typer.echo(f"ingen konfiguration i {config}; använder {DEFAULT_SECRET} (ange annars --secret-file FIL)", err=True)
+        return DEFAULT_SECRET, None, None
     from vardkoll.collector.config import ConfigError, load_config
 
     try:

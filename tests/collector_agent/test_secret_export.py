@@ -130,5 +130,7 @@ def test_export_refuses_a_short_passphrase_and_an_existing_output(tmp_path):
 def test_export_without_a_secret_or_config_says_what_is_missing(tmp_path, passphrase_file):
     result = cli("export-secret", "--out", str(tmp_path / "x"), "--secret-file", str(tmp_path / "none.key"), "--passphrase-file", str(passphrase_file))
     assert result.exit_code == 2 and "finns inte" in result.output
-    result = cli("export-secret", "--out", str(tmp_path / "x"), "--config", str(tmp_path / "none.toml"), "--passphrase-file", str(passphrase_file))
-    assert result.exit_code == 2 and "konfiguration" in result.output and "Traceback" not in result.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("unit = \n")
+    result = cli("export-secret", "--out", str(tmp_path / "x"), "--config", str(broken), "--passphrase-file", str(passphrase_file))
+    assert result.exit_code == 2 and "konfiguration" in result.output and "broken.toml" in result.output and "Traceback" not in result.output
