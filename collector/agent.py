@@ -95,8 +95,6 @@ class Agent:
     def _checkpoint_lookup(self, source: str) -> Callable[[str], str | None]:
         return lambda key: self.outbox.checkpoint(source, key)
 
-    # -- collecting -----------------------------------------------------------------------------------
-
     # -- the clock ------------------------------------------------------------------------------------
 
     def check_clock(self) -> ClockState:

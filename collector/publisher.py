@@ -134,7 +134,7 @@ class Publisher:
         self._connected = False
         self._not_before = 0.0
         self._tokens = 0.0
-        self._tokens_due = math.inf  # when the bucket will hold enough for the batch that had to wait
+        self._send_due = math.inf  # when a batch that had to wait may go (jitter over, bucket full enough)
         self._refilled_at = clock()
         self._cursor = 0  # highest outbox seq sent on this connection
         self._in_flight: dict[int, _InFlight] = {}
@@ -255,8 +255,11 @@ class Publisher:
             self._heartbeat_due = now + self._config.heartbeat_interval_s
             self.publish_heartbeat()
         with self._lock:
-            self._tokens_due = math.inf
-            if not self._connected or now < self._not_before:
+            self._send_due = math.inf
+            if not self._connected:
+                return
+            if now < self._not_before:
+                self._send_due = self._not_before  # the start jitter ends
                 return
             self._refill(now)
             self._resend_due(now)
@@ -283,7 +286,7 @@ class Publisher:
             self._tokens -= count
             return True
         needed = min(count, self._capacity) - self._tokens
-        self._tokens_due = self._refilled_at + needed / self._config.max_events_per_s
+        self._send_due = self._refilled_at + needed / self._config.max_events_per_s
         return False
 
     def next_due(self) -> float:
@@ -292,7 +295,7 @@ class Publisher:
         with self._lock:
             if not self._connected:
                 return math.inf
-            return min(self._heartbeat_due, max(self._not_before, self._tokens_due))
+            return min(self._heartbeat_due, self._send_due)
 
     def _resend_due(self, now: float) -> None:
         for key in sorted(self._in_flight):

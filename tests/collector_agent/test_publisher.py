@@ -223,3 +223,13 @@ def test_an_acknowledgement_wakes_the_agent_to_send_the_next_batch(tmp_path):
     publisher.tick()
     ack(client, publisher, committed=ids_of(client.batches()[0]))
     assert woken == [True, True]
+
+
+def test_next_due_during_the_start_jitter_is_its_end(tmp_path):
+    _, publisher, client, clock = make(tmp_path, events=10, start_jitter_s=20, heartbeat_interval_s=60)
+    client.connect()
+    publisher.tick()
+    assert clock() < publisher.next_due() <= clock() + 20
+    clock.now = publisher.next_due()
+    publisher.tick()
+    assert len(client.batches()) == 1
