@@ -1,7 +1,9 @@
 """The collector agent: connectors → pipeline (pseudonyms) → outbox → publisher, in one loop.
 
 `Agent.run()` runs until SIGTERM or SIGINT (or `stop()`), then says `offline` and closes the outbox.
-Connectors are polled every `poll_interval_s`; the publisher ticks several times a second.
+Connectors are polled every `poll_interval_s`. The publisher ticks after every poll, at least every
+`TICK_S`, and at once when an acknowledgement frees a place for the next batch (so the drain is not
+paced by the loop); an idle collector wakes about once a second.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
+from .clock import ClockGuard, ClockReading, ClockState, HoldStamp, make_clock_reader
 from .config import CollectorConfig
 from .connectors import Connector, ConnectorContext, build_connector
 from .outbox import Outbox
@@ -26,7 +29,7 @@ from .pseudonyms import Pseudonymiser, load_or_create_secret
 
 log = logging.getLogger("vardkoll.collector")
 
-TICK_S = 0.2
+TICK_S = 1.0  # the longest the loop sleeps: heartbeats, resends and the token bucket need no finer grain
 
 
 def collector_version() -> str:
@@ -58,6 +61,7 @@ class Agent:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
+        clock_reader: Callable[[], ClockReading] | None = None,
     ) -> None:
         self.local_config = config  # the file's config; remote versions are laid over it
         self._clock = clock
@@ -65,6 +69,12 @@ class Agent:
         self._rng = rng
         self._clock_state = clock_state
         self._client_factory = client_factory or (lambda cfg: make_paho_client(cfg.device, cfg.mqtt))
+        self.clock_guard = ClockGuard(config.clock.floor, config.clock.max_jump_s)
+        self._read_clock = clock_reader or make_clock_reader(_cached(clock_state, config.clock.ntp_check_interval_s, clock))
+        self._held_waiting = True  # until the outbox was asked
+        self._clock_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
         self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device)
         box = config.outbox
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
@@ -74,7 +84,6 @@ class Agent:
         self.connectors: dict[str, Connector] = {}
         self.publisher: Publisher
         self._build(self.config, client)
-        self._stop = threading.Event()
 
     # -- building from a config -----------------------------------------------------------------------
 
@@ -109,10 +118,12 @@ class Agent:
             wall_clock=lambda: datetime.fromtimestamp(self._wall_clock(), timezone.utc),
             rng=self._rng,
             clock_state=self._clock_state,
+            clock_report=self.clock_guard.heartbeat,
             version=collector_version(),
             on_config=self._receive_remote if config.remote_config.enabled else None,
             status_extra=lambda: {"config": self.remote_state.status()},
         )
+        self.publisher.on_progress = self._wake.set
 
     def _teardown(self) -> None:
         self.publisher.stop()
@@ -134,6 +145,7 @@ class Agent:
             except queue.Empty:
                 pass
             self._remote_inbox.put_nowait(payload)
+        self._wake.set()
 
     def _save_remote_state(self) -> None:
         remote_config.save_state(self.local_config.remote_state_file, self.remote_state)
@@ -201,6 +213,40 @@ class Agent:
             self._stop.wait(0.05)
         return True
 
+    # -- the clock ------------------------------------------------------------------------------------
+
+    def check_clock(self) -> ClockState:
+        """Judge the clock now; log a change of verdict; release held events once it is ok."""
+        with self._clock_lock:  # the agent's loop and the bridge's port threads
+            return self._check_clock()
+
+    def _check_clock(self) -> ClockState:
+        before = self.clock_guard.state
+        state = self.clock_guard.observe(self._read_clock())
+        if before is None or before.verdict != state.verdict:
+            if state.ok:
+                log.info("device clock ok (NTP synchronised: %s)", state.reading.ntp_synced)
+            else:
+                log.warning("device clock not trustworthy: %s; events stamped by this device are held until it is", state.reason)
+        if state.ok and self._held_waiting:
+            released = self.outbox.release_held(state.reading.boot_id, state.reading.offset_s)
+            self._held_waiting = False  # stranded ones stay held: this boot cannot correct them
+            if released.released:
+                log.info("released %d held event(s), their times corrected by %s s", released.released, ", ".join(f"{c:+.0f}" for c in released.corrections_s))
+            if released.stranded:
+                log.error("%d held event(s) were stamped before the last reboot by a wrong clock and cannot be corrected; they stay held (dump-outbox shows them)", released.stranded)
+        return state
+
+    def device_clock_hold(self) -> HoldStamp | None:
+        """For a caller about to store events stamped by this device's clock: the stamp to hold them
+        with, or None when the clock is ok (e.g. the firmware bridge's `OutboxSink`)."""
+        with self._clock_lock:
+            state = self._check_clock()
+            if state.ok:
+                return None
+            self._held_waiting = True
+            return HoldStamp(state.reading.boot_id, state.reading.offset_s)
+
     # -- collecting -----------------------------------------------------------------------------------
     def collect_once(self) -> CollectReport:
         """Poll every connector once and store what they give (each batch with its checkpoint)."""
@@ -209,7 +255,9 @@ class Agent:
             try:
                 for batch in connector.poll():
                     events = [self.pipeline.to_wire(name, source) for source in batch.events]
-                    added = self.outbox.add(events, batch.checkpoint)
+                    device_stamped = [event["id"] for event, source in zip(events, batch.events) if source.clock == "device"]
+                    hold = self.device_clock_hold() if device_stamped else None
+                    added = self.outbox.add(events, batch.checkpoint, held_ids=device_stamped, hold=hold)
                     report.added += added.added
                     report.duplicates += added.duplicates
                     report.dropped += added.dropped
@@ -237,12 +285,15 @@ class Agent:
         next_poll = self._clock()
         try:
             while not self._stop.is_set():
+                self.check_clock()
                 if self._clock() >= next_poll:
                     self.collect_once()
                     next_poll = self._clock() + self.config.poll_interval_s
+                self._wake.clear()
                 self._apply_waiting_remote()
                 self.publisher.tick()
-                self._stop.wait(TICK_S)
+                now = self._clock()
+                self._wake.wait(max(0.0, min(TICK_S, next_poll - now, self.publisher.next_due() - now)))
         finally:
             self._teardown()
             self.outbox.close()
@@ -257,3 +308,17 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+
+def _cached(probe: Callable[[], bool | None], interval_s: float, clock: Callable[[], float]) -> Callable[[], bool | None]:
+    """`probe` (a subprocess: `timedatectl`) asked at most every `interval_s`."""
+    last: list[Any] = [None, None]  # [asked at, answer]
+
+    def cached() -> bool | None:
+        now = clock()
+        if last[0] is None or now - last[0] >= interval_s:
+            last[:] = [now, probe()]
+        return last[1]
+
+    return cached

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+
+from .clock import DEFAULT_MAX_JUMP_S, RELEASE_FLOOR
 from vardkoll.protocol.topics import DEFAULT_PREFIX
 
 
@@ -77,6 +80,14 @@ class PublisherConfig(_Strict):
     heartbeat_interval_s: float = Field(default=60.0, gt=0)
 
 
+class ClockConfig(_Strict):
+    """Clock discipline (collector/clock.py): when device-stamped events are held back."""
+
+    floor: date = RELEASE_FLOOR  # a clock reading earlier than this is implausible
+    max_jump_s: float = Field(default=DEFAULT_MAX_JUMP_S, gt=0)  # a bigger step without NTP sync is unvouched
+    ntp_check_interval_s: float = Field(default=30.0, gt=0)  # how often `timedatectl` is asked
+
+
 class PseudonymConfig(_Strict):
     secret_file: Path = Path("/var/lib/vardkoll-collector/pseudonym.key")
 
@@ -114,6 +125,7 @@ class CollectorConfig(_Strict):
     publisher: PublisherConfig = PublisherConfig()
     pseudonyms: PseudonymConfig = PseudonymConfig()
     remote_config: RemoteConfigSettings = RemoteConfigSettings()
+    clock: ClockConfig = ClockConfig()
     connectors: list[ConnectorEntry] = []
 
     @property

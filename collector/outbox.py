@@ -11,6 +11,9 @@ Guarantees (docs/collector.md, "The outbox"):
 - Idempotent: an event id already waiting is not stored twice.
 - Deleted only by `acknowledge`, with the ids the server's committed acknowledgement lists (committed,
   or rejected for good). A PUBACK never reaches this module.
+- Held: events stamped by this device's clock while that clock was not trustworthy (collector/clock.py)
+  are stored held, with what is needed to correct their time; they are not published until
+  `release_held` corrects and releases them once the clock is ok.
 - Bounded: at most `max_events` events and `max_bytes` bytes. Past that, the drop policy decides
   (`drop_oldest`, the default, or `drop_newest`) and every dropped event is counted in `dropped`, which
   is persisted and reported in the heartbeat.
@@ -22,13 +25,16 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import msgspec
+import orjson
 
 from vardkoll.protocol.validation import EventRejected, validate_event
+
+from .clock import HoldStamp
 
 DropPolicy = Literal["drop_oldest", "drop_newest"]
 DEFAULT_MAX_EVENTS = 2_000_000
@@ -42,13 +48,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
     at_epoch REAL NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,  -- 1: stamped by an untrustworthy device clock, not to be published yet
+    hold_boot TEXT,  -- the boot id and clock offset when it was stamped (collector/clock.py)
+    hold_offset REAL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS refusals (side TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (side, reason));
 CREATE TABLE IF NOT EXISTS checkpoints (source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (source, key));
 """
-_COUNTERS = ("events", "bytes", "added", "duplicates", "dropped", "refused", "committed", "rejected")
+_COUNTERS = ("events", "bytes", "added", "duplicates", "dropped", "refused", "committed", "rejected", "released")
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,13 @@ class AddReport:
     duplicates: int = 0
     dropped: int = 0
     refused: list[str] = field(default_factory=list)  # one reason per refused event
+
+
+@dataclass
+class ReleaseReport:
+    released: int = 0  # corrected by the clock's step and released for publishing
+    stranded: int = 0  # held from an earlier boot: cannot be corrected, stay held
+    corrections_s: list[float] = field(default_factory=list)  # distinct corrections applied
 
 
 @dataclass
@@ -95,9 +111,12 @@ class OutboxStats:
     rejected: int
     refused_reasons: dict[str, int]
     rejected_reasons: dict[str, int]
+    held: int = 0  # waiting for a trustworthy clock (collector/clock.py)
+    released: int = 0  # were held, then corrected and released
 
     def as_heartbeat(self) -> dict[str, Any]:
         return {
+            "held": self.held,
             "depth": self.depth,
             "bytes": self.bytes,
             "oldest_at": self.oldest_at.isoformat() if self.oldest_at else None,
@@ -138,13 +157,24 @@ class Outbox:
             raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode}); put the outbox on a local file system")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)  # idempotent, each statement atomic
+        self._migrate()
         with self._transaction():
             self._db.executemany("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", [(name,) for name in _COUNTERS])
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def add(self, events: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None) -> AddReport:
-        """Validate and store events (and a connector checkpoint) in one transaction."""
+    def _migrate(self) -> None:
+        """Outboxes written before held events existed get the columns (SQLite adds them in place)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for column, kind in (("held", "INTEGER NOT NULL DEFAULT 0"), ("hold_boot", "TEXT"), ("hold_offset", "REAL")):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_held ON outbox (held) WHERE held = 1")
+
+    def add(self, events: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None, *, held_ids: Iterable[str] = (), hold: HoldStamp | None = None) -> AddReport:
+        """Validate and store events (and a connector checkpoint) in one transaction. Events whose id is
+        in `held_ids` are stored held with `hold` (their time came from an untrustworthy device clock)."""
+        held = set(held_ids) if hold is not None else set()
         report = AddReport()
         prepared: list[tuple[str, float, bytes]] = []
         refusals: dict[str, int] = {}
@@ -164,7 +194,14 @@ class Outbox:
                     else:
                         report.dropped += 1
                     continue
-                cursor = self._db.execute("INSERT OR IGNORE INTO outbox (event_id, at_epoch, body) VALUES (?, ?, ?)", (event_id, at_epoch, body))
+                if event_id in held:
+                    assert hold is not None
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO outbox (event_id, at_epoch, body, held, hold_boot, hold_offset) VALUES (?, ?, ?, 1, ?, ?)",
+                        (event_id, at_epoch, body, hold.boot_id, hold.offset_s),
+                    )
+                else:
+                    cursor = self._db.execute("INSERT OR IGNORE INTO outbox (event_id, at_epoch, body) VALUES (?, ?, ?)", (event_id, at_epoch, body))
                 if cursor.rowcount:
                     report.added += 1
                     counts["events"] += 1
@@ -213,6 +250,41 @@ class Outbox:
         counts["bytes"] -= freed
         return dropped
 
+    def release_held(self, boot_id: str, offset_s: float) -> ReleaseReport:
+        """The clock is ok again: correct each held event of this boot by how far the clock was stepped
+        since it was stamped, and release it (at the end of the queue, so this connection sends it).
+        Held events of an earlier boot cannot be corrected and stay held."""
+        report = ReleaseReport()
+        with self._lock, self._transaction():
+            counts = self._counters()
+            rows = self._db.execute("SELECT seq, event_id, body, hold_boot, hold_offset FROM outbox WHERE held = 1 ORDER BY seq").fetchall()
+            corrections: set[float] = set()
+            for seq, event_id, body, hold_boot, hold_offset in rows:
+                if hold_boot != boot_id or hold_offset is None:
+                    report.stranded += 1
+                    continue
+                correction = round(offset_s - hold_offset, 3)
+                event = orjson.loads(body)
+                at = datetime.fromisoformat(event["at"])
+                event["at"] = (at + timedelta(seconds=correction)).astimezone(at.tzinfo).isoformat()
+                new_body = orjson.dumps(event)
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._db.execute(
+                    "INSERT INTO outbox (event_id, at_epoch, body) VALUES (?, ?, ?)",
+                    (event_id, datetime.fromisoformat(event["at"]).timestamp(), new_body),
+                )
+                counts["bytes"] += len(new_body) - len(body)
+                report.released += 1
+                corrections.add(correction)
+            counts["released"] += report.released
+            self._save_counters(counts)
+        report.corrections_s = sorted(corrections)
+        return report
+
+    def held_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM outbox WHERE held = 1").fetchone()[0]
+
     def acknowledge(self, committed: Iterable[str], rejected: Iterable[tuple[str | None, str]] = ()) -> AckReport:
         """Delete what the server's committed acknowledgement lists; nothing else ever deletes an event."""
         report = AckReport()
@@ -250,10 +322,12 @@ class Outbox:
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def batch_after(self, seq: int, max_events: int, max_bytes: int | None = None) -> list[OutboxRow]:
-        """The oldest waiting events with a sequence number above `seq` (at least one if any)."""
+    def batch_after(self, seq: int, max_events: int, max_bytes: int | None = None, include_held: bool = False) -> list[OutboxRow]:
+        """The oldest waiting events with a sequence number above `seq` (at least one if any); held
+        events only when asked (never for publishing)."""
+        held = "" if include_held else " AND held = 0"
         with self._lock:
-            rows = self._db.execute("SELECT seq, event_id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, max_events)).fetchall()
+            rows = self._db.execute(f"SELECT seq, event_id, body FROM outbox WHERE seq > ?{held} ORDER BY seq LIMIT ?", (seq, max_events)).fetchall()
         return _within_bytes([OutboxRow(*row) for row in rows], max_bytes)
 
     def rows(self, event_ids: Iterable[str]) -> list[OutboxRow]:
@@ -276,6 +350,7 @@ class Outbox:
         with self._lock:
             counts = self._counters()
             oldest = self._db.execute("SELECT min(at_epoch) FROM outbox").fetchone()[0]
+            held = self._db.execute("SELECT count(*) FROM outbox WHERE held = 1").fetchone()[0]
             reasons = {"refused": {}, "rejected": {}}  # type: dict[str, dict[str, int]]
             for side, reason, count in self._db.execute("SELECT side, reason, count FROM refusals"):
                 reasons[side][reason] = count
@@ -291,6 +366,8 @@ class Outbox:
             rejected=counts["rejected"],
             refused_reasons=reasons["refused"],
             rejected_reasons=reasons["rejected"],
+            held=held,
+            released=counts["released"],
         )
 
     def __len__(self) -> int:
@@ -307,7 +384,7 @@ class Outbox:
     def _iter_rows(self) -> Iterator[OutboxRow]:
         seq = 0
         while True:
-            rows = self.batch_after(seq, 1000)
+            rows = self.batch_after(seq, 1000, include_held=True)
             if not rows:
                 return
             yield from rows

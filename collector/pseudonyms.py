@@ -67,7 +67,7 @@ def load_or_create_secret(path: Path | str) -> bytes:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_secret(path)
-    return _read_secret(path)
+    return read_secret(path)
 
 
 def _create_secret(path: Path) -> None:
@@ -88,7 +88,8 @@ def _create_secret(path: Path) -> None:
     _fsync_folder(path.parent)
 
 
-def _read_secret(path: Path) -> bytes:
+def read_secret(path: Path) -> bytes:
+    """The secret in `path`; `SecretFileError` if it is readable by others or malformed."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise SecretFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")

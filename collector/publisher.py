@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import shutil
 import subprocess
@@ -114,6 +115,7 @@ class Publisher:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
+        clock_report: Callable[[], dict[str, Any]] | None = None,
         version: str = "unknown",
         on_config: Callable[[bytes], None] | None = None,
         status_extra: Callable[[], dict[str, Any]] | None = None,
@@ -124,6 +126,7 @@ class Publisher:
         self._clock, self._wall_clock = clock, wall_clock
         self._rng = rng or random.Random()
         self._clock_state = clock_state
+        self._clock_report = clock_report  # the agent's clock guard; else only the NTP state
         self._version = version
         prefix = mqtt.topic_prefix
         self.events_topic = events_topic(unit, device, prefix)
@@ -136,6 +139,7 @@ class Publisher:
         self._connected = False
         self._not_before = 0.0
         self._tokens = 0.0
+        self._send_due = math.inf  # when a batch that had to wait may go (jitter over, bucket full enough)
         self._refilled_at = clock()
         self._cursor = 0  # highest outbox seq sent on this connection
         self._in_flight: dict[int, _InFlight] = {}
@@ -144,6 +148,7 @@ class Publisher:
         self._heartbeat_due = 0.0
         self._started_at = clock()
         self.stats = PublisherStats()
+        self.on_progress: Callable[[], None] = lambda: None  # called (paho's thread) when tick() may send more
         self._client = client if client is not None else make_paho_client(device, mqtt)
         self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
@@ -202,6 +207,7 @@ class Publisher:
             self._not_before = now + self._rng.uniform(0, self._config.start_jitter_s)
             self._heartbeat_due = now
         log.info("connected to %s:%s; draining after %.1f s", self._mqtt.host, self._mqtt.port, self._not_before - now)
+        self.on_progress()  # the heartbeat is due now
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
         with self._lock:
@@ -245,6 +251,7 @@ class Publisher:
                     if not waiting:
                         del self._in_flight[batch]
         log.debug("acknowledged: %d committed, %d rejected", report.committed, report.rejected)
+        self.on_progress()  # a place in flight is free: the agent ticks now, not at its next wake-up
 
     # -- the work -------------------------------------------------------------------------------------
 
@@ -257,7 +264,11 @@ class Publisher:
             self._heartbeat_due = now + self._config.heartbeat_interval_s
             self.publish_heartbeat()
         with self._lock:
-            if not self._connected or now < self._not_before:
+            self._send_due = math.inf
+            if not self._connected:
+                return
+            if now < self._not_before:
+                self._send_due = self._not_before  # the start jitter ends
                 return
             self._refill(now)
             self._resend_due(now)
@@ -283,7 +294,17 @@ class Publisher:
         if self._tokens >= count or self._tokens >= self._capacity:
             self._tokens -= count
             return True
+        needed = min(count, self._capacity) - self._tokens
+        self._send_due = self._refilled_at + needed / self._config.max_events_per_s
         return False
+
+    def next_due(self) -> float:
+        """The clock time at which `tick()` next has work that waits on time: the heartbeat, the end of
+        the start jitter, or the token bucket holding enough for the waiting batch (inf: none)."""
+        with self._lock:
+            if not self._connected:
+                return math.inf
+            return min(self._heartbeat_due, self._send_due)
 
     def _resend_due(self, now: float) -> None:
         for key in sorted(self._in_flight):
@@ -324,7 +345,11 @@ class Publisher:
     # -- heartbeat ------------------------------------------------------------------------------------
 
     def heartbeat(self) -> dict[str, Any]:
-        synced = self._clock_state()
+        if self._clock_report is not None:
+            clock = self._clock_report()
+        else:
+            synced = self._clock_state()
+            clock = {"ntp_synced": "unknown" if synced is None else synced}
         with self._lock:
             publisher = {
                 "in_flight_batches": len(self._in_flight),
@@ -338,8 +363,8 @@ class Publisher:
             "version": self._version,
             "uptime_s": round(self._clock() - self._started_at),
             "at": self._wall_clock().isoformat(),
-            "clock": {"ntp_synced": "unknown" if synced is None else synced},
-            "outbox": self._outbox.stats().as_heartbeat(),
+            "clock": clock,
+            "outbox": {**self._outbox.stats().as_heartbeat(), "drop_policy": self._outbox.drop_policy},
             "publisher": publisher,
             **(self._status_extra() if self._status_extra is not None else {}),
         }

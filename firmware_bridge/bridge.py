@@ -72,13 +72,22 @@ class OutboxSink:
     """Adapts the collector's outbox (`add(events) -> report` with `refused` and `dropped`) to `EventSink`.
 
     A press the outbox refused or dropped raises, so the bridge does not acknowledge it; a duplicate is
-    fine (the outbox already holds that event)."""
+    fine (the outbox already holds that event).
 
-    def __init__(self, outbox: Any) -> None:
+    Every press is stamped by this device's clock (its receive time, or a device clock synced from it),
+    so `hold` (the collector's `Agent.device_clock_hold`) is asked before each add: while the clock is
+    not trustworthy it returns a stamp and the outbox holds the event back (collector/clock.py)."""
+
+    def __init__(self, outbox: Any, hold: Callable[[], Any] | None = None) -> None:
         self.outbox = outbox
+        self.hold = hold
 
     def add(self, event: dict[str, Any]) -> None:
-        report = self.outbox.add([event])
+        stamp = self.hold() if self.hold is not None else None
+        if stamp is None:
+            report = self.outbox.add([event])
+        else:
+            report = self.outbox.add([event], held_ids=[event.get("id")], hold=stamp)
         if report.refused:
             raise RuntimeError(f"outbox refused the event: {report.refused[0]}")
         if report.dropped:

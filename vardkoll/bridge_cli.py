@@ -88,6 +88,7 @@ class BridgeService:
     def __init__(self, bridge_config: Any, collector_config: Any, *, publish: bool = True,
                  agent_options: dict[str, Any] | None = None) -> None:
         from vardkoll.collector.agent import Agent
+        from vardkoll.collector.clock import standalone_hold
         from vardkoll.collector.outbox import Outbox
         from vardkoll.collector.pseudonyms import load_or_create_secret
         from vardkoll.firmware_bridge.bridge import Bridge, OutboxSink
@@ -101,7 +102,8 @@ class BridgeService:
             self.outbox = Outbox(box.path, unit=collector_config.unit, device=collector_config.device,
                                  max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         key = load_or_create_secret(collector_config.pseudonyms.secret_file)
-        self.bridge = Bridge(bridge_config, OutboxSink(self.outbox), key=key)
+        hold = self.agent.device_clock_hold if self.agent is not None else standalone_hold(collector_config.clock)
+        self.bridge = Bridge(bridge_config, OutboxSink(self.outbox, hold=hold), key=key)
         self._stop = threading.Event()
         self._agent_thread: threading.Thread | None = None
         self._started = False

@@ -193,5 +193,36 @@ def collector_enroll(
         typer.echo(f"created the pseudonym secret {result.secret_file}: keep a safe copy to move history to a replacement device", err=True)
 
 
+_DEFAULT_COLLECTOR_CONFIG = Path("/etc/vardkoll-collector/collector.toml")
+
+
+@collector_app.command("export-secret")
+def collector_export_secret(
+    out: Annotated[Path, typer.Option(help="the encrypted file to write (mode 0600)")],
+    config: Annotated[Path, typer.Option(help="the collector's config file (where the secret is)")] = _DEFAULT_COLLECTOR_CONFIG,
+    secret_file: Annotated[Optional[Path], typer.Option(help="the secret file itself, instead of --config")] = None,
+    passphrase_file: Annotated[Optional[Path], typer.Option(help="read the passphrase from this file's first line instead of asking")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing --out file")] = False,
+) -> None:
+    """Export the pseudonym secret encrypted with a passphrase, for a replacement device."""
+    from vardkoll.secret_cli import run_export
+
+    run_export(out, config, secret_file, passphrase_file, force)
+
+
+@collector_app.command("import-secret")
+def collector_import_secret(
+    file: Annotated[Path, typer.Argument(help="a file written by export-secret")],
+    config: Annotated[Path, typer.Option(help="the collector's config file (where the secret goes)")] = _DEFAULT_COLLECTOR_CONFIG,
+    secret_file: Annotated[Optional[Path], typer.Option(help="the secret file itself, instead of --config")] = None,
+    passphrase_file: Annotated[Optional[Path], typer.Option(help="read the passphrase from this file's first line instead of asking")] = None,
+    force: Annotated[bool, typer.Option(help="replace the device's existing secret")] = False,
+) -> None:
+    """Import an exported pseudonym secret, so this device makes the same pseudonyms as the old one."""
+    from vardkoll.secret_cli import run_import
+
+    run_import(file, config, secret_file, passphrase_file, force)
+
+
 def main() -> None:
     app()

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -44,6 +44,9 @@ class SourceEvent:
     source_key: str  # what the event is about in the source (e.g. the call id): makes the event id stable
     refs: dict[str, tuple[str, str]] = field(default_factory=dict)  # wire field -> (pseudonym kind, raw source id)
     fields: dict[str, Any] = field(default_factory=dict)  # other wire fields, already in protocol form
+    # Where `at` came from: the source system's own timestamp (preferred), or this device's clock, in
+    # which case the event is held while that clock is not trustworthy (collector/clock.py).
+    clock: Literal["source", "device"] = "source"
 
 
 @dataclass

@@ -116,7 +116,7 @@ def test_the_retained_status_says_online_with_a_heartbeat_then_offline_after_sto
     try:
         assert wait_until(lambda: _device_row(server) is not None and _device_row(server).last_status is not None, 20)
         beat = orjson.loads(_device_row(server).last_status)
-        assert beat["clock"] == {"ntp_synced": True} and "depth" in beat["outbox"]
+        assert beat["clock"]["ntp_synced"] is True and beat["clock"]["state"] == "ok" and "depth" in beat["outbox"]
     finally:
         agent.stop()
         thread.join(10)

@@ -198,3 +198,38 @@ def test_a_malformed_acknowledgement_deletes_nothing_and_breaks_nothing(tmp_path
     outbox, publisher, client, clock = make(tmp_path, events=3)
     client.deliver(publisher.ack_topic, payload)
     assert outbox.stats().depth == 3
+
+
+def test_next_due_names_when_the_token_bucket_lets_the_waiting_batch_go(tmp_path):
+    _, publisher, client, clock = make(tmp_path, events=300, max_events_per_s=50, batch_events=100, heartbeat_interval_s=60)
+    assert publisher.next_due() == float("inf")  # not connected: nothing is due
+    client.connect()
+    publisher.tick()  # heartbeat; the bucket starts empty
+    assert client.batches() == []
+    assert publisher.next_due() == pytest.approx(clock() + 2.0)  # 100 events at 50/s
+    clock.advance(2.0)
+    publisher.tick()
+    assert len(client.batches()) == 1
+    assert publisher.next_due() == pytest.approx(clock() + 2.0)
+
+
+def test_an_acknowledgement_wakes_the_agent_to_send_the_next_batch(tmp_path):
+    _, publisher, client, clock = make(tmp_path, events=300, max_inflight_batches=1)
+    woken = []
+    publisher.on_progress = lambda: woken.append(True)
+    client.connect()
+    assert woken == [True]  # the heartbeat is due at once
+    clock.advance(1)
+    publisher.tick()
+    ack(client, publisher, committed=ids_of(client.batches()[0]))
+    assert woken == [True, True]
+
+
+def test_next_due_during_the_start_jitter_is_its_end(tmp_path):
+    _, publisher, client, clock = make(tmp_path, events=10, start_jitter_s=20, heartbeat_interval_s=60)
+    client.connect()
+    publisher.tick()
+    assert clock() < publisher.next_due() <= clock() + 20
+    clock.now = publisher.next_due()
+    publisher.tick()
+    assert len(client.batches()) == 1
