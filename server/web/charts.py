@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import count
+from typing import Callable
 
 from markupsafe import Markup, escape
 
@@ -142,14 +143,7 @@ def trend(points: list[TrendPoint], target: float | None, title: str, css: str =
         y = y_of(target)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" class="target"/>')
     xs = [left + step * (i + 0.5) for i in range(len(points))]
-    run: list[str] = []
-    for x, point in zip(xs + [0.0], points + [None]):  # type: ignore[list-item]
-        if point is not None and point.share is not None:
-            run.append(f"{_fmt(x)},{_fmt(y_of(point.share))}")
-            continue
-        if len(run) > 1:
-            parts.append(f'<polyline points="{" ".join(run)}" class="line"/>')
-        run = []
+    parts += _line_runs(xs, points, y_of, lone_radius=None)
     for index, (x, point) in enumerate(zip(xs, points)):
         if len(points) <= 13 or index % 2 == len(points) % 2:
             parts.append(f'<text x="{_fmt(x)}" y="{height - 10}" class="tick" text-anchor="middle">{escape(point.label)}{"*" if point.partial else ""}</text>')
@@ -179,17 +173,25 @@ def sparkline(points: list[TrendPoint], target: float | None, title: str) -> Mar
              f'<rect x="0" y="0" width="{width}" height="{height}" class="spark-bg"/>']
     if target is not None:
         parts.append(f'<line x1="0" x2="{width}" y1="{_fmt(y_of(target))}" y2="{_fmt(y_of(target))}" class="target"/>')
-    run: list[str] = []
     xs = [pad + step * (i + 0.5) for i in range(len(points))]
+    parts += _line_runs(xs, points, y_of, lone_radius=2)
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _line_runs(xs: list[float], points: list[TrendPoint], y_of: Callable[[float], float], lone_radius: float | None) -> list[str]:
+    """One polyline per run of periods with data: a gap ("ingen data") breaks the line, never drops to
+    zero. A run of a single period is a dot of `lone_radius` (None: left to the caller's markers)."""
+    parts: list[str] = []
+    run: list[str] = []
     for x, point in zip(xs + [0.0], points + [None]):  # type: ignore[list-item]
         if point is not None and point.share is not None:
             run.append(f"{_fmt(x)},{_fmt(y_of(point.share))}")
             continue
         if len(run) > 1:
             parts.append(f'<polyline points="{" ".join(run)}" class="line"/>')
-        elif len(run) == 1:
+        elif len(run) == 1 and lone_radius is not None:
             cx, cy = run[0].split(",")
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" class="point"/>')
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="{lone_radius}" class="point"/>')
         run = []
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return parts
