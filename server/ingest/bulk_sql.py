@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -42,6 +43,8 @@ def execute_rows(
     connection = session.connection()
     dialect = connection.dialect
     processors = _processors(table, columns, dialect)
+    processed = [(index, process) for index, process in enumerate(processors) if process is not None]
+    values_of = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     mark = _placeholder(dialect.name)
     head = f'INSERT INTO "{table.name}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES "
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -51,13 +54,18 @@ def execute_rows(
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
             for row in chunk:
-                params.extend(row[name] for name in columns)
-            if any(processors):
-                width = len(columns)
-                for index, value in enumerate(params):
-                    process = processors[index % width]
-                    if process is not None and value is not None:
-                        params[index] = process(value)
+                params.extend(values_of(row))
+            width = len(columns)
+            for column, process in processed:
+                last_in: Any = None
+                last_out: Any = None
+                for index in range(column, len(params), width):
+                    value = params[index]
+                    if value is None:
+                        continue
+                    if value is not last_in:  # e.g. one received_at for every row: processed once
+                        last_in, last_out = value, process(value)
+                    params[index] = last_out
             cursor.execute(head + _values_sql(len(chunk), len(columns), mark) + " " + tail, params)
             if returning:
                 returned.extend(tuple(r) for r in cursor.fetchall())

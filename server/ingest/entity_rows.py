@@ -7,7 +7,7 @@ so batches may be committed in any order and by several processes at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -30,14 +30,25 @@ CASE_STAMPS = ("contact", "assessed", "excluded", "cancelled")
 CASE_FOLLOWERS = {"contact": ("contact_day", "listed"), "assessed": ("assessed_day", "profession")}
 
 
-def _key(stamp: Stamp | None) -> str | None:
-    return None if stamp is None else stamp_key(stamp.at, stamp.event_id)
+def _known_key(epochs: dict[tuple[str, str], int], unit: str) -> Callable[[Stamp | None], str | None]:
+    """The stamp key of one unit's stamps, with the epoch microseconds of the batch's events already
+    worked out (by unit and event id); a stamp of another event is keyed the long way."""
+
+    def key(stamp: Stamp | None) -> str | None:
+        if stamp is None:
+            return None
+        micros = epochs.get((unit, stamp.event_id))
+        return stamp_key(stamp.at, stamp.event_id) if micros is None else f"{micros:017d}|{stamp.event_id}"
+
+    return key
 
 
 class EntityRows:
     """The rows one batch of new events contributes, per table."""
 
-    def __init__(self) -> None:
+    def __init__(self, epochs: dict[tuple[str, str], int] | None = None) -> None:
+        """`epochs`: (unit, event id) -> epoch microseconds of its `at`, where the caller has them already."""
+        self._epochs = epochs or {}
         self._calls: dict[str, CallLedger] = {}
         self._cases: dict[str, CaseLedger] = {}
         self.snapshots: list[dict[str, Any]] = []
@@ -46,11 +57,11 @@ class EntityRows:
     def add(self, event: EventBase, config: UnitConfig) -> None:
         stamp = Stamp(event.at, event.id, event.at.astimezone(config.tz).date())
         if isinstance(event, ListingSnapshot):
-            self.snapshots.append({"unit": event.unit, "stamp": _key(stamp), "body": msgspec.json.encode(event)})
+            self.snapshots.append({"unit": event.unit, "stamp": _known_key(self._epochs, event.unit)(stamp), "body": msgspec.json.encode(event)})
         elif isinstance(event, VisitCompleted):
             if event.profession == "doctor" and event.listed:
                 self.visits.append(
-                    {"unit": event.unit, "event_id": event.id, "at_us": epoch_us(event.at), "day": stamp.day,
+                    {"unit": event.unit, "event_id": event.id, "at_us": self._epochs.get((event.unit, event.id)) or epoch_us(event.at), "day": stamp.day,
                      "patient": event.patient, "practitioner": event.practitioner, "fixed_doctor": event.fixed_doctor}
                 )
         elif type(event) in CaseLedger.event_classes:
@@ -61,8 +72,9 @@ class EntityRows:
     def calls(self) -> list[dict[str, Any]]:
         rows = []
         for unit, ledger in sorted(self._calls.items()):
+            key = _known_key(self._epochs, unit)
             for call, state in sorted(ledger.calls.items()):
-                row = {"unit": unit, "call": call, **{name: _key(getattr(state, name)) for name in CALL_STAMPS}}
+                row = {"unit": unit, "call": call, **{name: key(getattr(state, name)) for name in CALL_STAMPS}}
                 row["offered_day"] = state.offered.day if state.offered else None
                 row["rejected_day"] = state.rejected.day if state.rejected else None
                 rows.append(row)
@@ -71,8 +83,9 @@ class EntityRows:
     def cases(self) -> list[dict[str, Any]]:
         rows = []
         for unit, ledger in sorted(self._cases.items()):
+            key = _known_key(self._epochs, unit)
             for case_id, state in sorted(ledger.cases.items()):
-                row = {"unit": unit, "case": case_id, **{name: _key(getattr(state, name)) for name in CASE_STAMPS}}
+                row = {"unit": unit, "case": case_id, **{name: key(getattr(state, name)) for name in CASE_STAMPS}}
                 row["contact_day"] = state.contact.day if state.contact else None
                 row["listed"] = state.listed if state.contact else None
                 row["assessed_day"] = state.assessed.day if state.assessed else None

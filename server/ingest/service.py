@@ -118,20 +118,24 @@ class IngestService:
     ) -> list[IngestReport]:
         reports = copy.deepcopy(base)
         every = {key: event for mine in accepted for key, event in mine.items()}
+        ordered = sorted(every)
+        # Each event's instant as epoch microseconds, once: the archive row and the stamp keys need it.
+        epochs = {key: epoch_us(every[key].at) for key in ordered}
         with self._sessions.begin() as session:
-            new_keys = self._insert_events(session, [every[key] for key in sorted(every)], now)
+            new_keys = self._insert_events(session, [every[key] for key in ordered], [epochs[key] for key in ordered], now)
             self._judge_repeats(session, [(event, report) for mine, report in zip(accepted, reports) for key, event in mine.items() if key not in new_keys])
-            rows = EntityRows()
-            for key in sorted(new_keys):
+            stored_now = [key for key in ordered if key in new_keys]
+            rows = EntityRows(epochs)
+            for key in stored_now:
                 event = every[key]
                 rows.add(event, configs[event.unit])
             merge_rows(session, rows)
             for mine, report in zip(accepted, reports):
-                stored_now = sorted(key for key in mine if key in new_keys)
-                report.new = len(stored_now)
-                report.committed.extend(event_id for _, event_id in stored_now)
-                report.units_changed = {unit for unit, _ in stored_now}
-            self._touch_units(session, [every[k] for k in sorted(new_keys)], now)
+                mine_now = sorted(key for key in mine if key in new_keys)
+                report.new = len(mine_now)
+                report.committed.extend(event_id for _, event_id in mine_now)
+                report.units_changed = {unit for unit, _ in mine_now}
+            self._touch_units(session, [every[k] for k in stored_now], now)
             for report, source in zip(reports, sources):
                 self._dead_letters(session, report, source, now)
         return reports
@@ -165,11 +169,11 @@ class IngestService:
             return None
         return event
 
-    def _insert_events(self, session: Session, events: list[EventBase], now: datetime) -> set[tuple[str, str]]:
+    def _insert_events(self, session: Session, events: list[EventBase], epochs: list[int], now: datetime) -> set[tuple[str, str]]:
+        encode = msgspec.json.encode
         rows = [
-            {"unit": e.unit, "event_id": e.id, "type": e.__struct_config__.tag, "at_us": epoch_us(e.at), "device": e.device,
-             "body": msgspec.json.encode(e), "received_at": now}
-            for e in events
+            {"unit": e.unit, "event_id": e.id, "type": e.__struct_config__.tag, "at_us": at_us, "device": e.device, "body": encode(e), "received_at": now}
+            for e, at_us in zip(events, epochs)
         ]
         returned = execute_rows(session, StoredEvent.__table__, _EVENT_COLUMNS, rows, _EVENT_TAIL, returning=True)
         return {(unit, event_id) for unit, event_id in returned}
