@@ -10,6 +10,7 @@ ORM would store them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -57,13 +58,14 @@ def execute_rows(
                 params.extend(values_of(row))
             width = len(columns)
             for column, process in processed:
+                # One received_at for every row, and days that repeat: processed once per run of them.
                 last_in: Any = None
                 last_out: Any = None
                 for index in range(column, len(params), width):
                     value = params[index]
                     if value is None:
                         continue
-                    if value is not last_in:  # e.g. one received_at for every row: processed once
+                    if value is not last_in and not (type(value) is date and value == last_in):
                         last_in, last_out = value, process(value)
                     params[index] = last_out
             cursor.execute(head + _values_sql(len(chunk), len(columns), mark) + " " + tail, params)

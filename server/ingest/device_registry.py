@@ -7,7 +7,6 @@ import time
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN

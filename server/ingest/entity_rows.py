@@ -7,7 +7,7 @@ so batches may be committed in any order and by several processes at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,7 +19,7 @@ from vardkoll.server.metrics.config import UnitConfig
 from vardkoll.server.metrics.stamps import Stamp
 from vardkoll.server.metrics.telephone import CallLedger
 
-from ..storage.stamp_keys import epoch_us, stamp_key
+from ..storage.stamp_keys import epoch_us, local_date, stamp_key
 from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
 from .bulk_sql import earliest_wins_clause, execute_rows
 
@@ -55,7 +55,9 @@ class EntityRows:
         self.visits: list[dict[str, Any]] = []
 
     def add(self, event: EventBase, config: UnitConfig) -> None:
-        stamp = Stamp(event.at, event.id, event.at.astimezone(config.tz).date())
+        micros = self._epochs.get((event.unit, event.id))
+        day = event.at.astimezone(config.tz).date() if micros is None else local_date(micros, config.tz)
+        stamp = Stamp(event.at, event.id, day)
         if isinstance(event, ListingSnapshot):
             self.snapshots.append({"unit": event.unit, "stamp": _known_key(self._epochs, event.unit)(stamp), "body": msgspec.json.encode(event)})
         elif isinstance(event, VisitCompleted):
