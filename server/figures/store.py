@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, timezone
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
@@ -73,6 +73,22 @@ def load_stored(session: Session, units: list[str], metric: str, period: Period)
     return {unit: (settings, version, orjson.loads(body)) for unit, settings, version, body in rows}
 
 
+def prune_stored(session: Session, keep: Callable[[Period], bool], older_than: datetime) -> int:
+    """Delete stored figures computed before `older_than` whose period `keep` does not want kept
+    (ad-hoc periods someone asked for once); returns how many. They are computed again if asked."""
+    rows = session.execute(
+        select(StoredFigure.unit, StoredFigure.metric, StoredFigure.period_from, StoredFigure.period_to).where(StoredFigure.computed_at < older_than)
+    ).all()
+    doomed = [row for row in rows if not keep(Period(row.period_from, row.period_to))]
+    for unit, metric, start, end in doomed:
+        session.execute(
+            delete(StoredFigure).where(
+                StoredFigure.unit == unit, StoredFigure.metric == metric, StoredFigure.period_from == start, StoredFigure.period_to == end
+            )
+        )
+    return len(doomed)
+
+
 def save_stored(session: Session, metric: str, period: Period, figures: list[tuple[str, str, int, dict[str, Any]]], now: datetime) -> None:
     """Upsert (unit, settings hash, version, figure without its `data` block) rows; a row computed at
     an older version never replaces a newer one."""
@@ -94,4 +110,4 @@ def save_stored(session: Session, metric: str, period: Period, figures: list[tup
     )
 
 
-__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "save_stored", "settings_hash"]
+__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "prune_stored", "save_stored", "settings_hash", "unit_dependency_versions"]

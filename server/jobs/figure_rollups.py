@@ -17,6 +17,7 @@ from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.metrics.calendar import zone
 from vardkoll.server.metrics.config import DEFAULT_TIME_ZONE
 
+from ..figures.store import prune_stored
 from ..services import Services
 from ..storage.tables import UnitActivity
 
@@ -35,6 +36,23 @@ def complete_weeks(today: date, count: int) -> list[Period]:
     """The `count` ISO weeks (Monday to Sunday) before the one holding `today`, newest first."""
     monday = today - timedelta(days=today.weekday())
     return [Period(monday - timedelta(weeks=n), monday - timedelta(weeks=n) + timedelta(days=6)) for n in range(1, count + 1)]
+
+
+AD_HOC_KEPT_FOR = timedelta(days=30)
+
+
+def is_month_or_week(period: Period) -> bool:
+    """A whole calendar month or a whole ISO week: the periods dashboards and exports ask for again."""
+    whole_month = period.start == period.end.replace(day=1) and (period.end + timedelta(days=1)).day == 1
+    whole_week = period.start.weekday() == 0 and period.end - period.start == timedelta(days=6)
+    return whole_month or whole_week
+
+
+def prune_ad_hoc(services: Services, now: datetime) -> int:
+    """Stored figures of other periods (say 5 March to 17 April) are dropped 30 days after they were
+    computed, so the table holds what is asked for again, not every period anyone ever asked for."""
+    with services.sessions.begin() as session:
+        return prune_stored(session, is_month_or_week, now - AD_HOC_KEPT_FOR)
 
 
 def refresh_rollups(services: Services, now: datetime, months: int = 12, weeks: int = 12) -> int:

@@ -30,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ..services import Services
 from .deadline_sweep import sweep_deadlines
-from .figure_rollups import refresh_rollups
+from .figure_rollups import prune_ad_hoc, refresh_rollups
 from .lease import make_holder_id, release, try_acquire
 from .self_audit import run_self_audit
 from .settings import JobSettings
@@ -86,7 +86,7 @@ def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob
         return {"units": len({o.unit for o in outcomes}), "checked": len(outcomes), "mismatches": sum(not o.ok for o in outcomes)}
 
     def figure_rollups(now: datetime) -> dict[str, int]:
-        return {"figures_checked": refresh_rollups(services, now)}
+        return {"figures_checked": refresh_rollups(services, now), "ad_hoc_pruned": prune_ad_hoc(services, now)}
 
     audit_zone = ZoneInfo(settings.audit_time_zone)
     return [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 import orjson
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from vardkoll.protocol import parse_event_line
 from vardkoll.server.figures import service as figure_service
 from vardkoll.server.ingest.service import Source
-from vardkoll.server.jobs.figure_rollups import complete_months, complete_weeks, refresh_rollups
+from vardkoll.server.jobs.figure_rollups import complete_months, complete_weeks, is_month_or_week, prune_ad_hoc, refresh_rollups
 from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.services import Services
 from vardkoll.server.storage.tables import StoredFigure
@@ -68,3 +68,30 @@ def test_after_a_run_another_process_answers_past_months_from_the_store(make_ser
     november = other.figures.figure(UNIT, "telephone", Period(date(2026, 11, 1), date(2026, 11, 30)))
     assert (november["numerator"], november["denominator"]) == (0, 1)
     assert loads == ["load_calls"]
+
+
+def test_months_and_iso_weeks_are_kept_other_periods_are_not():
+    assert is_month_or_week(Period(date(2024, 2, 1), date(2024, 2, 29)))
+    assert is_month_or_week(Period(date(2026, 11, 16), date(2026, 11, 22)))  # Monday to Sunday
+    assert not is_month_or_week(Period(date(2024, 2, 1), date(2024, 2, 28)))
+    assert not is_month_or_week(Period(date(2026, 3, 5), date(2026, 4, 17)))
+    assert not is_month_or_week(Period(date(2026, 11, 17), date(2026, 11, 23)))  # Tuesday to Monday
+    assert not is_month_or_week(Period(date(2026, 1, 1), date(2026, 2, 28)))  # two months
+
+
+def test_stored_figures_of_ad_hoc_periods_are_pruned_after_thirty_days(make_services: Callable[[], Services]):
+    services = make_services()
+    services.ingest.ingest([_offered("pr-1", "2026-10-05T09:00:00+02:00", "call-pr1")], Source("http"))
+    october, ad_hoc = Period(date(2026, 10, 1), date(2026, 10, 31)), Period(date(2026, 10, 3), date(2026, 10, 9))
+    services.figures.figure(UNIT, "telephone", october)
+    services.figures.figure(UNIT, "telephone", ad_hoc)
+    stored = lambda: sorted((row.period_from, row.period_to) for row in _stored_rows(services))  # noqa: E731
+    assert stored() == [(october.start, october.end), (ad_hoc.start, ad_hoc.end)]
+    assert prune_ad_hoc(services, datetime.now(timezone.utc) + timedelta(days=29)) == 0
+    assert prune_ad_hoc(services, datetime.now(timezone.utc) + timedelta(days=31)) == 1
+    assert stored() == [(october.start, october.end)]
+
+
+def _stored_rows(services: Services) -> list[StoredFigure]:
+    with services.sessions() as session:
+        return list(session.scalars(select(StoredFigure)))
