@@ -198,6 +198,30 @@ def test_a_broker_failure_is_a_clear_503_and_neither_burns_the_code_nor_retires_
     assert again.status_code == 200 and again.json()["mqtt"]["username"] == f"{VC01}/pi-vc01-1"
 
 
+def test_replacing_from_installationsvy_locks_the_device_out_and_a_broker_failure_changes_nothing(api, dynsec_broker):
+    import re
+
+    def replace_from_page(running: Api, device: str):  # type: ignore[no-untyped-def]
+        running.client.post("/logga-in", data={"token": running.token("installer", region=UPPSALA), "nasta": "/"}, follow_redirects=False)
+        page = running.client.get(f"/installation/{VC01}")
+        assert "Dess konto i MQTT-brokern tas bort" in page.text
+        csrf = re.search(r'name="csrf" value="(?P<value>[0-9a-f]*)"', page.text)["value"]
+        return running.client.post(f"/installation/{VC01}/ersatt", data={"csrf": csrf, "ersatt": device})
+
+    first, second = enroll(api, device="pi-vc01-1"), enroll(api, device="pi-vc01-2")
+    with api_on(dynsec_broker, str(api.services.engine.url), admin_password="wrong-admin-password") as broken:
+        refused = replace_from_page(broken, "pi-vc01-2")
+        assert refused.status_code == 503 and "kunde inte spärras i MQTT-brokern, så inget har ändrats" in refused.text
+    assert replace_from_page(api, "pi-vc01-1").status_code == 200
+    replaced, kept = device_of(dynsec_broker, first), device_of(dynsec_broker, second)
+    assert replaced.connack.is_failure
+    assert not kept.connack.is_failure  # the failed replacement left it alone
+    replaced.close()
+    kept.close()
+    with api.services.sessions() as session:
+        assert session.get(DeviceRow, (VC01, "pi-vc01-2")).retired_at is None
+
+
 def test_no_dynsec_plugin_answering_is_a_timeout_that_names_the_plugin(mosquitto_factory):
     from vardkoll.server.provisioning import BrokerAccounts
     from vardkoll.server.provisioning.dynsec import BrokerAddress
@@ -206,3 +230,13 @@ def test_no_dynsec_plugin_answering_is_a_timeout_that_names_the_plugin(mosquitto
     accounts = BrokerAccounts(BrokerAddress(plain.host, plain.port, "anyone", "secret"), timeout_s=0.5)
     with pytest.raises(BrokerAccountError, match="no answer from the dynamic security plugin.*plugin loaded"):
         accounts.provision(VC01, "pi-vc01-1")
+
+
+def test_dynsec_mode_without_the_admin_account_is_refused_at_start():
+    from pydantic import ValidationError
+
+    from vardkoll.server.settings import ServerSettings
+
+    with pytest.raises(ValidationError, match="VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD"):
+        ServerSettings(broker_accounts="dynsec", broker_admin_username="vardkoll-admin")
+    assert ServerSettings().broker_accounts == "manual"
