@@ -240,3 +240,25 @@ def test_dynsec_mode_without_the_admin_account_is_refused_at_start():
     with pytest.raises(ValidationError, match="VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD"):
         ServerSettings(broker_accounts="dynsec", broker_admin_username="vardkoll-admin")
     assert ServerSettings().broker_accounts == "manual"
+
+
+def test_admin_cli_retire_deletes_the_broker_account_and_a_broker_failure_retires_nothing(api, dynsec_broker, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vardkoll.admin_cli import admin_app
+
+    enrolled = enroll(api)
+    for name, value in {"DATABASE_URL": str(api.services.engine.url), "MQTT_URL": dynsec_broker.url, "BROKER_ACCOUNTS": "dynsec",
+                        "BROKER_ADMIN_USERNAME": DYNSEC_ADMIN[0], "BROKER_ADMIN_PASSWORD": "wrong-admin-password", "BROKER_ADMIN_TIMEOUT_S": "3"}.items():
+        monkeypatch.setenv(f"VARDKOLL_{name}", value)
+    refused = CliRunner().invoke(admin_app, ["devices", "retire", VC01, "pi-vc01-1"], catch_exceptions=False)
+    assert refused.exit_code == 2 and "was not retired (nothing changed)" in refused.output and "refused the admin account" in refused.output
+    still = device_of(dynsec_broker, enrolled)
+    assert not still.connack.is_failure
+    monkeypatch.setenv("VARDKOLL_BROKER_ADMIN_PASSWORD", DYNSEC_ADMIN[1])
+    retired = CliRunner().invoke(admin_app, ["devices", "retire", VC01, "pi-vc01-1"], catch_exceptions=False)
+    assert retired.exit_code == 0 and "its broker account is deleted" in retired.output
+    assert still.disconnected.wait(TIMEOUT_S)
+    still.close()
+    with api.services.sessions() as session:
+        assert session.get(DeviceRow, (VC01, "pi-vc01-1")).retired_at is not None
