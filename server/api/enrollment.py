@@ -25,6 +25,7 @@ from vardkoll.protocol.events import DEVICE_ID_PATTERN
 
 from ..provisioning import (
     BrokerAccountError,
+    BrokerAccounts,
     CodeRefused,
     ProvisioningSettings,
     TooManyFailures,
@@ -155,7 +156,7 @@ def enroll(body: EnrollRequest, request: Request, services: ServicesDep, session
                                           password=broker.password if broker else None))
 
 
-def _remove_quietly(accounts, unit: str, device: str) -> None:  # type: ignore[no-untyped-def]
+def _remove_quietly(accounts: BrokerAccounts, unit: str, device: str) -> None:
     try:
         accounts.remove(unit, device)
     except BrokerAccountError as exc:
