@@ -5,12 +5,15 @@ What it does, in order:
 2. POSTs `{code, device}` to `{server}/api/v1/enroll` (httpx; TLS verified, `ca_file` if given);
 3. creates the pseudonym secret if the device has none (mode 0600; an existing one is kept, so a
    re-enrolled device keeps linking to its history);
-4. writes the `device` API token to `token_file` and the collector config (unit, device, broker URL and
-   topic prefix, outbox and secret paths) to `config_path`, both mode 0600, atomically.
+4. when the server hands out the device's broker account (VARDKOLL_BROKER_ACCOUNTS=dynsec on the server),
+   writes its password to `mqtt-password` beside the config (mode 0600); it is shown only this once;
+5. writes the `device` API token to `token_file` and the collector config (unit, device, broker URL and
+   topic prefix, MQTT username and password file, outbox and secret paths) to `config_path`, both mode
+   0600, atomically.
 
-The MQTT username and password are not handed out by enrollment: they come from the broker's setup
-(per-device credentials and ACLs); the written config says where to put them. Connectors are added to
-the config by the installer afterwards.
+When the server makes no broker accounts (manual broker setup), the written config says where to put the
+username and password the broker's operator gives. Connectors are added to the config by the installer
+afterwards.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class EnrollResult:
     token_file: Path
     secret_file: Path
     secret_created: bool
+    mqtt_password_file: Path | None = None  # None: the broker account comes from a manual setup
 
 
 def default_device_id() -> str:
@@ -96,18 +100,31 @@ def enroll(
     state_dir.mkdir(parents=True, exist_ok=True)
     load_or_create_secret(secret_file)  # mode 0600; an existing secret is kept (and checked)
 
-    write_private(token_file, token + "\n")
-    document = render_config(unit, body["device"], mqtt["url"], mqtt["topic_prefix"], state_dir, secret_file)
+    username, password = mqtt.get("username"), mqtt.get("password")
+    password_file = config_path.parent / "mqtt-password" if username and password else None
+    document = render_config(unit, body["device"], mqtt["url"], mqtt["topic_prefix"], state_dir, secret_file, username, password_file)
     CollectorConfig.model_validate(tomllib.loads(document))  # what is written can be loaded
+    write_private(token_file, token + "\n")
+    if password_file is not None:
+        write_private(password_file, password + "\n")
     write_private(config_path, document)
-    return EnrollResult(unit, body["device"], config_path, token_file, secret_file, secret_created)
+    return EnrollResult(unit, body["device"], config_path, token_file, secret_file, secret_created, password_file)
 
 
 def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def render_config(unit: str, device: str, mqtt_url: str, topic_prefix: str, state_dir: Path, secret_file: Path) -> str:
+def render_config(unit: str, device: str, mqtt_url: str, topic_prefix: str, state_dir: Path, secret_file: Path,
+                  mqtt_username: str | None = None, mqtt_password_file: Path | None = None) -> str:
+    if mqtt_username and mqtt_password_file:
+        credentials = f"""# The device's own broker account, made by the server at enrollment:
+username = {_toml(mqtt_username)}
+password_file = {_toml(str(mqtt_password_file))}   # mode 0600"""
+    else:
+        credentials = f"""# The server made no broker account (manual broker setup): ask the broker's operator for one.
+# username = {_toml(unit + "/" + device)}
+# password_file = "/etc/vardkoll-collector/mqtt-password"   # mode 0600"""
     return f"""# Written by `vardkoll collector enroll`. See docs/collector.md and deploy/collector/collector.example.toml.
 unit = {_toml(unit)}
 device = {_toml(device)}
@@ -115,9 +132,7 @@ device = {_toml(device)}
 [mqtt]
 url = {_toml(mqtt_url)}
 topic_prefix = {_toml(topic_prefix)}
-# The broker's per-device credentials come from the broker setup, not from enrollment:
-# username = {_toml(device)}
-# password_file = "/etc/vardkoll-collector/mqtt-password"   # mode 0600
+{credentials}
 # ca_file = "/etc/vardkoll-collector/ca.pem"
 
 [outbox]

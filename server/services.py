@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .figures import FigureService
 from .ingest.service import IngestService
+from .provisioning.broker_accounts import BrokerAccounts
+from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
 from .storage import make_engine, make_sessions, migrate
 from .units import UnitDirectory
@@ -22,6 +25,7 @@ class Services:
     units: UnitDirectory
     ingest: IngestService
     figures: FigureService
+    broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
 
 
 def build_services(settings: ServerSettings, run_migrations: bool = True) -> Services:
@@ -30,4 +34,15 @@ def build_services(settings: ServerSettings, run_migrations: bool = True) -> Ser
         migrate(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
-    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units))
+    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units), broker_accounts(settings))
+
+
+def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
+    if settings.broker_accounts != "dynsec":
+        return None
+    assert settings.broker_admin_username and settings.broker_admin_password  # checked by the settings
+    url = urlsplit(settings.broker_admin_url or settings.mqtt_url)
+    tls = url.scheme == "mqtts"
+    address = BrokerAddress(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), settings.broker_admin_username,
+                            settings.broker_admin_password.get_secret_value(), tls)
+    return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

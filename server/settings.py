@@ -2,6 +2,11 @@
 
 Outside dev mode the server refuses insecure defaults: no admin token, or dev mode on a non-loopback
 address. Dev mode (VARDKOLL_DEV=1) accepts events from unregistered devices.
+
+Broker accounts (`VARDKOLL_BROKER_ACCOUNTS`): `manual` (default) leaves per-device MQTT credentials to
+whoever runs the broker; `dynsec` makes the server create each device's account in Mosquitto's dynamic
+security plugin at enrollment and delete it when the device is retired or replaced, with the admin
+account `VARDKOLL_BROKER_ADMIN_USERNAME`/`_PASSWORD` (both required then).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vardkoll.protocol.topics import DEFAULT_PREFIX
@@ -36,6 +43,18 @@ class ServerSettings(BaseSettings):
     dev: bool = False
     max_batch_events: int = Field(default=5000, ge=1)
     max_payload_bytes: int = Field(default=4 << 20, ge=1024)
+    broker_accounts: Literal["manual", "dynsec"] = "manual"
+    broker_admin_url: str | None = None  # where the admin account connects; default: mqtt_url
+    broker_admin_username: str | None = None
+    broker_admin_password: SecretStr | None = None
+    broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _broker_admin_given(self) -> "ServerSettings":
+        if self.broker_accounts == "dynsec" and not (self.broker_admin_username and self.broker_admin_password):
+            raise ValueError("VARDKOLL_BROKER_ACCOUNTS=dynsec needs VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD "
+                             "(the dynsec admin account, deploy/broker/README.md); or set VARDKOLL_BROKER_ACCOUNTS=manual")
+        return self
 
     def check_secure(self, host: str) -> None:
         """Refuse to serve on `host` with settings that are only fit for a developer's machine."""

@@ -255,20 +255,25 @@ def devices_add(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Ann
 
 @devices_app.command("retire")
 def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
-    """Retire a device: it may no longer publish; its history stays."""
-    from datetime import datetime, timezone
-
+    """Retire a device: it may no longer publish (its API tokens and, with broker accounts, its broker
+    account go); its history stays."""
+    from vardkoll.server.provisioning import BrokerAccountError, UnknownDevice, retire_device
+    from vardkoll.server.services import broker_accounts
+    from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import DeviceRow
 
-    with _transaction() as session:
-        row = session.get(DeviceRow, (unit, device))
-        if row is None:
-            _fail(f"device {device} is not registered for {unit}")
-        if row.retired_at is None:
-            row.retired_at = datetime.now(timezone.utc)
-            _said(f"retired device {device} of {unit}")
-        else:
-            _said(f"device {device} of {unit} was already retired; nothing changed")
+    accounts = broker_accounts(ServerSettings())
+    try:
+        with _transaction() as session:
+            row = session.get(DeviceRow, (unit, device))
+            was_retired = row is not None and row.retired_at is not None
+            retire_device(session, unit, device, accounts)
+    except UnknownDevice:
+        _fail(f"device {device} is not registered for {unit}")
+    except BrokerAccountError as exc:
+        _fail(f"device {device} of {unit} was not retired (nothing changed): {exc}")
+    broker = "; its broker account is deleted" if accounts is not None else "; remove its broker account by hand (manual broker setup)"
+    _said(f"device {device} of {unit} was already retired{broker}" if was_retired else f"retired device {device} of {unit}{broker}")
 
 
 @devices_app.command("push-config")

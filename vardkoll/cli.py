@@ -188,9 +188,13 @@ def collector_enroll(
         result = enroll(server, code, device=device, config_path=config, state_dir=state_dir, ca_file=ca_file, force=force)
     except EnrollmentError as exc:
         _fail(str(exc))
-    typer.echo(f"enrolled device {result.device} for {result.unit}: config {result.config_path}, token {result.token_file}", err=True)
+    typer.echo(f"Insamlaren {result.device} är registrerad för {result.unit}: konfiguration {result.config_path}, nyckel {result.token_file}", err=True)
+    if result.mqtt_password_file is not None:
+        typer.echo(f"MQTT-kontot är skapat; lösenordet ligger i {result.mqtt_password_file} (bara läsbart för tjänsten)", err=True)
+    else:
+        typer.echo("Servern skapar inga MQTT-konton: be driften om användarnamn och lösenord och för in dem under [mqtt] i konfigurationen", err=True)
     if result.secret_created:
-        typer.echo(f"created the pseudonym secret {result.secret_file}: keep a safe copy to move history to a replacement device", err=True)
+        typer.echo(f"Pseudonymnyckeln {result.secret_file} är skapad: spara en säker kopia (vardkoll collector export-secret) så att historiken kan flyttas till en ersättare", err=True)
 
 
 _DEFAULT_COLLECTOR_CONFIG = Path("/etc/vardkoll-collector/collector.toml")

@@ -1,8 +1,13 @@
-"""Collector devices of a unit: which may publish (production refuses unregistered ones) and how they are."""
+"""Collector devices of a unit: which may publish (production refuses unregistered ones) and how they are.
+
+Registering (PUT) makes no broker account: a device gets one by enrolling. Retiring (DELETE) revokes the
+device's API tokens and, with broker accounts, deletes its broker account; when the broker fails, nothing
+changes and the answer is 503."""
 
 from __future__ import annotations
 
 import re
+import logging
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -12,10 +17,12 @@ from sqlalchemy import select
 
 from vardkoll.protocol.events import DEVICE_ID_PATTERN
 
+from ..provisioning import BrokerAccountError, UnknownDevice, retire_device
 from ..storage.registry_tables import DeviceRow
-from .deps import DeviceManager, RegistryReader, SessionDep, UnitInPath, confine_to_unit, invalid
+from .deps import DeviceManager, RegistryReader, ServicesDep, SessionDep, UnitInPath, confine_to_unit, invalid
 
 router = APIRouter(tags=["devices"])
+log = logging.getLogger("vardkoll.provisioning")
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
@@ -60,12 +67,16 @@ def register_device(principal: DeviceManager, unit: UnitInPath, device: Annotate
 
 
 @router.delete("/units/{unit}/devices/{device}", response_model=DevicePublic)
-def retire_device(principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Path()], session: SessionDep) -> DevicePublic:
-    """Retire a device: it may no longer publish; its history stays."""
+def retire(principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Path()], services: ServicesDep, session: SessionDep) -> DevicePublic:
+    """Retire a device: it may no longer publish (its API tokens and broker account go); its history stays."""
     confine_to_unit(session, principal, unit)
-    row = session.get(DeviceRow, (unit, _device_id(device)))
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device} is not registered for unit {unit}")
-    row.retired_at = row.retired_at or datetime.now(timezone.utc)
+    try:
+        row = retire_device(session, unit, _device_id(device), services.broker_accounts)
+    except UnknownDevice as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except BrokerAccountError as exc:
+        session.rollback()
+        log.error("retirement of device %s of %s refused by the broker: %s", device, unit, exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"device {device} was not retired (nothing changed): {exc}") from None
     session.commit()
     return _public(row)

@@ -1,5 +1,7 @@
 """Device provisioning: one-time enrollment codes issued to installers and redeemed once by a collector;
-replacing a device."""
+per-device broker accounts (Mosquitto dynamic security); retiring and replacing a device."""
+
+from .broker_accounts import BrokerAccountError, BrokerAccounts, DeviceCredentials, device_acls, device_rolename, device_username
 
 from .codes import CODE_ALPHABET, CODE_LETTERS, code_digest, new_code, normalise_code
 from .enrollment import (
@@ -12,10 +14,17 @@ from .enrollment import (
     issue_code,
     redeem_code,
 )
-from .replacement import UnknownDevice, replace_device
+from .replacement import UnknownDevice, replace_device, retire_device
 from .settings import ProvisioningSettings
 
 __all__ = [
+    "BrokerAccountError",
+    "BrokerAccounts",
+    "DeviceCredentials",
+    "device_acls",
+    "device_rolename",
+    "device_username",
+    "retire_device",
     "CODE_ALPHABET",
     "CODE_LETTERS",
     "FAILURE_LIMIT",

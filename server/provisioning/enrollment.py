@@ -5,6 +5,8 @@ Rules:
   is redeemed at most once (a conditional UPDATE, so two racing redemptions cannot both win);
 - redeeming registers the device (or reactivates a retired one) and issues a `device` token; the device's
   earlier tokens are revoked, so a replacement device takes over and the old one stops;
+- with broker accounts (dynsec), redeeming also creates or resets the device's broker account, last: when
+  the broker fails, `BrokerAccountError` propagates and the caller rolls back, so the code stays unused;
 - every failed redemption is recorded by client; `FAILURE_LIMIT` failures within `FAILURE_WINDOW` make the
   client wait (TooManyFailures) whatever it sends.
 """
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from ..auth import Role, issue_token
 from ..storage.enrollment_tables import EnrollmentCode, EnrollmentFailure
 from ..storage.registry_tables import ApiToken, DeviceRow, UnitRow
+from .broker_accounts import BrokerAccounts, DeviceCredentials
 from .codes import code_digest, new_code
 
 DEFAULT_VALIDITY = timedelta(hours=24)
@@ -50,6 +53,7 @@ class Enrolled:
     unit: str
     device: str
     token: str  # shown this once
+    broker: DeviceCredentials | None = None  # None when broker accounts are made by hand
 
 
 def _utc(moment: datetime) -> datetime:
@@ -80,9 +84,11 @@ def record_failure(session: Session, client: str, now: datetime | None = None) -
     session.add(EnrollmentFailure(client=client[:64], at=now or datetime.now(timezone.utc)))
 
 
-def redeem_code(session: Session, code: str, device: str, client: str, now: datetime | None = None) -> Enrolled:
+def redeem_code(session: Session, code: str, device: str, client: str, now: datetime | None = None,
+                accounts: BrokerAccounts | None = None) -> Enrolled:
     """Redeem `code` for `device`. Raises TooManyFailures (before looking at the code) or CodeRefused; the
-    caller commits in both the success and the refusal case (a refusal is recorded as a failure)."""
+    caller commits in both the success and the refusal case (a refusal is recorded as a failure). Raises
+    BrokerAccountError when `accounts` cannot make the device's broker account: the caller rolls back."""
     now = now or datetime.now(timezone.utc)
     _check_rate(session, client, now)
     row = session.scalars(select(EnrollmentCode).where(EnrollmentCode.code_sha256 == code_digest(code))).first()
@@ -118,7 +124,9 @@ def redeem_code(session: Session, code: str, device: str, client: str, now: date
         .values(revoked_at=now)
     )
     _, secret = issue_token(session, f"device {device} (enrolled)", Role.device, unit=row.unit, device=device, now=now)
-    return Enrolled(row.unit, device, secret)
+    session.flush()  # database refusals surface here, before the broker account exists
+    broker = accounts.provision(row.unit, device) if accounts is not None else None
+    return Enrolled(row.unit, device, secret, broker)
 
 
 def failures_of(session: Session, client: str) -> int:

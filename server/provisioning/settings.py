@@ -7,8 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class ProvisioningSettings(BaseSettings):
     """`VARDKOLL_DEVICE_MQTT_URL`: the broker address as devices reach it (e.g. mqtts://mqtt.example.se:8883);
-    unset, devices get the server's own `VARDKOLL_MQTT_URL`. Per-device MQTT credentials and ACLs are part
-    of the broker's setup (docs/collector.md, "Enrollment"); enrollment hands out none."""
+    unset, devices get the server's own `VARDKOLL_MQTT_URL`. Per-device MQTT credentials come from
+    `VARDKOLL_BROKER_ACCOUNTS` (server/settings.py, docs/server.md "Broker accounts")."""
 
     model_config = SettingsConfigDict(env_prefix="VARDKOLL_", extra="ignore")
 

@@ -6,6 +6,7 @@ devices; a page outside one's scope answers 403 with a Swedish page, never with 
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 from datetime import date, datetime, timedelta, timezone
@@ -23,7 +24,7 @@ from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
 from vardkoll.server.metrics import METRICS, Period
 
 from ..auth import DEVICE_MANAGERS, FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
-from ..provisioning import UnknownDevice, issue_code, replace_device
+from ..provisioning import BrokerAccountError, UnknownDevice, issue_code, replace_device
 from ..services import Services
 from ..storage.registry_tables import UnitRow
 from . import charts, formatting
@@ -34,6 +35,8 @@ from .session import end_session, signed_in, start_session
 from .trends import unit_trends
 from .region_view import SORT_KEYS, Filters, region_view
 from .views import METRIC_NAMES, SHORT_NAMES, clinic_view, installation_view, month_to_date
+
+log = logging.getLogger("vardkoll.provisioning")
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -273,7 +276,7 @@ def _installation_page(request: Request, principal: Principal, row: UnitRow, sta
         devices = installation_view(session, row.unit)
     return render(request, "installation.html", status=status, principal=principal, unit=row, devices=devices, now=_now(),
                   can_manage=principal.role in DEVICE_MANAGERS, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
-                  validities=CODE_VALIDITY_HOURS, error=error)
+                  validities=CODE_VALIDITY_HOURS, error=error, broker_accounts=_services(request).broker_accounts is not None)
 
 
 @web_router.get("/installation/{hsa}", response_class=HTMLResponse)
@@ -349,14 +352,20 @@ async def replace(request: Request, hsa: str) -> Response:
         return checked
     principal, row, form = checked
     old = form.get("ersatt", "")
+    services = _services(request)
     try:
         successor = _successor(form)
-        with _services(request).sessions.begin() as session:
-            issued = replace_device(session, row.unit, old, principal.name, successor, _validity(form))
+        with services.sessions.begin() as session:
+            issued = replace_device(session, row.unit, old, principal.name, successor, _validity(form), accounts=services.broker_accounts)
     except ValueError as problem:
         return _installation_page(request, principal, row, status=400, error=str(problem))
     except UnknownDevice:
         return _installation_page(request, principal, row, status=400, error=f"Insamlaren ”{old[:64]}” finns inte på enheten.")
+    except BrokerAccountError as exc:
+        log.error("replacement of device %s of %s refused by the broker: %s", old[:64], row.unit, exc)
+        return _installation_page(request, principal, row, status=503, error=(
+            f"Insamlaren ”{old[:64]}” kunde inte spärras i MQTT-brokern, så inget har ändrats. Försök igen om en stund; "
+            "kvarstår felet, be driften titta i serverns logg."))
     return _code_page(request, principal, row, issued, replaced=old)
 
 

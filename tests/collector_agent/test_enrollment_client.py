@@ -16,15 +16,17 @@ from .events import UNIT
 SERVER = "https://vardkoll.example.test"
 
 
-def fake_server(status: int = 200, seen: list | None = None):  # type: ignore[no-untyped-def]
+def fake_server(status: int = 200, seen: list | None = None, broker_account: bool = False):  # type: ignore[no-untyped-def]
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append((str(request.url), json.loads(request.content)))
         if status != 200:
             return httpx.Response(status, json={"detail": "this enrollment code has been used already; ask for a new one"})
         body = json.loads(request.content)
-        return httpx.Response(200, json={"unit": UNIT, "device": body["device"], "token": "tok-secret-value",
-                                         "mqtt": {"url": "mqtts://mqtt.example.test:8883", "topic_prefix": "vardkoll"}})
+        mqtt = {"url": "mqtts://mqtt.example.test:8883", "topic_prefix": "vardkoll", "username": None, "password": None}
+        if broker_account:
+            mqtt.update(username=f"{UNIT}/{body['device']}", password="broker-password-shown-once")
+        return httpx.Response(200, json={"unit": UNIT, "device": body["device"], "token": "tok-secret-value", "mqtt": mqtt})
 
     return httpx.MockTransport(handle)
 
@@ -76,3 +78,21 @@ def test_plain_http_only_for_localhost_and_device_ids_are_checked(tmp_path):
     with pytest.raises(EnrollmentError, match="device id"):
         enroll(SERVER, "C", "bad id", tmp_path / "c.toml", tmp_path / "s", transport=fake_server())
     enroll("http://localhost:8000", "C", "pi-1", tmp_path / "c.toml", tmp_path / "s", transport=fake_server())
+
+
+def test_a_broker_account_from_the_server_goes_into_the_config_and_a_0600_password_file(tmp_path):
+    config, state = tmp_path / "etc" / "collector.toml", tmp_path / "state"
+    result = enroll(SERVER, "C", "pi-test-01", config, state, transport=fake_server(broker_account=True))
+    assert result.mqtt_password_file == config.parent / "mqtt-password" and mode(result.mqtt_password_file) == 0o600
+    loaded = load_config(config)
+    assert loaded.mqtt.username == f"{UNIT}/pi-test-01" and loaded.mqtt.password_file == result.mqtt_password_file
+    assert loaded.mqtt.password_value() == "broker-password-shown-once"
+    assert "broker-password-shown-once" not in config.read_text()  # only in the password file
+
+
+def test_without_a_broker_account_the_config_leaves_the_credentials_to_the_operator(tmp_path):
+    config = tmp_path / "collector.toml"
+    result = enroll(SERVER, "C", "pi-1", config, tmp_path / "state", transport=fake_server())
+    loaded = load_config(config)
+    assert result.mqtt_password_file is None and loaded.mqtt.username is None and loaded.mqtt.password_file is None
+    assert not (tmp_path / "mqtt-password").exists() and "manual broker setup" in config.read_text()

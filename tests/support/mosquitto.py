@@ -5,6 +5,10 @@ Settings that matter for tests that count messages (see docs in /work/shared/res
   queued ones while the publisher still gets every PUBACK;
 - `user root` when the tests run as root: Mosquitto would switch to user `mosquitto` and then fail to
   write its persistence file in a root-owned folder.
+
+With `dynsec=(admin, password)` the broker runs Mosquitto's dynamic security plugin, as production does
+(deploy/broker/): its config file is made by `mosquitto_ctrl dynsec init`, anonymous clients are refused,
+and only the admin account exists until something creates more.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+from glob import glob
 from pathlib import Path
 from typing import Iterable
 
@@ -33,6 +38,24 @@ def missing_reason() -> str | None:
     return None
 
 
+def find_dynsec_plugin() -> str | None:
+    for candidate in ["/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", *sorted(glob("/usr/lib/*/mosquitto_dynamic_security.so")),
+                      "/usr/lib/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so"]:
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def dynsec_missing_reason() -> str | None:
+    if find_binary() is None:
+        return missing_reason()
+    if find_dynsec_plugin() is None:
+        return "Mosquitto's dynamic security plugin is not installed (no mosquitto_dynamic_security.so under /usr/lib)"
+    if shutil.which("mosquitto_ctrl") is None:
+        return "mosquitto_ctrl is not installed (package mosquitto-clients)"
+    return None
+
+
 class BrokerError(RuntimeError):
     pass
 
@@ -40,7 +63,7 @@ class BrokerError(RuntimeError):
 class Broker:
     """One `mosquitto -c CONF` process. Keeps its port and persistence folder across `restart()`."""
 
-    def __init__(self, binary: str, folder: Path, extra_config: Iterable[str] = ()) -> None:
+    def __init__(self, binary: str, folder: Path, extra_config: Iterable[str] = (), dynsec: tuple[str, str] | None = None) -> None:
         self.binary = binary
         self.folder = folder
         self.host = HOST
@@ -49,7 +72,11 @@ class Broker:
         self.persistence_dir = folder / "persistence"
         self.config_path = folder / "mosquitto.conf"
         self.log_path = folder / "mosquitto.log"
+        self.dynsec_admin = dynsec  # (username, password) of the dynsec admin account, or None
+        self.dynsec_path = folder / "dynamic-security.json"
         self._process: subprocess.Popen[bytes] | None = None
+        if dynsec is not None:
+            self._init_dynsec(*dynsec)
 
     def __repr__(self) -> str:
         return f"<Broker {self.url} pid={self.pid} running={self.running}>"
@@ -113,11 +140,25 @@ class Broker:
 
     # -- details -------------------------------------------------------------------------------------
 
+    def _init_dynsec(self, admin: str, password: str) -> None:
+        ctrl = shutil.which("mosquitto_ctrl")
+        if ctrl is None:
+            raise BrokerError(dynsec_missing_reason() or "mosquitto_ctrl is not installed")
+        done = subprocess.run([ctrl, "dynsec", "init", str(self.dynsec_path), admin, password], capture_output=True, text=True, timeout=30)
+        if done.returncode != 0 or not self.dynsec_path.exists():
+            raise BrokerError(f"mosquitto_ctrl dynsec init failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+
     def _write_config(self) -> None:
-        lines = [
-            "# written by tests/support/mosquitto.py",
+        lines = ["# written by tests/support/mosquitto.py"]
+        if self.dynsec_admin is not None:
+            plugin = find_dynsec_plugin()
+            if plugin is None:
+                raise BrokerError(dynsec_missing_reason() or "no dynamic security plugin")
+            lines += ["per_listener_settings false", "allow_anonymous false", f"plugin {plugin}", f"plugin_opt_config_file {self.dynsec_path}"]
+        else:
+            lines.append("allow_anonymous true")
+        lines += [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
             "max_queued_messages 0",  # unlimited: never drop QoS 1 messages for a slow subscriber
             "max_queued_bytes 0",
             "max_inflight_messages 100",
@@ -166,10 +207,11 @@ class BrokerFactory:
         self.root = root
         self.brokers: list[Broker] = []
 
-    def __call__(self, extra_config: Iterable[str] = ()) -> Broker:
+    def __call__(self, extra_config: Iterable[str] = (), dynsec: tuple[str, str] | None = None) -> Broker:
+        """One more broker; `dynsec=(admin, password)` runs it with the dynamic security plugin."""
         folder = self.root / f"broker{len(self.brokers)}"
         folder.mkdir(parents=True)
-        broker = Broker(self.binary, folder, extra_config)
+        broker = Broker(self.binary, folder, extra_config, dynsec)
         self.brokers.append(broker)
         return broker.start()
 

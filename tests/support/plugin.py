@@ -4,7 +4,8 @@
     postgres_database_url   function  a fresh, empty database on that cluster, as a SQLAlchemy URL
     database_url            function  parametrized ["sqlite", "postgresql"]: the test runs on both backends
     mosquitto               function  a running Broker: .host .port .url .kill() .restart() .stop() .start() .log()
-    mosquitto_factory       function  call it (optionally with extra config lines) for one more Broker
+    mosquitto_factory       function  call it (optionally with extra config lines, or dynsec=(admin, password)) for one more Broker
+    dynsec_broker           function  a running Broker with the dynamic security plugin: .dynsec_admin = (username, password)
 
 Tests that use PostgreSQL carry the marker `postgresql`, those that use Mosquitto the marker `mosquitto`
 (`pytest -m "not postgresql"` leaves them out). Without the service they are skipped, or fail on CI.
@@ -21,7 +22,8 @@ from . import mosquitto as mosquitto_support
 from . import on_ci, postgres as postgres_support, service_missing
 
 POSTGRES_FIXTURES = {"postgres_cluster", "postgres_database_url"}
-MOSQUITTO_FIXTURES = {"mosquitto", "mosquitto_factory"}
+MOSQUITTO_FIXTURES = {"mosquitto", "mosquitto_factory", "dynsec_broker"}
+DYNSEC_ADMIN = ("vardkoll-admin", "test-admin-password-1")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,3 +107,12 @@ def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mosq
 def mosquitto(mosquitto_factory: mosquitto_support.BrokerFactory) -> mosquitto_support.Broker:
     """A running Mosquitto 2 broker on a free loopback port (anonymous, unlimited queues, persistence on)."""
     return mosquitto_factory()
+
+
+@pytest.fixture
+def dynsec_broker(mosquitto_factory: mosquitto_support.BrokerFactory) -> mosquitto_support.Broker:
+    """A running Mosquitto with the dynamic security plugin (anonymous refused; only the admin account)."""
+    reason = mosquitto_support.dynsec_missing_reason()
+    if reason:
+        service_missing(reason)
+    return mosquitto_factory(dynsec=DYNSEC_ADMIN)
