@@ -204,8 +204,11 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
     live = {"unit": hsa, "from": view.day.isoformat(), "to": view.day.isoformat(), "metric": ["telephone", "assessment"]}
     live_month = {"unit": hsa, "from": month.start.isoformat(), "to": month.end.isoformat()}
     fragment = f"/enhet/{hsa}/innehall" + (f"?{urlencode({'dag': dag})}" if dag else "")
+    # The trends are in the live part too: only the week and the month that reach the day shown are
+    # recomputed after an event; the settled periods come from the figure cache or the stored figures.
+    trends = unit_trends(services.figures, hsa, view.day)
     return {
-        "view": view, "month": month,
+        "view": view, "month": month, "trends": trends,
         "live_urls": [f"/api/v1/live?{urlencode(live, doseq=True)}", f"/api/v1/live?{urlencode(live_month)}"],
         "fragment_url": fragment,
     }
@@ -214,11 +217,7 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
 @web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
 def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
     def build(principal: Principal) -> Response:
-        context = _clinic_context(request, principal, hsa, dag)
-        # Trends are drawn once per page load, outside the live part: 96 figures are too many to
-        # recompute on every event (docs/dashboard.md, "Trends").
-        trends = unit_trends(_services(request).figures, hsa, context["view"].day)
-        return render(request, "klinik.html", principal=principal, trends=trends, drawn_at=_now(), **context)
+        return render(request, "klinik.html", principal=principal, **_clinic_context(request, principal, hsa, dag))
 
     return _page(request, build)
 
