@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .device_config import ConfigPublisher, broker_publisher
 from .figures import FigureService
 from .ingest.service import IngestService
 from .settings import ServerSettings
@@ -22,6 +23,7 @@ class Services:
     units: UnitDirectory
     ingest: IngestService
     figures: FigureService
+    config_publisher: ConfigPublisher  # remote config documents to the broker (a seam for tests)
 
 
 def build_services(settings: ServerSettings, run_migrations: bool = True) -> Services:
@@ -30,4 +32,5 @@ def build_services(settings: ServerSettings, run_migrations: bool = True) -> Ser
         migrate(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
-    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units))
+    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units),
+                    broker_publisher(settings))
