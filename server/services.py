@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .device_config import ConfigPublisher, broker_publisher
 from .figures import FigureService
 from .ingest.service import IngestService
 from .provisioning.broker_accounts import BrokerAccounts
@@ -25,6 +26,7 @@ class Services:
     units: UnitDirectory
     ingest: IngestService
     figures: FigureService
+    config_publisher: ConfigPublisher  # remote config documents to the broker (a seam for tests)
     broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
 
 
@@ -34,7 +36,8 @@ def build_services(settings: ServerSettings, run_migrations: bool = True) -> Ser
         migrate(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
-    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units), broker_accounts(settings))
+    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units),
+                    broker_publisher(settings), broker_accounts(settings))
 
 
 def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:

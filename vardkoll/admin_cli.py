@@ -279,15 +279,18 @@ def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
 @devices_app.command("push-config")
 def devices_push_config(
     unit: Annotated[str, typer.Argument(help="HSA-id")],
-    device: Annotated[str, typer.Argument(help="device id")],
+    device: Annotated[str, typer.Argument(help="device id (registered for the unit)")],
     config_file: Annotated[str, typer.Argument(help="a TOML or JSON file of the sections to set: mqtt, publisher, poll_interval_s, connectors")],
     version: Annotated[str, typer.Option(help="this version's name; the device applies each version once")],
+    by: Annotated[str, typer.Option(help="who pushes it, for the history")] = "vardkoll admin",
 ) -> None:
-    """Publish a remote config version for a device (retained); it rolls back if it cannot reconnect with it."""
+    """Publish a remote config version for a device (retained) and record it in its history; the device
+    rolls back if it cannot reconnect with it. The same as PUT /api/v1/units/UNIT/devices/DEVICE/config."""
     import tomllib
+    from datetime import datetime, timezone
     from pathlib import Path
 
-    from vardkoll.server.provisioning.remote_config import RemoteConfigError, publish_config
+    from vardkoll.server import device_config as dc
     from vardkoll.server.settings import ServerSettings
 
     path = Path(config_file)
@@ -298,14 +301,43 @@ def devices_push_config(
         _fail(f"{path}: cannot read it ({exc.strerror})")
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         _fail(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}")
-    settings = ServerSettings()
-    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    try:
-        topic = publish_config(unit, device, version, config, host=settings.mqtt_host, port=settings.mqtt_port,
-                               username=settings.mqtt_username, password=password, tls=settings.mqtt_tls, prefix=settings.topic_prefix)
-    except RemoteConfigError as exc:
-        _fail(str(exc))
-    _said(f"published config version {version} for device {device} of {unit} (retained on {topic}); its heartbeat reports whether it was applied or rolled back")
+    with _transaction() as session:
+        try:
+            pushed = dc.push_config(session, dc.broker_publisher(ServerSettings()), unit, device, version, config, by, datetime.now(timezone.utc))
+        except (dc.ConfigRefused, dc.UnknownDevice, dc.RetiredDevice, dc.ConcurrentPush) as exc:
+            _fail(str(exc) + ("; register it with `vardkoll admin devices add`" if isinstance(exc, dc.UnknownDevice) else ""))
+        except dc.SameVersion as exc:
+            _fail(f"{exc}; the collector ignores a version it has handled: give this one a new --version")
+        except dc.BrokerUnavailable as exc:
+            _fail(f"not published, nothing recorded: {exc}")
+    _said(f"published config version {pushed.version} for device {device} of {unit} (retained on {pushed.topic}); "
+          "its heartbeat reports whether it was applied or rolled back (`vardkoll admin devices config` or Installationsvy)")
+
+
+@devices_app.command("config")
+def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
+    """The remote config versions pushed to a device, newest first, and what its last heartbeat reported."""
+    from vardkoll.server import device_config as dc
+    from vardkoll.server.storage.registry_tables import DeviceRow
+
+    with _transaction() as session:
+        row = session.get(DeviceRow, (unit, device))
+        if row is None:
+            _fail(f"device {device} is not registered for {unit}")
+        history = dc.config_history(session, unit, device)
+        reported = dc.reported_config(row.last_status)
+    if reported is None:
+        _said("the device has not reported its config state (no heartbeat with a config yet)")
+    else:
+        rejected = f"; last refused or rolled back: {reported.rejected_version} ({reported.rejected_reason})" if reported.rejected_version else ""
+        _said(f"device reports: {reported.state}, version in force {reported.version or 'its own file'}{rejected}")
+    if not history:
+        _said(f"no config version has been pushed to {device}")
+        return
+    newest = dc.outcome_of(history[0].version, reported)
+    _table(["version", "pushed at", "by", "sections", "outcome"],
+           [[v.version, f"{v.pushed_at:%Y-%m-%d %H:%M:%S}", v.pushed_by, json.dumps(v.sections, ensure_ascii=False),
+             (newest or "") if i == 0 else ""] for i, v in enumerate(history)])
 
 
 @devices_app.command("list")

@@ -39,7 +39,7 @@ def _public(row: DeviceRow) -> DevicePublic:
     return DevicePublic(unit=row.unit, device=row.device, registered_at=row.registered_at, retired_at=row.retired_at, status=row.status, last_seen_at=row.last_seen_at)
 
 
-def _device_id(device: str) -> str:
+def checked_device_id(device: str) -> str:
     if not _DEVICE_ID.search(device):
         raise invalid("path", "device", "device must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
     return device
@@ -57,7 +57,7 @@ def register_device(principal: DeviceManager, unit: UnitInPath, device: Annotate
     """Register a device so that it may publish for the unit (again, if it was retired)."""
     if confine_to_unit(session, principal, unit) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
-    row = session.get(DeviceRow, (unit, _device_id(device)))
+    row = session.get(DeviceRow, (unit, checked_device_id(device)))
     if row is None:
         row = DeviceRow(unit=unit, device=device, registered_at=datetime.now(timezone.utc))
         session.add(row)
@@ -71,7 +71,7 @@ def retire(principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Pa
     """Retire a device: it may no longer publish (its API tokens and broker account go); its history stays."""
     confine_to_unit(session, principal, unit)
     try:
-        row = retire_device(session, unit, _device_id(device), services.broker_accounts)
+        row = retire_device(session, unit, checked_device_id(device), services.broker_accounts)
     except UnknownDevice as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except BrokerAccountError as exc:

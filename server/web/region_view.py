@@ -2,7 +2,8 @@
 at target, "X av Y klarar målet för hela året" and a small chart per unit; no HTML here.
 
 Every number is `FigureService.figures(units, metric, period)`, as `GET /api/v1/compliance?region=`
-answers for the same metric and period.
+answers for the same metric and period. `region_table` is the table alone (filtered and sorted), which
+the page and its CSV export share, so the export holds exactly the rows the page shows.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ SORT_KEYS = ("namn", *METRICS)
 
 
 @dataclass
-class RegionRow:
+class UnitFigures:
     unit: UnitRow
-    figures: dict[str, dict[str, Any]]
+    figures: dict[str, dict[str, Any]]  # every metric, the period
+
+
+@dataclass
+class RegionRow(UnitFigures):
     year: dict[str, Any]  # the chosen metric, 1 January to the period's end
     months: list[TrendPoint]  # the chosen metric, the 12 months up to the period's end
 
@@ -42,7 +47,7 @@ class Filters:
     only_missing: bool = False  # only units that do not meet the target (under it, or no data)
     search: str = ""  # part of a unit's name or HSA-id, any case
 
-    def keeps(self, row: RegionRow) -> bool:
+    def keeps(self, row: UnitFigures) -> bool:
         if self.search and self.search.casefold() not in f"{row.unit.name} {row.unit.unit}".casefold():
             return False
         return not self.only_missing or row.figures[self.metric]["meets_target"] is not True
@@ -79,26 +84,32 @@ def _at_target(figures: list[dict[str, Any]]) -> AtTarget:
     return AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(figures))
 
 
-def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool,
-                filters: Filters, today: date) -> RegionView:
-    codes = [row.unit for row in units]
-    figures = services.figures
-    by_metric = {m: figures.figures(codes, m, period) if codes else [] for m in METRICS}
-    year = whole_year(period.end, today)
-    months = month_periods(period.end)
-    # Per unit one series (12 months and the year so far): its stored rows are read once.
-    series = {code: figures.series(code, filters.metric, [p.period for p in months] + [year]) for code in codes}
-    year_figures = [series[code][-1] for code in codes]
-    rows = [RegionRow(row, {m: by_metric[m][i] for m in METRICS}, year_figures[i], [point(p, series[row.unit][k]) for k, p in enumerate(months)])
-            for i, row in enumerate(units)]
+def _sorted(rows: list[UnitFigures], sort: str, descending: bool) -> list[UnitFigures]:
     if sort in METRICS:
         # Units without a share always last, whatever the direction: silence is not a low or a high value.
         with_share = [r for r in rows if r.figures[sort]["share"] is not None]
         without = [r for r in rows if r.figures[sort]["share"] is None]
         with_share.sort(key=lambda r: (r.figures[sort]["share"], r.unit.name), reverse=descending)
-        rows = with_share + sorted(without, key=lambda r: r.unit.name)
-    else:
-        rows.sort(key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
-    at_target = {m: _at_target(by_metric[m]) for m in METRICS}
-    return RegionView(region, period, year, [r for r in rows if filters.keeps(r)], len(codes), at_target,
-                      _at_target(year_figures), filters, sort, descending)
+        return with_share + sorted(without, key=lambda r: r.unit.name)
+    return sorted(rows, key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
+
+
+def region_table(services: Services, units: list[UnitRow], period: Period, sort: str, descending: bool) -> list[UnitFigures]:
+    """Every unit with its four figures for the period, in the table's order (before the filters)."""
+    codes = [row.unit for row in units]
+    by_metric = {m: services.figures.figures(codes, m, period) if codes else [] for m in METRICS}
+    return _sorted([UnitFigures(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)], sort, descending)
+
+
+def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool,
+                filters: Filters, today: date) -> RegionView:
+    table = region_table(services, units, period, sort, descending)
+    year = whole_year(period.end, today)
+    months = month_periods(period.end)
+    # Per unit one series (12 months and the year so far): its stored rows are read once.
+    series = {r.unit.unit: services.figures.series(r.unit.unit, filters.metric, [p.period for p in months] + [year]) for r in table}
+    rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)])
+            for r in table]
+    at_target = {m: _at_target([r.figures[m] for r in table]) for m in METRICS}
+    return RegionView(region, period, year, [r for r in rows if filters.keeps(r)], len(table), at_target,
+                      _at_target([r.year for r in rows]), filters, sort, descending)

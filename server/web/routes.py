@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
 from vardkoll.server.metrics import METRICS, Period
 
+from ..api.figure_csv import figures_csv
 from ..auth import DEVICE_MANAGERS, FIGURE_READERS, REGISTRY_READERS, OutOfScope, Principal, Role, require_region, require_role, require_unit, visible_units
 from ..provisioning import BrokerAccountError, UnknownDevice, issue_code, replace_device
 from ..services import Services
@@ -33,7 +35,7 @@ from ..auth.dependencies import principal_for_token
 from .qr import qr_svg
 from .session import end_session, signed_in, start_session
 from .trends import unit_trends
-from .region_view import SORT_KEYS, Filters, region_view
+from .region_view import SORT_KEYS, Filters, region_table, region_view
 from .views import METRIC_NAMES, SHORT_NAMES, clinic_view, installation_view, month_to_date
 
 log = logging.getLogger("vardkoll.provisioning")
@@ -205,8 +207,11 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
     live = {"unit": hsa, "from": view.day.isoformat(), "to": view.day.isoformat(), "metric": ["telephone", "assessment"]}
     live_month = {"unit": hsa, "from": month.start.isoformat(), "to": month.end.isoformat()}
     fragment = f"/enhet/{hsa}/innehall" + (f"?{urlencode({'dag': dag})}" if dag else "")
+    # The trends are in the live part too: only the week and the month that reach the day shown are
+    # recomputed after an event; the settled periods come from the figure cache or the stored figures.
+    trends = unit_trends(services.figures, hsa, view.day)
     return {
-        "view": view, "month": month,
+        "view": view, "month": month, "trends": trends,
         "live_urls": [f"/api/v1/live?{urlencode(live, doseq=True)}", f"/api/v1/live?{urlencode(live_month)}"],
         "fragment_url": fragment,
     }
@@ -215,11 +220,7 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
 @web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
 def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
     def build(principal: Principal) -> Response:
-        context = _clinic_context(request, principal, hsa, dag)
-        # Trends are drawn once per page load, outside the live part: 96 figures are too many to
-        # recompute on every event (docs/dashboard.md, "Trends").
-        trends = unit_trends(_services(request).figures, hsa, context["view"].day)
-        return render(request, "klinik.html", principal=principal, trends=trends, drawn_at=_now(), **context)
+        return render(request, "klinik.html", principal=principal, **_clinic_context(request, principal, hsa, dag))
 
     return _page(request, build)
 
@@ -230,43 +231,98 @@ def clinic_fragment(request: Request, hsa: str, dag: Annotated[str | None, Query
     return _page(request, lambda p: render(request, "klinik_innehall.html", principal=p, **_clinic_context(request, p, hsa, dag)))
 
 
-@web_router.get("/region/{namn}", response_class=HTMLResponse)
-def region(
-    request: Request, namn: str,
-    fran: Annotated[str | None, Query()] = None, till: Annotated[str | None, Query()] = None,
-    sortera: Annotated[str, Query()] = "namn", ordning: Annotated[str, Query()] = "stigande",
-    matt: Annotated[str, Query()] = "telephone", under: Annotated[str | None, Query()] = None, sok: Annotated[str, Query()] = "",
-) -> Response:
-    def build(principal: Principal) -> Response:
-        services = _services(request)
-        try:
-            require_role(principal, FIGURE_READERS)
-            own = services.units.row(principal.unit) if principal.unit else None
-            require_region(principal, namn, own.region if own else None)
-        except OutOfScope:
-            raise _forbidden(principal, namn) from None
-        with services.sessions() as session:
-            rows = list(session.scalars(select(UnitRow).where(UnitRow.region == namn)))
-            for row in rows:
-                session.expunge(row)
-        visible = set(visible_units(principal, [(r.unit, r.region) for r in rows]))
-        rows = [r for r in rows if r.unit in visible]
+@dataclass(frozen=True)
+class RegionQuery:
+    """Regionvy's query parameters (Swedish names: they show in the address bar), checked."""
+
+    period: Period
+    sort: str
+    descending: bool
+    filters: Filters
+
+    def params(self) -> dict[str, str]:
+        """The period and the filters as query parameters (sorting is added where it matters)."""
+        base = {"fran": self.period.start.isoformat(), "till": self.period.end.isoformat(), "matt": self.filters.metric}
+        if self.filters.only_missing:
+            base["under"] = "1"
+        if self.filters.search:
+            base["sok"] = self.filters.search
+        return base
+
+
+@dataclass
+class RegionParams:
+    """The query as it came; `checked()` inside `_page`, so a malformed date gets the Swedish 400 page."""
+
+    fran: Annotated[str | None, Query()] = None
+    till: Annotated[str | None, Query()] = None
+    sortera: Annotated[str, Query()] = "namn"
+    ordning: Annotated[str, Query()] = "stigande"
+    matt: Annotated[str, Query()] = "telephone"
+    under: Annotated[str | None, Query()] = None
+    sok: Annotated[str, Query()] = ""
+
+    def checked(self) -> RegionQuery:
         today = _now().astimezone(ZoneInfo("Europe/Stockholm")).date()
-        start_day, end_day = _day(fran), _day(till)
+        start_day, end_day = _day(self.fran), _day(self.till)
         period = month_to_date(end_day or today)
         period = Period(start_day or period.start, end_day or period.end)
         if period.end < period.start:
             raise PageError(400, "Felaktig period", "Periodens slutdatum ligger före startdatumet.")
-        sort = sortera if sortera in SORT_KEYS else "namn"
-        filters = Filters(matt if matt in METRICS else "telephone", under == "1", sok.strip()[:100])
-        view = region_view(services, rows, namn, period, sort, ordning == "fallande", filters, today)
-        base = {"fran": period.start.isoformat(), "till": period.end.isoformat(), "matt": filters.metric}
-        if filters.only_missing:
-            base["under"] = "1"
-        if filters.search:
-            base["sok"] = filters.search
-        csv = {m: "/api/v1/compliance?" + urlencode({"metric": m, "from": period.start.isoformat(), "to": period.end.isoformat(), "region": namn, "format": "csv"}) for m in METRICS}
+        filters = Filters(self.matt if self.matt in METRICS else "telephone", self.under == "1", self.sok.strip()[:100])
+        return RegionQuery(period, self.sortera if self.sortera in SORT_KEYS else "namn", self.ordning == "fallande", filters)
+
+
+RegionParamsDep = Annotated[RegionParams, Depends()]
+
+
+def _region_units(request: Request, principal: Principal, namn: str) -> list[UnitRow]:
+    """The region's units the principal may see; a Swedish 403 outside their scope."""
+    services = _services(request)
+    try:
+        require_role(principal, FIGURE_READERS)
+        own = services.units.row(principal.unit) if principal.unit else None
+        require_region(principal, namn, own.region if own else None)
+    except OutOfScope:
+        raise _forbidden(principal, namn) from None
+    with services.sessions() as session:
+        rows = list(session.scalars(select(UnitRow).where(UnitRow.region == namn)))
+        for row in rows:
+            session.expunge(row)
+    visible = set(visible_units(principal, [(r.unit, r.region) for r in rows]))
+    return [r for r in rows if r.unit in visible]
+
+
+@web_router.get("/region/{namn}", response_class=HTMLResponse)
+def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
+    def build(principal: Principal) -> Response:
+        rows = _region_units(request, principal, namn)
+        q = params.checked()
+        today = _now().astimezone(ZoneInfo("Europe/Stockholm")).date()
+        view = region_view(_services(request), rows, namn, q.period, q.sort, q.descending, q.filters, today)
+        base = q.params()
+        # The export keeps the table's filters and order: it holds exactly the rows shown.
+        table = {**base, "sortera": q.sort, "ordning": "fallande" if q.descending else "stigande"}
+        csv = {m: f"/region/{quote(namn)}/csv/{m}?{urlencode(table)}" for m in METRICS}
         return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
+
+    return _page(request, build)
+
+
+@web_router.get("/region/{namn}/csv/{metric}")
+def region_csv(request: Request, namn: str, metric: str, params: RegionParamsDep) -> Response:
+    """Regionvy's table as CSV for one metric: the rows the page shows (period, filters, order), each
+    the API's figure in the API's CSV columns (`GET /api/v1/compliance?…&format=csv`)."""
+    def build(principal: Principal) -> Response:
+        if metric not in METRICS:
+            raise PageError(404, "Sidan finns inte", f"”{metric[:40]}” är inget mått. Välj ett av: {', '.join(METRICS)}.")
+        rows = _region_units(request, principal, namn)
+        q = params.checked()
+        table = [r for r in region_table(_services(request), rows, q.period, q.sort, q.descending) if q.filters.keeps(r)]
+        label = re.sub(r"[^A-Za-z0-9._-]+", "_", namn) + ("-urval" if q.filters.active else "")
+        filename = f"vardkoll-{label}-{metric}-{q.period.start}-{q.period.end}.csv"
+        return Response(figures_csv(r.figures[metric] for r in table), media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'})
 
     return _page(request, build)
 

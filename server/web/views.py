@@ -19,6 +19,7 @@ from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
 
+from ..device_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
@@ -108,6 +109,9 @@ class DeviceView:
     clock: str  # synced | unsynced | unknown
     device_clock_at: str | None
     version: str | None
+    config_pushed: PushedVersion | None = None  # the newest remote config version sent to it
+    config_reported: ReportedConfig | None = None  # what its last heartbeat says about its config
+    config_outcome: str | None = None  # the newest pushed version: applied | refused | rolled_back | pending
 
 
 def _heartbeat(text: str | None) -> dict[str, Any]:
@@ -128,6 +132,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def installation_view(session: Session, unit: str) -> list[DeviceView]:
     rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.retired_at.is_not(None), DeviceRow.device))
+    pushed = latest_versions(session, unit)
     devices = []
     for row in rows:
         beat = _heartbeat(row.last_status)
@@ -149,4 +154,8 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
             version=str(version) if version is not None else None,
         ))
+        reported = reported_config(row.last_status)
+        newest = pushed.get(row.device)
+        devices[-1].config_pushed, devices[-1].config_reported = newest, reported
+        devices[-1].config_outcome = outcome_of(newest.version, reported) if newest else None
     return devices

@@ -32,6 +32,7 @@ def world(tmp_path_factory) -> Iterator[Api]:
             "installer_anywhere": api.token("installer"),
             "device_vc01": api.token("device", unit=VC01, device="pi-1"),
         }
+        api.services.config_publisher = lambda unit, device, version, sections: f"vardkoll/v1/{unit}/{device}/config"  # no broker here
         response = api.post("/api/v1/events", json=[event("seen-1", VC01), event("seen-2", VC10), event("bad-vc01", VC01, call="x")],
                             token=api.tokens["device_vc01"])
         assert response.status_code == 200
@@ -103,6 +104,9 @@ ROUTES = {
     "retire device": Route("DELETE", UNIT + "/devices/{device}", _temporary_device),
     "create enrollment code": Route("POST", UNIT + "/enrollment-codes", _fixed(f"/api/v1/units/{VC01}/enrollment-codes")),
     "replace device": Route("POST", UNIT + "/devices/{device}/replacement", lambda api: _temporary_device(api) + "/replacement"),
+    "device config": Route("GET", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config"),
+    "push device config": Route("PUT", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config",
+                                lambda: {"version": "1", "sections": {"poll_interval_s": 5}}),
 }
 
 # Expected status per route, in the order of ROLES:
@@ -132,6 +136,8 @@ ACCESS = {
     "retire device":         (200, 200, 403, 403, 403, 403, 200, 200, 403),
     "create enrollment code": (201, 201, 403, 403, 403, 403, 201, 201, 403),
     "replace device":        (201, 201, 403, 403, 403, 403, 201, 201, 403),
+    "device config":         (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "push device config":    (200, 200, 403, 403, 403, 403, 200, 200, 403),
 }
 
 

@@ -194,6 +194,9 @@ def test_the_admin_command_publishes_a_version_the_running_collector_applies(tmp
     from vardkoll.admin_cli import admin_app
 
     monkeypatch.setenv("VARDKOLL_MQTT_URL", mosquitto.url)
+    monkeypatch.setenv("VARDKOLL_DATABASE_URL", f"sqlite:///{tmp_path / 'server.db'}")
+    for registration in (["units", "add", UNIT, "--name", "Vårdcentralen Test", "--region", "Region Test"], ["devices", "add", UNIT, DEVICE]):
+        assert CliRunner().invoke(admin_app, registration, catch_exceptions=False).exit_code == 0
     sections = tmp_path / "remote.toml"
     sections.write_text("poll_interval_s = 0.9\n[publisher]\nmax_events_per_s = 50\n")
     agent = Agent(config_for(tmp_path, mosquitto.url), clock_state=lambda: None)
@@ -207,6 +210,10 @@ def test_the_admin_command_publishes_a_version_the_running_collector_applies(tmp
         assert agent.config.poll_interval_s == 0.9 and agent.config.publisher.max_events_per_s == 50
     finally:
         stop(agent, thread)
+    again = CliRunner().invoke(admin_app, ["devices", "push-config", UNIT, DEVICE, str(sections), "--version", "9"], catch_exceptions=False)
+    assert again.exit_code == 2 and "version 9 is already the last one pushed" in again.output
+    history = CliRunner().invoke(admin_app, ["devices", "config", UNIT, DEVICE], catch_exceptions=False)
+    assert history.exit_code == 0 and "9\t" in history.output and "vardkoll admin" in history.output
     sections.write_text('unit = "SE2321000016-OTHER"\n')
     bad = CliRunner().invoke(admin_app, ["devices", "push-config", UNIT, DEVICE, str(sections), "--version", "11"], catch_exceptions=False)
     assert bad.exit_code == 2 and "unit cannot be set remotely" in bad.output

@@ -44,13 +44,17 @@ def signed_in_page(chromium, base: str, secret: str, viewport=DESKTOP):
     return context, page
 
 
-def test_an_event_over_mqtt_changes_the_open_clinic_page_within_two_seconds(chromium, live_server, mosquitto):
+def test_an_event_over_mqtt_changes_the_open_clinic_page_and_its_running_trends_within_two_seconds(chromium, live_server, mosquitto):
     base, services = live_server
     context, page = signed_in_page(chromium, base, token(services, Role.clinic_manager, unit=VC01))
     assert page.url.endswith(f"/enhet/{VC01}")
     ratio = page.locator("#telefon [data-field=ratio]")
     assert ratio.inner_text() == "0 av 0 samtal"
     assert page.locator("#telefon [data-field=share]").inner_text() == "ingen data"
+    month_point = page.locator(".trend-row[data-metric=telephone] table[data-series=months] tbody tr:last-child")
+    week_point = page.locator(".trend-row[data-metric=telephone] table[data-series=weeks] tbody tr:last-child")
+    assert month_point.locator("[data-field=ratio]").text_content() == "0 av 0"
+    page.locator("#trendtabell-telephone summary").click()  # someone reading the trend table
     expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=10_000)  # the live stream is open
 
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -64,7 +68,12 @@ def test_an_event_over_mqtt_changes_the_open_clinic_page_within_two_seconds(chro
     started = time.monotonic()
     publisher.publish(events_topic(VC01, "pi-reception"), orjson.dumps({"device": "pi-reception", "events": events}), qos=1).wait_for_publish(5)
     expect(page.locator("#telefon [data-field=ratio]")).to_have_text("1 av 1 samtal", timeout=2_000)
+    # The running month's and week's trend points follow in the same swap.
+    expect(month_point.locator("[data-field=ratio]")).to_have_text("1 av 1", timeout=max(0.0, 2.0 - (time.monotonic() - started)) * 1000)
     elapsed = time.monotonic() - started
+    assert week_point.locator("[data-field=ratio]").text_content() == "1 av 1"
+    assert "100,0\u00a0%" in month_point.inner_text()
+    assert page.locator("#trendtabell-telephone").get_attribute("open") is not None  # the opened table stayed open
     publisher.loop_stop()
     publisher.disconnect()
     assert page.locator("#telefon [data-field=share]").inner_text() == "100,0\u00a0%"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from html import unescape
 
 import orjson
@@ -108,3 +108,37 @@ def test_the_hour_table_tells_the_two_two_oclock_hours_of_the_autumn_dst_day_apa
     spring = [CallHour(start) for start in hours_of(date(2026, 3, 29), UnitConfig())]
     assert [hour_label(h, spring) for h in spring[:3]] == ["00–01", "01–03", "03–04"]  # the clock skips 02
     assert hourly_calls(hours, None, "25 okt 2026").count("<text") >= 25 // 2  # one label every other hour at least
+
+
+def trend_ratios(html: str, metric: str) -> dict[tuple[str, str], str]:
+    start = html.index(f'<div class="trend-row" data-metric="{metric}">')
+    block = html[start:html.index("</details>", start)]
+    return {(s, e): unescape(ratio) for s, e, ratio in TREND_ROW.findall(block)}
+
+
+def test_a_new_event_redraws_the_running_week_and_month_and_recomputes_no_settled_period(web):
+    client, services = web
+    day = PAST_DAY + timedelta(days=2)  # Wednesday 4 March 2026: the week (2–4 March) is not the day
+    api = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    events = day_of_events(VC01, day) + day_of_events(VC01, date(2026, 2, 10), seed=2)
+    assert client.post("/api/v1/events", content=orjson.dumps(events), headers=api).status_code == 200
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    fragment = f"/enhet/{VC01}/innehall"
+    before = trend_ratios(client.get(fragment, params={"dag": day.isoformat()}).text, "telephone")
+
+    late_call = [{"v": 1, "id": f"trend-live-{n}", "type": kind, "unit": VC01, "at": "2026-03-04T12:00:00+01:00", "call": "call-trendlive1"}
+                 for n, kind in enumerate(("call.offered", "call.answered"))]
+    assert client.post("/api/v1/events", content=orjson.dumps(late_call), headers=api).status_code == 200
+    computed = []
+    cache = services.figures.cache
+    put = cache.put
+    cache.put = lambda key, *rest: (computed.append(key), put(key, *rest))[1]  # type: ignore[method-assign]
+    after = trend_ratios(client.get(fragment, params={"dag": day.isoformat()}).text, "telephone")
+
+    # Only what reaches 4 March was computed again: the day, the running week and the running month.
+    assert {(start, end) for _, _, start, end, _ in computed} == {(day, day), (date(2026, 3, 2), day), (date(2026, 3, 1), day)}
+    week, month = ("2026-03-02", "2026-03-04"), ("2026-03-01", "2026-03-04")
+    # By hand: 40 calls, 32 with contact the same day (see above), and now one more, answered.
+    assert (before[week], after[week]) == ("32 av 40", "33 av 41") and (before[month], after[month]) == ("32 av 40", "33 av 41")
+    assert {k: v for k, v in after.items() if k not in (week, month)} == {k: v for k, v in before.items() if k not in (week, month)}
+    assert after[("2026-02-01", "2026-02-28")] == "32 av 40"  # a settled month, from the cache

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from html import unescape
 from urllib.parse import quote
 
 import orjson
@@ -9,7 +13,7 @@ import orjson
 from vardkoll.server.auth import Role
 
 from .test_login_and_scope import login
-from .world import ADMIN_TOKEN, PAST_DAY, UPPSALA, VC01, VC02, VC03, day_of_events, token
+from .world import ADMIN_TOKEN, GAVLEBORG, PAST_DAY, UPPSALA, VC01, VC02, VC03, day_of_events, token
 
 YEAR = {"from": "2026-01-01", "to": PAST_DAY.isoformat()}
 
@@ -78,3 +82,64 @@ def test_whole_year_counts_whole_days_only():
     assert whole_year(today, today) == Period(date(2026, 1, 1), date(2026, 11, 22))  # through yesterday
     assert whole_year(date(2026, 3, 2), today) == Period(date(2026, 1, 1), date(2026, 3, 2))  # a period in the past
     assert whole_year(date(2027, 1, 1), date(2027, 1, 1)) == Period(date(2026, 1, 1), date(2026, 12, 31))  # New Year's Day
+
+
+def table_units(html: str) -> list[str]:
+    table = html[html.index('id="enheter"'):html.index("</table>", html.index('id="enheter"'))]
+    return re.findall(r'<tr data-unit="([^"]+)"', table)
+
+
+def export_link(html: str, metric: str) -> str:
+    return unescape(re.search(rf'<a href="([^"]+)" download data-metric="{metric}"', html)[1])
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_csv_export_holds_exactly_the_rows_the_filtered_table_shows(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    period = {"fran": "2026-03-01", "till": PAST_DAY.isoformat()}
+    # By hand (see above): in fixed_doctor VC01 is under target (54,0 %) and VC03 has no data, VC02 meets it.
+    html = region_page(client, **period, matt="fixed_doctor", under="1", sortera="telephone", ordning="fallande")
+    shown = table_units(html)
+    assert sorted(shown) == [VC01, VC03] and shown[-1] == VC03  # no data sorts last
+    api_period = {"from": "2026-03-01", "to": PAST_DAY.isoformat(), "region": UPPSALA, "format": "csv"}
+    for metric in ("telephone", "assessment", "fixed_doctor", "continuity"):
+        response = client.get(export_link(html, metric))
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+        assert "urval" in response.headers["content-disposition"]
+        exported = csv_rows(response.text)
+        assert [row["unit"] for row in exported] == shown, metric  # the table's rows, in its order
+        api = {row["unit"]: row for row in csv_rows(client.get("/api/v1/compliance", params={**api_period, "metric": metric}).text)}
+        assert exported == [api[unit] for unit in shown], metric  # the API's own CSV rows, column for column
+        assert {row["from"] for row in exported} == {"2026-03-01"}
+
+
+def test_the_csv_export_follows_the_search_and_the_period(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    html = region_page(client, fran=PAST_DAY.isoformat(), sok="östh")
+    exported = csv_rows(client.get(export_link(html, "telephone")).text)
+    assert [(r["unit"], r["from"], r["to"]) for r in exported] == [(VC02, PAST_DAY.isoformat(), PAST_DAY.isoformat())]
+    # By hand: day_of_events with seed 1 and 12 calls sorts call i by (i + 1) % 10: i = 0–4 and 9–11
+    # answered (8), 5–6 called back the same day (2), 7 waiting, 8 abandoned: 10 of 12.
+    assert (exported[0]["numerator"], exported[0]["denominator"]) == ("10", "12")
+    whole = region_page(client, fran=PAST_DAY.isoformat())
+    assert [r["unit"] for r in csv_rows(client.get(export_link(whole, "telephone")).text)] == table_units(whole) == [VC03, VC01, VC02]  # Hälsocentralen Ä…, Vårdcentralen Å…, Ö…
+
+
+def test_the_csv_export_keeps_the_pages_scope(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = region_page(client)
+    assert table_units(html) == [VC01]
+    assert [r["unit"] for r in csv_rows(client.get(export_link(html, "assessment")).text)] == [VC01]
+    login(client, token(services, Role.region_analyst, region=GAVLEBORG))
+    assert client.get(f"/region/{quote(UPPSALA)}/csv/telephone").status_code == 403
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    assert client.get(f"/region/{quote(UPPSALA)}/csv/nonsense").status_code == 404

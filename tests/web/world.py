@@ -11,6 +11,7 @@ import orjson
 
 from vardkoll.server.auth import Role, issue_token
 from vardkoll.server.services import Services
+from vardkoll.server.storage.config_tables import DeviceConfigVersion
 from vardkoll.server.storage.registry_tables import DeviceRow, UnitRow
 
 ADMIN_TOKEN = "w" * 32
@@ -28,12 +29,19 @@ def register(services: Services) -> None:
         session.add(UnitRow(unit=OTHER, name="Vårdcentralen Gävle", region=GAVLEBORG))
         now = datetime.now(timezone.utc)
         heartbeat = {"status": "online", "device": "pi-reception", "version": "1.4.2", "at": now.isoformat(),
-                     "clock": {"ntp_synced": True}, "outbox": {"depth": 12, "oldest_at": (now - timedelta(minutes=3)).isoformat()}}
+                     "clock": {"ntp_synced": True}, "outbox": {"depth": 12, "oldest_at": (now - timedelta(minutes=3)).isoformat()},
+                     "config": {"version": "2026-11-20.1", "state": "applied"}}
+        rolled_back = {"version": None, "state": "rolled_back",
+                       "rejected": {"version": "2026-11-20.1", "reason": "no connection to mqtts://mqtt2.vardkoll.example.se:8883 within 30 s"}}
         session.add(DeviceRow(unit=VC01, device="pi-reception", registered_at=now - timedelta(days=40), status="online",
                               last_seen_at=now - timedelta(seconds=40), last_status=orjson.dumps(heartbeat).decode()))
         session.add(DeviceRow(unit=VC01, device="pi-telefoni", registered_at=now - timedelta(days=40), status="silent",
                               last_seen_at=now - timedelta(minutes=47),
-                              last_status=orjson.dumps({**heartbeat, "version": "1.3.9", "clock": {"ntp_synced": False}, "outbox": {"depth": 318}}).decode()))
+                              last_status=orjson.dumps({**heartbeat, "version": "1.3.9", "clock": {"ntp_synced": False}, "outbox": {"depth": 318},
+                                                        "config": rolled_back}).decode()))
+        for device in ("pi-reception", "pi-telefoni"):  # one remote config version pushed to both
+            session.add(DeviceConfigVersion(unit=VC01, device=device, seq=1, version="2026-11-20.1", sections='{"publisher": {"max_events_per_s": 100}}',
+                                            pushed_by="installatör Uppsala", pushed_at=now - timedelta(days=3)))
         session.add(DeviceRow(unit=VC01, device="pi-gammal", registered_at=now - timedelta(days=400), status="offline",
                               last_seen_at=now - timedelta(days=3), retired_at=now - timedelta(days=2)))
 

@@ -11,6 +11,21 @@
 
   function say(text) { if (status) { status.textContent = text; } }
 
+  // A table someone opened stays open, and focus stays where it was, when the part is replaced.
+  function swap(html) {
+    var open = [];
+    region.querySelectorAll("details[open][id]").forEach(function (d) { open.push(d.id); });
+    var focused = document.activeElement && region.contains(document.activeElement) ? document.activeElement : null;
+    var focusedDetails = focused && focused.closest("details[id]");
+    region.innerHTML = html;
+    open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+    if (focusedDetails) {
+      var restored = document.getElementById(focusedDetails.id);
+      var summary = restored && restored.querySelector("summary");
+      if (summary) { summary.focus(); }
+    }
+  }
+
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
@@ -22,7 +37,7 @@
       })
       .then(function (html) {
         if (html === null) { return; }
-        if (html !== region.innerHTML) { region.innerHTML = html; }
+        if (html !== region.innerHTML) { swap(html); }
         var now = new Date();
         say("Uppdaterad kl. " + now.toLocaleTimeString("sv-SE", { hour: "2-digit", minute: "2-digit", second: "2-digit" }) + ".");
       })

@@ -1,0 +1,74 @@
+"""Installationsvy shows, per device, the newest remote config version pushed to it and what the
+device reported about it in its heartbeat: tillämpad, avvisad, återställd, or still waiting."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import orjson
+
+from vardkoll.protocol.topics import config_topic
+from vardkoll.server.auth import Role
+from vardkoll.server.ingest.device_registry import DeviceRegistry
+
+from .test_login_and_scope import login
+from .world import ADMIN_TOKEN, UPPSALA, VC01, token
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def config_cell(html: str, device: str) -> str:
+    row = html[html.index(f'<tr data-device="{device}">'):]
+    row = row[:row.index("</tr>")]
+    cell = row[row.index('data-field="config"'):]
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1:]))).strip()
+
+
+def push(client, device: str, version: str) -> None:
+    response = client.put(f"/api/v1/units/{VC01}/devices/{device}/config", json={"version": version, "sections": {"poll_interval_s": 5}}, headers=ADMIN)
+    assert response.status_code == 200, response.text
+
+
+def heartbeat(services, device: str, config: dict) -> None:
+    beat = {"status": "online", "at": "2026-11-23T14:05:00+01:00", "config": config}
+    DeviceRegistry(services.sessions, accept_unregistered=False).record_status(VC01, device, orjson.dumps(beat))
+
+
+def test_each_device_shows_its_pushed_version_and_what_it_made_of_it(web):
+    client, services = web
+    services.config_publisher = lambda unit, device, version, sections: config_topic(unit, device)
+    push(client, "pi-reception", "2026-11-23.1")
+    push(client, "pi-reception", "2026-11-23.2")
+    push(client, "pi-telefoni", "2026-11-23.2")
+    login(client, token(services, Role.installer, region=UPPSALA))
+
+    heartbeat(services, "pi-reception", {"version": "2026-11-23.1", "state": "applied"})
+    html = client.get(f"/installation/{VC01}").text
+    assert config_cell(html, "pi-reception").startswith("2026-11-23.2 väntar på besked skickad")
+    assert "Insamlaren: version 2026-11-23.1 gäller" in config_cell(html, "pi-reception")
+
+    heartbeat(services, "pi-reception", {"version": "2026-11-23.2", "state": "applied"})
+    heartbeat(services, "pi-telefoni", {"version": None, "state": "rolled_back",
+                                        "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"}})
+    html = client.get(f"/installation/{VC01}").text
+    assert config_cell(html, "pi-reception").startswith("2026-11-23.2 tillämpad skickad")
+    telefoni = config_cell(html, "pi-telefoni")
+    assert telefoni.startswith("2026-11-23.2 återställd skickad")
+    assert "egen konfigurationsfil gäller; version 2026-11-23.2 återställd: no connection to the broker within 30 s" in telefoni
+    assert 'lang="en">no connection' in html  # the device's own words, marked as English
+
+    heartbeat(services, "pi-telefoni", {"version": None, "state": "refused", "rejected": {"version": "2026-11-23.2", "reason": "unknown connector type"}})
+    assert config_cell(client.get(f"/installation/{VC01}").text, "pi-telefoni").startswith("2026-11-23.2 avvisad")
+    assert config_cell(html, "pi-gammal") == "ingen skickad"  # nothing pushed, no config reported
+
+
+def test_the_page_and_the_api_tell_the_same_outcome(web):
+    client, services = web
+    services.config_publisher = lambda unit, device, version, sections: config_topic(unit, device)
+    push(client, "pi-reception", "5")
+    heartbeat(services, "pi-reception", {"version": "4", "state": "refused", "rejected": {"version": "5", "reason": "bad folder"}})
+    login(client, token(services, Role.clinic_manager, unit=VC01))  # reads the page, pushes nothing
+    api = client.get(f"/api/v1/units/{VC01}/devices/pi-reception/config").json()
+    assert api["latest_outcome"] == "refused" and api["versions"][0]["version"] == "5"
+    assert config_cell(client.get(f"/installation/{VC01}").text, "pi-reception").startswith("5 avvisad")
