@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import secrets
 import shutil
 import sys
@@ -42,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict, deque
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -57,6 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
+from bench_common import machine, summary, throwaway_postgres  # noqa: E402
 from vardkoll.demo.broker import free_port, start_broker, wait_for_port  # noqa: E402
 from vardkoll.protocol.topics import ack_topic, events_topic  # noqa: E402
 
@@ -226,21 +226,6 @@ def region_of(index: int, per_region: int) -> str:
 
 
 # -- measuring -----------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = share * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "p99": percentile(values, 0.99),
-            "max": max(values) if values else float("nan")}
 
 
 def paced(count: int, interval_s: float) -> Iterator[int]:
@@ -437,30 +422,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its waited-for children, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    sys.path.insert(0, str(REPO / "tests"))
-    from support.postgres import start_cluster  # type: ignore[import-not-found]
-
-    cluster = start_cluster()
-    try:
-        yield cluster.url(cluster.create_database("bench_"))
-    finally:
-        cluster.stop()
 
 
 def main() -> int:

@@ -32,15 +32,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
 from collections import deque
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import and_, delete, func, or_, select, text
@@ -49,6 +47,7 @@ from sqlalchemy.orm import Session
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
+from bench_common import machine, summary, throwaway_postgres  # noqa: E402
 from vardkoll.simulation import GENERATOR_VERSION  # noqa: E402
 from vardkoll.server.figures import FigureService  # noqa: E402
 from vardkoll.server.figures.cache import FigureCache  # noqa: E402
@@ -330,20 +329,6 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = share * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": percentile(values, 0.50), "p95": percentile(values, 0.95), "max": max(values) if values else float("nan")}
-
-
 def measure(url: str, regions: list[str], months: list[Period], repeat: int) -> dict[str, dict[str, list[float]]]:
     """{metric: {row: [milliseconds, ...]}} for rows cold, stored, warm, baseline, fetch, plus rows loaded."""
     from vardkoll.server.services import build_services
@@ -429,33 +414,7 @@ def report(label: str, samples: dict[str, dict[str, list[float]]]) -> dict[str, 
 # -- PostgreSQL on demand ------------------------------------------------------------------------------
 
 
-@contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL cluster as the tests start one (tests/support/postgres.py), deleted afterwards."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from support.postgres import start_cluster  # type: ignore[import-not-found]
-
-    cluster = start_cluster()
-    try:
-        yield cluster.url(cluster.create_database("bench_"))
-    finally:
-        cluster.stop()
-
-
 # -- main ----------------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, load average {load}"
 
 
 def main() -> int:
