@@ -240,6 +240,29 @@ def test_an_event_in_two_batches_of_one_group_counts_once_and_both_acknowledge_i
         assert session.execute(select(DeadLetter.device, DeadLetter.event_id)).all() == [("pi-c", "grp-1")]
 
 
+def test_an_id_reused_for_another_event_in_a_later_batch_brings_none_of_its_content(open_services):
+    """Ingest builds a batch's metric rows before it knows which events are new; an id stored before
+    with other content must not add its call to the state. By SPEC 2.1: one call offered on 4 May,
+    answered the same day: 1 of 1. Were the refused event merged, call-reuse2 would be offered too: 1 of 2."""
+    services = open_services()
+    unit = "SE2321000016-VC78"
+
+    def event(**fields):  # type: ignore[no-untyped-def]
+        return parse_event_line(orjson.dumps({"v": 1, "unit": unit, **fields}))
+
+    first = services.ingest.ingest([event(id="reuse-1", type="call.offered", at="2026-05-04T09:00:00+02:00", call="call-reuse1")], HTTP)
+    assert first.new == 1
+    later = services.ingest.ingest(
+        [event(id="reuse-1", type="call.offered", at="2026-05-04T08:00:00+02:00", call="call-reuse2"),
+         event(id="reuse-2", type="call.answered", at="2026-05-04T09:01:00+02:00", call="call-reuse1")],
+        HTTP,
+    )
+    assert (later.new, later.committed) == (1, ["reuse-2"])
+    assert later.rejected == [("reuse-1", "event id was already used by a different event of this unit")]
+    figure = services.figures.figure(unit, "telephone", Period(date(2026, 5, 4), date(2026, 5, 4)), cached=False)
+    assert (figure["numerator"], figure["denominator"]) == (1, 1)
+
+
 @pytest.mark.parametrize("expected_path", SCENARIOS, ids=lambda p: p.name.removesuffix(".expected.json"))
 def test_the_same_batch_twice_is_all_duplicates_and_changes_no_figure(expected_path, open_services):
     scenario = load_scenario(expected_path)
