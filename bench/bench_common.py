@@ -48,11 +48,18 @@ def machine() -> str:
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """A PostgreSQL cluster as the tests start one (tests/support/postgres.py), deleted afterwards."""
+    with throwaway_postgres_databases(1) as (url,):
+        yield url
+
+
+@contextmanager
+def throwaway_postgres_databases(count: int) -> Iterator[list[str]]:
+    """`count` fresh databases in one throwaway cluster (fsync off, as in the tests)."""
     sys.path.insert(0, str(REPO / "tests"))
     from support.postgres import start_cluster  # type: ignore[import-not-found]
 
     cluster = start_cluster()
     try:
-        yield cluster.url(cluster.create_database("bench_"))
+        yield [cluster.url(cluster.create_database("bench_")) for _ in range(count)]
     finally:
         cluster.stop()

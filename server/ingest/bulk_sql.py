@@ -9,13 +9,13 @@ ORM would store them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import LargeBinary, Table
 from sqlalchemy.orm import Session
 
 ROWS_PER_STATEMENT = 400  # well under SQLite's 32 766 parameters with the widest table
@@ -26,8 +26,31 @@ def _placeholder(dialect_name: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _processors(table: Table, columns: tuple[str, ...], dialect: Any) -> tuple[Callable[[Any], Any] | None, ...]:
-    return tuple(table.c[name].type.bind_processor(dialect) for name in columns)
+def _processors(table: Table, columns: tuple[str, ...], dialect: Any) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, bind processor) of the columns whose values need one."""
+    found = []
+    for index, name in enumerate(columns):
+        column_type = table.c[name].type
+        # LargeBinary's processor only wraps bytes in the driver's Binary, which both drivers take as
+        # bytes anyway (a BLOB in SQLite, bytea in PostgreSQL): skipped, it was a call per event.
+        process = None if isinstance(column_type, LargeBinary) else column_type.bind_processor(dialect)
+        if process is not None:
+            found.append((index, _with_driver_adapter(process, dialect.name)))
+    return tuple(found)
+
+
+def _with_driver_adapter(process: Callable[[Any], Any], dialect_name: str) -> Callable[[Any], Any]:
+    """For SQLite, also apply the adapter sqlite3 would call on the value (datetimes become text):
+    then it runs once per run of equal values below, not once per row inside the driver."""
+    if dialect_name != "sqlite":
+        return process
+
+    def processed_and_adapted(value: Any) -> Any:
+        value = process(value)
+        adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+        return value if adapt is None else adapt(value)
+
+    return processed_and_adapted
 
 
 def _values_sql(count: int, width: int, mark: str) -> str:
@@ -36,18 +59,18 @@ def _values_sql(count: int, width: int, mark: str) -> str:
 
 
 def execute_rows(
-    session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]], tail: str, returning: bool = False
+    session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str, returning: bool = False
 ) -> list[tuple[Any, ...]]:
-    """INSERT `rows` into `table` followed by `tail` (ON CONFLICT ..., RETURNING ...); return what RETURNING gives."""
+    """INSERT `rows` (each its values in the order of `columns`) into `table`, followed by `tail`
+    (ON CONFLICT ..., RETURNING ...); return what RETURNING gives."""
     if not rows:
         return []
     connection = session.connection()
     dialect = connection.dialect
-    processors = _processors(table, columns, dialect)
-    processed = [(index, process) for index, process in enumerate(processors) if process is not None]
-    values_of = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    processed = _processors(table, columns, dialect)
     mark = _placeholder(dialect.name)
     head = f'INSERT INTO "{table.name}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES "
+    width = len(columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     returned: list[tuple[Any, ...]] = []
     try:
@@ -55,8 +78,7 @@ def execute_rows(
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
             for row in chunk:
-                params.extend(values_of(row))
-            width = len(columns)
+                params.extend(row)
             for column, process in processed:
                 # One received_at for every row, and days that repeat: processed once per run of them.
                 last_in: Any = None
@@ -68,9 +90,9 @@ def execute_rows(
                     if value is not last_in and not (type(value) is date and value == last_in):
                         last_in, last_out = value, process(value)
                     params[index] = last_out
-            cursor.execute(head + _values_sql(len(chunk), len(columns), mark) + " " + tail, params)
+            cursor.execute(head + _values_sql(len(chunk), width, mark) + " " + tail, params)
             if returning:
-                returned.extend(tuple(r) for r in cursor.fetchall())
+                returned.extend(cursor.fetchall())
     finally:
         cursor.close()
     return returned

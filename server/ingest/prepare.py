@@ -2,14 +2,14 @@
 
 Admission (each event belongs to its batch's unit and device), de-duplication inside the group, and
 the rows to write: the archive rows and the metric-state rows, built as if every event were new.
-None of it needs the database, so the MQTT consumer prepares the next group while the current one is
-being written (the sqlite3 and psycopg drivers release the GIL while a statement runs).
+None of it needs the database, so it is done before the write transaction opens and holds the
+database's one writer (SQLite) or its row locks (PostgreSQL) no longer than the writing takes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 import msgspec
@@ -22,7 +22,6 @@ from ..units import UnitDirectory
 from .entity_rows import EntityRows
 
 Key = tuple[str, str]  # (unit, event id)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,22 @@ class PreparedIngest:
     epochs: dict[Key, int]  # each event's `at` as epoch microseconds
     configs: dict[str, UnitConfig]
     received_at: datetime
-    archive_rows: list[dict[str, Any]]  # for the events table, in `ordered` order
-    entity_rows: EntityRows  # the metric-state rows if every accepted event turns out new
+    archive_rows: list[tuple[Any, ...]]  # for the events table (ARCHIVE_COLUMNS), in `ordered` order
+    # If every accepted event turns out new: the metric-state rows and what they change per unit.
+    entity_rows: EntityRows
+    activity: ActivityByUnit
+
+
+@dataclass
+class ActivityByUnit:
+    """Per unit, its latest event (epoch microseconds) and the UTC days (since 1970) its events fall on."""
+
+    latest: dict[str, int] = field(default_factory=dict)
+    days: set[tuple[str, int]] = field(default_factory=set)
+
+
+ARCHIVE_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
+_DAY_US = 86_400_000_000
 
 
 def same_event(a: EventBase, b: EventBase) -> bool:
@@ -75,15 +88,18 @@ def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, r
     reports = [IngestReport() for _ in batches]
     accepted: list[dict[Key, EventBase]] = [{} for _ in batches]
     first_seen: dict[Key, EventBase] = {}
+    epochs: dict[Key, int] = {}
     for (items, source), report, mine in zip(batches, reports, accepted):
         for item in items:
-            event = _admit(item, source, report)
-            if event is None:
+            admitted = _admit(item, source, report)
+            if admitted is None:
                 continue
+            event, micros = admitted
             key = (event.unit, event.id)
             earlier = first_seen.get(key)
             if earlier is None:
                 first_seen[key] = mine[key] = event
+                epochs[key] = micros
             elif same_event(earlier, event):
                 report.duplicates += 1
                 report.committed.append(event.id)
@@ -91,32 +107,48 @@ def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, r
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
     configs = {unit: units.config(unit) for unit in {unit for unit, _ in first_seen}}
     ordered = sorted(first_seen)
-    epochs = {key: epoch_us(first_seen[key].at) for key in ordered}
+    archive = archive_rows(ordered, first_seen, epochs, received_at)
     return PreparedIngest(
         sources=[source for _, source in batches], reports=reports, accepted=accepted, ordered=ordered, events=first_seen,
-        epochs=epochs, configs=configs, received_at=received_at,
-        archive_rows=archive_rows([first_seen[key] for key in ordered], [epochs[key] for key in ordered], received_at),
-        entity_rows=entity_rows(ordered, first_seen, epochs, configs),
+        epochs=epochs, configs=configs, received_at=received_at, archive_rows=archive,
+        entity_rows=entity_rows(ordered, first_seen, epochs, configs, [row[5] for row in archive]),
+        activity=unit_activity(ordered, epochs),
     )
 
 
-def archive_rows(events: list[EventBase], epochs: list[int], received_at: datetime) -> list[dict[str, Any]]:
+def archive_rows(keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], received_at: datetime) -> list[tuple[Any, ...]]:
     encode = msgspec.json.encode
-    return [
-        {"unit": e.unit, "event_id": e.id, "type": e.__struct_config__.tag, "at_us": at_us, "device": e.device, "body": encode(e), "received_at": received_at}
-        for e, at_us in zip(events, epochs)
-    ]
-
-
-def entity_rows(keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], configs: dict[str, UnitConfig]) -> EntityRows:
-    rows = EntityRows(epochs)
+    rows = []
     for key in keys:
         event = events[key]
-        rows.add(event, configs[event.unit])
+        rows.append((key[0], key[1], event.__struct_config__.tag, epochs[key], event.device, encode(event), received_at))
     return rows
 
 
-def _admit(item: Any, source: Source, report: IngestReport) -> EventBase | None:
+def entity_rows(
+    keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], configs: dict[str, UnitConfig], bodies: list[bytes] | None = None
+) -> EntityRows:
+    """The metric-state rows of the events of `keys`; `bodies`: their archive bodies, where known."""
+    rows = EntityRows()
+    zones = {unit: config.tz for unit, config in configs.items()}
+    for index, key in enumerate(keys):
+        rows.add(events[key], epochs[key], zones[key[0]], None if bodies is None else bodies[index])
+    return rows
+
+
+def unit_activity(keys: list[Key], epochs: dict[Key, int]) -> ActivityByUnit:
+    activity = ActivityByUnit()
+    latest, days = activity.latest, activity.days
+    for key in keys:
+        unit, micros = key[0], epochs[key]
+        if micros > latest.get(unit, -1):
+            latest[unit] = micros
+        days.add((unit, micros // _DAY_US))
+    return activity
+
+
+def _admit(item: Any, source: Source, report: IngestReport) -> tuple[EventBase, int] | None:
+    """The event (stamped with the sending device) and its `at` as epoch microseconds, or None if refused."""
     if isinstance(item, EventRejected):
         report.reject(None, item.reason, source.unit)
         return None
@@ -130,7 +162,8 @@ def _admit(item: Any, source: Source, report: IngestReport) -> EventBase | None:
         elif event.device != source.device:
             report.reject(event.id, f"event names device {event.device} but came from device {source.device}", event.unit)
             return None
-    if event.at < _EPOCH:
+    micros = epoch_us(event.at)
+    if micros < 0:
         report.reject(event.id, "field 'at' is before 1970", event.unit)
         return None
-    return event
+    return event, micros

@@ -24,13 +24,11 @@ from ..storage.upsert import dialect_insert
 from ..units import UnitDirectory
 from .bulk_sql import execute_rows
 from .entity_rows import merge_rows
-from .prepare import IngestReport, PreparedIngest, Source, entity_rows, prepare, same_event
+from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, PreparedIngest, Source, entity_rows, prepare, same_event, unit_activity
 
 __all__ = ["DEADLOCK_RETRIES", "IngestReport", "IngestService", "PreparedIngest", "Source"]
 
 _EPOCH_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc).date()
-_DAY_US = 86_400_000_000
-_EVENT_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
 _EVENT_TAIL = "ON CONFLICT (unit, event_id) DO NOTHING RETURNING unit, event_id"
 DEADLOCK_RETRIES = 5
 
@@ -73,21 +71,28 @@ class IngestService:
 
     def _commit(self, prepared: PreparedIngest) -> list[IngestReport]:
         reports = copy.deepcopy(prepared.reports)
-        events, epochs, now = prepared.events, prepared.epochs, prepared.received_at
+        now = prepared.received_at
         with self._sessions.begin() as session:
-            new_keys = self._insert_events(session, prepared.archive_rows)
-            self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
-            stored_now = [key for key in prepared.ordered if key in new_keys]
-            # The rows were built as if every event were new; events stored before must not be merged
-            # again (a conflicting one would bring its stamps), so then they are built for the new ones.
-            rows = prepared.entity_rows if len(stored_now) == len(prepared.ordered) else entity_rows(stored_now, events, epochs, prepared.configs)
+            inserted = execute_rows(session, StoredEvent.__table__, ARCHIVE_COLUMNS, prepared.archive_rows, _EVENT_TAIL, returning=True)
+            if len(inserted) == len(prepared.ordered):
+                # The usual case, every event new: the rows built in advance are the ones to merge.
+                accepted = prepared.accepted
+                rows, activity = prepared.entity_rows, prepared.activity
+            else:
+                # Some were stored before. They must not be merged again (a conflicting one would bring
+                # its stamps), so the rows are built again for the new ones only.
+                new_keys = set(inserted)
+                accepted = [{key: event for key, event in mine.items() if key in new_keys} for mine in prepared.accepted]
+                self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
+                stored_now = [key for key in prepared.ordered if key in new_keys]
+                rows = entity_rows(stored_now, prepared.events, prepared.epochs, prepared.configs)
+                activity = unit_activity(stored_now, prepared.epochs)
             merge_rows(session, rows)
-            for mine, report in zip(prepared.accepted, reports):
-                mine_now = sorted(key for key in mine if key in new_keys)
-                report.new = len(mine_now)
-                report.committed.extend(event_id for _, event_id in mine_now)
-                report.units_changed = {unit for unit, _ in mine_now}
-            self._touch_units(session, [events[k] for k in stored_now], [epochs[k] for k in stored_now], now)
+            for mine, report in zip(accepted, reports):
+                report.new = len(mine)
+                report.committed.extend(event_id for _, event_id in mine)
+                report.units_changed = {unit for unit, _ in mine}
+            self._touch_units(session, activity, now)
             for report, source in zip(reports, prepared.sources):
                 self._dead_letters(session, report, source, now)
         return reports
@@ -101,10 +106,6 @@ class IngestService:
                     device=source.device, reason=reason, payload_sha256=hashlib.sha256(payload).hexdigest(), payload_bytes=len(payload),
                 )
             )
-
-    def _insert_events(self, session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-        returned = execute_rows(session, StoredEvent.__table__, _EVENT_COLUMNS, rows, _EVENT_TAIL, returning=True)
-        return {(unit, event_id) for unit, event_id in returned}
 
     def _judge_repeats(self, session: Session, repeats: list[tuple[EventBase, IngestReport]]) -> None:
         """Events whose id was stored before: the same event again, or a conflicting one."""
@@ -125,13 +126,8 @@ class IngestService:
             else:
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
 
-    def _touch_units(self, session: Session, events: list[EventBase], epochs: list[int], now: datetime) -> None:
-        latest: dict[str, int] = {}
-        days: set[tuple[str, int]] = set()
-        for event, micros in zip(events, epochs):
-            if micros > latest.get(event.unit, -1):
-                latest[event.unit] = micros
-            days.add((event.unit, micros // _DAY_US))
+    def _touch_units(self, session: Session, activity: ActivityByUnit, now: datetime) -> None:
+        latest = activity.latest
         if not latest:
             return
         table = UnitActivity.__table__
@@ -145,7 +141,7 @@ class IngestService:
             },
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
-        self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in days), sorted(latest))
+        self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
 
     @staticmethod
     def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> None:

@@ -28,6 +28,10 @@ class CaseState:
     cancelled: Stamp | None = None
 
 
+# The stamp each kind of case event sets (a contact also sets `listed`, an assessment `profession`).
+FIELD_OF_CLASS: dict[type[EventBase], str] = {CareContact: "contact", CareAssessed: "assessed", CareExcluded: "excluded", CareCancelled: "cancelled"}
+
+
 @dataclass(frozen=True, slots=True)
 class OpenCase:
     """An in-scope case with a contact and no assessment, as known at some moment."""
@@ -53,7 +57,7 @@ class CaseLedger:
     """Per case, its earliest contact, assessment, exclusion and cancellation; cases indexed by the
     date of their first assessment and of their contact, and the set never assessed at all."""
 
-    event_classes = (CareContact, CareAssessed, CareExcluded, CareCancelled)
+    event_classes = tuple(FIELD_OF_CLASS)
 
     def __init__(self) -> None:
         self.cases: dict[str, CaseState] = {}

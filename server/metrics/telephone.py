@@ -28,7 +28,8 @@ class CallState:
     rejected: Stamp | None = None
 
 
-_FIELD_OF_CLASS: dict[type[EventBase], str] = {
+# The stamp each kind of call event sets (CallbackDone with `reached` also sets callback_reached).
+FIELD_OF_CLASS: dict[type[EventBase], str] = {
     CallOffered: "offered",
     CallAnswered: "answered",
     CallbackBooked: "callback_booked",
@@ -41,7 +42,7 @@ _FIELD_OF_CLASS: dict[type[EventBase], str] = {
 class CallLedger:
     """Per call, the earliest event of each kind; calls indexed by offer date and by rejection date."""
 
-    event_classes = tuple(_FIELD_OF_CLASS)
+    event_classes = tuple(FIELD_OF_CLASS)
 
     def __init__(self) -> None:
         self.calls: dict[str, CallState] = {}
@@ -53,7 +54,7 @@ class CallLedger:
         state = self.calls.get(call)
         if state is None:
             state = self.calls[call] = CallState()
-        field = _FIELD_OF_CLASS[type(event)]
+        field = FIELD_OF_CLASS[type(event)]
         current = getattr(state, field)
         if earlier(current, stamp):
             if field == "offered":

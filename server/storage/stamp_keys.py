@@ -26,7 +26,12 @@ def from_epoch_us(value: int) -> datetime:
 
 
 def stamp_key(at: datetime, event_id: str) -> str:
-    return f"{epoch_us(at):017d}|{event_id}"
+    return stamp_key_us(epoch_us(at), event_id)
+
+
+def stamp_key_us(at_us: int, event_id: str) -> str:
+    """The key of an instant given as epoch microseconds."""
+    return f"{at_us:017d}|{event_id}"
 
 
 def stamp_of(key: str | None, tz: ZoneInfo) -> Stamp | None:
