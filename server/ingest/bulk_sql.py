@@ -10,7 +10,8 @@ ORM would store them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -63,8 +64,31 @@ def execute_rows(
 ) -> list[tuple[Any, ...]]:
     """INSERT `rows` (each its values in the order of `columns`) into `table`, followed by `tail`
     (ON CONFLICT ..., RETURNING ...); return what RETURNING gives."""
+    returned: list[tuple[Any, ...]] = []
+    for cursor, _ in _statements(session, table, columns, rows, tail):
+        if returning:
+            returned.extend(cursor.fetchall())
+    return returned
+
+
+def insert_counted(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str) -> list[Inserted]:
+    """INSERT `rows` as `execute_rows` does; per statement, how many rows it sent and inserted and
+    the driver's `lastrowid` (SQLite: the rowid of the last row inserted)."""
+    return [Inserted(sent, cursor.rowcount, cursor.lastrowid) for cursor, sent in _statements(session, table, columns, rows, tail)]
+
+
+@dataclass(frozen=True)
+class Inserted:
+    sent: int
+    inserted: int
+    last_rowid: int | None
+
+
+def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str) -> Iterator[tuple[Any, int]]:
+    """Execute the INSERT in statements of up to ROWS_PER_STATEMENT rows; after each, yield the
+    cursor and the number of rows the statement sent."""
     if not rows:
-        return []
+        return
     connection = session.connection()
     dialect = connection.dialect
     processed = _processors(table, columns, dialect)
@@ -72,7 +96,6 @@ def execute_rows(
     head = f'INSERT INTO "{table.name}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES "
     width = len(columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    returned: list[tuple[Any, ...]] = []
     try:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
@@ -91,11 +114,9 @@ def execute_rows(
                         last_in, last_out = value, process(value)
                     params[index] = last_out
             cursor.execute(head + _values_sql(len(chunk), width, mark) + " " + tail, params)
-            if returning:
-                returned.extend(cursor.fetchall())
+            yield cursor, len(chunk)
     finally:
         cursor.close()
-    return returned
 
 
 def earliest_wins_clause(table: str, stamps: Sequence[str], followers: dict[str, tuple[str, ...]]) -> str:

@@ -28,7 +28,7 @@ from vardkoll.server.replay import replay_stream
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage import make_engine, migrate
-from vardkoll.server.storage.tables import DeadLetter, StoredEvent
+from vardkoll.server.storage.tables import CallRow, DeadLetter, StoredEvent
 
 SCENARIOS = scenario_files()
 EXAMPLE = Path(__file__).parents[2] / "vardkoll" / "examples" / "example-clinics.jsonl.gz"
@@ -261,6 +261,31 @@ def test_an_id_reused_for_another_event_in_a_later_batch_brings_none_of_its_cont
     assert later.rejected == [("reuse-1", "event id was already used by a different event of this unit")]
     figure = services.figures.figure(unit, "telephone", Period(date(2026, 5, 4), date(2026, 5, 4)), cached=False)
     assert (figure["numerator"], figure["denominator"]) == (1, 1)
+
+
+def test_events_stored_before_between_new_ones_are_told_apart_across_statements(open_services):
+    """A batch of 900 offers (three INSERT statements of at most 400) of which every third was stored
+    before, and every ninth of those comes back with other content: the 600 others are new, 200 are
+    duplicates, 100 are refused, and the calls table holds the 900 calls and none of the refused ones."""
+    services = open_services()
+    unit = "SE2321000016-VC79"
+
+    def offer(index: int, call: str) -> EventBase:
+        at = f"2026-05-04T{8 + index // 120:02d}:{index % 120 // 2:02d}:{index % 2 * 30:02d}+02:00"
+        return parse_event_line(orjson.dumps({"v": 1, "id": f"mix-{index:03d}", "type": "call.offered", "unit": unit, "at": at, "call": call}))
+
+    first = services.ingest.ingest([offer(i, f"call-{i:03d}") for i in range(0, 900, 3)], HTTP)
+    assert first.new == 300
+    batch = [offer(i, f"other-{i:03d}" if i % 9 == 0 else f"call-{i:03d}") for i in range(900)]
+    random.Random(79).shuffle(batch)
+    second = services.ingest.ingest(batch, HTTP)
+
+    assert (second.new, second.duplicates, len(second.rejected)) == (600, 200, 100)
+    assert sorted(second.committed) == sorted(f"mix-{i:03d}" for i in range(900) if i % 9 != 0)
+    assert {event_id for event_id, _ in second.rejected} == {f"mix-{i:03d}" for i in range(0, 900, 9)}
+    with services.sessions() as session:
+        calls = set(session.scalars(select(CallRow.call).where(CallRow.unit == unit)))
+    assert calls == {f"call-{i:03d}" for i in range(900)}
 
 
 @pytest.mark.parametrize("expected_path", SCENARIOS, ids=lambda p: p.name.removesuffix(".expected.json"))
