@@ -125,7 +125,7 @@ def same_rows(work: list[tuple[str, bytes, int]], sqlite: bool) -> dict[bytes, T
         _, items = parse_batch(payload, 10**6)
         prepared = prepare([(items, Source("mqtt", unit=unit, device=device))], _DefaultUnits(), received)
         entity = prepared.entity_rows
-        plain = (lambda rows: [tuple(_as_sqlite_text(v) for v in row) for row in rows]) if sqlite else list
+        plain = (lambda rows: [tuple(_as_sqlite_text(v) for v in row) for row in rows]) if sqlite else (lambda rows: [tuple(row) for row in rows])
         out[payload] = {
             "events": (ARCHIVE_COLUMNS, plain(prepared.archive_rows)),
             "calls": (CALL_COLUMNS, plain(entity.calls())),
@@ -174,18 +174,31 @@ def run_same_rows_baseline(port: int, url: str, work: list[tuple[str, bytes, int
 
 def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message, done: threading.Event) -> float:  # type: ignore[no-untyped-def]
     total = sum(n for _, _, n in work)
+    failures: list[BaseException] = []
+
+    def guarded(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        try:
+            on_message(client, userdata, message)
+        except BaseException as exc:  # a broken baseline must stop the run, not leave it waiting
+            failures.append(exc)
+            done.set()
+
     subscriber = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    subscriber.on_message = on_message
+    subscriber.on_message = guarded
     subscriber.connect("127.0.0.1", port)
     subscriber.subscribe("vardkoll/v1/+/+/events", qos=1)
     subscriber.loop_start()
     time.sleep(0.5)
     started = time.perf_counter()
     publish_all(port, work)
-    done.wait(600)
+    finished = done.wait(600)
     elapsed = time.perf_counter() - started
     subscriber.loop_stop()
     subscriber.disconnect()
+    if failures:
+        raise failures[0]
+    if not finished:
+        raise TimeoutError("the subscriber did not store every event within 600 s")
     return total / elapsed
 
 
@@ -212,10 +225,12 @@ def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     time.sleep(0.5)
     started = time.perf_counter()
     publish_all(port, work)
-    done.wait(600)
+    finished = done.wait(600)
     elapsed = time.perf_counter() - started
     listener.loop_stop()
     consumer.stop()
+    if not finished:
+        raise TimeoutError(f"vardkoll acknowledged {acknowledged[0]} of {total} events within 600 s")
     return total / elapsed
 
 

@@ -12,7 +12,7 @@ import json
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from vardkoll.server.replay import replay_stream
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage import make_engine, migrate
-from vardkoll.server.storage.tables import CallRow, DeadLetter, StoredEvent
+from vardkoll.server.storage.tables import CallRow, CaseRow, DeadLetter, DoctorVisitRow, StoredEvent
 
 SCENARIOS = scenario_files()
 EXAMPLE = Path(__file__).parents[2] / "vardkoll" / "examples" / "example-clinics.jsonl.gz"
@@ -261,6 +261,36 @@ def test_an_id_reused_for_another_event_in_a_later_batch_brings_none_of_its_cont
     assert later.rejected == [("reuse-1", "event id was already used by a different event of this unit")]
     figure = services.figures.figure(unit, "telephone", Period(date(2026, 5, 4), date(2026, 5, 4)), cached=False)
     assert (figure["numerator"], figure["denominator"]) == (1, 1)
+
+
+def test_the_rows_ingest_writes_read_back_through_the_orm_as_written(open_services):
+    """Ingest writes with its own multi-row SQL (SQLite: VALUES lists; PostgreSQL: binary arrays);
+    what it stored must read back through the ORM exactly: times, dates, booleans, NULLs, bytes."""
+    services = open_services()
+    unit = "SE2321000016-VC80"
+
+    def event(**fields):  # type: ignore[no-untyped-def]
+        return parse_event_line(orjson.dumps({"v": 1, "unit": unit, **fields}))
+
+    received = datetime(2026, 5, 4, 23, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    items = [
+        event(id="rt-1", type="care.contact", at="2026-05-04T23:30:00+02:00", case="case-rt1", listed=False, channel="phone"),
+        event(id="rt-2", type="visit.completed", at="2026-05-05T00:15:00+02:00", patient="pat-rt01", practitioner="doc-rt01",
+              profession="doctor", listed=True, fixed_doctor=None),
+    ]
+    report = services.ingest.ingest(items, Source("mqtt", unit, "pi-rt"), received_at=received)
+    assert report.new == 2
+    with services.sessions() as session:
+        stored = {row.event_id: row for row in session.scalars(select(StoredEvent).where(StoredEvent.unit == unit))}
+        case = session.get(CaseRow, (unit, "case-rt1"))
+        visit = session.get(DoctorVisitRow, (unit, "rt-2"))
+    # 2026-05-04 21:30:00 UTC is 1 777 930 200 s after 1970-01-01.
+    assert stored["rt-1"].at_us == 1_777_930_200_000_000
+    assert stored["rt-1"].received_at == received and stored["rt-1"].device == "pi-rt"
+    assert orjson.loads(stored["rt-1"].body)["listed"] is False
+    assert (case.contact, case.contact_day, case.listed) == ("01777930200000000|rt-1", date(2026, 5, 4), False)
+    assert (case.assessed, case.assessed_day, case.profession, case.excluded) == (None, None, None, None)
+    assert (visit.day, visit.at_us, visit.fixed_doctor) == (date(2026, 5, 5), 1_777_932_900_000_000, None)
 
 
 def test_events_stored_before_between_new_ones_are_told_apart_across_statements(open_services):
