@@ -107,44 +107,36 @@ def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, r
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
     configs = {unit: units.config(unit) for unit in {unit for unit, _ in first_seen}}
     ordered = sorted(first_seen)
-    archive = archive_rows(ordered, first_seen, epochs, received_at)
+    archive, entity, activity = new_rows(ordered, first_seen, epochs, configs, received_at)
     return PreparedIngest(
         sources=[source for _, source in batches], reports=reports, accepted=accepted, ordered=ordered, events=first_seen,
-        epochs=epochs, configs=configs, received_at=received_at, archive_rows=archive,
-        entity_rows=entity_rows(ordered, first_seen, epochs, configs, [row[5] for row in archive]),
-        activity=unit_activity(ordered, epochs),
+        epochs=epochs, configs=configs, received_at=received_at, archive_rows=archive, entity_rows=entity, activity=activity,
     )
 
 
-def archive_rows(keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], received_at: datetime) -> list[tuple[Any, ...]]:
+def new_rows(
+    keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], configs: dict[str, UnitConfig], received_at: datetime | None
+) -> tuple[list[tuple[Any, ...]], EntityRows, ActivityByUnit]:
+    """What the events of `keys` add if they are new: their archive rows (none without `received_at`),
+    their metric-state rows, and per unit the latest event and the days they fall on. One pass."""
     encode = msgspec.json.encode
-    rows = []
-    for key in keys:
-        event = events[key]
-        rows.append((key[0], key[1], event.__struct_config__.tag, epochs[key], event.device, encode(event), received_at))
-    return rows
-
-
-def entity_rows(
-    keys: list[Key], events: dict[Key, EventBase], epochs: dict[Key, int], configs: dict[str, UnitConfig], bodies: list[bytes] | None = None
-) -> EntityRows:
-    """The metric-state rows of the events of `keys`; `bodies`: their archive bodies, where known."""
-    rows = EntityRows()
     zones = {unit: config.tz for unit, config in configs.items()}
-    for index, key in enumerate(keys):
-        rows.add(events[key], epochs[key], zones[key[0]], None if bodies is None else bodies[index])
-    return rows
-
-
-def unit_activity(keys: list[Key], epochs: dict[Key, int]) -> ActivityByUnit:
+    archive: list[tuple[Any, ...]] = []
+    entity = EntityRows()
     activity = ActivityByUnit()
     latest, days = activity.latest, activity.days
     for key in keys:
-        unit, micros = key[0], epochs[key]
+        unit = key[0]
+        event, micros = events[key], epochs[key]
+        body = None
+        if received_at is not None:
+            body = encode(event)
+            archive.append((unit, key[1], event.__struct_config__.tag, micros, event.device, body, received_at))
+        entity.add(event, micros, zones[unit], body)
         if micros > latest.get(unit, -1):
             latest[unit] = micros
         days.add((unit, micros // _DAY_US))
-    return activity
+    return archive, entity, activity
 
 
 def _admit(item: Any, source: Source, report: IngestReport) -> tuple[EventBase, int] | None:

@@ -24,7 +24,7 @@ from ..storage.upsert import dialect_insert
 from ..units import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
 from .entity_rows import merge_rows
-from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, entity_rows, prepare, same_event, unit_activity
+from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare, same_event
 
 __all__ = ["DEADLOCK_RETRIES", "IngestReport", "IngestService", "PreparedIngest", "Source"]
 
@@ -84,8 +84,7 @@ class IngestService:
                 accepted = [{key: event for key, event in mine.items() if key in new_keys} for mine in prepared.accepted]
                 self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
                 stored_now = [key for key in prepared.ordered if key in new_keys]
-                rows = entity_rows(stored_now, prepared.events, prepared.epochs, prepared.configs)
-                activity = unit_activity(stored_now, prepared.epochs)
+                _, rows, activity = new_rows(stored_now, prepared.events, prepared.epochs, prepared.configs, None)
             merge_rows(session, rows)
             for mine, report in zip(accepted, reports):
                 report.new = len(mine)
