@@ -33,7 +33,6 @@ _POSTGRES_ARRAYS = ((Boolean, "boolean[]"), (Integer, "bigint[]"), (LargeBinary,
 
 @dataclass(frozen=True)
 class Inserted:
-    sent: int
     inserted: int
     last_rowid: int | None
 
@@ -44,20 +43,20 @@ def execute_rows(
     """INSERT `rows` (each its values in the order of `columns`) into `table`, followed by `tail`
     (ON CONFLICT ..., RETURNING ...); return what RETURNING gives."""
     returned: list[tuple[Any, ...]] = []
-    for cursor, _ in _statements(session, table, columns, rows, tail):
+    for cursor in _statements(session, table, columns, rows, tail):
         if returning:
             returned.extend(cursor.fetchall())
     return returned
 
 
 def insert_counted(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str) -> list[Inserted]:
-    """INSERT `rows` as `execute_rows` does; per statement, how many rows it sent and inserted and
-    the driver's `lastrowid` (SQLite: the rowid of the last row inserted)."""
-    return [Inserted(sent, cursor.rowcount, cursor.lastrowid) for cursor, sent in _statements(session, table, columns, rows, tail)]
+    """INSERT `rows` as `execute_rows` does; per statement, how many rows it inserted and the
+    driver's `lastrowid` (SQLite: the rowid of the last row inserted)."""
+    return [Inserted(cursor.rowcount, cursor.lastrowid) for cursor in _statements(session, table, columns, rows, tail)]
 
 
-def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str) -> Iterator[tuple[Any, int]]:
-    """Execute the INSERT; after each statement, yield the cursor and the number of rows it sent."""
+def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], tail: str) -> Iterator[Any]:
+    """Execute the INSERT; after each statement, yield the cursor."""
     if not rows:
         return
     connection = session.connection()
@@ -70,7 +69,7 @@ def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: 
             for index, process in processors:
                 _process_runs(values[index], 0, 1, process)
             cursor.execute(_unnest_sql(table, columns, tail), values)
-            yield cursor, len(rows)
+            yield cursor
             return
         head = _insert_head(table, columns)
         width = len(columns)
@@ -82,7 +81,7 @@ def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: 
             for index, process in processors:
                 _process_runs(params, index, width, process)
             cursor.execute(head + _values_sql(len(chunk), width) + " " + tail, params)
-            yield cursor, len(chunk)
+            yield cursor
     finally:
         cursor.close()
 

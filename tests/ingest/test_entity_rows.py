@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.event_drafts import CALL_KINDS, CASE_KINDS, call_and_case_fields
 from vardkoll.protocol import validate_event
 from vardkoll.server.ingest.entity_rows import CALL_COLUMNS, CASE_COLUMNS, CALL_STAMPS, CASE_STAMPS, EntityRows
 from vardkoll.server.metrics.assessment import CaseLedger
@@ -20,29 +21,14 @@ UNIT = "SE2321000016-VC01"
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # Around the spring DST change; few distinct minutes, so that instants tie and the event id decides.
 BASE = datetime(2026, 3, 28, 22, 0, tzinfo=timezone.utc)
-KINDS = ["call.offered", "call.answered", "call.callback_booked", "call.callback_done", "call.abandoned", "call.rejected",
-         "care.contact", "care.assessed", "care.excluded", "care.cancelled"]
 
 
 @st.composite
 def drafts(draw):
-    kind = draw(st.sampled_from(KINDS))
+    kind = draw(st.sampled_from([*CALL_KINDS, *CASE_KINDS]))
     at = BASE + timedelta(minutes=30 * draw(st.integers(0, 8)))
     event = {"v": 1, "type": kind, "unit": UNIT, "at": at.astimezone(draw(st.sampled_from([timezone.utc, STOCKHOLM]))).isoformat()}
-    if kind.startswith("call."):
-        event["call"] = draw(st.sampled_from(["call-a1", "call-b2"]))
-    if kind == "call.callback_done":
-        event["reached"] = draw(st.booleans())
-    if kind == "call.rejected":
-        event["reason"] = "queue_full"
-    if kind.startswith("care."):
-        event["case"] = draw(st.sampled_from(["case-a1", "case-b2"]))
-    if kind == "care.contact":
-        event.update(listed=draw(st.booleans()), channel="phone")
-    if kind == "care.assessed":
-        event.update(profession=draw(st.sampled_from(["doctor", "nurse"])), form="phone")
-    if kind == "care.excluded":
-        event["reason"] = "medical"
+    event.update(call_and_case_fields(draw, kind, ["call-a1", "call-b2"], ["case-a1", "case-b2"]))
     return event
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support.event_drafts import CALL_KINDS, CASE_KINDS, call_and_case_fields
 from vardkoll.protocol import validate_event
 from vardkoll.server.metrics import MetricEngine, Period
 
@@ -24,28 +25,10 @@ AS_OF = [None, datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc), datetime(2026,
 
 @st.composite
 def events(draw):
-    kind = draw(
-        st.sampled_from(
-            ["call.offered", "call.answered", "call.callback_booked", "call.callback_done", "call.abandoned", "call.rejected",
-             "care.contact", "care.assessed", "care.excluded", "care.cancelled", "listing.snapshot", "visit.completed"]
-        )
-    )
+    kind = draw(st.sampled_from([*CALL_KINDS, *CASE_KINDS, "listing.snapshot", "visit.completed"]))
     at = (BASE + timedelta(minutes=draw(st.integers(0, 60 * 24 * 8)))).astimezone(draw(st.sampled_from(OFFSETS)))
     event = {"v": 1, "type": kind, "unit": draw(st.sampled_from(UNITS)), "at": at.isoformat()}
-    if kind.startswith("call."):
-        event["call"] = draw(st.sampled_from(CALLS))
-    if kind == "call.callback_done":
-        event["reached"] = draw(st.booleans())
-    if kind == "call.rejected":
-        event["reason"] = "queue_full"
-    if kind.startswith("care."):
-        event["case"] = draw(st.sampled_from(CASES))
-    if kind == "care.contact":
-        event.update(listed=draw(st.booleans()), channel="phone")
-    if kind == "care.assessed":
-        event.update(profession=draw(st.sampled_from(["doctor", "nurse"])), form="phone")
-    if kind == "care.excluded":
-        event["reason"] = "medical"
+    event.update(call_and_case_fields(draw, kind, CALLS, CASES))
     if kind == "listing.snapshot":
         listed = draw(st.integers(0, 50))
         event.update(listed=listed, named_doctor=draw(st.integers(0, listed)),
