@@ -57,7 +57,7 @@ def replay(
 ) -> None:
     """Re-compute every metric for every unit in an event file and print the figures as JSON."""
     from vardkoll.server.replay import ReplayPeriodError, replay_path
-    from vardkoll.server.unit_settings import UnitSettingsError, load_unit_settings
+    from vardkoll.server.replay import UnitSettingsError, load_unit_settings
 
     start, end = _date_option(period_from, "--from"), _date_option(period_to, "--to")
     if start and end and end < start:
