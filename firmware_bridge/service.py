@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import orjson
 
 from vardkoll.collector.agent import Agent
 from vardkoll.collector.clock import standalone_hold
@@ -32,7 +30,7 @@ from vardkoll.collector.outbox import Outbox
 from vardkoll.collector.pseudonyms import load_or_create_secret
 
 from .bridge import Bridge, OutboxSink
-from .config import BridgeConfig, ConfigError, parse_config
+from .config import BridgeConfig, ConfigError, parse_config, read_document
 
 log = logging.getLogger("vardkoll.firmware_bridge.service")
 
@@ -67,18 +65,6 @@ def bridge_config_for_collector(data: dict[str, Any], collector: CollectorConfig
     return msgspec.structs.replace(config, event_device=collector.device)
 
 
-def load_bridge_document(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BridgeSetupError(f"cannot read bridge config {path}: {exc.strerror}") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else orjson.loads(raw)
-    except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BridgeSetupError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
-
-
 class BridgeService:
     """The bridge feeding the collector's outbox, and (with `publish`) the collector agent sending it.
 
@@ -108,7 +94,11 @@ class BridgeService:
             collector = load_collector_config(collector_path)
         except CollectorConfigError as exc:
             raise BridgeSetupError(str(exc)) from None
-        config = bridge_config_for_collector(load_bridge_document(bridge_path), collector)
+        try:
+            document = read_document(bridge_path)
+        except ConfigError as exc:
+            raise BridgeSetupError(str(exc)) from None
+        config = bridge_config_for_collector(document, collector)
         return cls(config, collector, **kwargs)
 
     def start(self, ports: list[str] | tuple[str, ...] | None = None) -> None:
