@@ -36,6 +36,8 @@ class JobSettings(BaseModel):
     audit_at: time = time(3, 15)
     audit_time_zone: TimeZoneName = "Europe/Stockholm"
     retention_at: time = time(3, 45)  # after the self-audit, in the same time zone
+    alert_checks_every_s: float = Field(default=60.0, gt=0)  # at-risk cases, telephone, outboxes, dead letters
+    alert_delivery_every_s: float = Field(default=10.0, gt=0)  # hand alerts out, queue digests, send
 
     @property
     def lease_renew_every_s(self) -> float:
