@@ -116,8 +116,8 @@ class DeliveryReport:
     sent_bytes: list[bytes] = field(default_factory=list)  # kept only when asked (tests)
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** max(0, attempts - 1), 3600))
+def backoff(attempts: int, base_s: float = 30.0) -> timedelta:
+    return timedelta(seconds=min(base_s * 2 ** max(0, attempts - 1), 3600))
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]  # an SQL expression
@@ -181,7 +181,7 @@ def deliver(
             # Without settings the row waits without using up its attempts.
             attempts = row.attempts - 1 if waiting else row.attempts
             _finish(sessions, row, holder, status=FAILED if final else PENDING,
-                    attempts=attempts, last_error=str(exc)[:300], next_attempt_at=clock() + backoff(row.attempts))
+                    attempts=attempts, last_error=str(exc)[:300], next_attempt_at=clock() + backoff(row.attempts, settings.delivery_retry_base_s))
             if final:
                 report.failed += 1
                 log.error("delivery_failed delivery=%s channel=%s reason=%s", row.id, row.channel, exc)

@@ -27,3 +27,4 @@ class AlertSettings(BaseSettings):
     # A claimed delivery not marked within this is taken again (its sender died): longer than any send.
     delivery_claim_s: float = Field(default=120.0, ge=10)
     delivery_max_attempts: int = Field(default=12, ge=1)  # backoff 30 s doubling to 1 h: about 7 hours in all
+    delivery_retry_base_s: float = Field(default=30.0, gt=0, le=3600)  # the first retry's wait, doubled each time

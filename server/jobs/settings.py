@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from datetime import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vardkoll.protocol.local_time import TimeZoneName
 
 LEASE_NAME = "vardkoll-jobs"
 
 
-class JobSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class JobSettings(BaseSettings):
+    """Also from the environment, `VARDKOLL_JOBS_<FIELD>` (e.g. VARDKOLL_JOBS_ALERT_DELIVERY_EVERY_S=2)."""
+
+    model_config = SettingsConfigDict(env_prefix="VARDKOLL_JOBS_", extra="forbid", frozen=True)
 
     lease_name: str = Field(default=LEASE_NAME, min_length=1, max_length=64)
     lease_ttl_s: float = Field(default=30.0, gt=0)
