@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
+from weakref import WeakKeyDictionary
+
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics.assessment import LIMIT_DAYS
@@ -112,11 +114,14 @@ def telephone_below_target(services: Services, unit: str, rules: AlertRules, now
     with services.sessions() as session:
         done = set(session.scalars(select(Alert.subject).where(Alert.unit == unit, Alert.kind == TELEPHONE_BELOW_TARGET, Alert.subject.in_(due))))
     # Checked once per time and day: what is due and not yet alerted is looked at now, the latest only.
-    if due[-1] in done or (unit, due[-1]) in _TELEPHONE_CHECKED:
+    checked = _TELEPHONE_CHECKED.setdefault(services.engine, set())
+    if due[-1] in done or (unit, due[-1]) in checked:
         return 0
     today = local.date()
     figure = services.figures.figure(unit, "telephone", Period(today, today), as_of=now)
-    _mark_checked(unit, due[-1])
+    if len(checked) > 100_000:
+        checked.clear()
+    checked.add((unit, due[-1]))
     if figure["share"] is None or figure["meets_target"] is not False:
         return 0
     detail = {"day": today.isoformat(), "share": figure["share"], "target": figure["target"],
@@ -125,15 +130,9 @@ def telephone_below_target(services: Services, unit: str, rules: AlertRules, now
         return len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, due[-1], detail)], now))
 
 
-# The telephone check runs at most once per (unit, time of day) in a process; the alert's unique key keeps a
-# second process (after a lease handover) from alerting twice, so this only saves re-computing the figure.
-_TELEPHONE_CHECKED: set[tuple[str, str]] = set()
-
-
-def _mark_checked(unit: str, subject: str) -> None:
-    if len(_TELEPHONE_CHECKED) > 100_000:
-        _TELEPHONE_CHECKED.clear()
-    _TELEPHONE_CHECKED.add((unit, subject))
+# The telephone check computes the figure at most once per (unit, time of day) per database in a process; the
+# alert's unique key keeps a second process (after a lease handover) from alerting twice.
+_TELEPHONE_CHECKED: WeakKeyDictionary[Engine, set[tuple[str, str]]] = WeakKeyDictionary()
 
 
 def outbox_depth(last_status: str | None) -> int | None:
