@@ -18,7 +18,6 @@ from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics.assessment import LIMIT_DAYS
 from vardkoll.server.metrics.calendar import Period

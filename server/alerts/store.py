@@ -123,3 +123,42 @@ def record(row: Alert) -> AlertRecord:
     assert row.id is not None  # rows read back always have an id
     return AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at,
                        row.acknowledged_at, row.acknowledged_by)
+
+
+STATES = ("open", "unacknowledged", "acknowledged", "cleared", "all")
+
+
+def query_alerts(session: Session, units: list[str] | None, kind: str | None = None, state: str = "open", limit: int = 200) -> list[AlertRecord]:
+    """Alerts of `units` (None: every unit), newest first. `state`: open (not cleared), unacknowledged (open
+    and not acknowledged), acknowledged, cleared or all."""
+    query = select(Alert)
+    if units is not None:
+        query = query.where(Alert.unit.in_(units))
+    if kind is not None:
+        query = query.where(Alert.kind == kind)
+    if state == "open":
+        query = query.where(Alert.cleared_at.is_(None))
+    elif state == "unacknowledged":
+        query = query.where(Alert.cleared_at.is_(None), Alert.acknowledged_at.is_(None))
+    elif state == "acknowledged":
+        query = query.where(Alert.acknowledged_at.is_not(None))
+    elif state == "cleared":
+        query = query.where(Alert.cleared_at.is_not(None))
+    return [record(row) for row in session.scalars(query.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))]
+
+
+def open_counts(session: Session, unit: str, kinds: Iterable[str] | None = None) -> tuple[int, int]:
+    """(open, of those not acknowledged) alerts of a unit, of `kinds` (None: all)."""
+    query = select(Alert.acknowledged_at).where(Alert.unit == unit, Alert.cleared_at.is_(None))
+    if kinds is not None:
+        query = query.where(Alert.kind.in_(list(kinds)))
+    acknowledged = list(session.scalars(query))
+    return len(acknowledged), sum(1 for at in acknowledged if at is None)
+
+
+def acknowledge(session: Session, alert_id: int, by: str, now: datetime) -> bool:
+    """Record the first acknowledgement (who, when); False when it was acknowledged already."""
+    table = Alert.__table__
+    result = session.execute(update(table).where(table.c.id == alert_id, table.c.acknowledged_at.is_(None))
+                             .values(acknowledged_at=now, acknowledged_by=by[:200]))
+    return result.rowcount == 1

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..alerts.rules import AlertRulesPatch, effective_rules, set_overrides, stored_overrides
-from ..alerts.store import record
+from ..alerts.store import acknowledge, query_alerts, record
 from ..alerts.subscriptions import SubscriptionIn, SubscriptionOut, new_row
 from ..auth import Principal, Role, visible_units
 from ..storage.alert_tables import DeliveryRow, SubscriptionRow
@@ -31,26 +31,12 @@ def _visible_unit_filter(session: SessionDep, principal: Principal) -> list[str]
 
 
 def list_alerts(session: SessionDep, principal: Principal, unit: str | None, kind: str | None, state: State, limit: int) -> list[dict[str, Any]]:
-    query = select(Alert)
     if unit is not None:
         confine_to_unit(session, principal, unit)
-        query = query.where(Alert.unit == unit)
+        units: list[str] | None = [unit]
     else:
         units = _visible_unit_filter(session, principal)
-        if units is not None:
-            query = query.where(Alert.unit.in_(units))
-    if kind is not None:
-        query = query.where(Alert.kind == kind)
-    if state == "open":
-        query = query.where(Alert.cleared_at.is_(None))
-    elif state == "unacknowledged":
-        query = query.where(Alert.cleared_at.is_(None), Alert.acknowledged_at.is_(None))
-    elif state == "acknowledged":
-        query = query.where(Alert.acknowledged_at.is_not(None))
-    elif state == "cleared":
-        query = query.where(Alert.cleared_at.is_not(None))
-    rows = session.scalars(query.order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit))
-    return [record(row).to_dict() for row in rows]
+    return [alert.to_dict() for alert in query_alerts(session, units, kind, state, limit)]
 
 
 @router.get("/alerts")
@@ -69,14 +55,12 @@ def alerts(
     return list_alerts(session, principal, unit, kind, state, limit)
 
 
-def acknowledge(session: SessionDep, principal: Principal, alert_id: int, now: datetime) -> dict[str, Any]:
+def _acknowledge(session: SessionDep, principal: Principal, alert_id: int, now: datetime) -> dict[str, Any]:
     row = session.get(Alert, alert_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
     confine_to_unit(session, principal, row.unit)
-    if row.acknowledged_at is None:  # the first acknowledgement stands
-        session.execute(update(Alert).where(Alert.id == alert_id, Alert.acknowledged_at.is_(None))
-                        .values(acknowledged_at=now, acknowledged_by=principal.name[:200]))
+    if acknowledge(session, alert_id, principal.name, now):  # the first acknowledgement stands
         session.commit()
         session.refresh(row)
     return record(row).to_dict()
@@ -85,7 +69,7 @@ def acknowledge(session: SessionDep, principal: Principal, alert_id: int, now: d
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge_alert(principal: RegistryReader, session: SessionDep, alert_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     """Record who acknowledged the alert and when (the token's name); acknowledging again changes nothing."""
-    return acknowledge(session, principal, alert_id, datetime.now(timezone.utc))
+    return _acknowledge(session, principal, alert_id, datetime.now(timezone.utc))
 
 
 # -- rules -------------------------------------------------------------------------------------------------
