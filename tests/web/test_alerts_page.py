@@ -82,6 +82,9 @@ def test_the_larm_page_lists_filters_and_acknowledges_the_own_units_alerts_only(
         page.click("#larm-filter button[type=submit]")
         expect(page.locator("#inga-larm")).to_be_visible()
 
+        page.goto(f"{base}/larm?status=alla")  # without a unit: all of the manager's units, which is one
+        expect(rows).to_have_count(2)
+        assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.unit)")) == [VC01, VC01]
         response = page.goto(f"{base}/larm?enhet={VC02}")
         assert response is not None and response.status == 403 and "Ingen behörighet" in page.content()
         page.goto(f"{base}/enhet/{VC01}")
