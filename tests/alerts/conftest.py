@@ -27,7 +27,7 @@ def clinic(services: Services) -> Clinic:
 
 
 @pytest.fixture
-def smtp(tmp_path) -> Iterator[SmtpReceiver]:  # type: ignore[no-untyped-def]
+def smtp(tmp_path) -> Iterator[SmtpReceiver]:
     receiver = SmtpReceiver(tmp_path).start()
     yield receiver
     receiver.stop()

@@ -37,7 +37,7 @@ ADMIN = "admin-token-for-the-alert-test-0123456789"
 SECRET = "webhook-secret-0123456789"
 
 
-def wait_for(condition, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -109,7 +109,7 @@ def test_an_at_risk_case_reaches_each_subscriber_once_across_kill_minus_nine_and
     texts = []
     for mail in smtp.mails:
         parsed = email.message_from_bytes(mail.data, policy=email.policy.default)
-        body = parsed.get_body().get_content()  # type: ignore[union-attr]
+        body = parsed.get_body().get_content()
         assert "case-2b8e41" in body and "3-dagarsgränsen" in body and "vardkoll collector lookup case-2b8e41" in body
         assert "pat-5d0c7a" not in body, "the patient's pseudonym is not needed and not sent"
         texts += [mail.data.decode("utf-8", "replace"), body, str(parsed["Subject"])]
@@ -124,19 +124,19 @@ def _up(api: httpx.Client) -> bool:
         return False
 
 
-def _attempted(services, n: int) -> bool:  # type: ignore[no-untyped-def]
+def _attempted(services, n: int) -> bool:
     with services.sessions() as session:
         rows = session.scalars(select(DeliveryRow)).all()
         return len(rows) == n and all(row.attempts >= 1 for row in rows)
 
 
-def _all_sent(services, n: int) -> bool:  # type: ignore[no-untyped-def]
+def _all_sent(services, n: int) -> bool:
     with services.sessions() as session:
         rows = session.scalars(select(DeliveryRow)).all()
         return len(rows) == n and all(row.status == "sent" for row in rows)
 
 
-def _holder_pid(services) -> int:  # type: ignore[no-untyped-def]
+def _holder_pid(services) -> int:
     with services.sessions() as session:
         lease = session.scalars(select(Lease)).one()
         return int(lease.holder.split(":")[1])

@@ -27,14 +27,14 @@ from jobs.jobs_support import UNIT, Clinic, local
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 10:00 in Stockholm
 
 
-def settings(smtp, **more) -> AlertSettings:  # type: ignore[no-untyped-def]
+def settings(smtp, **more) -> AlertSettings:
     env = smtp.env()
     return AlertSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_username=env["VARDKOLL_SMTP_USERNAME"],
                          smtp_password=env["VARDKOLL_SMTP_PASSWORD"], smtp_ca_file=str(smtp.cert), public_url="https://vk.test",
                          delivery_retry_base_s=30, **more)
 
 
-def subscribe(services: Services, when: datetime = NOW - timedelta(days=1), **fields) -> None:  # type: ignore[no-untyped-def]
+def subscribe(services: Services, when: datetime = NOW - timedelta(days=1), **fields) -> None:
     data = SubscriptionIn(**{"name": "chef", "scope": "unit", "unit": UNIT, "channel": "email", "address": "chef@vc.test", **fields})
     with services.sessions.begin() as session:
         session.add(new_row(data, "test", None, when))
@@ -50,7 +50,7 @@ def statuses(services: Services) -> list[str]:
         return [row.status for row in session.scalars(select(DeliveryRow).order_by(DeliveryRow.id))]
 
 
-def test_two_senders_at_once_send_each_message_once(services: Services, clinic: Clinic, smtp, webhook) -> None:  # type: ignore[no-untyped-def]
+def test_two_senders_at_once_send_each_message_once(services: Services, clinic: Clinic, smtp, webhook) -> None:
     subscribe(services)
     subscribe(services, address="second@vc.test")
     subscribe(services, channel="webhook", address=webhook.url, secret="s" * 20)
@@ -71,7 +71,7 @@ def test_two_senders_at_once_send_each_message_once(services: Services, clinic: 
     assert len({mail.data.split(b"Message-ID: ")[1].split(b"\n")[0] for mail in smtp.mails}) == 20
 
 
-def test_a_crash_between_send_and_mark_sends_once_more_with_the_same_message_id(services: Services, clinic: Clinic, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_between_send_and_mark_sends_once_more_with_the_same_message_id(services: Services, clinic: Clinic, smtp) -> None:
     subscribe(services)
     raise_at_risk(services)
     alert_settings = settings(smtp)
@@ -89,7 +89,7 @@ def test_a_crash_between_send_and_mark_sends_once_more_with_the_same_message_id(
     assert len(ids) == 2 and ids[0] == ids[1]
 
 
-def test_failures_back_off_and_quiet_hours_hold(services: Services, clinic: Clinic, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_failures_back_off_and_quiet_hours_hold(services: Services, clinic: Clinic, smtp) -> None:
     subscribe(services)
     subscribe(services, address="night@vc.test", quiet_from="07:00", quiet_to="12:00")  # 10:00 local is quiet
     raise_at_risk(services)
@@ -107,13 +107,13 @@ def test_failures_back_off_and_quiet_hours_hold(services: Services, clinic: Clin
     assert [mail.recipients for mail in smtp.mails] == [["night@vc.test"]]
 
 
-def test_a_subscription_hears_of_alerts_raised_after_it_was_made(services: Services, clinic: Clinic, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_a_subscription_hears_of_alerts_raised_after_it_was_made(services: Services, clinic: Clinic, smtp) -> None:
     subscribe(services, when=NOW + timedelta(seconds=1))
     raise_at_risk(services)
     assert hand_out(services.sessions, settings(smtp), NOW) == 0
 
 
-def test_the_digest_is_swedish_and_goes_out_once_a_day(services: Services, clinic: Clinic, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_the_digest_is_swedish_and_goes_out_once_a_day(services: Services, clinic: Clinic, smtp) -> None:
     today = date(2026, 3, 10)
     clinic.ingest(
         clinic.offered("call-1", local(today - timedelta(days=1), 8)), clinic.answered("call-1", local(today - timedelta(days=1), 8, 1)),
@@ -126,7 +126,7 @@ def test_the_digest_is_swedish_and_goes_out_once_a_day(services: Services, clini
     assert hand_out_digests(services, alert_settings, local(today, 7, 1)) == 0, "once a day"
     deliver(services.sessions, alert_settings, "a", lambda: local(today, 7, 1))
     mail = email.message_from_bytes(smtp.mails[0].data, policy=email.policy.default)
-    body = mail.get_body().get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    body = mail.get_body().get_content().replace("\r\n", "\n")
     assert str(mail["Subject"]) == "Vårdkoll: Dagens läge – Vårdcentralen 15SF"
     assert "Gårdagens siffror mot målet:" in body
     assert "- Telefoni, besvarade eller återringda samma dag: 100 % (1 av 1), mål 90 % – når målet" in body

@@ -26,7 +26,7 @@ def alerts(services: Services, kind: str) -> dict[str, dict]:
         return {a.subject: orjson.loads(a.detail) for a in session.scalars(select(Alert).where(Alert.kind == kind, Alert.cleared_at.is_(None)))}
 
 
-def override(services: Services, scope, key: str, **fields) -> None:  # type: ignore[no-untyped-def]
+def override(services: Services, scope, key: str, **fields) -> None:
     with services.sessions.begin() as session:
         set_overrides(session, scope, key, AlertRulesPatch(**fields), "test", datetime.now(timezone.utc))
 
@@ -78,12 +78,12 @@ def test_a_growing_outbox_and_a_burst_of_dead_letters_alert_and_clear(services: 
                               last_status=orjson.dumps({"outbox": {"depth": 800}}).decode()))
         session.add(DeviceRow(unit=UNIT, device="pi-fine", registered_at=now, status="online", last_seen_at=now,
                               last_status=orjson.dumps({"outbox": {"depth": 3}}).decode()))
-        session.add_all([DeadLetter(received_at=now - timedelta(minutes=i % 9), source="mqtt", unit=UNIT, reason="bad") for i in range(20)])  # type: ignore[call-arg]
+        session.add_all([DeadLetter(received_at=now - timedelta(minutes=i % 9), source="mqtt", unit=UNIT, reason="bad") for i in range(20)])
     run_checks(services, now)
     assert alerts(services, OUTBOX_GROWING) == {"pi-deep": {"depth": 800, "threshold": 500}}
     assert alerts(services, DEAD_LETTER_BURST) == {"burst": {"dead_letters": 20, "window_minutes": 10}}
     with services.sessions.begin() as session:
-        session.get(DeviceRow, (UNIT, "pi-deep")).last_status = orjson.dumps({"outbox": {"depth": 200}}).decode()  # type: ignore[union-attr]
+        session.get(DeviceRow, (UNIT, "pi-deep")).last_status = orjson.dumps({"outbox": {"depth": 200}}).decode()
     run_checks(services, now + timedelta(minutes=11))  # under half the threshold; the dead letters are older than 10 minutes
     assert alerts(services, OUTBOX_GROWING) == {} and alerts(services, DEAD_LETTER_BURST) == {}
 
@@ -94,4 +94,4 @@ def test_rules_refuse_what_makes_no_sense() -> None:
 
     with pytest.raises(ValidationError, match="at_risk_hours"):
         AlertRulesPatch(at_risk_hours=-1)
-    assert AlertRulesPatch(telephone_check_times=["09:30"]).telephone_check_times == [time(9, 30)]  # type: ignore[list-item]
+    assert AlertRulesPatch(telephone_check_times=["09:30"]).telephone_check_times == [time(9, 30)]

@@ -24,7 +24,6 @@ from vardkoll.server.settings import ServerSettings
 
 from .conftest import dashboard_app
 from .test_browser import signed_in_page
-from .test_login_and_scope import login
 from .world import ADMIN_TOKEN, GAVLEBORG, OTHER, UPPSALA, VC01, VC02, register, token
 
 NOW = datetime.now(timezone.utc)
