@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from ..access_log.log import record_principal
 from ..alerts.rules import AlertRulesPatch, effective_rules, set_overrides, stored_overrides
 from ..alerts.store import acknowledge, query_alerts, record
 from ..alerts.subscriptions import SubscriptionIn, SubscriptionOut, new_row
@@ -16,7 +17,7 @@ from ..auth import Principal, Role, visible_units
 from ..storage.alert_tables import DeliveryRow, SubscriptionRow
 from ..storage.job_tables import ALERT_KINDS, Alert
 from ..storage.registry_tables import UnitRow
-from .deps import Admin, RegistryReader, SessionDep, UnitInPath, check_hsa_id, confine_to_unit, invalid
+from .deps import Admin, RegistryReader, ServicesDep, SessionDep, UnitInPath, check_hsa_id, confine_to_unit, invalid
 
 router = APIRouter(tags=["alerts"])
 
@@ -41,7 +42,7 @@ def list_alerts(session: SessionDep, principal: Principal, unit: str | None, kin
 
 @router.get("/alerts")
 def alerts(
-    principal: RegistryReader, session: SessionDep,
+    principal: RegistryReader, session: SessionDep, services: ServicesDep, request: Request,
     unit: Annotated[str | None, Query(description="only this unit's")] = None,
     kind: Annotated[str | None, Query(description=f"only this kind: {', '.join(ALERT_KINDS)}")] = None,
     state: Annotated[State, Query(description="open (not cleared), unacknowledged, acknowledged, cleared or all")] = "open",
@@ -52,7 +53,10 @@ def alerts(
         check_hsa_id(unit, "query", "unit")
     if kind is not None and kind not in ALERT_KINDS:
         raise invalid("query", "kind", f"'kind' must be one of: {', '.join(ALERT_KINDS)}")
-    return list_alerts(session, principal, unit, kind, state, limit)
+    found = list_alerts(session, principal, unit, kind, state, limit)
+    # Alerts name cases by pseudonym: a read of case-level data.
+    record_principal(services.sessions, principal, request, "read:alerts", unit=unit, detail=f"alerts state={state} n={len(found)}")
+    return found
 
 
 def _acknowledge(session: SessionDep, principal: Principal, alert_id: int, now: datetime) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from vardkoll.protocol.field_rules import is_hsa_id
 
+from ..access_log.log import record_principal
 from ..alerts.messages import TITLES
 from ..alerts.store import STATES, acknowledge, query_alerts
 from ..auth import REGISTRY_READERS, Principal, Role, require_role, visible_units
@@ -62,6 +63,8 @@ def alerts_page(
         wanted = [enhet] if enhet else (None if all_units else sorted(units))
         with services_of(request).sessions() as session:
             alerts = query_alerts(session, wanted, kind, STATE_PARAMS[state], 500)
+        # Alerts name cases by pseudonym: a read of case-level data, recorded before it is served.
+        record_principal(services_of(request).sessions, principal, request, "read:alerts", unit=enhet or None, detail=f"Larm {state}")
         return render(request, "larm.html", principal=principal, alerts=alerts, units=units, titles=TITLES, kinds=ALERT_KINDS,
                       states=STATE_NAMES, enhet=enhet or "", typ=kind or "", state=state, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
                       back=request.url.query)

@@ -106,6 +106,10 @@ def test_the_alerts_api_is_scoped_like_the_page(web):
     acknowledged = client.post(f"/api/v1/alerts/{other['id']}/acknowledge", headers=analyst).json()
     assert acknowledged["acknowledged_by"] == "webbtest region_analyst" and acknowledged["acknowledged_at"]
     assert [a["id"] for a in client.get("/api/v1/alerts?state=acknowledged", headers=analyst).json()] == [other["id"]]
+    log = client.get("/api/v1/access-log", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    entries = log["entries"] if isinstance(log, dict) else log
+    actions = [(e["who"], e["action"]) for e in entries]
+    assert ("webbtest region_analyst", "read:alerts") in actions and ("webbtest region_analyst", "change:POST") in actions
 
 
 def test_rules_and_subscriptions_through_the_api(web):
