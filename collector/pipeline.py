@@ -19,9 +19,13 @@ class Pipeline:
         self.unit, self.device = unit, device
 
     def to_wire(self, connector: str, source: SourceEvent) -> dict[str, Any]:
-        """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type), so reading
-        the same source twice gives the same ids and the event counts once."""
-        event_id = "e" + self._pseudonymiser.pseudonym("event", f"{connector}\x1f{source.source_key}\x1f{source.type}")
+        """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type and, where
+        the connector sets one, occurrence), so reading the same source twice gives the same ids and the
+        event counts once, while two callback attempts are two events."""
+        key = f"{connector}\x1f{source.source_key}\x1f{source.type}"
+        if source.occurrence:
+            key += f"\x1f{source.occurrence}"
+        event_id = "e" + self._pseudonymiser.pseudonym("event", key)
         event: dict[str, Any] = {
             **copy.deepcopy(source.fields),
             "v": 1,

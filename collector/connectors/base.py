@@ -47,6 +47,9 @@ class SourceEvent:
     # Where `at` came from: the source system's own timestamp (preferred), or this device's clock, in
     # which case the event is held while that clock is not trustworthy (collector/clock.py).
     clock: Literal["source", "device"] = "source"
+    # What tells two happenings of one kind about one thing apart (a callback attempt's time), where the
+    # source can repeat them: it goes into the event id, so each is its own event on the wire.
+    occurrence: str = ""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import CollectorConfig, MqttConfig
+from ..config import CollectorConfig, MqttConfig, unlinked_callback_exports
 from ..connectors import REGISTRY
 from . import clock
 from .findings import Finding, error, ok, warning
@@ -240,6 +240,13 @@ def sources(config: CollectorConfig, timeout_s: float, transport: Any = None, no
     clocks: list[clock.ClockComparison] = []
     if not config.connectors:
         findings.append(warning("Källor", "inga källor är konfigurerade; insamlaren skickar bara status", "Lägg till en [[connectors]]-tabell per källa (docs/collector.md)."))
+    for name in unlinked_callback_exports(config.connectors):
+        findings.append(error(
+            f"Källa {name}",
+            "återuppringningsexporten är inte kopplad till telefonsystemets samtal: varje återuppringning skulle räknas som ett samtal till",
+            "Ange i [connectors.columns] queue_call_id = kolumnen med telefonsystemets samtals-id (Asterisks uniqueid); "
+            "är exportens call_id samma id, ange samma kolumnnamn.",
+        ))
     for entry in config.connectors:
         area = f"Källa {entry.instance_name}"
         cls = REGISTRY.get(entry.type)
