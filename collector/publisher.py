@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
+from vardkoll.protocol.personal_number import contains_personal_number
 from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
 
 from .config import MqttConfig, PublisherConfig
@@ -370,4 +371,17 @@ class Publisher:
         }
 
     def publish_heartbeat(self) -> None:
-        self._client.publish(self.status_topic, orjson.dumps(self.heartbeat()), qos=1, retain=True)
+        self._client.publish(self.status_topic, orjson.dumps(_withhold_personal_numbers(self.heartbeat())), qos=1, retain=True)
+
+
+WITHHELD = "(text withheld: it holds what looks like a personal identity number)"
+
+
+def _withhold_personal_numbers(value: Any) -> Any:
+    """The heartbeat with any text holding a personal number replaced (SPEC 3.2): a reason can quote a
+    file or a server's answer, and the server refuses a whole heartbeat that holds one."""
+    if isinstance(value, dict):
+        return {key: _withhold_personal_numbers(item) for key, item in value.items()}
+    if isinstance(value, str) and contains_personal_number(value):
+        return WITHHELD
+    return value

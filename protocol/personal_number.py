@@ -57,6 +57,7 @@ _SAFE_NAME = re.compile(r"(?![A-Za-z0-9_]*[0-9]{3})[A-Za-z_][A-Za-z0-9_]{0,39}")
 # event). Only negatives are remembered: a personal number is never kept, not even in memory.
 _KNOWN_CLEAN: set[bytes] = set()
 _KNOWN_CLEAN_MAX = 4096
+_KNOWN_CLEAN_LONGEST = 64
 
 
 def _scan(data: bytes, shape: bytes | None = None) -> bool:
@@ -111,6 +112,8 @@ def _folded_stretches_hold_number(raw: bytes, shape: bytes) -> bool:
 
 
 def _remember_clean(stretch: bytes) -> None:
+    if len(stretch) > _KNOWN_CLEAN_LONGEST:  # a sender's long stretches must not fill memory
+        return
     if len(_KNOWN_CLEAN) >= _KNOWN_CLEAN_MAX:
         _KNOWN_CLEAN.clear()
     _KNOWN_CLEAN.add(stretch)
