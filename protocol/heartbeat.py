@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .events import DEVICE_ID_PATTERN
+from .field_rules import is_device_id
 from .personal_number import find_personal_number
 
 __all__ = ["MAX_STATUS_BYTES", "DeviceStatus", "StatusRefused", "read_status"]
@@ -65,7 +65,6 @@ def _one_of(*allowed: Any) -> Rule:
 
 
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+~-]{0,63}")
-_DEVICE = re.compile(DEVICE_ID_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -82,7 +81,7 @@ def _version_or_none(value: Any) -> str | None:
 
 
 def _device(value: Any) -> str:
-    if not isinstance(value, str) or not _DEVICE.search(value):
+    if not isinstance(value, str) or not is_device_id(value):
         raise _Drop
     return value
 

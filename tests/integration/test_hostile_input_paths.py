@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from support.number_variants import ISSUE_FORMS
 from vardkoll.protocol.topics import ack_topic, events_topic, status_topic
 from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
-from vardkoll.server.services import build_services
+from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import DeviceRow
 from vardkoll.server.storage.tables import DeadLetter, StoredEvent
@@ -92,7 +92,7 @@ def retained_status(port: int, payload: bytes) -> None:
     client.disconnect()
 
 
-def stored_status(services) -> tuple[str | None, str | None]:  # type: ignore[no-untyped-def]
+def stored_status(services: Services) -> tuple[str | None, str | None]:
     with services.sessions() as session:
         row = session.get(DeviceRow, (UNIT, DEVICE))
         return (row.status, row.last_status) if row else (None, None)
