@@ -37,7 +37,7 @@ def offered(event_id: str, **extra: object) -> dict:
 
 @pytest.fixture
 def server(database_url, mosquitto):
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-hostile")
     consumer.start()
     assert consumer.connected.wait(10)
