@@ -126,7 +126,9 @@ def server(
         settings.check_secure(host)
     except InsecureSettings as exc:
         _fail(str(exc))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes only
+    # VARDKOLL_TRUSTED_PROXIES (server/guards/proxies.py).
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 collector_app = typer.Typer(no_args_is_help=True, help="The edge collector at a clinic (see docs/collector.md).")

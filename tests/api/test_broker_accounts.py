@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 
 from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
+from vardkoll.server.services import build_consumer
 from vardkoll.server.provisioning import BrokerAccountError, code_digest
 from vardkoll.server.storage.enrollment_tables import EnrollmentCode
 from vardkoll.server.storage.registry_tables import DeviceRow
@@ -123,7 +123,7 @@ def batch(device: str, event_id: str, unit: str = VC01) -> bytes:
 def test_redeeming_a_code_makes_a_broker_account_that_publishes_its_events_and_receives_its_acks(api, dynsec_broker):
     enrolled = enroll(api)
     assert enrolled["mqtt"]["username"] == f"{VC01}/pi-vc01-1" and len(enrolled["mqtt"]["password"]) >= 40
-    consumer = MqttConsumer(api.services, client_id="test-server")  # with the account the deploy script made
+    consumer = build_consumer(api.services, client_id="test-server")  # with the account the deploy script made
     consumer.start()
     try:
         assert consumer.connected.wait(TIMEOUT_S)
