@@ -128,7 +128,7 @@ class MqttConsumer:
             self._identity.release()
 
     # -- callbacks (paho's network thread) ---------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             if self._protocol == MQTTProtocolVersion.MQTTv5 and reason_code.value in (1, 132):  # broker speaks only 3.1.1
                 log.warning("broker refused MQTT v5; falling back to 3.1.1 without shared subscriptions")
@@ -159,7 +159,7 @@ class MqttConsumer:
         self._connect()
         self._client.loop_start()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             # Two processes with one id would throw each other off for ever: this one steps aside.
@@ -170,7 +170,7 @@ class MqttConsumer:
         elif reason_code.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         # Blocks when the worker is behind: the broker then holds further messages (backpressure).
         self._inbox.put(Received(message.mid, message.qos, message.topic, bytes(message.payload), bool(message.retain)))
 
@@ -260,7 +260,7 @@ class MqttConsumer:
     def _commit(self, batches: list[ReadBatch]) -> None:
         """The batches in one transaction, then each device's acknowledgement, in order."""
         reports = self._ingest.ingest_many([(batch.items, batch.source) for batch in batches], datetime.now(timezone.utc))
-        self._devices.seen_many([(batch.source.unit, batch.source.device) for batch in batches])  # type: ignore[misc]
+        self._devices.seen_many([(batch.source.unit, batch.source.device) for batch in batches])  # type: ignore[misc]  # a batch's source is set when it was admitted
         changed: set[str] = set()
         for batch, report in zip(batches, reports):
             self._client.publish(batch.reply, ack_payload(report), qos=1)

@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.protocol import EventBase
 from vardkoll.protocol.events import EVENT_DECODER
+from vardkoll.protocol.sameness import same_event
 
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..storage.upsert import dialect_insert
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
 from .entity_rows import merge_rows
 from ..storage.faults import error_kind, is_database_error, is_transient
-from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare, same_event
+from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
 
 log = logging.getLogger("vardkoll.ingest")
 

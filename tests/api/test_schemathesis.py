@@ -28,6 +28,7 @@ def test_schemathesis_finds_no_server_error(postgres_database_url):
     port = free_port()
     env = {**os.environ, "VARDKOLL_DATABASE_URL": postgres_database_url, "VARDKOLL_ADMIN_TOKEN": TOKEN,
            "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}  # no broker: the API serves without one
+    subprocess.run([str(BIN / "vardkoll"), "migrate"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([str(BIN / "vardkoll"), "server", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -56,6 +56,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
         env = {**os.environ, "VARDKOLL_DATABASE_URL": self.database_url, "VARDKOLL_MQTT_URL": self.broker_url, "VARDKOLL_DEV": "1"}
+        subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)  # as a deployment does before its servers
         self.process = subprocess.Popen([exe, "server", "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_until(self.consuming, 30, 0.2), "the server did not connect to the broker"
         return self
@@ -119,7 +120,7 @@ class Stream:
 
 def assert_every_event_once_and_figures_equal_replay(database_url: str, stream: Stream) -> None:
     expected = replay_path(stream.archive)
-    services = build_services(ServerSettings(database_url=database_url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, dev=True), apply_migrations=True)
     try:
         with services.sessions() as session:
             assert not session.scalars(select(DeadLetter.reason)).all(), "an event was refused"
@@ -192,7 +193,7 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(postgres_database
 def test_a_postgresql_restart_mid_stream_loses_and_doubles_nothing(postgres_cluster, postgres_database_url, mosquitto, tmp_path):
     # The test cluster turns synchronous_commit off for speed; an immediate stop would then lose
     # commits the server already acknowledged. Production keeps PostgreSQL's default (on).
-    services = build_services(ServerSettings(database_url=postgres_database_url, dev=True))
+    services = build_services(ServerSettings(database_url=postgres_database_url, dev=True), apply_migrations=True)
     with services.engine.begin() as connection:
         connection.exec_driver_sql(f"ALTER DATABASE {services.engine.url.database} SET synchronous_commit = on")
     services.engine.dispose()
