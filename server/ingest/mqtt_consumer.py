@@ -72,8 +72,11 @@ class MqttConsumer:
         self._settings = settings
         self._ingest = ingest
         self._devices = devices
-        self._identity = None if client_id else ServerIdentity(settings.instance, settings.mqtt_url)
-        self._client_id = client_id or self._identity.client_id  # type: ignore[union-attr]  # one of the two is set
+        self._identity: ServerIdentity | None = None
+        if client_id is None:
+            self._identity = ServerIdentity(settings.instance, settings.mqtt_url)
+            client_id = self._identity.client_id
+        self._client_id = client_id
         self._on_commit = on_commit
         self._inbox: queue.Queue[Received | None] = queue.Queue(maxsize=QUEUE_MESSAGES)
         self._worker = threading.Thread(target=self._work, name="vardkoll-ingest", daemon=True)
@@ -145,7 +148,7 @@ class MqttConsumer:
         client.subscribe([(events_subscription(prefix, share), events), (f"{prefix}/+/+/{STATUS}", SubscribeOptions(qos=1) if v5 else 1)])
         log.info("connected to %s:%s as %s (%s)", self._settings.mqtt_host, self._settings.mqtt_port, self._client_id, "v5, shared" if share else "3.1.1")
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):
             log.error("the broker refused the subscriptions (%s); check the server account's ACLs (deploy/broker/)", ", ".join(map(str, reason_codes)))
             return
