@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.mark.postgresql
-def test_schemathesis_finds_no_server_error(postgres_database_url):
+def test_schemathesis_finds_no_server_error(postgres_database_url, tmp_path):
     st = shutil.which("st", path=str(BIN)) or shutil.which("st")
     assert st, "schemathesis is not installed (pip install -e '.[dev]')"
     port = free_port()
@@ -36,7 +36,8 @@ def test_schemathesis_finds_no_server_error(postgres_database_url):
         done = subprocess.run([st, "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "8", "--seed", "12",
                                "--header", f"Authorization: Bearer {TOKEN}", "--exclude-path", "/api/v1/live", "--request-timeout", "20",
                                "--generation-allow-x00", "true"],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+                              cwd=tmp_path)  # its example cache stays out of the repository
     finally:
         server.terminate()
         server.wait(30)
