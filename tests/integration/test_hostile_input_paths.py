@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 
 from support.number_variants import ISSUE_FORMS
 from vardkoll.protocol.topics import ack_topic, events_topic, status_topic
+
 from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
-from vardkoll.server.services import Services, build_services
+from vardkoll.server.services import Services, build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import DeviceRow
 from vardkoll.server.storage.tables import DeadLetter, StoredEvent
@@ -38,7 +39,7 @@ def offered(event_id: str, **extra: object) -> dict:
 @pytest.fixture
 def server(database_url, mosquitto):
     services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="test-hostile")
+    consumer = build_consumer(services, client_id="test-hostile")
     consumer.start()
     assert consumer.connected.wait(10)
     yield services, consumer
