@@ -26,6 +26,7 @@ from .pipeline import Pipeline
 from . import remote_config
 from .publisher import MqttClient, Publisher, make_paho_client, ntp_synchronised
 from .pseudonyms import Pseudonymiser, load_or_create_secret
+from .systemd_notify import ServiceNotifier
 
 log = logging.getLogger("vardkoll.collector")
 
@@ -62,6 +63,7 @@ class Agent:
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
         clock_reader: Callable[[], ClockReading] | None = None,
+        notifier: ServiceNotifier | None = None,
     ) -> None:
         self.local_config = config  # the file's config; remote versions are laid over it
         self._clock = clock
@@ -75,6 +77,7 @@ class Agent:
         self._clock_lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
+        self.notifier = notifier or ServiceNotifier()  # systemd's READY/WATCHDOG; a no-op outside systemd
         self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device)
         box = config.outbox
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
@@ -210,6 +213,7 @@ class Agent:
         while not self.publisher.connected:
             if self._stop.is_set() or self._clock() >= deadline:
                 return False
+            self.notifier.ping()  # a trial of up to apply_timeout_s is not a hang
             self._stop.wait(0.05)
         return True
 
@@ -282,9 +286,11 @@ class Agent:
                 signal.signal(signum, lambda *_: self.stop())
         log.info("collector %s for unit %s starting with %d connector(s)", self.config.device, self.config.unit, len(self.connectors))
         self.publisher.start()
+        self.notifier.ready(f"collector {self.config.device} running")
         next_poll = self._clock()
         try:
             while not self._stop.is_set():
+                self.notifier.ping()
                 self.check_clock()
                 if self._clock() >= next_poll:
                     self.collect_once()
@@ -295,8 +301,10 @@ class Agent:
                 now = self._clock()
                 self._wake.wait(max(0.0, min(TICK_S, next_poll - now, self.publisher.next_due() - now)))
         finally:
+            self.notifier.stopping()
             self._teardown()
             self.outbox.close()
+            self.notifier.close()
             log.info("collector stopped")
 
     def _apply_waiting_remote(self) -> None:
