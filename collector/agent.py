@@ -27,6 +27,7 @@ from . import remote_config
 from .publisher import MqttClient, Publisher, make_paho_client, ntp_synchronised
 from .pseudonyms import Pseudonymiser, load_or_create_secret
 from .systemd_notify import ServiceNotifier
+from .updates import Updater
 
 log = logging.getLogger("vardkoll.collector")
 
@@ -83,6 +84,8 @@ class Agent:
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         self._remote_inbox: queue.Queue[bytes] = queue.Queue(maxsize=8)
         self.remote_state = remote_config.load_state(config.remote_state_file) if config.remote_config.enabled else remote_config.RemoteState()
+        self.updater = Updater(config.outbox.path.parent, config.software_update.trusted_keys, collector_version(),
+                               enabled=config.software_update.enabled, ping=self.notifier.ping)
         self.config = self._startup_config(config)
         self.connectors: dict[str, Connector] = {}
         self.publisher: Publisher
@@ -124,7 +127,7 @@ class Agent:
             clock_report=self.clock_guard.heartbeat,
             version=collector_version(),
             on_config=self._receive_remote if config.remote_config.enabled else None,
-            status_extra=lambda: {"config": self.remote_state.status()},
+            status_extra=lambda: {"config": self.remote_state.status(), "update": self.updater.status()},
         )
         self.publisher.on_progress = self._wake.set
 
@@ -197,8 +200,10 @@ class Agent:
             state.applied, state.last_seen, state.outcome, state.pending = remote, remote.version, "applied", None
             state.rejected_version = state.rejected_reason = None
             self._save_remote_state()
-            self.publisher.publish_heartbeat()
             log.info("remote config version %s applied", remote.version)
+            if "update" in remote.overrides:
+                self.updater.consider(remote.overrides["update"])
+            self.publisher.publish_heartbeat()
             return "applied"
         self._teardown()
         reason = "the collector stopped while trying this version" if self._stop.is_set() else f"no broker connection within {timeout_s:.0f} s; rolled back"
@@ -297,6 +302,8 @@ class Agent:
                     next_poll = self._clock() + self.config.poll_interval_s
                 self._wake.clear()
                 self._apply_waiting_remote()
+                if self.publisher.connected:
+                    self.updater.confirm_trial()  # a new version tried by the installer has reached the broker
                 self.publisher.tick()
                 now = self._clock()
                 self._wake.wait(max(0.0, min(TICK_S, next_poll - now, self.publisher.next_due() - now)))

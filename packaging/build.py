@@ -26,6 +26,7 @@ import tempfile
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_VERSION = "3.11"  # Raspberry Pi OS bookworm's python3
@@ -56,17 +57,20 @@ def run(command: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
     subprocess.run(command, check=True, **kwargs)
 
 
-def build_wheel(out: Path, version: str | None = None) -> Path:
-    """The project's wheel (pure Python) into `out`; `version` builds a copy of the tree with another version
-    (tests make update bundles of versions that were never released)."""
+def build_wheel(out: Path, version: str | None = None, edit: Callable[[Path], None] | None = None) -> Path:
+    """The project's wheel (pure Python) into `out`; `version` builds a copy of the tree with another version,
+    `edit` changes that copy first (tests make update bundles of versions that were never released)."""
     out.mkdir(parents=True, exist_ok=True)
     source = ROOT
     with tempfile.TemporaryDirectory(prefix="vardkoll-build-") as scratch:
-        if version is not None:
+        if version is not None or edit is not None:
+            version = version or project_version()
             source = Path(scratch) / "src"
             shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "dist", "build", "*.egg-info", "__pycache__", "node_modules"))
             pyproject = source / "pyproject.toml"
             pyproject.write_text(re.sub(r'(?m)^version = "[^"]+"', f'version = "{version}"', pyproject.read_text(), count=1))
+            if edit is not None:
+                edit(source)
         run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)], cwd=scratch)
     wanted = version or project_version()
     wheel = out / f"vardkoll-{wanted}-py3-none-any.whl"
@@ -116,14 +120,14 @@ BUNDLE_FILES = [
 ]
 
 
-def build_bundle(arch: str, out: Path, version: str | None = None) -> Path:
+def build_bundle(arch: str, out: Path, version: str | None = None, edit: Callable[[Path], None] | None = None) -> Path:
     version = version or project_version()
     arch = target_arch(arch) if arch == "host" else arch
     name = f"vardkoll-collector-{version}-{arch}"
     with tempfile.TemporaryDirectory(prefix="vardkoll-bundle-") as scratch:
         top = Path(scratch) / name
         wheels = top / "wheels"
-        wheel = build_wheel(wheels, version if version != project_version() else None)
+        wheel = build_wheel(wheels, version if version != project_version() else None, edit)
         download_dependencies(wheel, wheels, "host" if arch == platform.machine() else arch)
         (top / "requirements.txt").write_text(write_requirements(wheels, version))
         for source, target in BUNDLE_FILES:

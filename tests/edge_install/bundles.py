@@ -110,3 +110,66 @@ class TopicWatcher:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def load_build_module():  # type: ignore[no-untyped-def]
+    """packaging/build.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vardkoll_packaging_build", BUILD)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_update_keys(folder: Path) -> tuple[Path, Path]:
+    """An Ed25519 key pair as `packaging/sign.py keygen` makes it: (private .key, folder of trusted .pub)."""
+    result = subprocess.run([sys.executable, str(ROOT / "packaging" / "sign.py"), "keygen", "--out", str(folder / "release")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    trusted = folder / "trusted"
+    trusted.mkdir()
+    shutil.copy(folder / "release.pub", trusted / "release.pub")
+    return folder / "release.key", trusted
+
+
+def sign_bundle(bundle: Path, key: Path, url: str) -> dict:  # type: ignore[type-arg]
+    """`packaging/sign.py sign`: the `update` section to push."""
+    import json
+
+    result = subprocess.run([sys.executable, str(ROOT / "packaging" / "sign.py"), "sign", str(bundle), "--key", str(key), "--url", url],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(Path(result.stdout.strip()).read_text())["update"]
+
+
+class DeviceCollector:
+    """`PREFIX/current/bin/vardkoll collector run` as a process, restarted the way systemd would (the
+    installer's `restart`): `current` is resolved at each start, so a switched version runs next."""
+
+    def __init__(self, prefix: Path, config: Path) -> None:
+        self.prefix, self.config = prefix, config
+        self.log_path = config.with_name("device.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([str(self.prefix / "current" / "bin" / "vardkoll"), "collector", "run", "--config", str(self.config)],
+                                            stdout=log, stderr=subprocess.STDOUT, env=installed_env(), cwd=self.config.parent)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
