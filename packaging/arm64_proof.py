@@ -47,7 +47,12 @@ def step(message: str) -> None:
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run(command, check=True, text=True, **kwargs)
+    return subprocess.run(command, check=True, text=True, encoding="utf-8", errors="replace", **kwargs)
+
+
+def _utf8_env() -> dict[str, str]:
+    """The root has no locales: C.UTF-8 is built into glibc, so Python and the reports speak UTF-8."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "HOME": "/var/lib/vardkoll-collector"}
 
 
 def need(condition: bool, message: str) -> None:
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             tar.extractall(chroot.path / "tmp", filter="tar")
         top = "/tmp/" + bundle.name.removesuffix(".tar.gz")
         clock = time.monotonic()
-        install = run(chroot.command("sh", f"{top}/install.sh", network=False), capture_output=True)
+        install = run(chroot.command("sh", f"{top}/install.sh", network=False), capture_output=True, env=_utf8_env())
         results["install_s"] = round(time.monotonic() - clock, 1)
         print(install.stdout, file=sys.stderr)
 
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         step("vardkoll collector doctor (as vardkoll-collector)")
         clock = time.monotonic()
         doctor = subprocess.run(chroot.command("/usr/local/bin/vardkoll", "collector", "doctor", "--timeout-s", "30", user="vardkoll-collector"),
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, encoding="utf-8", errors="replace", env=_utf8_env())
         results["doctor_s"] = round(time.monotonic() - clock, 1)
         print(doctor.stdout + doctor.stderr, file=sys.stderr)
         broker_ok = f"OK      Broker: ansluten till 127.0.0.1:{tls_port} med TLS"
@@ -299,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path = host / "collector.log"
         with open(log_path, "wb") as log:
             collector = subprocess.Popen(chroot.command("/usr/local/bin/vardkoll", "collector", "run", "--config", "/etc/vardkoll-collector/collector.toml",
-                                                        user="vardkoll-collector"), stdout=log, stderr=subprocess.STDOUT)
+                                                        user="vardkoll-collector"), stdout=log, stderr=subprocess.STDOUT, env=_utf8_env())
         clock = time.monotonic()
         wait_for(lambda: b"connected to" in log_path.read_bytes(), 180, f"the collector to connect ({log_path})")
         results["start_to_connected_s"] = round(time.monotonic() - clock, 1)

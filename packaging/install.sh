@@ -99,11 +99,13 @@ else
     say "systemd kör inte här: enheterna är kopierade men inte laddade"
 fi
 
-cat <<NEXT
-vardkoll-install: klart, version $version.
+say "klart, version $version."
+# The delimiter starts with a letter no line starts with: dash drops the byte after a partial
+# delimiter match when it is not ASCII ("Nä" under a delimiter "NEXT").
+cat <<'END_OF_STEPS'
 Nästa steg:
-  1. Registrera enheten: sudo -u $user vardkoll collector enroll --server https://… --code …
+  1. Registrera enheten: sudo -u vardkoll-collector vardkoll collector enroll --server https://… --code …
      (eller kopiera /etc/vardkoll-collector/collector.example.toml till collector.toml och redigera den)
-  2. Kontrollera: sudo -u $user vardkoll collector doctor
+  2. Kontrollera: sudo -u vardkoll-collector vardkoll collector doctor
   3. Starta: sudo systemctl enable --now vardkoll-collector   (med seriella enheter: vardkoll-bridge)
-NEXT
+END_OF_STEPS
