@@ -12,8 +12,10 @@ As root on an x86_64 Debian host with `debootstrap` and `qemu-user-static` (apt)
    ingest consumer (SQLite), and runs, inside the root as the service user, `vardkoll collector doctor`
    and `vardkoll collector run` against it over TLS;
 5. measures the emulated collector: resident memory (VmRSS, VmHWM of the qemu process, which holds the
-   guest's memory and qemu's translation cache), idle CPU, and CPU per event while a callback export of
-   `--calls` calls is read, pseudonymised, stored and sent until the server has acknowledged every event.
+   guest's memory and qemu's translation cache) beside a baseline (the same venv's Python under the same
+   emulator importing ssl, paho, orjson and pydantic, nothing of ours), idle CPU, log bytes, and CPU per
+   event while a callback export of `--calls` calls is read, pseudonymised, stored and sent until the
+   server has acknowledged every event.
 
 Numbers under qemu-user are emulated: CPU per event is many times a real Pi's, memory somewhat higher.
 """
@@ -248,6 +250,23 @@ def outbox_counters(chroot: Chroot) -> dict[str, int]:
         return {}
 
 
+BASELINE = "import ssl, time, paho.mqtt.client, orjson, pydantic; print('ready', flush=True); time.sleep(60)"
+
+
+def emulated_baseline(chroot: Chroot) -> dict[str, float]:
+    """The same venv's Python under the same emulator, importing what a bare MQTT client over TLS needs
+    and nothing of ours: most of the emulated RSS is qemu's and the interpreter's, not the collector's."""
+    process = subprocess.Popen(chroot.command("/opt/vardkoll-collector/current/bin/python", "-c", BASELINE, user="vardkoll-collector"),
+                               stdout=subprocess.PIPE, env=_utf8_env())
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+        time.sleep(3)
+        return proc_memory_mb(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def wait_for(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -314,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         results["idle_cpu_percent"] = round(100 * (proc_cpu_s(collector.pid) - cpu0) / (time.monotonic() - clock), 2)
         results["idle_memory_mb"] = proc_memory_mb(collector.pid)
 
+        results["log_bytes_idle"] = log_path.stat().st_size
+        results["baseline_idle_memory_mb"] = emulated_baseline(chroot)
+
         step(f"a callback export of {args.calls} calls")
         exports = chroot.path / "srv" / "callback-exports"
         (exports / "export.tmp").write_text(callback_export(args.calls), encoding="utf-8")
@@ -324,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.monotonic() - clock
         cpu = proc_cpu_s(collector.pid) - cpu0
         counters = outbox_counters(chroot)
+        results["log_bytes_per_event"] = round((log_path.stat().st_size - results["log_bytes_idle"]) / expected, 2)  # type: ignore[operator]
         results.update(events=expected, counters={k: counters.get(k) for k in ("added", "committed", "rejected", "dropped", "refused")},
                        events_wall_s=round(wall, 1), cpu_ms_per_event=round(1000 * cpu / expected, 3),
                        events_per_cpu_s=round(expected / cpu) if cpu else None, memory_after_events_mb=proc_memory_mb(collector.pid))
