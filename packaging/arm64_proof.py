@@ -170,7 +170,8 @@ def start_server(plain_port: int, folder: Path):  # type: ignore[no-untyped-def]
     from vardkoll.server.services import build_services
     from vardkoll.server.settings import ServerSettings
 
-    services = build_services(ServerSettings(database_url=f"sqlite:///{folder / 'server.db'}", mqtt_url=f"mqtt://127.0.0.1:{plain_port}", dev=True))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{folder / 'server.db'}", mqtt_url=f"mqtt://127.0.0.1:{plain_port}", dev=True),
+                              apply_migrations=True)
     consumer = MqttConsumer(services, client_id="arm64-proof-server")
     consumer.start()
     need(consumer.connected.wait(15), "the server's ingest consumer did not connect")
