@@ -23,11 +23,13 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# cryptography is imported where a key is used, not here: its OpenSSL bindings cost the collector about
+# 10 MB of resident memory, and an update is offered rarely.
 
 PRODUCT = "vardkoll-collector"
 FORMAT = 1
@@ -89,13 +91,18 @@ class UpdateManifest:
         return manifest
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
+def key_id(public_key: "Ed25519PublicKey") -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def load_public_keys(place: Path) -> dict[str, Ed25519PublicKey]:
+def load_public_keys(place: Path) -> dict[str, "Ed25519PublicKey"]:
     """Trusted keys: one PEM file, or every `*.pub` in a folder (an empty dict when there are none)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     files = sorted(place.glob("*.pub")) if place.is_dir() else [place] if place.is_file() else []
     keys: dict[str, Ed25519PublicKey] = {}
     for path in files:
@@ -108,14 +115,16 @@ def load_public_keys(place: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def sign(manifest: UpdateManifest, private_key: Ed25519PrivateKey) -> dict[str, str]:
+def sign(manifest: UpdateManifest, private_key: "Ed25519PrivateKey") -> dict[str, str]:
     data = manifest.encode()
     return {"manifest": base64.b64encode(data).decode(), "signature": base64.b64encode(private_key.sign(data)).decode(),
             "key": key_id(private_key.public_key())}
 
 
-def verify(document: Any, trusted: dict[str, Ed25519PublicKey]) -> UpdateManifest:
+def verify(document: Any, trusted: dict[str, "Ed25519PublicKey"]) -> UpdateManifest:
     """The manifest of a signed update document, or UpdateRefused saying why not."""
+    from cryptography.exceptions import InvalidSignature
+
     if not isinstance(document, dict) or not isinstance(document.get("manifest"), str) or not isinstance(document.get("signature"), str):
         raise UpdateRefused("the update needs \"manifest\" and \"signature\" (as made by packaging/sign.py)")
     if not trusted:

@@ -152,3 +152,13 @@ def test_a_trial_cut_short_is_rolled_back_at_the_next_run_unless_it_was_confirme
     result = Installer(tmp_path / "b" / "state", prefix, tmp_path / "keys", restart=lambda: None).run()
     assert result is not None and result.state == "installed" and current_version(prefix) == "0.2.0"
     assert os.path.isdir(prefix / "versions" / "0.1.0")  # the previous version stays for a manual rollback
+
+
+def test_the_running_collector_does_not_load_cryptography_until_an_update_is_offered():
+    """Its OpenSSL bindings cost about 10 MB of resident memory (SPEC 6: under 40 MB on a Pi)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, vardkoll.collector.agent; print('cryptography' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent)
+    assert result.stdout.strip() == "False", result.stderr
