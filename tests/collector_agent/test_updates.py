@@ -162,3 +162,18 @@ def test_the_running_collector_does_not_load_cryptography_until_an_update_is_off
     probe = "import sys, vardkoll.collector.agent; print('cryptography' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_install_update_command_says_what_it_did(tmp_path, release_key):
+    from typer.testing import CliRunner
+
+    from vardkoll.cli import app
+
+    prefix = device(tmp_path, "0.1.0")
+    arguments = ["collector", "install-update", "--state-dir", str(tmp_path / "state"), "--prefix", str(prefix), "--keys", str(tmp_path / "keys")]
+    nothing = CliRunner().invoke(app, arguments)
+    assert nothing.exit_code == 0 and "no staged update" in nothing.output
+    assert updater(tmp_path).consider(offer(tmp_path, release_key, version="0.0.5")) == "refused"  # older: never staged
+    (tmp_path / "state" / "update" / "request").write_text("0.0.5\n")
+    refused = CliRunner().invoke(app, arguments)
+    assert refused.exit_code == 1 and "version 0.0.5: refused (no staged offer to install)" in refused.output
