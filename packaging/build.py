@@ -26,7 +26,7 @@ import tempfile
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_VERSION = "3.11"  # Raspberry Pi OS bookworm's python3
@@ -52,7 +52,7 @@ def platform_args(arch: str) -> list[str]:
     return args + ["--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp" + PYTHON_VERSION.replace(".", "")]
 
 
-def run(command: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+def run(command: list[str], **kwargs: Any) -> None:
     print("+", " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True, **kwargs)
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -26,7 +27,7 @@ def release_key(tmp_path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def offer(tmp_path: Path, key: Ed25519PrivateKey, version: str = "0.2.0", content: bytes = b"a bundle", **changes) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def offer(tmp_path: Path, key: Ed25519PrivateKey, version: str = "0.2.0", content: bytes = b"a bundle", **changes: Any) -> dict[str, Any]:
     source = tmp_path / "usb" / BUNDLE
     source.parent.mkdir(exist_ok=True)
     source.write_bytes(content)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ class TopicWatcher:
         self._client.loop_stop()
 
 
-def load_build_module():  # type: ignore[no-untyped-def]
+def load_build_module() -> Any:
     """packaging/build.py as a module (it is a script, not part of the package)."""
     import importlib.util
 
@@ -134,7 +135,7 @@ def make_update_keys(folder: Path) -> tuple[Path, Path]:
     return folder / "release.key", trusted
 
 
-def sign_bundle(bundle: Path, key: Path, url: str) -> dict:  # type: ignore[type-arg]
+def sign_bundle(bundle: Path, key: Path, url: str) -> dict[str, Any]:
     """`packaging/sign.py sign`: the `update` section to push."""
     import json
 

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -38,12 +39,12 @@ def update_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"0.1.1": build.build_bundle("host", out, "0.1.1"), "0.1.2": build.build_bundle("host", out, "0.1.2", _cannot_reach_the_broker)}
 
 
-def _heartbeat(watcher: TopicWatcher) -> dict:  # type: ignore[type-arg]
+def _heartbeat(watcher: TopicWatcher) -> dict[str, Any]:
     beats = [b for b in watcher.on("/status") if b != b"offline"]
     return orjson.loads(beats[-1]) if beats else {}
 
 
-def _offer(watcher: TopicWatcher, config_version: str, update: dict) -> None:  # type: ignore[type-arg]
+def _offer(watcher: TopicWatcher, config_version: str, update: dict[str, Any]) -> None:
     document = {"v": 1, "version": config_version, "config": {"update": update}}
     watcher.publish(f"{TOPIC}/config", json.dumps(document).encode(), retain=True)
 
@@ -124,11 +125,10 @@ def test_a_bad_signature_an_older_and_the_same_version_are_refused_with_a_reason
 
         older = tmp_path / "old"
         older.mkdir()
-        build = load_build_module()
         for version, expected in (("0.0.9", "version 0.0.9 is not newer than the running 0.1.0"),
                                   ("0.1.0", "version 0.1.0 is not newer than the running 0.1.0")):
             renamed = older / bundle.name.replace("0.1.1", version)
-            _rewrite_version(bundle, renamed, version, build)
+            _rewrite_version(bundle, renamed, version)
             _offer(watcher, f"old-{version}", sign_bundle(renamed, key, renamed.as_uri()))
             assert wait_until(lambda: refused(version) is not None, 30), collector.log()
             assert refused(version) == expected
@@ -139,7 +139,7 @@ def test_a_bad_signature_an_older_and_the_same_version_are_refused_with_a_reason
         watcher.close()
 
 
-def _rewrite_version(bundle: Path, target: Path, version: str, build) -> None:  # type: ignore[no-untyped-def]
+def _rewrite_version(bundle: Path, target: Path, version: str) -> None:
     """A copy of a bundle that says it is `version` (BUNDLE.json only: enough for a signed manifest)."""
     import io
     import tarfile
@@ -147,7 +147,8 @@ def _rewrite_version(bundle: Path, target: Path, version: str, build) -> None:  
     old_top, new_top = bundle.name.removesuffix(".tar.gz"), target.name.removesuffix(".tar.gz")
     with tarfile.open(bundle) as source, tarfile.open(target, "w:gz") as out:
         for member in source.getmembers():
-            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            stream = source.extractfile(member) if member.isfile() else None
+            data = stream.read() if stream is not None else None
             if member.name == f"{old_top}/BUNDLE.json":
                 document = json.loads(data or b"{}")
                 data = json.dumps({**document, "version": version}).encode()
