@@ -1,5 +1,5 @@
 """Signed software updates end to end, with real installs: bundles built from this tree as versions
-0.1.1 and 0.1.2 (the second unable to reach the broker), signed with `packaging/sign.py`, offered
+BASE.1 and BASE.2 (the second unable to reach the broker; BASE is pyproject's version), signed with `packaging/sign.py`, offered
 through the retained remote config topic of a real Mosquitto, staged by a running collector, installed
 by the installer (`collector/updates/install.py`, what `vardkoll-collector-update.service` runs as root)
 and reported in the heartbeat."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from tests.collector_agent.collector_process import EXAMPLE_DEVICE, EXAMPLE_UNIT
 from tests.integration.mqtt_helpers import wait_until
 from vardkoll.collector.updates.install import Installer
 
-from .bundles import DeviceCollector, TopicWatcher, base_python, load_build_module, make_update_keys, sign_bundle, stage
+from .bundles import DeviceCollector, TopicWatcher, base_python, load_build_module, make_update_keys, sign_bundle
 
 TOPIC = f"vardkoll/v1/{EXAMPLE_UNIT}/{EXAMPLE_DEVICE}"
+BASE = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["version"]  # 0.1.0 as written
+GOOD, BAD = f"{BASE}.1", f"{BASE}.2"  # 0.1.0.1 and 0.1.0.2: newer, whatever the release
 
 
 def _cannot_reach_the_broker(tree: Path) -> None:
@@ -36,7 +39,7 @@ def _cannot_reach_the_broker(tree: Path) -> None:
 def update_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     build = load_build_module()
     out = tmp_path_factory.mktemp("updates")
-    return {"0.1.1": build.build_bundle("host", out, "0.1.1"), "0.1.2": build.build_bundle("host", out, "0.1.2", _cannot_reach_the_broker)}
+    return {GOOD: build.build_bundle("host", out, GOOD), BAD: build.build_bundle("host", out, BAD, _cannot_reach_the_broker)}
 
 
 def _heartbeat(watcher: TopicWatcher) -> dict[str, Any]:
@@ -50,11 +53,11 @@ def _offer(watcher: TopicWatcher, config_version: str, update: dict[str, Any]) -
 
 
 def test_a_signed_update_installs_and_reports_its_version_and_one_that_cannot_connect_is_rolled_back(
-        unpacked_bundle: Path, update_bundles: dict[str, Path], tmp_path: Path, mosquitto):
+        installed: Path, update_bundles: dict[str, Path], tmp_path: Path, mosquitto):
     key, trusted = make_update_keys(tmp_path)
-    prefix = tmp_path / "opt" / "vardkoll-collector"
-    stage(unpacked_bundle, prefix)
-    os.symlink("versions/0.1.0", prefix / "current")
+    prefix = installed.parent.parent  # the session's offline install of this tree; versions/BASE stays
+    assert installed.name == BASE
+    os.symlink(f"versions/{BASE}", prefix / "current")
     state = tmp_path / "state"
     config = write_config(state, mosquitto.url)
     config.write_text(config.read_text() + f'[software_update]\ntrusted_keys = "{trusted}"\n')
@@ -64,40 +67,40 @@ def test_a_signed_update_installs_and_reports_its_version_and_one_that_cannot_co
     request = state / "update" / "request"
     try:
         device.start()
-        assert wait_until(lambda: _heartbeat(watcher).get("version") == "0.1.0", 30), device.log()
+        assert wait_until(lambda: _heartbeat(watcher).get("version") == BASE, 30), device.log()
 
-        # 0.1.1: verified, downloaded (a file:// url, as from a USB stick), staged; the installer takes it.
-        bundle = update_bundles["0.1.1"]
+        # GOOD: verified, downloaded (a file:// url, as from a USB stick), staged; the installer takes it.
+        bundle = update_bundles[GOOD]
         _offer(watcher, "u-1", sign_bundle(bundle, key, bundle.as_uri()))
         assert wait_until(request.exists, 30), device.log()
-        assert wait_until(lambda: _heartbeat(watcher)["update"] == {"running": "0.1.0", "state": "staged", "offered": "0.1.1"}, 5)
+        assert wait_until(lambda: _heartbeat(watcher)["update"] == {"running": BASE, "state": "staged", "offered": GOOD}, 5)
         result = installer.run()
-        assert (result.state, result.version, result.previous) == ("installed", "0.1.1", "0.1.0"), (result, device.log())
-        assert os.readlink(prefix / "current") == "versions/0.1.1"
+        assert (result.state, result.version, result.previous) == ("installed", GOOD, BASE), (result, device.log())
+        assert os.readlink(prefix / "current") == f"versions/{GOOD}"
         assert not request.exists()
-        assert wait_until(lambda: _heartbeat(watcher).get("version") == "0.1.1", 30), device.log()
-        assert _heartbeat(watcher)["update"] == {"running": "0.1.1", "state": "installed"}
+        assert wait_until(lambda: _heartbeat(watcher).get("version") == GOOD, 30), device.log()
+        assert _heartbeat(watcher)["update"] == {"running": GOOD, "state": "installed"}
 
-        # 0.1.2 cannot reach the broker: after the confirmation timeout, back on 0.1.1, with the reason.
-        bundle = update_bundles["0.1.2"]
+        # BAD cannot reach the broker: after the confirmation timeout, back on GOOD, with the reason.
+        bundle = update_bundles[BAD]
         _offer(watcher, "u-2", sign_bundle(bundle, key, bundle.as_uri()))
         assert wait_until(request.exists, 30), device.log()
         result = installer.run()
         assert result.state == "rolled_back", (result, device.log())
-        assert result.reason == "version 0.1.2 did not reach the broker within 20 s; rolled back to 0.1.1"
-        assert os.readlink(prefix / "current") == "versions/0.1.1"
-        assert sorted(p.name for p in (prefix / "versions").iterdir()) == ["0.1.0", "0.1.1"]
+        assert result.reason == f"version {BAD} did not reach the broker within 20 s; rolled back to {GOOD}"
+        assert os.readlink(prefix / "current") == f"versions/{GOOD}"
+        assert sorted(p.name for p in (prefix / "versions").iterdir()) == [BASE, GOOD]
         assert wait_until(lambda: _heartbeat(watcher).get("update", {}).get("state") == "rolled_back", 30), device.log()
         beat = _heartbeat(watcher)
-        assert beat["version"] == "0.1.1"
-        assert beat["update"]["rejected"] == {"version": "0.1.2", "reason": result.reason}
+        assert beat["version"] == GOOD
+        assert beat["update"]["rejected"] == {"version": BAD, "reason": result.reason}
     finally:
         device.stop()
         watcher.close()
 
 
 def test_a_bad_signature_an_older_and_the_same_version_are_refused_with_a_reason(update_bundles: dict[str, Path], tmp_path: Path, mosquitto):
-    """The tests' own collector (version 0.1.0): refusals come before any download, and say why."""
+    """The tests' own collector (version BASE): refusals come before any download, and say why."""
     from tests.collector_agent.collector_process import CollectorProcess
 
     key, trusted = make_update_keys(tmp_path)
@@ -106,7 +109,7 @@ def test_a_bad_signature_an_older_and_the_same_version_are_refused_with_a_reason
     config.write_text(config.read_text() + f'[software_update]\ntrusted_keys = "{trusted}"\n')
     watcher = TopicWatcher(mosquitto.port, f"{TOPIC}/#")
     collector = CollectorProcess(config).start()
-    bundle = update_bundles["0.1.1"]
+    bundle = update_bundles[GOOD]
     good = sign_bundle(bundle, key, bundle.as_uri())
     forged_manifest = json.loads(base64.b64decode(good["manifest"]))
     forged_manifest["version"] = "9.9.9"
@@ -118,16 +121,16 @@ def test_a_bad_signature_an_older_and_the_same_version_are_refused_with_a_reason
         return rejected.get("reason") if update.get("state") == "refused" and rejected.get("version") == version else None
 
     try:
-        assert wait_until(lambda: _heartbeat(watcher).get("update") == {"running": "0.1.0", "state": "current"}, 30), collector.log()
+        assert wait_until(lambda: _heartbeat(watcher).get("update") == {"running": BASE, "state": "current"}, 30), collector.log()
         _offer(watcher, "bad-signature", forged)
         assert wait_until(lambda: refused("9.9.9") is not None, 30), collector.log()
         assert refused("9.9.9") == "the signature does not verify with any trusted update key"
 
         older = tmp_path / "old"
         older.mkdir()
-        for version, expected in (("0.0.9", "version 0.0.9 is not newer than the running 0.1.0"),
-                                  ("0.1.0", "version 0.1.0 is not newer than the running 0.1.0")):
-            renamed = older / bundle.name.replace("0.1.1", version)
+        for version in ("0.0.9", BASE):  # older, and the same
+            expected = f"version {version} is not newer than the running {BASE}"
+            renamed = older / bundle.name.replace(GOOD, version)
             _rewrite_version(bundle, renamed, version)
             _offer(watcher, f"old-{version}", sign_bundle(renamed, key, renamed.as_uri()))
             assert wait_until(lambda: refused(version) is not None, 30), collector.log()
