@@ -1,7 +1,7 @@
 """`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`, `doctor`).
 
-A stand-in until the `vardkoll collector ...` commands are wired into the main CLI; the systemd unit in
-deploy/collector/ can use either.
+`vardkoll collector run|outbox-stats|dump-outbox` (vardkoll/cli.py) call this; the systemd units in
+deploy/collector/ use `vardkoll collector run`. It works without the CLI's dependencies too.
 """
 
 from __future__ import annotations

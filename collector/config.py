@@ -97,6 +97,13 @@ class RemoteConfigSettings(_Strict):
     apply_timeout_s: float = Field(default=30.0, gt=0)  # no broker connection by then: roll back
 
 
+class SoftwareUpdateSettings(_Strict):
+    """Signed software updates offered through remote config (docs/collector.md, "Software updates")."""
+
+    enabled: bool = True
+    trusted_keys: Path = Path("/etc/vardkoll-collector/update-keys")  # a folder of *.pub (Ed25519, PEM) or one file
+
+
 class ConnectorEntry(BaseModel):
     """One `[[connectors]]` table: `type` picks the connector, the other keys are its own config."""
 
@@ -141,6 +148,7 @@ class CollectorConfig(_Strict):
     pseudonyms: PseudonymConfig = PseudonymConfig()
     remote_config: RemoteConfigSettings = RemoteConfigSettings()
     clock: ClockConfig = ClockConfig()
+    software_update: SoftwareUpdateSettings = SoftwareUpdateSettings()
     connectors: list[ConnectorEntry] = []
 
     @property

@@ -26,6 +26,7 @@ MAX_STATUS_BYTES = 8192
 MAX_COUNT = 2**53  # counters above this are not a real device's
 MAX_REASON_CHARS = 300
 CONFIG_STATES = ("local", "applied", "refused", "rolled_back")
+UPDATE_STATES = ("current", "staged", "installed", "refused", "rolled_back")
 
 
 class StatusRefused(ValueError):
@@ -147,6 +148,12 @@ _HEARTBEAT = _object({
     "config": _object({
         "version": _version_or_none,
         "state": _one_of(*CONFIG_STATES),
+        "rejected": _object({"version": _version, "reason": _reason}),
+    }),
+    "update": _object({
+        "running": _version,
+        "state": _one_of(*UPDATE_STATES),
+        "offered": _version,
         "rejected": _object({"version": _version, "reason": _reason}),
     }),
 })

@@ -263,5 +263,28 @@ def collector_import_secret(
     run_import(file, config, secret_file, passphrase_file, force)
 
 
+@collector_app.command("install-update")
+def collector_install_update(
+    state_dir: Annotated[Path, typer.Option(help="the collector's state folder (the staged update is in update/)")] = Path("/var/lib/vardkoll-collector"),
+    prefix: Annotated[Path, typer.Option(help="where the versions are installed (versions/, current)")] = Path("/opt/vardkoll-collector"),
+    keys: Annotated[Path, typer.Option(help="the trusted update keys: a folder of *.pub or one file")] = Path("/etc/vardkoll-collector/update-keys"),
+    confirm_timeout_s: Annotated[float, typer.Option(help="how long the new version has to reach the broker")] = 120.0,
+    python: Annotated[str, typer.Option(help="the Python the versions' venvs are made from")] = "python3",
+) -> None:
+    """As root (vardkoll-collector-update.service): install the staged, signed update; roll back if it does not connect."""
+    import logging
+
+    from vardkoll.collector.updates.install import Installer
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s %(message)s")
+    result = Installer(state_dir, prefix, keys, python=python, confirm_timeout_s=confirm_timeout_s).run()
+    if result is None:
+        typer.echo("no staged update", err=True)
+        return
+    typer.echo(f"version {result.version}: {result.state}" + (f" ({result.reason})" if result.reason else ""), err=True)
+    if result.state != "installed":
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -112,6 +112,30 @@ class DeviceView:
     config_pushed: PushedVersion | None = None  # the newest remote config version sent to it
     config_reported: ReportedConfig | None = None  # what its last heartbeat says about its config
     config_outcome: str | None = None  # the newest pushed version: applied | refused | rolled_back | pending
+    software_update: "SoftwareUpdateNote | None" = None  # what the heartbeat says of the last software update offer
+
+
+@dataclass(frozen=True)
+class SoftwareUpdateNote:
+    """The heartbeat's `update` object (collector/updates/offer.py), checked for type and length."""
+
+    state: str  # staged | refused | rolled_back
+    version: str
+    reason: str | None
+
+
+def _software_update(beat: dict[str, Any]) -> SoftwareUpdateNote | None:
+    update = beat.get("update")
+    if not isinstance(update, dict):
+        return None
+    state = update.get("state")
+    rejected = update.get("rejected") if isinstance(update.get("rejected"), dict) else {}
+    if state == "staged" and isinstance(update.get("offered"), str):
+        return SoftwareUpdateNote("staged", update["offered"][:64], None)
+    if state in ("refused", "rolled_back") and isinstance(rejected.get("version"), str):
+        reason = rejected.get("reason")
+        return SoftwareUpdateNote(state, rejected["version"][:64], reason[:300] if isinstance(reason, str) else None)
+    return None
 
 
 def _heartbeat(text: str | None) -> dict[str, Any]:
@@ -152,4 +176,5 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
         newest = pushed.get(row.device)
         devices[-1].config_pushed, devices[-1].config_reported = newest, reported
         devices[-1].config_outcome = outcome_of(newest.version, reported) if newest else None
+        devices[-1].software_update = _software_update(beat)
     return devices
