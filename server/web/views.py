@@ -79,6 +79,7 @@ class ClinicView:
     cases: OpenCases
     tz: str
     hours: list[CallHour]  # the day's telephone figure by local hour
+    day_end: datetime | None = None  # the last instant of a past day shown (None: today)
 
 
 def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
@@ -93,7 +94,8 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     # up to it; only the hours not begun yet are told apart by `now`.
     hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
     return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours)
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours,
+                      None if day >= today else end_of_day(day, config.tz))
 
 
 @dataclass

@@ -181,3 +181,20 @@ def assert_fits(page, name: str, viewport: dict) -> None:
     """Nothing overflows the viewport sideways except inside a scrollable wrapper."""
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"
+
+
+def test_a_past_day_says_whether_data_came_in_after_it_not_the_units_newest_event_as_the_days(chromium, live_server):
+    base, services = live_server
+    later = {"v": 1, "id": "web-later-1", "type": "call.offered", "unit": VC01, "at": "2026-03-31T10:02:00+02:00", "call": "call-weblater1"}
+    post_events(base, day_of_events(VC01, PAST_DAY) + [later])
+    context, page = signed_in_page(chromium, base, token(services, Role.clinic_manager, unit=VC01))
+
+    page.goto(f"{base}/enhet/{VC01}?dag={PAST_DAY.isoformat()}")  # 2 mar: an event of 31 mar came in after it
+    line = page.locator("#telefon [data-field=freshness]").inner_text()
+    assert line == "nyare data finns: enhetens senaste händelse nu är 31 mar 2026 kl. 10:02", line
+    assert page.locator("tr[data-figure=telephone-month] [data-field=freshness]").inner_text() == line
+
+    page.goto(f"{base}/enhet/{VC01}?dag=2026-03-31")  # the newest event is of that day: nothing after it
+    line = page.locator("#telefon [data-field=freshness]").inner_text()
+    assert line == "senaste händelse 31 mar 2026 kl. 10:02; inget har kommit in efter den här dagen", line
+    context.close()
