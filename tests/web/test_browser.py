@@ -1,5 +1,6 @@
 """The dashboard in real headless Chromium (Debian's, driven by Playwright) against the whole server
-and a real Mosquitto: live updates, scope, the API's numbers, and screenshots for docs/screenshots/."""
+and a real Mosquitto: live updates, scope, the API's numbers, and the screenshots of docs/screenshots/
+(written there by `./dev screenshots`; a plain test run writes them to a temporary folder)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ except ImportError:  # the `chromium` fixture skips (or fails on CI) with the re
 from vardkoll.protocol.topics import events_topic
 from vardkoll.server.auth import Role
 
-from .conftest import SCREENSHOTS
 from .world import ADMIN_TOKEN, PAST_DAY, STOCKHOLM, UPPSALA, VC01, VC02, VC03, day_of_events, page_fields, token
 
 DESKTOP = {"width": 1920, "height": 1080}
@@ -140,7 +140,7 @@ def test_the_qr_code_on_the_page_decodes_to_the_issued_enrollment_code(chromium,
 
 
 @pytest.mark.parametrize("size, viewport", [("desktop", DESKTOP), ("mobil", PHONE)])
-def test_screenshots_of_every_page(chromium, live_server, size, viewport):
+def test_screenshots_of_every_page(chromium, live_server, screenshots, size, viewport):
     base, services = live_server
     now = datetime.now(STOCKHOLM)
     today = now.date()
@@ -150,14 +150,13 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
         events += day_of_events(VC02, today - timedelta(days=offset), seed=offset + 1, calls=15)
     events += day_of_events(VC01, today, latest=now, seed=9, calls=60)
     post_events(base, events)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     context = chromium.new_context(viewport=viewport, locale="sv-SE", timezone_id="Europe/Stockholm")
     page = context.new_page()
     refused = []
     page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(f"{base}/logga-in")
-    page.screenshot(path=str(SCREENSHOTS / f"logga-in-{size}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"logga-in-{size}.png"), full_page=True)
     page.fill("#token", ADMIN_TOKEN)
     page.click("button[type=submit]")
     for name, path in (("klinikvy", f"/enhet/{VC01}"), ("regionvy", f"/region/{quote(UPPSALA)}"), ("installationsvy", f"/installation/{VC01}")):
@@ -166,12 +165,12 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
         if name == "klinikvy":
             expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=10_000)
             page.locator("#timmar details summary").click()  # the hourly table, opened from the page
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
+        page.screenshot(path=str(screenshots / f"{name}-{size}.png"), full_page=True)
         assert_fits(page, name, viewport)
     page.fill("#ny-insamlare", "pi-reception-2")
     page.click("#skapa-kod")
     page.wait_for_load_state("domcontentloaded")
-    page.screenshot(path=str(SCREENSHOTS / f"engangskod-{size}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"engangskod-{size}.png"), full_page=True)
     assert_fits(page, "engangskod", viewport)
     assert not refused, refused  # no page breaks the Content-Security-Policy
     context.close()
