@@ -20,6 +20,7 @@ from ..api.figure_csv import figures_csv
 from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, require_role, visible_units
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
+from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from .region_view import SORT_KEYS, Filters, region_table, region_view
@@ -228,3 +229,4 @@ def static(name: str) -> Response:
 
 
 web_router.include_router(installation_router)
+web_router.include_router(help_router)

@@ -18,18 +18,14 @@ from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
+from vardkoll.server.metrics.definitions import DEFINITIONS
 
 from ..device_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
-METRIC_NAMES = {
-    "telephone": "Telefontillgänglighet (kontakt samma dag)",
-    "assessment": "Medicinsk bedömning inom 3 dagar",
-    "fixed_doctor": "Fast läkarkontakt",
-    "continuity": "Kontinuitet hos fast läkare",
-}
+METRIC_NAMES = {m: DEFINITIONS[m].name for m in METRICS}  # the names the help pages explain
 SHORT_NAMES = {"telephone": "Telefon", "assessment": "Bedömning 3 dagar", "fixed_doctor": "Fast läkare", "continuity": "Kontinuitet"}
 AT_RISK_WITHIN = timedelta(hours=24)
 MAX_LISTED_CASES = 50
