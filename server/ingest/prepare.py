@@ -18,7 +18,7 @@ from vardkoll.protocol import EventBase, EventRejected
 from vardkoll.server.metrics import UnitConfig
 
 from ..storage.stamp_keys import epoch_us
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .entity_rows import EntityRows
 
 Key = tuple[str, str]  # (unit, event id)

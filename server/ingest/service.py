@@ -21,7 +21,7 @@ from vardkoll.protocol.events import EVENT_DECODER
 
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..storage.upsert import dialect_insert
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
 from .entity_rows import merge_rows
 from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare, same_event
