@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vardkoll.server.replay_blocks import BLOCK_BYTES, default_workers
+from vardkoll.server.replay.blocks import BLOCK_BYTES, default_workers
 
 
 def processes_in_group(group: int) -> list[str]:
