@@ -54,6 +54,10 @@ NOT_RUN = {
     "time .venv/bin/vardkoll replay /tmp/events.jsonl": "replays the benchmark's million-event file (docs/benchmarks.md)",
     "vardkoll collector enroll": "writes /etc/vardkoll-collector and /var/lib/vardkoll-collector; tests/collector_agent/test_enrollment_client.py enrolls against a real server",
     "mosquitto_pub -h mqtt.vardkoll.example.se": "needs the production broker's operator account and CA",
+    "sudo timedatectl": "changes the test machine's clock settings; `collector doctor` checks the clock",
+    "tar -xzf vardkoll-collector-": "the offline bundle for the Pi (docs/collector.md, installing on a Raspberry Pi)",
+    "sudo vardkoll-collector-": "installs the offline bundle system-wide (docs/collector.md, installing on a Raspberry Pi)",
+    "sudo systemctl": "no systemd in the test container; deploy/collector/ holds the units",
     "vardkoll bridge run": "runs until stopped and needs the serial device (tests/firmware_bridge/ drive it through a pseudo-terminal)",
 }
 # Commands that run until stopped: started as printed, they must still be running after a few seconds.
