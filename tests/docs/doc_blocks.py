@@ -21,7 +21,7 @@ SHOWN_ONLY = {"r", "powerquery"}
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 OPTIONAL_FLAG = re.compile(r"\[(--[^\[\]]*)\]")  # usage syntax: "[--from DATE]" is run with the flag
 COMMAND_WORDS = ("./dev", "vardkoll ", ".venv/", "curl ", "sudo ", "cc ", "echo ", "mosquitto_pub ", "python", "time ")
-API_ADDRESS = re.compile(r"/api/v1/[A-Za-z0-9_./{}%-]+(?:\?[^\s\"')]*)?")
+API_ADDRESS = re.compile(r"api/v1/[A-Za-z0-9_./{}%-]+")  # with or without the leading slash
 
 
 @dataclass
