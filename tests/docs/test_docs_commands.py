@@ -5,7 +5,8 @@ scratch folder that links to the repository, against a fresh server on SQLite an
 with the settings a reader would have (`VARDKOLL_*`, `TOKEN`) and `vardkoll` on the PATH. Placeholders
 that are plainly placeholders (`EVENTS.jsonl`, `DATE`, the example server address) are replaced by a
 fixture or the test server; `sudo -u vardkoll-collector` is dropped (the test is that user). A command
-that cannot run here is in NOT_RUN with its reason. New documents are picked up by the glob.
+that cannot run here is in NOT_RUN with its reason, or says so in the docs with a visible comment at
+its end: `# not run by the docs test: <reason>`. New documents are picked up by the glob.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ NOT_RUN = {
     "sudo systemctl": "no systemd in the test container; deploy/collector/ holds the units",
     "vardkoll bridge run": "runs until stopped and needs the serial device (tests/firmware_bridge/ drive it through a pseudo-terminal)",
 }
+MARKED_NOT_RUN = "# not run by the docs test:"
 # Commands that run until stopped: started as printed, they must still be running after a few seconds.
 RUNS_UNTIL_STOPPED = ("./dev vardkoll server", "./dev vardkoll collector run")
 
@@ -252,6 +254,11 @@ def test_every_command_in_the_document_works_as_printed(document, server, tmp_pa
             for placeholder, value in substitutions:
                 command = command.replace(placeholder, value)
             if any(command.startswith(prefix) or printed.startswith(prefix) for prefix in NOT_RUN):
+                continue
+            if MARKED_NOT_RUN in printed:
+                reason = printed.split(MARKED_NOT_RUN, 1)[1].strip()
+                if not reason:
+                    failures.append(f"{block.where}: `{printed}` is marked as not run, but gives no reason")
                 continue
             requested += API_ADDRESS.findall(command)
             if command.startswith(RUNS_UNTIL_STOPPED):
