@@ -62,8 +62,9 @@ NOT_RUN = {
     "vardkoll bridge run": "runs until stopped and needs the serial device (tests/firmware_bridge/ drive it through a pseudo-terminal)",
 }
 MARKED_NOT_RUN = "# not run by the docs test:"
-# Commands that run until stopped: started as printed, they must still be running after a few seconds.
-RUNS_UNTIL_STOPPED = ("./dev vardkoll server", "./dev vardkoll collector run")
+# Commands that run until stopped: started as printed, they must get ready (the server answers its health
+# check, the collector says it connected) and stop cleanly on SIGTERM.
+RUNS_UNTIL_STOPPED = {"./dev vardkoll server": "health", "./dev vardkoll collector run": "connected to"}
 
 
 def placeholders(work: Path, base_url: str, port: int) -> list[tuple[str, str]]:
@@ -197,23 +198,42 @@ def run_at_a_terminal(command: str, work: Path, env: dict[str, str], answers: li
                                        (err + rest_err + screen).decode(errors="replace"))
 
 
-def runs_until_stopped(command: str, work: Path, env: dict[str, str]) -> str | None:
-    """None when the command is still running after 4 s (then stopped), else what it said when it quit."""
+def runs_until_stopped(command: str, work: Path, env: dict[str, str], ready: Callable[[str], bool]) -> str | None:
+    """None when the command gets ready (`ready(output so far)`) within 60 s and stops cleanly on SIGTERM,
+    as systemd or Ctrl-C would stop it; else what went wrong and what it said."""
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=work, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    assert process.stdout is not None
+    said, problem = b"", None
+    deadline = time.monotonic() + 60
     try:
-        process.wait(timeout=4)
-    except subprocess.TimeoutExpired:
-        return None
+        while not ready(said.decode(errors="replace")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                problem = f"it quit (exit {process.returncode})" if process.poll() is not None else "not ready within 60 s"
+                break
+            if select.select([process.stdout], [], [], 0.2)[0]:
+                said += os.read(process.stdout.fileno(), 65536)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-    return f"exit {process.returncode}: {process.stdout.read()[-2000:] if process.stdout else ''}"
+                problem = problem or "it did not stop within 20 s of SIGTERM"
+    if problem is None and process.returncode not in (0, -signal.SIGTERM):
+        problem = f"it stopped with exit {process.returncode} on SIGTERM"
+    return None if problem is None else f"{problem}: {(said + process.stdout.read()).decode(errors='replace')[-2000:]}"
+
+
+def answers_health(port: int) -> Callable[[str], bool]:
+    def ready(_: str) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+    return ready
 
 
 PASSPHRASE_COMMANDS = ("collector export-secret", "collector import-secret")
@@ -261,8 +281,9 @@ def test_every_command_in_the_document_works_as_printed(document, server, tmp_pa
                     failures.append(f"{block.where}: `{printed}` is marked as not run, but gives no reason")
                 continue
             requested += API_ADDRESS.findall(command)
-            if command.startswith(RUNS_UNTIL_STOPPED):
-                if (said := runs_until_stopped(command, work, env)) is not None:
+            if command.startswith(tuple(RUNS_UNTIL_STOPPED)):
+                ready = next(check for prefix, check in RUNS_UNTIL_STOPPED.items() if command.startswith(prefix))
+                if (said := runs_until_stopped(command, work, env, answers_health(port) if ready == "health" else lambda out, c=ready: c in out)) is not None:
                     failures.append(f"{block.where}: `{printed}` should run until stopped, but: {said}")
                 continue
             if "collector import-secret" in command:
