@@ -68,8 +68,10 @@ def test_no_link_on_a_view_or_a_help_page_is_dead(web):
             if not href.startswith("/") or href.startswith("//") or href in checked or href.startswith("/logga-ut"):
                 continue
             checked.add(href)
-            response = client.get(href.split("#")[0])
+            target, _, anchor = href.partition("#")
+            response = client.get(target)
             assert response.status_code == 200, f"{path} links to {href}: {response.status_code}"
+            assert not anchor or f'id="{anchor}"' in response.text, f"{path} links to {href}: no element with that id"
     assert set(VIEWS.values()) <= checked
 
 
