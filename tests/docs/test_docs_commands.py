@@ -64,7 +64,10 @@ NOT_RUN = {
 MARKED_NOT_RUN = "# not run by the docs test:"
 # Commands that run until stopped: started as printed, they must get ready (the server answers its health
 # check, the collector says it connected) and stop cleanly on SIGTERM.
-RUNS_UNTIL_STOPPED = {"./dev vardkoll server": "health", "./dev vardkoll collector run": "connected to"}
+RUNS_UNTIL_STOPPED: dict[str, Callable[[int], Callable[[str], bool]]] = {
+    "./dev vardkoll server": lambda port: answers_health(port),
+    "./dev vardkoll collector run": lambda port: lambda output: "connected to" in output,
+}
 
 
 def placeholders(work: Path, base_url: str, port: int) -> list[tuple[str, str]]:
@@ -282,8 +285,8 @@ def test_every_command_in_the_document_works_as_printed(document, server, tmp_pa
                 continue
             requested += API_ADDRESS.findall(command)
             if command.startswith(tuple(RUNS_UNTIL_STOPPED)):
-                ready = next(check for prefix, check in RUNS_UNTIL_STOPPED.items() if command.startswith(prefix))
-                if (said := runs_until_stopped(command, work, env, answers_health(port) if ready == "health" else lambda out, c=ready: c in out)) is not None:
+                ready = next(check for prefix, check in RUNS_UNTIL_STOPPED.items() if command.startswith(prefix))(port)
+                if (said := runs_until_stopped(command, work, env, ready)) is not None:
                     failures.append(f"{block.where}: `{printed}` should run until stopped, but: {said}")
                 continue
             if "collector import-secret" in command:
