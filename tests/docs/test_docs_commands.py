@@ -59,6 +59,13 @@ NOT_RUN = {
     "tar -xzf vardkoll-collector-": "the offline bundle for the Pi (docs/collector.md, installing on a Raspberry Pi)",
     "sudo vardkoll-collector-": "installs the offline bundle system-wide (docs/collector.md, installing on a Raspberry Pi)",
     "sudo systemctl": "no systemd in the test container; deploy/collector/ holds the units",
+    # Commands of other branches' documents, listed ahead of their merge:
+    "vardkoll demo": "runs until Ctrl-C on port 8000 (docs/demo.md); tests/demo/ run it",
+    "vardkoll replay <folder>/": "the folder a running demo writes (docs/demo.md)",
+    "./dev package": "builds the offline bundle for the Pi (minutes, needs the package index); tests/edge_install/ build one",
+    "./dev sign-update": "needs a built bundle and the release signing key; tests/edge_install/ sign one",
+    "VARDKOLL_BACKUP_DATABASE_URL=": "the production database; tests/production/test_restore_drill.py backs up and restores a throwaway one",
+    "VARDKOLL_RESTORE_DATABASE_URL=": "the production database; tests/production/test_restore_drill.py backs up and restores a throwaway one",
     "vardkoll bridge run": "runs until stopped and needs the serial device (tests/firmware_bridge/ drive it through a pseudo-terminal)",
 }
 MARKED_NOT_RUN = "# not run by the docs test:"
