@@ -106,6 +106,9 @@ def units_add(
     time_zone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Stockholm",
     opening_hours: Annotated[Optional[str], typer.Option(help='JSON, e.g. {"mon": [["08:00", "17:00"]]}')] = None,
     unreached_callback_counts: Annotated[bool, typer.Option(help="does a callback that did not reach the patient count as contact?")] = True,
+    ownership: Annotated[Optional[str], typer.Option(help="offentlig or privat (region reports split by it)")] = None,
+    municipality_code: Annotated[Optional[str], typer.Option(help="SCB's four-digit municipality code, e.g. 0380")] = None,
+    listed_patients: Annotated[Optional[int], typer.Option(help="listed patients, as the listing register counts them")] = None,
 ) -> None:
     """Register a unit."""
     from vardkoll.server.registry import RegistryConflict, UnitCreate, add_unit
@@ -119,8 +122,10 @@ def units_add(
     spec = _validated(
         UnitCreate,
         {"unit": unit, "name": name, "region": region, "time_zone": time_zone, "opening_hours": hours,
-         "unreached_callback_counts": unreached_callback_counts},
-        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours"},
+         "unreached_callback_counts": unreached_callback_counts, "ownership": ownership, "municipality_code": municipality_code,
+         "listed_patients": listed_patients},
+        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours",
+         "ownership": "--ownership", "municipality_code": "--municipality-code", "listed_patients": "--listed-patients"},
     )
     with _transaction() as session:
         try:
