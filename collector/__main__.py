@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     outbox = Outbox(config.outbox.path)
     try:
         if args.command == "outbox-stats":
-            stats = outbox.stats()
-            print(orjson.dumps({**stats.as_heartbeat(), "refused_reasons": stats.refused_reasons, "rejected_reasons": stats.rejected_reasons}, option=orjson.OPT_INDENT_2).decode())
+            print(orjson.dumps(outbox.stats().as_report(), option=orjson.OPT_INDENT_2).decode())
         else:
             outbox.dump_jsonl(sys.stdout.buffer)
     finally:

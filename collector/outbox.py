@@ -129,6 +129,11 @@ class OutboxStats:
             "rejected": self.rejected,
         }
 
+    def as_report(self) -> dict[str, Any]:
+        """Every counter, for `vardkoll collector outbox-stats` (docs/collector.md lists them)."""
+        return {**self.as_heartbeat(), "duplicates": self.duplicates, "released": self.released,
+                "refused_reasons": self.refused_reasons, "rejected_reasons": self.rejected_reasons}
+
 
 class OutboxError(RuntimeError):
     pass

@@ -21,6 +21,7 @@ from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, 
 from ..access_log.log import record_principal
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
+from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from .region_view import SORT_KEYS, Filters, region_table, region_view
@@ -238,3 +239,4 @@ def static(name: str) -> Response:
 
 
 web_router.include_router(installation_router)
+web_router.include_router(help_router)

@@ -18,18 +18,14 @@ from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
+from vardkoll.server.metrics.definitions import DEFINITIONS
 
 from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
-METRIC_NAMES = {
-    "telephone": "Telefontillgänglighet (kontakt samma dag)",
-    "assessment": "Medicinsk bedömning inom 3 dagar",
-    "fixed_doctor": "Fast läkarkontakt",
-    "continuity": "Kontinuitet hos fast läkare",
-}
+METRIC_NAMES = {m: DEFINITIONS[m].name for m in METRICS}  # the names the help pages explain
 SHORT_NAMES = {"telephone": "Telefon", "assessment": "Bedömning 3 dagar", "fixed_doctor": "Fast läkare", "continuity": "Kontinuitet"}
 AT_RISK_WITHIN = timedelta(hours=24)
 MAX_LISTED_CASES = 50
@@ -79,6 +75,7 @@ class ClinicView:
     cases: OpenCases
     tz: str
     hours: list[CallHour]  # the day's telephone figure by local hour
+    day_end: datetime | None = None  # the last instant of a past day shown (None: today)
 
 
 def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
@@ -93,7 +90,8 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     # up to it; only the hours not begun yet are told apart by `now`.
     hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
     return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours)
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours,
+                      None if day >= today else end_of_day(day, config.tz))
 
 
 @dataclass

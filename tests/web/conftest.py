@@ -23,7 +23,15 @@ from .world import ADMIN_TOKEN, register
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where the screenshot test writes: docs/screenshots/ only when `./dev screenshots` asks
+    (VARDKOLL_SCREENSHOTS), otherwise a temporary folder, so a test run leaves the tree as it was."""
+    folder = Path(os.environ.get("VARDKOLL_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def dashboard_app(settings: ServerSettings, services: Services, background: bool) -> FastAPI:
