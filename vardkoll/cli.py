@@ -103,11 +103,12 @@ def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch p
 def demo(
     port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
     clinics: Annotated[int, typer.Option(help="how many clinics to simulate", min=1, max=20)] = 4,
+    folder: Annotated[Optional[Path], typer.Option(help="where the demo keeps its database and the clinics' files (default: a new temporary folder)")] = None,
 ) -> None:
-    """Run everything on this machine: a broker, the server on SQLite and simulated clinics."""
+    """Run everything on this machine: a broker, the server on SQLite, and simulated clinics whose systems feed real collectors."""
     from vardkoll.demo.runner import run_demo
 
-    run_demo(port=port, units=clinics)
+    run_demo(port=port, units=clinics, folder=folder)
 
 
 @app.command()
