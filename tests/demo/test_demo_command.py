@@ -201,3 +201,23 @@ def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stop
     for log in (tmp_path / "demo" / "clinics").glob("*/collector/collector.log"):
         text = log.read_text()
         assert "Traceback" not in text and " ERROR " not in text, f"{log}:\n{text[-3000:]}"
+
+
+def test_without_mosquitto_the_demo_runs_on_its_in_process_broker(tmp_path):
+    """`--broker amqtt` is what a machine without the mosquitto binary gets: MQTT 3.1.1 for the server and the collectors."""
+    port = free_port()
+    folder = tmp_path / "demo"
+    exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
+    process = subprocess.Popen([exe, "demo", "--port", str(port), "--clinics", "1", "--broker", "amqtt", "--folder", str(folder)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        while not (folder / "demo.json").exists() or orjson.loads((folder / "demo.json").read_bytes())["history_complete_after_s"] is None:
+            assert process.poll() is None and time.monotonic() < deadline, "history never completed over amqtt"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and "amqtt broker" in output and output.rstrip().endswith("stopped."), output
+    assert "Traceback" not in output, output
+    assert _group_members(process.pid) == []

@@ -41,7 +41,7 @@ heartbeat_interval_s = 5
 """
 
 
-def enroll_collector(base_url: str, admin_token: str, unit: str, device: str, folder: Path, connectors: str) -> Path:
+def enroll_collector(base_url: str, admin_token: str, unit: str, device: str, folder: Path, connectors: str, mqtt_v5: bool = True) -> Path:
     """Ask for a one-time code as an installer would (`POST /units/{unit}/enrollment-codes`), redeem it
     with `vardkoll collector enroll`'s own code, then add the tuning and the clinic's connectors."""
     response = httpx.post(f"{base_url}/api/v1/units/{unit}/enrollment-codes", json={"device": device, "valid_hours": 1},
@@ -50,6 +50,8 @@ def enroll_collector(base_url: str, admin_token: str, unit: str, device: str, fo
     config = folder / "collector.toml"
     enroll(base_url, response.json()["code"], device=device, config_path=config, state_dir=folder / "state")
     text = config.read_text()
+    if not mqtt_v5:  # the in-process fallback broker speaks MQTT 3.1.1 only
+        text = text.replace("[mqtt]\n", '[mqtt]\nprotocol = "3.1.1"\n', 1)
     config.write_text(TUNING_TOP + text + TUNING_TABLES + connectors)
     return config
 

@@ -39,18 +39,19 @@ STATUS_EVERY_S = 5.0
 _SAVING = threading.Lock()
 
 
-def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None) -> None:
+def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broker_kind: str = "auto") -> None:
     console = Console()
     say = lambda text: console.print(text, soft_wrap=True, highlight=False)  # noqa: E731 - addresses print unwrapped
     started = time.monotonic()
     folder = folder or Path(tempfile.mkdtemp(prefix="vardkoll-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    broker = start_broker()
+    broker = start_broker(kind=broker_kind)
     token = secrets.token_urlsafe(24)
     settings = ServerSettings(
         database_url=f"sqlite:///{folder / 'vardkoll.db'}",
         mqtt_url=f"mqtt://127.0.0.1:{broker.port}",
         share_group="vardkoll-ingest" if broker.mqtt_v5 else None,
+        mqtt_protocol="5" if broker.mqtt_v5 else "3.1.1",
         admin_token=token,
         dev=True,
     )
@@ -80,7 +81,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None) -> No
                              "history_complete_after_s": None, "clinics": []}
     collectors = Collectors(report=lambda text: say(f"  {text}"))
     for clinic in clinics:
-        collectors.add(_collector_for(clinic, base, token, lambda: _save(folder, state, clinics, collectors)))
+        collectors.add(_collector_for(clinic, base, token, broker.mqtt_v5, lambda: _save(folder, state, clinics, collectors)))
     for clinic in clinics:
         if clinic.serial is not None:
             clinic.serial.start()
@@ -131,10 +132,10 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None) -> No
     say("stopped.")
 
 
-def _collector_for(clinic: Clinic, base: str, token: str, on_change) -> CollectorProcess:  # type: ignore[no-untyped-def]
+def _collector_for(clinic: Clinic, base: str, token: str, mqtt_v5: bool, on_change) -> CollectorProcess:  # type: ignore[no-untyped-def]
     home = clinic.folder / "collector"
     home.mkdir(parents=True, exist_ok=True)
-    config = enroll_collector(base, token, clinic.unit, clinic.device, home, clinic.connectors())
+    config = enroll_collector(base, token, clinic.unit, clinic.device, home, clinic.connectors(), mqtt_v5)
     if clinic.serial is not None:
         bridge = home / "bridge.toml"
         bridge.write_text(clinic.serial.bridge_config())
