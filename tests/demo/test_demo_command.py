@@ -102,7 +102,7 @@ def _api_figures(demo: Demo, state: dict) -> dict[tuple[str, str], dict]:
     for clinic in state["clinics"]:
         for metric in METRICS:
             response = demo.get(f"/api/v1/units/{clinic['unit']}/compliance", metric=metric, **{"from": state["first_day"]},
-                                to=state["history_until"][:10], as_of=state["history_until"])
+                                to=state["today"], as_of=state["history_until"])
             assert response.status_code == 200, response.text
             figures[(clinic["unit"], metric)] = response.json()
     return figures

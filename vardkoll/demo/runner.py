@@ -65,7 +65,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
             return session.scalar(query) or 0
 
     fhir = FhirServer()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc).replace(microsecond=0)  # the past ends here; printed in whole seconds
     clinics, intent, writes, first_day = build_clinics(units, folder / "clinics", folder / "intended-events.jsonl",
                                                        lambda unit: delivered(unit, calls_only=True), fhir, now)
     _register_units(services, clinics)
@@ -77,7 +77,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
     fhir.start()
 
     state: dict[str, Any] = {"port": port, "base_url": base, "admin_token": token, "folder": str(folder), "region": REGION,
-                             "intended_events": str(intent.path), "first_day": first_day.isoformat(), "history_until": now.isoformat(),
+                             "intended_events": str(intent.path), "first_day": first_day.isoformat(), "today": now.astimezone(STOCKHOLM).date().isoformat(), "history_until": now.isoformat(),
                              "history_complete_after_s": None, "clinics": []}
     collectors = Collectors(report=lambda text: say(f"  {text}"))
     for clinic in clinics:
@@ -102,7 +102,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
         say(f"  {clinic.name} ({clinic.unit}): {clinic.describe()}")
         say(f"      → collector {clinic.device}, pid {process.pid} ({'vardkoll bridge run' if clinic.serial else 'vardkoll collector run'} --config {clinic.folder / 'collector' / 'collector.toml'})")
     say(f"  The systems write into {folder / 'clinics'}; what they meant to convey, as events: {intent.path}")
-    say(f"  Once history is in, the API's figures as of the start equal: vardkoll replay {intent.path} --from {first_day} --to {today} --as-of {now.isoformat(timespec='seconds')}")
+    say(f"  Once history is in, the API's figures as of the start equal: vardkoll replay {intent.path} --from {first_day} --to {today} --as-of {now.isoformat()}")
     say(f"  History ({first_day} to now) streams in first, then today's events as they happen. Started in {time.monotonic() - started:.1f} s.")
     say("Press Ctrl-C to stop.")
 
