@@ -11,24 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Callable, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from vardkoll.protocol import local_time
 
 from ..outbox import Checkpoint
 
 
-def _known_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Stockholm)") from None
-    return name
-
-
 # A connector setting naming an IANA time zone, checked when the config is loaded.
-TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+TimeZoneName = local_time.TimeZoneName
 
 
 class ConnectorConfig(BaseModel):
@@ -77,7 +70,7 @@ class Connector(ABC):
     def poll(self) -> Iterator[SourceBatch]:
         """Read whatever is new; called by the agent every `poll_interval_s`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most connectors hold nothing open)
         """Release what the connector holds open (an HTTP client, say); called when the agent stops."""
 
     def count(self, name: str, by: int = 1) -> None:

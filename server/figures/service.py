@@ -17,7 +17,7 @@ from vardkoll.server.metrics.continuity import coc_window
 from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .cache import FigureCache, figure_key, settings_stamp
 from .loading import load_calls, load_cases, load_snapshots, load_visits
 from .store import dependency_versions, last_utc_date, load_stored, save_stored, settings_hash, unit_dependency_versions
@@ -141,7 +141,7 @@ class FigureService:
                     results[i] = figure
         for period, row in to_store.items():
             self._store(metric, period, [row])
-        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]
+        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]  # every period has a figure once the loop ends
 
     @staticmethod
     def _compute(session: Session, unit: str, metric: str, period: Period, moment: datetime, config: UnitConfig) -> dict[str, Any]:
@@ -198,6 +198,4 @@ def _covering_ledger(session: Session, unit: str, metric: str, periods: list[Per
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return None if moment is None else moment.isoformat()

@@ -7,7 +7,7 @@ and period the API would be asked for, so a page and `GET /api/v1/...compliance`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
 
-from ..device_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
+from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
@@ -125,12 +125,6 @@ def _heartbeat(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _clock(ntp_synced: Any, verdict: Any) -> str:
     """What the page says of a device's clock: NTP's word first; where NTP cannot be asked (no systemd,
     a container), the collector's own check (collector/clock.py: plausible, not stepped)."""
@@ -158,9 +152,9 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device=row.device,
             status=row.status if row.status in ("online", "offline", "silent") else "unknown",
             retired=row.retired_at is not None,
-            retired_at=_aware(row.retired_at),
-            registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
-            last_seen_at=_aware(row.last_seen_at),
+            retired_at=row.retired_at,
+            registered_at=row.registered_at,
+            last_seen_at=row.last_seen_at,
             outbox_depth=depth if isinstance(depth, int) else None,
             outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
             clock=_clock(synced, clock.get("state")),

@@ -132,7 +132,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
     say("stopped.")
 
 
-def _collector_for(clinic: Clinic, base: str, token: str, mqtt_v5: bool, on_change) -> CollectorProcess:  # type: ignore[no-untyped-def]
+def _collector_for(clinic: Clinic, base: str, token: str, mqtt_v5: bool, on_change) -> CollectorProcess:
     home = clinic.folder / "collector"
     home.mkdir(parents=True, exist_ok=True)
     config = enroll_collector(base, token, clinic.unit, clinic.device, home, clinic.connectors(), mqtt_v5)
@@ -145,13 +145,13 @@ def _collector_for(clinic: Clinic, base: str, token: str, mqtt_v5: bool, on_chan
     return CollectorProcess(clinic.unit, command, home / "collector.log", on_change=on_change)
 
 
-def _history_delivered(clinics: list[Clinic], intent, delivered) -> bool:  # type: ignore[no-untyped-def]
+def _history_delivered(clinics: list[Clinic], intent, delivered) -> bool:
     if any(c.serial is not None and c.serial.waiting for c in clinics):
         return False
     return all(delivered(c.unit) >= intent.count_by_unit.get(c.unit, 0) for c in clinics)
 
 
-def _status_line(services, clinics: list[Clinic], intent, delivered, timeline: Timeline) -> str:  # type: ignore[no-untyped-def]
+def _status_line(services, clinics: list[Clinic], intent, delivered, timeline: Timeline) -> str:
     stored = sum(delivered(c.unit) for c in clinics)
     written = sum(intent.count_by_unit.values())
     depths = []
@@ -179,7 +179,7 @@ def _save(folder: Path, state: dict[str, Any], clinics: list[Clinic], collectors
         temporary.replace(folder / "demo.json")
 
 
-def _register_units(services, clinics: list[Clinic]) -> None:  # type: ignore[no-untyped-def]
+def _register_units(services, clinics: list[Clinic]) -> None:
     with services.sessions.begin() as session:
         for clinic in clinics:
             if session.get(UnitRow, clinic.unit) is None:

@@ -15,9 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .metrics import DEFINITION_VERSIONS, Applied, MetricEngine, Period, UnitConfig
-from .replay_blocks import ParsedBlock, default_workers, parse_block, read_blocks
-from .replay_shards import UnitWorkers, conflict_reason
+from ..metrics import DEFINITION_VERSIONS, Applied, MetricEngine, Period, UnitConfig
+from .blocks import ParsedBlock, default_workers, parse_block, read_blocks
+from .shards import UnitWorkers, conflict_reason
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -27,7 +27,7 @@ def open_events(path: str | Path) -> Iterator[IO[bytes]]:
     """A binary stream of the file's lines; gzip is recognised by its magic bytes, not its name."""
     raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
     try:
-        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
         stream: IO[bytes] = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
         yield stream
     finally:
@@ -58,8 +58,8 @@ def replay_stream(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Replay a binary stream of JSON lines. `on_bytes`, when given, is told how many bytes were read
-    (for progress). A stream of more than one block (`replay_blocks.BLOCK_BYTES`) is replayed by
-    `workers` processes that each own some of the units (`replay_shards`; default: one per CPU);
+    (for progress). A stream of more than one block (`blocks.BLOCK_BYTES`) is replayed by
+    `workers` processes that each own some of the units (`shards`; default: one per CPU);
     `workers=0` replays it in this process. Either way the document is the same."""
     workers = default_workers() if workers is None else workers
     rejected: list[tuple[int, str]] = []

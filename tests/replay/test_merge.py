@@ -1,6 +1,6 @@
 """Replay in worker processes gives exactly the document of a replay in one process (`workers=0`).
 
-Big archives are replayed by workers that each own some units (`server/replay_shards.py`): the main
+Big archives are replayed by workers that each own some units (`server/replay/shards.py`): the main
 process routes every line to its unit's worker by reading the unit from the raw line. These tests cut
 small archives into many blocks (BLOCK_BYTES patched) so that repeats, conflicts and odd lines fall in
 other blocks than the events they repeat, and compare every document with the one-process one:
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from vardkoll.protocol import EventRejected, parse_event_line
 from vardkoll.protocol.personal_number import raw_may_contain_personal_number
-from vardkoll.server import replay_blocks, replay_shards
+from vardkoll.server.replay import blocks as replay_blocks, shards as replay_shards
 from vardkoll.server.metrics import MetricEngine, UnitConfig
 from vardkoll.server.replay import replay_path, replay_stream
 
@@ -212,7 +212,7 @@ def test_lines_that_fool_a_byte_scan_reach_the_right_worker(monkeypatch):
     data = b"\n".join([*good[:10], *HOSTILE, *good[10:20], *reversed(HOSTILE), *good[20:]])
     document = same_in_workers(data, monkeypatch, 700)
     lines = data.split(b"\n")
-    assert {r["line"] for r in document["rejected"]} == {n for n, l in enumerate(lines, 1) if l in (HOSTILE[2], HOSTILE[5])}
+    assert {r["line"] for r in document["rejected"]} == {n for n, line in enumerate(lines, 1) if line in (HOSTILE[2], HOSTILE[5])}
     assert document["duplicates"] == 4  # the hostile events h-1, h-2, h-4 and h-5 come twice
 
 

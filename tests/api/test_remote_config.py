@@ -19,11 +19,11 @@ from sqlmodel import SQLModel
 from support import free_port
 from vardkoll.protocol.topics import config_topic
 from vardkoll.server.auth import ADMIN_TOKEN_NAME
-from vardkoll.server.device_config import broker_publisher
+from vardkoll.server.remote_config import broker_publisher
 from vardkoll.server.ingest.device_registry import DeviceRegistry
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage import make_engine, migrate
-from vardkoll.server.storage.database import MIGRATIONS
+from vardkoll.server.storage.schema_version import MIGRATIONS
 
 from .api_world import UPPSALA, VC01, Api
 
@@ -150,7 +150,7 @@ def test_through_a_real_broker_the_device_finds_the_document_retained_and_its_he
     assert api.get(CONFIG).json()["latest_outcome"] == "applied"
 
 
-def _alembic(engine, action: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _alembic(engine, action: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
