@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from support import free_port
 

@@ -63,7 +63,7 @@ callback_keys = ["1"]
             for kind, event in call.events.items():
                 line = self._line(call, kind, event)
                 if line is not None:
-                    writes.append((epoch(event), lambda c=call, k=kind, e=event, l=line: self._write(c, k, e, l)))
+                    writes.append((epoch(event), lambda c=call, k=kind, e=event, written=line: self._write(c, k, e, written)))
         if writes:
             first, last = min(w[0] for w in writes), max(w[0] for w in writes)
             for monday in _mondays(datetime.fromtimestamp(first, self.zone).date(), datetime.fromtimestamp(last, self.zone).date()):

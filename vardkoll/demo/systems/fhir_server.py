@@ -152,7 +152,8 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
             practitioner = self._practitioner(ident, profession)
             patient = patient_for(visit["patient"], visit["listed"], visit["patient"])
             encounter = self._encounter(f"besok-{number}", visit, practitioner, patient, None)
-            writes.append((epoch(visit), lambda e=encounter, t=epoch(visit): self._write_encounter(e, t)))
+            visited = epoch(visit)
+            writes.append((visited, lambda e=encounter, t=visited: self._write_encounter(e, t)))
         return writes
 
     def _encounter(self, ident: str, event: Event, practitioner: str, patient: str, appointment: str | None) -> Resource:
