@@ -55,7 +55,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
         admin_token=token,
         dev=True,
     )
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
 
     def delivered(unit: str, calls_only: bool = False) -> int:
         query = select(func.count()).select_from(StoredEvent).where(StoredEvent.unit == unit)
