@@ -69,6 +69,7 @@ class CollectorProcess:
     unit: str
     command: list[str]
     log_path: Path
+    arguments: list[str] = field(default_factory=list)  # what follows `vardkoll` in `command`, for the printout
     process: subprocess.Popen | None = None
     restarts: int = 0
     on_change: Callable[[], None] = field(default=lambda: None, repr=False)
@@ -135,10 +136,20 @@ class Collectors:
                 process.process.wait(5)
 
 
-def collector_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "vardkoll.collector", "run", "--config", str(config)]
+def _vardkoll() -> list[str]:
+    """The `vardkoll` command of this installation (the console script beside this Python, else the same via -c)."""
+    script = Path(sys.executable).with_name("vardkoll")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from vardkoll.cli import main; main()"]
 
 
-def bridge_command(bridge_config: Path, collector_config: Path) -> list[str]:
-    return [sys.executable, "-m", "vardkoll.bridge_cli", "run", "--config", str(bridge_config), "--collector-config", str(collector_config)]
+def collector_arguments(config: Path) -> list[str]:
+    return ["collector", "run", "--config", str(config)]
+
+
+def bridge_arguments(bridge_config: Path, collector_config: Path) -> list[str]:
+    return ["bridge", "run", "--config", str(bridge_config), "--collector-config", str(collector_config)]
+
+
+def command(arguments: list[str]) -> list[str]:
+    return _vardkoll() + arguments
 

@@ -16,13 +16,15 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import httpx
 import orjson
 import uvicorn
 from rich.console import Console
 from sqlalchemy import func, select
 
+from vardkoll.collector.enrollment import write_private
 from vardkoll.server.app import create_app
 from vardkoll.server.services import build_services
 from vardkoll.server.settings import ServerSettings
@@ -31,7 +33,7 @@ from vardkoll.server.storage.tables import StoredEvent
 
 from .broker import start_broker, wait_for_port
 from .clinics import STOCKHOLM, Clinic, Timeline, build_clinics
-from .edge import CollectorProcess, Collectors, bridge_command, collector_command, enroll_collector
+from .edge import CollectorProcess, Collectors, bridge_arguments, collector_arguments, command, enroll_collector
 from .systems.fhir_server import FhirServer
 
 REGION = "Region Demo"
@@ -100,7 +102,7 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
     say("What you are looking at (docs/demo.md):")
     for clinic, process in zip(clinics, collectors.processes):
         say(f"  {clinic.name} ({clinic.unit}): {clinic.describe()}")
-        say(f"      → collector {clinic.device}, pid {process.pid} ({'vardkoll bridge run' if clinic.serial else 'vardkoll collector run'} --config {clinic.folder / 'collector' / 'collector.toml'})")
+        say(f"      → collector {clinic.device} (pid {process.pid}): vardkoll {' '.join(process.arguments)}")
     say(f"  The systems write into {folder / 'clinics'}; what they meant to convey, as events: {intent.path}")
     say(f"  Once history is in, the API's figures as of the start equal: vardkoll replay {intent.path} --from {first_day} --to {today} --as-of {now.isoformat()}")
     say(f"  History ({first_day} to now) streams in first, then today's events as they happen. Started in {time.monotonic() - started:.1f} s.")
@@ -115,6 +117,8 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
             state["history_complete_after_s"] = round(time.monotonic() - started, 1)
             _save(folder, state, clinics, collectors)
             say(f"  history complete: every record of the past four weeks is at the server, {state['history_complete_after_s']} s after the start")
+            if broker.mqtt_v5:  # the server publishes config versions over MQTT 5
+                _push_remote_config(base, token, clinics, say)
         if time.monotonic() >= next_status:
             next_status = time.monotonic() + STATUS_EVERY_S
             say(_status_line(services, clinics, intent, delivered, timeline))
@@ -139,10 +143,25 @@ def _collector_for(clinic: Clinic, base: str, token: str, mqtt_v5: bool, on_chan
     if clinic.serial is not None:
         bridge = home / "bridge.toml"
         bridge.write_text(clinic.serial.bridge_config())
-        command = bridge_command(bridge, config)
+        arguments = bridge_arguments(bridge, config)
     else:
-        command = collector_command(config)
-    return CollectorProcess(clinic.unit, command, home / "collector.log", on_change=on_change)
+        arguments = collector_arguments(config)
+    return CollectorProcess(clinic.unit, command(arguments), home / "collector.log", arguments, on_change=on_change)
+
+
+# What an installer might change from Installationsvy once a clinic runs: a slower heartbeat. Each
+# collector tries it (reconnecting with it) and reports "applied" in its heartbeat, or rolls back.
+REMOTE_CONFIG = {"version": "demo-1", "sections": {"publisher": {"heartbeat_interval_s": 10}}}
+
+
+def _push_remote_config(base: str, token: str, clinics: list[Clinic], say: Callable[[str], None]) -> None:
+    for clinic in clinics:
+        response = httpx.put(f"{base}/api/v1/units/{clinic.unit}/devices/{clinic.device}/config", json=REMOTE_CONFIG,
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if response.status_code != 200:
+            say(f"  remote config for {clinic.device} not pushed: HTTP {response.status_code}")
+            return
+    say(f"  remote config version {REMOTE_CONFIG['version']} pushed to every collector (heartbeat every 10 s); Installationsvy shows what each made of it")
 
 
 def _history_delivered(clinics: list[Clinic], intent, delivered) -> bool:
@@ -173,10 +192,8 @@ def _save(folder: Path, state: dict[str, Any], clinics: list[Clinic], collectors
          "pid": p.pid, "restarts": p.restarts, "folder": str(c.folder)}
         for c, p in zip(clinics, collectors.processes)
     ]
-    with _SAVING:
-        temporary = folder / ".demo.json.tmp"
-        temporary.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-        temporary.replace(folder / "demo.json")
+    with _SAVING:  # it holds the admin token: mode 0600
+        write_private(folder / "demo.json", orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
 
 
 def _register_units(services, clinics: list[Clinic]) -> None:
