@@ -51,6 +51,12 @@ class ServerSettings(BaseSettings):
     broker_admin_username: str | None = None
     broker_admin_password: SecretStr | None = None
     broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Lifetimes and retention (docs/privacy.md). Raw events must outlive the continuity window (18 months).
+    token_lifetime_days: int = Field(default=365, ge=1, le=3650)  # people's API tokens
+    device_token_lifetime_days: int = Field(default=730, ge=1, le=3650)
+    event_retention_days: int = Field(default=730, ge=570, le=36500)
+    dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
+    access_log_retention_days: int = Field(default=1095, ge=30, le=36500)
 
     @field_validator("mqtt_url", "broker_admin_url")
     @classmethod

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics.calendar import zone
 
+from ..access_log.log import record_principal
 from ..storage.stamp_keys import epoch_us
 from ..storage.tables import StoredEvent
 from .deps import FigureReader, ServicesDep, SessionDep, UnitInPath, confine_to_unit, invalid
@@ -49,6 +50,7 @@ def _lines(sessions: sessionmaker[Session], unit: str, first_us: int, end_us: in
 @router.get("/units/{unit}/events", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}, "description": "One stored event per line, by time"}})
 def export_events(
+    request: Request,
     principal: FigureReader,
     unit: UnitInPath,
     session: SessionDep,
@@ -64,6 +66,7 @@ def export_events(
     time_zone = services.units.config(unit).time_zone
     first_us = _local_midnight_us(period_from, time_zone)
     end_us = _local_midnight_us(period_to + timedelta(days=1), time_zone)
+    record_principal(services.sessions, principal, request, "read:events", unit=unit, detail=f"events {period_from} to {period_to}")
     filename = f"vardkoll-{unit}-events-{period_from}-{period_to}.jsonl"
     return StreamingResponse(_lines(services.sessions, unit, first_us, end_us), media_type="application/x-ndjson",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -48,6 +48,9 @@ class ApiToken(SQLModel, table=True):
     device: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # null only for tokens from before expiry existed
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # to within USE_RECORDED_EVERY
+    rotated_from: int | None = None  # the token this one replaced (`tokens rotate`)
 
 
 class DeviceRow(SQLModel, table=True):

@@ -11,6 +11,7 @@ import pytest
 from .api_world import ADMIN_TOKEN, GAVLEBORG, UPPSALA, VC01, VC02, VC10, Api, event, running_api
 
 PERIOD = "metric=telephone&from=2026-03-01&to=2026-03-31"
+PERIOD_ONLY = "from=2026-03-01&to=2026-03-31"
 SCRATCH = "Region Scratch"  # where the table's own registrations go, away from the units under test
 _serial = itertools.count(1)
 
@@ -97,6 +98,11 @@ ROUTES = {
     "dead letters": Route("GET", "/api/v1/dead-letters", _fixed("/api/v1/dead-letters")),
     "dead letters of unit": Route("GET", "/api/v1/dead-letters", _fixed(f"/api/v1/dead-letters?unit={VC01}")),
     "create token": Route("POST", "/api/v1/tokens", _fixed("/api/v1/tokens"), lambda: {"name": "new", "role": "region_analyst", "region": UPPSALA}),
+    "rotate token": Route("POST", "/api/v1/tokens/{token_id}/rotate", lambda api: _temporary_token(api) + "/rotate", lambda: {}),
+    "unit series": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&unit={VC01}")),
+    "series of region": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&region={UPPSALA}")),
+    "unit events": Route("GET", UNIT + "/events", _fixed(f"/api/v1/units/{VC01}/events?{PERIOD_ONLY}")),
+    "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
     "tokens": Route("GET", "/api/v1/tokens", _fixed("/api/v1/tokens")),
     "revoke token": Route("DELETE", "/api/v1/tokens/{token_id}", _temporary_token),
     "devices": Route("GET", UNIT + "/devices", _fixed(f"/api/v1/units/{VC01}/devices")),
@@ -138,6 +144,11 @@ ACCESS = {
     "replace device":        (201, 201, 403, 403, 403, 403, 201, 201, 403),
     "device config":         (200, 200, 200, 403, 200, 403, 200, 200, 403),
     "push device config":    (200, 200, 403, 403, 403, 403, 200, 200, 403),
+    "rotate token":          (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "unit series":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "series of region":      (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit events":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "access log":            (200, 200, 403, 403, 403, 403, 403, 403, 403),
 }
 
 
