@@ -25,7 +25,9 @@ import httpx
 import orjson
 
 from support import free_port
+from web import conftest as web_conftest
 
+browser = web_conftest.chromium  # the fixture: Debian's Chromium, as the dashboard tests drive it
 METRICS = ("telephone", "assessment", "fixed_doctor", "continuity")
 COMPARED = ("numerator", "denominator", "share", "meets_target", "details")
 
@@ -107,7 +109,7 @@ def _api_figures(demo: Demo, state: dict) -> dict[tuple[str, str], dict]:
     return figures
 
 
-def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stops_on_ctrl_c(tmp_path, chromium):
+def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stops_on_ctrl_c(tmp_path, browser):
     port = free_port()
     demo = Demo(tmp_path / "demo", port)
     pgid = demo.process.pid
@@ -163,7 +165,7 @@ def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stop
                 assert time.monotonic() < deadline, f"{clinic['device']}: remote config {outcome}\n{demo.output}"
                 time.sleep(0.5)
         # ... and in Installationsvy, in Swedish
-        context = chromium.new_context(locale="sv-SE", timezone_id="Europe/Stockholm")
+        context = browser.new_context(locale="sv-SE", timezone_id="Europe/Stockholm")
         page = context.new_page()
         page.goto(f"{state['base_url']}/logga-in")
         page.fill("#token", state["admin_token"])

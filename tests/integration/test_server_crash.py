@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import func, select
 
 from support import free_port
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.replay import replay_path
 from vardkoll.server.services import build_services

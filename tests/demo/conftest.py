@@ -1,1 +1,0 @@
-from web.conftest import chromium  # noqa: F401 - Debian's Chromium, as the dashboard tests drive it
