@@ -34,6 +34,7 @@ class MqttConfig(_Strict):
     ca_file: Path | None = None  # the CA that signed the broker's certificate; system CAs when unset
     topic_prefix: str = DEFAULT_PREFIX
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    protocol: Literal["5", "3.1.1"] = "5"  # "3.1.1" only for a broker without MQTT 5 (the demo's in-process broker)
 
     @field_validator("url")
     @classmethod

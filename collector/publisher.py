@@ -59,7 +59,8 @@ def make_paho_client(unit: str, device: str, mqtt: MqttConfig) -> MqttClient:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(unit, device), protocol=paho.MQTTv5)
+    protocol = paho.MQTTv311 if mqtt.protocol == "3.1.1" else paho.MQTTv5
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(unit, device), protocol=protocol)
     password = mqtt.password_value()
     if mqtt.username:
         client.username_pw_set(mqtt.username, password)

@@ -35,6 +35,9 @@ class ServerSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     topic_prefix: str = DEFAULT_PREFIX
+    # "3.1.1" for a broker without MQTT 5 that does not answer a v5 CONNECT properly (amqtt, the demo's
+    # in-process fallback), so the v5-first fallback never triggers; no shared subscriptions then.
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     # MQTT v5 shared-subscription group; several server processes split the load between them.
     share_group: str | None = "vardkoll-ingest"
     # Names this process's slot, and so its MQTT client id and session (server/ingest/mqtt_identity.py):

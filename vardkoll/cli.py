@@ -103,11 +103,15 @@ def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch p
 def demo(
     port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
     clinics: Annotated[int, typer.Option(help="how many clinics to simulate", min=1, max=20)] = 4,
+    folder: Annotated[Optional[Path], typer.Option(help="where the demo keeps its database and the clinics' files (default: a new temporary folder)")] = None,
+    broker: Annotated[str, typer.Option(help="auto (mosquitto when installed, else an in-process amqtt broker), mosquitto or amqtt")] = "auto",
 ) -> None:
-    """Run everything on this machine: a broker, the server on SQLite and simulated clinics."""
+    """Run everything on this machine: a broker, the server on SQLite, and simulated clinics whose systems feed real collectors."""
     from vardkoll.demo.runner import run_demo
 
-    run_demo(port=port, units=clinics)
+    if broker not in ("auto", "mosquitto", "amqtt"):
+        _fail(f"--broker must be auto, mosquitto or amqtt, not {broker!r}")
+    run_demo(port=port, units=clinics, folder=folder, broker_kind=broker)
 
 
 @app.command()

@@ -80,7 +80,7 @@ class MqttConsumer:
         self._on_commit = on_commit
         self._inbox: queue.Queue[Received | None] = queue.Queue(maxsize=QUEUE_MESSAGES)
         self._worker = threading.Thread(target=self._work, name="vardkoll-ingest", daemon=True)
-        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._protocol = MQTTProtocolVersion.MQTTv311 if self._settings.mqtt_protocol == "3.1.1" else MQTTProtocolVersion.MQTTv5
         self._client = self._make_client()
         self.connected = threading.Event()
 

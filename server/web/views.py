@@ -104,9 +104,10 @@ class DeviceView:
     last_seen_at: datetime | None
     outbox_depth: int | None
     outbox_oldest_at: str | None
-    clock: str  # synced | unsynced | unknown
+    clock: str  # synced | unsynced | trusted (NTP state unknown, the collector's clock check passes) | untrusted | unknown
     device_clock_at: str | None
     version: str | None
+    clock_reason: str | None = None  # why the collector does not trust its clock (English, from the device)
     config_pushed: PushedVersion | None = None  # the newest remote config version sent to it
     config_reported: ReportedConfig | None = None  # what its last heartbeat says about its config
     config_outcome: str | None = None  # the newest pushed version: applied | refused | rolled_back | pending
@@ -146,6 +147,18 @@ def _heartbeat(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _clock(ntp_synced: Any, verdict: Any) -> str:
+    """What the page says of a device's clock: NTP's word first; where NTP cannot be asked (no systemd,
+    a container), the collector's own check (collector/clock.py: plausible, not stepped)."""
+    if verdict in ("implausible", "unvouched"):
+        return "untrusted"
+    if ntp_synced is True:
+        return "synced"
+    if ntp_synced is False:
+        return "unsynced"
+    return "trusted" if verdict == "ok" else "unknown"
+
+
 def installation_view(session: Session, unit: str) -> list[DeviceView]:
     rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.retired_at.is_not(None), DeviceRow.device))
     pushed = latest_versions(session, unit)
@@ -166,7 +179,8 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             last_seen_at=row.last_seen_at,
             outbox_depth=depth if isinstance(depth, int) else None,
             outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
-            clock="synced" if synced is True else "unsynced" if synced is False else "unknown",
+            clock=_clock(synced, clock.get("state")),
+            clock_reason=str(clock["reason"]) if clock.get("state") in ("implausible", "unvouched") and clock.get("reason") else None,
             device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
             version=str(version) if version is not None else None,
         ))

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from conftest import scenario_files
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.protocol.topics import ack_topic, events_topic
 from vardkoll.server.metrics import Period
 from vardkoll.server.services import build_consumer, build_services

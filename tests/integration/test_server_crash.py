@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy import func, select
 
 from support import free_port, wait_until
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.replay import replay_path
 from vardkoll.server.services import build_services

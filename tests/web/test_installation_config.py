@@ -99,3 +99,25 @@ def test_the_version_column_shows_the_running_software_and_a_refused_or_rolled_b
 
     beat("pi-telefoni", {"running": "0.3.0", "state": "installed"})
     assert version_cell(client.get(f"/installation/{VC01}").text, "pi-telefoni") == "0.2.0"
+
+
+def clock_cell(html: str, device: str) -> str:
+    row = html[html.index(f'<tr data-device="{device}">'):]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")], flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cells[3]))).strip()
+
+
+def test_the_clock_column_says_what_ntp_or_else_the_collectors_own_check_says(web):
+    client, services = web
+    login(client, token(services, Role.installer, region=UPPSALA))
+    registry = DeviceRegistry(services.sessions, accept_unregistered=False)
+    def beat(device: str, clock: dict) -> None:
+        registry.record_status(VC01, device, orjson.dumps({"status": "online", "at": "2026-11-23T14:05:00+01:00", "clock": clock}))
+
+    beat("pi-reception", {"ntp_synced": True, "state": "ok"})
+    beat("pi-telefoni", {"ntp_synced": "unknown", "state": "ok"})  # a container: NTP cannot be asked
+    html = client.get(f"/installation/{VC01}").text
+    assert clock_cell(html, "pi-reception").startswith("synkad (NTP)")
+    assert clock_cell(html, "pi-telefoni").startswith("godtagbar (NTP-läget okänt)")
+    beat("pi-telefoni", {"ntp_synced": "unknown", "state": "implausible", "reason": "the clock reads 1970-01-01, before 2026-11-01"})
+    assert clock_cell(client.get(f"/installation/{VC01}").text, "pi-telefoni").startswith("ej betrodd the clock reads 1970-01-01")
