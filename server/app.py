@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from .api import api_router
 from .live import LiveHub
+from .monitoring import RequestIdMiddleware, StateProbe, version
+from .monitoring.routes import monitoring_router, state_probe
 from .services import Services, build_services
 from .web import web_router
 from .settings import ServerSettings
@@ -25,6 +27,7 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         hub = LiveHub(shared.sessions)
         hub.start()
         app.state.live = hub
+        app.state.consumer = None
         workers = []
         if background:
             from .ingest.mqtt_consumer import MqttConsumer
@@ -34,17 +37,22 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
             consumer = MqttConsumer(shared, on_commit=hub.changed_from_any_thread)
             consumer.start()
             workers.append(consumer)
+            app.state.consumer = consumer
             jobs = JobRunner(shared)
             jobs.start()
             workers.append(jobs)  # stopped first: jobs stop before the consumer
+        probe: StateProbe = state_probe(app).register()
         try:
             yield
         finally:
+            probe.unregister()
             for worker in reversed(workers):
                 worker.stop()
             await hub.stop()
 
-    app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
+    app = FastAPI(title="vardkoll", version=version(), lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(api_router)
+    app.include_router(monitoring_router)  # /metrics, outside the versioned API
     app.include_router(web_router)  # the pages people read, in Swedish
     return app

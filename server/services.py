@@ -47,5 +47,5 @@ def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
     url = urlsplit(settings.broker_admin_url or settings.mqtt_url)
     tls = url.scheme == "mqtts"
     address = BrokerAddress(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), settings.broker_admin_username,
-                            settings.broker_admin_password.get_secret_value(), tls)
+                            settings.broker_admin_password.get_secret_value(), tls, settings.mqtt_ca_file)
     return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

@@ -48,6 +48,12 @@ class ServerSettings(BaseSettings):
     broker_admin_username: str | None = None
     broker_admin_password: SecretStr | None = None
     broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # The CA that signed the broker's certificate, when it is not in the system's store (a region's own CA).
+    mqtt_ca_file: str | None = None
+    # `/metrics` answers a bearer token: this one (for the scraper), or the admin token. Dev mode: open.
+    metrics_token: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
     def _broker_admin_given(self) -> "ServerSettings":

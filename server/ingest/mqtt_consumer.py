@@ -26,6 +26,7 @@ from paho.mqtt.properties import Properties
 from vardkoll.protocol.batches import BatchRejected, parse_batch
 from vardkoll.protocol.topics import EVENTS, STATUS, ack_topic, events_subscription, parse_topic
 
+from ..monitoring import count_batch_acked
 from ..services import Services
 from .acks import ack_payload, refusal_payload
 from .device_registry import DeviceRegistry
@@ -71,7 +72,7 @@ class MqttConsumer:
             password = self._settings.mqtt_password.get_secret_value() if self._settings.mqtt_password else None
             client.username_pw_set(self._settings.mqtt_username, password)
         if self._settings.mqtt_tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._settings.mqtt_ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -205,6 +206,7 @@ class MqttConsumer:
             if refusal is not None:
                 self._services.ingest.refuse_payload(refusal, source, received.payload)
                 self._client.publish(reply, refusal_payload(refusal), qos=1)
+                count_batch_acked("refused")
                 continue
             batches.append((items, source, reply))
         return batches
@@ -217,6 +219,7 @@ class MqttConsumer:
         for (_, _, reply), report in zip(batches, reports):
             self._client.publish(reply, ack_payload(report), qos=1)
             changed |= report.units_changed
+        count_batch_acked("committed", len(batches))
         if self._on_commit is not None and changed:
             self._on_commit(changed)
 
