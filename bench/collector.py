@@ -189,7 +189,7 @@ class AckCounter:
 def server(port: int, database: Path) -> MqttConsumer:
     """One consumer for every run: a stopped consumer's persistent session would stay in the shared
     subscription and take its turn of the messages."""
-    services = build_services(ServerSettings(database_url=f"sqlite:///{database}", mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{database}", mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)

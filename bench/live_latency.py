@@ -187,7 +187,7 @@ def serve(database_url: str, broker_port: int, http_port: int, token: str, ready
 
     logging.basicConfig(level=logging.WARNING)
     settings = ServerSettings(database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{broker_port}", admin_token=token, dev=True)
-    services = build_services(settings, run_migrations=False)
+    services = build_services(settings, apply_migrations=False)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=http_port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="bench-server", daemon=True)
     thread.start()
@@ -206,7 +206,7 @@ def prepare_database(url: str, work: Workload, regions: int) -> dict[str, Any]:
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import UnitRow
 
-    services = build_services(ServerSettings(database_url=url))
+    services = build_services(ServerSettings(database_url=url), apply_migrations=True)
     per_region = len(work.units) // regions
     with services.sessions.begin() as session:
         for index, unit in enumerate(work.units):

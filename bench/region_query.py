@@ -129,7 +129,7 @@ def build_sqlite(path: Path, units: int, regions: int, days: int, start: date, s
     queue = context.Queue(maxsize=4)
     producer = context.Process(target=_produce, args=(queue, seed, units, days, start), daemon=True)
     producer.start()
-    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"), apply_migrations=True)
     with services.sessions.begin() as session:
         for index, unit in enumerate(names):
             session.add(UnitRow(unit=unit, name=f"Vårdcentral {index + 1}", region=region_of(index, per_region)))
@@ -335,7 +335,7 @@ def measure(url: str, regions: list[str], months: list[Period], repeat: int) -> 
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.tables import StoredFigure
 
-    services = build_services(ServerSettings(database_url=url))
+    services = build_services(ServerSettings(database_url=url), apply_migrations=True)
     figures = FigureService(services.sessions, services.units, FigureCache())
     samples: dict[str, dict[str, list[float]]] = {metric: {row: [] for row in (*ROWS, "rows", "units")} for metric in METRICS}
     queries = [(region, period, metric) for period in months for region in regions for metric in METRICS]

@@ -14,7 +14,7 @@ from .ingest.service import IngestService
 from .provisioning.broker_accounts import BrokerAccounts
 from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
-from .storage import make_engine, make_sessions, migrate
+from .storage import check_schema, make_engine, make_sessions, migrate
 from .units import UnitDirectory
 
 
@@ -30,10 +30,14 @@ class Services:
     broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
 
 
-def build_services(settings: ServerSettings, run_migrations: bool = True) -> Services:
+def build_services(settings: ServerSettings, apply_migrations: bool = False) -> Services:
+    """The process's services. The schema must be current (`vardkoll migrate`, SchemaMismatch otherwise);
+    `apply_migrations` is for the embedded demo, tests and benchmarks, which set up their own database."""
     engine = make_engine(settings.database_url)
-    if run_migrations:
+    if apply_migrations:
         migrate(engine)
+    else:
+        check_schema(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
     return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units),

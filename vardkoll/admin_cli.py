@@ -39,11 +39,15 @@ def _said(message: str) -> None:
 
 @contextmanager
 def _transaction() -> Iterator["Session"]:
-    """A session on the server's database (migrated to the newest schema first), committed on success."""
+    """A session on the server's database (whose schema must be current), committed on success."""
     from vardkoll.server.services import build_services
     from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage import SchemaMismatch
 
-    services = build_services(ServerSettings())
+    try:
+        services = build_services(ServerSettings())
+    except SchemaMismatch as exc:
+        _fail(str(exc))
     try:
         with services.sessions.begin() as session:
             yield session

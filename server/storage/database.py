@@ -1,14 +1,9 @@
-"""Database engines for SQLite (the embedded default, in WAL mode) and PostgreSQL, with migrations."""
+"""Database engines for SQLite (the embedded default, in WAL mode) and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-
-MIGRATIONS = Path(__file__).with_name("migrations")
-
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -30,15 +25,3 @@ def make_engine(url: str) -> Engine:
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest version (alembic, versioned scripts in migrations/)."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")

@@ -28,7 +28,7 @@ from .test_callback_csv import FIXTURE, FIXTURE_COLUMNS
 
 @pytest.fixture
 def server(database_url, mosquitto):
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-server")
     consumer.start()
     assert consumer.connected.wait(10)

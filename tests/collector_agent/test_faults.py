@@ -46,7 +46,7 @@ class CountingServer:
     """The server's ingest consumer, counting what it was sent: new events and duplicates."""
 
     def __init__(self, database_url: str, broker_url: str) -> None:
-        self.services = build_services(ServerSettings(database_url=database_url, mqtt_url=broker_url, dev=True))
+        self.services = build_services(ServerSettings(database_url=database_url, mqtt_url=broker_url, dev=True), apply_migrations=True)
         self.new = self.duplicates = 0
         ingest_many = self.services.ingest.ingest_many  # the consumer commits queued batches together
 

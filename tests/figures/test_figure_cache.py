@@ -38,7 +38,7 @@ STOCKHOLM_SUMMER = timezone(timedelta(hours=2))
 
 @pytest.fixture
 def services(database_url: str) -> Iterator[Services]:
-    opened = build_services(ServerSettings(database_url=database_url))
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
     yield opened
     opened.engine.dispose()
 

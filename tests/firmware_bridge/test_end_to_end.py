@@ -45,7 +45,7 @@ LONG_S = 60.0
 
 @pytest.fixture
 def server(database_url, mosquitto):  # type: ignore[no-untyped-def]
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-server-bridge")
     consumer.start()
     assert consumer.connected.wait(LONG_S)

@@ -137,7 +137,7 @@ def open_services(database_url):  # type: ignore[no-untyped-def]
     opened: list[Services] = []
 
     def open_one(run_migrations: bool = True) -> Services:
-        opened.append(build_services(ServerSettings(database_url=database_url), run_migrations=run_migrations))
+        opened.append(build_services(ServerSettings(database_url=database_url), apply_migrations=run_migrations))
         return opened[-1]
 
     yield open_one

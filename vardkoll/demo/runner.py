@@ -36,7 +36,7 @@ def run_demo(port: int = 8000, units: int = 4) -> None:
         admin_token=token,
         dev=True,
     )
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     clinics = SimulatedClinics(units, broker.port, broker.mqtt_v5)
     _register_units(services, clinics.units)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"))

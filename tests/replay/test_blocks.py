@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from vardkoll.server import replay_blocks
+from vardkoll.server.replay import blocks as replay_blocks
 from vardkoll.server.replay import replay_path
 
 from conftest import FIXTURES

@@ -1,6 +1,6 @@
 """Replay in worker processes gives exactly the document of a replay in one process (`workers=0`).
 
-Big archives are replayed by workers that each own some units (`server/replay_shards.py`): the main
+Big archives are replayed by workers that each own some units (`server/replay/shards.py`): the main
 process routes every line to its unit's worker by reading the unit from the raw line. These tests cut
 small archives into many blocks (BLOCK_BYTES patched) so that repeats, conflicts and odd lines fall in
 other blocks than the events they repeat, and compare every document with the one-process one:
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from vardkoll.protocol import EventRejected, parse_event_line
 from vardkoll.protocol.personal_number import raw_may_contain_personal_number
-from vardkoll.server import replay_blocks, replay_shards
+from vardkoll.server.replay import blocks as replay_blocks, shards as replay_shards
 from vardkoll.server.metrics import MetricEngine, UnitConfig
 from vardkoll.server.replay import replay_path, replay_stream
 

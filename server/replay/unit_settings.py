@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from vardkoll.protocol.events import HSA_ID_PATTERN
 
-from .metrics import DEFAULT_TARGETS, UnitConfig
+from ..metrics import DEFAULT_TARGETS, UnitConfig
 
 _HSA_ID = re.compile(HSA_ID_PATTERN)
 

@@ -1,7 +1,7 @@
 """Read an event archive in blocks of whole lines and parse them.
 
 A small file (or `workers=0`) is parsed and applied in the main process. A bigger one goes to worker
-processes that each own some of the units (`replay_shards`).
+processes that each own some of the units (`shards`).
 """
 
 from __future__ import annotations

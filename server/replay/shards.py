@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterable
 
 from vardkoll.protocol import EventRejected, parse_event_line
 
-from .metrics import Applied, MetricEngine, Period, UnitConfig
-from .replay_blocks import parse_lines
+from ..metrics import Applied, MetricEngine, Period, UnitConfig
+from .blocks import parse_lines
 
 MAX_WORKERS = 254  # a line's owner is one byte; 255 means nobody
 _NOBODY = 255

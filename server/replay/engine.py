@@ -15,9 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .metrics import DEFINITION_VERSIONS, Applied, MetricEngine, Period, UnitConfig
-from .replay_blocks import ParsedBlock, default_workers, parse_block, read_blocks
-from .replay_shards import UnitWorkers, conflict_reason
+from ..metrics import DEFINITION_VERSIONS, Applied, MetricEngine, Period, UnitConfig
+from .blocks import ParsedBlock, default_workers, parse_block, read_blocks
+from .shards import UnitWorkers, conflict_reason
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -58,8 +58,8 @@ def replay_stream(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Replay a binary stream of JSON lines. `on_bytes`, when given, is told how many bytes were read
-    (for progress). A stream of more than one block (`replay_blocks.BLOCK_BYTES`) is replayed by
-    `workers` processes that each own some of the units (`replay_shards`; default: one per CPU);
+    (for progress). A stream of more than one block (`blocks.BLOCK_BYTES`) is replayed by
+    `workers` processes that each own some of the units (`shards`; default: one per CPU);
     `workers=0` replays it in this process. Either way the document is the same."""
     workers = default_workers() if workers is None else workers
     rejected: list[tuple[int, str]] = []
