@@ -15,6 +15,7 @@ from vardkoll.demo.collectors import DemoCollector
 from vardkoll.protocol.topics import events_topic
 from vardkoll.server.app import create_app
 from vardkoll.server.monitoring.logs import JsonFormatter, RequestIdFilter
+from vardkoll.server.services import build_services
 from vardkoll.server.settings import ServerSettings
 
 from integration.mqtt_helpers import pump, wait_until
@@ -41,7 +42,7 @@ def _event(n: int, **extra: object) -> dict:
 @pytest.fixture
 def client(tmp_path, mosquitto):
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'm.db'}", mqtt_url=mosquitto.url, dev=True, metrics_token=METRICS_TOKEN, admin_token=ADMIN_TOKEN)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, build_services(settings, apply_migrations=True))) as client:
         assert wait_until(lambda: client.app.state.consumer.connected.is_set(), 10)
         yield client
 
@@ -95,7 +96,7 @@ def test_events_over_http_are_counted_under_their_transport(client):
 def test_metrics_need_the_metrics_or_admin_token_outside_dev_mode(tmp_path):
     admin = ADMIN_TOKEN
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'm.db'}", admin_token=admin, metrics_token=METRICS_TOKEN)
-    with TestClient(create_app(settings, background=False)) as client:
+    with TestClient(create_app(settings, build_services(settings, apply_migrations=True), background=False)) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong-" + "x" * 20}).status_code == 401
         assert client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 200
