@@ -120,6 +120,13 @@ class PostgresCluster:
                 self._kill_postmaster()
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every connection is cut, the data stays (a PostgreSQL restart in production)."""
+        self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-m", "fast", "-w", "-t", "60", "restart"], timeout=90)
+
+    def reload(self) -> None:
+        self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "reload"], timeout=30)
+
     def _prepare_folders(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if running_as_root():
