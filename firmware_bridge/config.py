@@ -10,12 +10,12 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import orjson
 
 from vardkoll.protocol.events import AssessmentForm, ContactChannel, Profession
+from vardkoll.protocol.local_time import check_time_zone
 from vardkoll.protocol.personal_number import contains_personal_number
 
 from .messages import MAX_DEVICE_ID, DeviceKind
@@ -111,9 +111,9 @@ def check_config(config: BridgeConfig) -> BridgeConfig:
     if config.pseudonym_key is not None and len(config.pseudonym_key) < 16:
         raise ConfigError("pseudonym_key must be at least 16 characters (a long random secret)")
     try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"timezone: unknown time zone {config.timezone!r} (e.g. Europe/Stockholm)") from None
+        check_time_zone(config.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"timezone: {exc}") from None
     if config.reopen_initial_s <= 0 or config.reopen_max_s < config.reopen_initial_s:
         raise ConfigError("reopen_initial_s must be > 0 and reopen_max_s at least as large")
     seen: set[str] = set()

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .device_config import ConfigPublisher, broker_publisher
+from vardkoll.protocol.broker_url import parse_broker_url
+
+from .remote_config import ConfigPublisher, broker_publisher
 from .figures import FigureService
 from .ingest.service import IngestService
 from .provisioning.broker_accounts import BrokerAccounts
 from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
 from .storage import check_schema, make_engine, make_sessions, migrate
-from .units import UnitDirectory
+from .registry import UnitDirectory
 
 
 @dataclass
@@ -48,8 +49,7 @@ def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
     if settings.broker_accounts != "dynsec":
         return None
     assert settings.broker_admin_username and settings.broker_admin_password  # checked by the settings
-    url = urlsplit(settings.broker_admin_url or settings.mqtt_url)
-    tls = url.scheme == "mqtts"
-    address = BrokerAddress(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), settings.broker_admin_username,
-                            settings.broker_admin_password.get_secret_value(), tls, settings.mqtt_ca_file)
+    url = parse_broker_url(settings.broker_admin_url or settings.mqtt_url)
+    address = BrokerAddress(url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls,
+                            settings.mqtt_ca_file)
     return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

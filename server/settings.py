@@ -12,13 +12,13 @@ account `VARDKOLL_BROKER_ADMIN_USERNAME`/`_PASSWORD` (both required then).
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vardkoll.protocol.broker_url import parse_broker_url
 from vardkoll.protocol.topics import DEFAULT_PREFIX
 
 
@@ -55,6 +55,13 @@ class ServerSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("mqtt_url", "broker_admin_url")
+    @classmethod
+    def _broker_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parse_broker_url(url)
+        return url
+
     @model_validator(mode="after")
     def _broker_admin_given(self) -> "ServerSettings":
         if self.broker_accounts == "dynsec" and not (self.broker_admin_username and self.broker_admin_password):
@@ -73,16 +80,15 @@ class ServerSettings(BaseSettings):
 
     @property
     def mqtt_host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+        return parse_broker_url(self.mqtt_url).host
 
     @property
     def mqtt_port(self) -> int:
-        parts = urlsplit(self.mqtt_url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_broker_url(self.mqtt_url).port
 
     @property
     def mqtt_tls(self) -> bool:
-        return urlsplit(self.mqtt_url).scheme == "mqtts"
+        return parse_broker_url(self.mqtt_url).tls
 
 
 def _is_loopback(host: str) -> bool:

@@ -99,8 +99,7 @@ def units_add(
     unreached_callback_counts: Annotated[bool, typer.Option(help="does a callback that did not reach the patient count as contact?")] = True,
 ) -> None:
     """Register a unit."""
-    from vardkoll.server.api.unit_schemas import UnitCreate
-    from vardkoll.server.api.unit_store import RegistryConflict, add_unit
+    from vardkoll.server.registry import RegistryConflict, UnitCreate, add_unit
 
     hours = None
     if opening_hours is not None:
@@ -126,7 +125,7 @@ def units_add(
 @units_app.command("list")
 def units_list(region: Annotated[Optional[str], typer.Option(help="only this region's units")] = None) -> None:
     """List the registered units."""
-    from vardkoll.server.api.unit_store import registered_units
+    from vardkoll.server.registry import registered_units
 
     with _transaction() as session:
         rows = registered_units(session, region)
@@ -146,8 +145,7 @@ def targets_set(
     valid_to: Annotated[Optional[str], typer.Option("--to", help="last date it applies (default: open-ended)")] = None,
 ) -> None:
     """Set a unit's target for a metric from a date; one with the same metric and start is replaced."""
-    from vardkoll.server.api.unit_schemas import TargetCreate
-    from vardkoll.server.api.unit_store import UnknownUnit, set_target
+    from vardkoll.server.registry import TargetCreate, UnknownUnit, set_target
 
     target: Any = None if value.lower() == "none" else value
     spec = _validated(
@@ -167,7 +165,7 @@ def targets_set(
 @targets_app.command("list")
 def targets_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
     """List a unit's targets."""
-    from vardkoll.server.api.unit_store import unit_targets
+    from vardkoll.server.registry import unit_targets
 
     with _transaction() as session:
         rows = unit_targets(session, unit)
@@ -235,33 +233,31 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (
 @devices_app.command("add")
 def devices_add(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """Register a device so that it may publish for the unit (outside dev mode only registered devices may)."""
-    import re
     from datetime import datetime, timezone
 
-    from vardkoll.protocol.events import DEVICE_ID_PATTERN
-    from vardkoll.server.storage.registry_tables import DeviceRow, UnitRow
+    from vardkoll.server.registry import BadDeviceId, UnknownUnit, register_device
 
-    if not re.search(DEVICE_ID_PATTERN, device):
-        _fail("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
     with _transaction() as session:
-        if session.get(UnitRow, unit) is None:
+        try:
+            _, change = register_device(session, unit, device, datetime.now(timezone.utc))
+        except BadDeviceId as exc:
+            _fail(str(exc))
+        except UnknownUnit:
             _fail(f"unit {unit} is not registered; add it with `vardkoll admin units add` first")
-        row = session.get(DeviceRow, (unit, device))
-        if row is None:
-            session.add(DeviceRow(unit=unit, device=device, registered_at=datetime.now(timezone.utc)))
-            _said(f"registered device {device} for {unit}")
-        elif row.retired_at is not None:
-            row.retired_at = None
-            _said(f"registered device {device} for {unit} again (it was retired)")
-        else:
-            _said(f"device {device} was already registered for {unit}; nothing changed")
+    said = {
+        "registered": f"registered device {device} for {unit}",
+        "registered again": f"registered device {device} for {unit} again (it was retired)",
+        "unchanged": f"device {device} was already registered for {unit}; nothing changed",
+    }
+    _said(said[change])
 
 
 @devices_app.command("retire")
 def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """Retire a device: it may no longer publish (its API tokens and, with broker accounts, its broker
     account go); its history stays."""
-    from vardkoll.server.provisioning import BrokerAccountError, UnknownDevice, retire_device
+    from vardkoll.server.provisioning import BrokerAccountError, retire_device
+    from vardkoll.server.registry import UnknownDevice
     from vardkoll.server.services import broker_accounts
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import DeviceRow
@@ -294,7 +290,7 @@ def devices_push_config(
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from vardkoll.server import device_config as dc
+    from vardkoll.server import remote_config as dc
     from vardkoll.server.settings import ServerSettings
 
     path = Path(config_file)
@@ -321,7 +317,7 @@ def devices_push_config(
 @devices_app.command("config")
 def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """The remote config versions pushed to a device, newest first, and what its last heartbeat reported."""
-    from vardkoll.server import device_config as dc
+    from vardkoll.server import remote_config as dc
     from vardkoll.server.storage.registry_tables import DeviceRow
 
     with _transaction() as session:
@@ -347,12 +343,10 @@ def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
 @devices_app.command("list")
 def devices_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
     """List a unit's devices with their last known status."""
-    from sqlalchemy import select
-
-    from vardkoll.server.storage.registry_tables import DeviceRow
+    from vardkoll.server.registry import unit_devices
 
     with _transaction() as session:
-        rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.device)).all()
+        rows = unit_devices(session, unit)
         _table(
             ["device", "status", "last seen", "registered", "retired"],
             [[r.device, r.status or "", r.last_seen_at or "", r.registered_at, r.retired_at or ""] for r in rows],

@@ -12,23 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Callable, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from vardkoll.protocol import local_time
 
 from ..outbox import Checkpoint
 
 
-def _known_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Stockholm)") from None
-    return name
-
-
 # A connector setting naming an IANA time zone, checked when the config is loaded.
-TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+TimeZoneName = local_time.TimeZoneName
 
 
 class ConnectorConfig(BaseModel):

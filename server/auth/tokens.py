@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, HSA_ID_RULE, is_device_id, is_hsa_id
 
 from ..storage.registry_tables import ApiToken
 from .roles import Principal, Role
 
 ADMIN_TOKEN_NAME = "VARDKOLL_ADMIN_TOKEN"
-_HSA_ID = re.compile(HSA_ID_PATTERN)
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 class TokenScopeError(ValueError):
@@ -51,10 +48,10 @@ def check_scope(role: Role, region: str | None, unit: str | None, device: str | 
     missing = sorted(required - given)
     if missing:
         raise TokenScopeError(f"a {role.value} token needs a {' and a '.join(missing)}")
-    if unit is not None and not _HSA_ID.search(unit):
-        raise TokenScopeError("unit must be an HSA-id such as SE2321000016-15SF")
-    if device is not None and not _DEVICE_ID.search(device):
-        raise TokenScopeError("device must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
+    if unit is not None and not is_hsa_id(unit):
+        raise TokenScopeError(f"unit {HSA_ID_RULE}")
+    if device is not None and not is_device_id(device):
+        raise TokenScopeError(f"device {DEVICE_ID_RULE}")
     if region is not None and not region.strip():
         raise TokenScopeError("region must not be empty")
 

@@ -16,9 +16,8 @@ from vardkoll.server.metrics.continuity import DoctorVisit, VisitLedger, coc_win
 from vardkoll.server.metrics.fixed_doctor import SnapshotLedger
 from vardkoll.server.metrics.telephone import CallLedger, CallState
 
-from ..ingest.entity_rows import CALL_STAMPS, CASE_STAMPS
 from ..storage.stamp_keys import from_epoch_us, stamp_key, stamp_of
-from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
+from ..storage.tables import CALL_STAMPS, CASE_STAMPS, CallRow, CaseRow, DoctorVisitRow, SnapshotRow
 
 _SNAPSHOT = msgspec.json.Decoder(ListingSnapshot)
 _LAST = "|\U0010ffff"

@@ -17,7 +17,7 @@ from vardkoll.server.metrics.continuity import coc_window
 from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .cache import FigureCache, figure_key, settings_stamp
 from .loading import load_calls, load_cases, load_snapshots, load_visits
 from .store import dependency_versions, last_utc_date, load_stored, save_stored, settings_hash, unit_dependency_versions

@@ -6,9 +6,8 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from msgspec.structs import astuple
-
-from vardkoll.protocol import EVENT_CLASSES, EventBase
+from vardkoll.protocol import EventBase
+from vardkoll.protocol.sameness import event_content
 
 from .assessment import CaseLedger
 from .calendar import Period, end_of_day
@@ -25,14 +24,9 @@ class Applied(enum.Enum):
     CONFLICT = "conflict"  # the same id with different content: refused
 
 
-_DEVICE_INDEX = {cls: cls.__struct_fields__.index("device") for cls in EVENT_CLASSES}
-
-
 def _fingerprint(event: EventBase) -> int:
-    # `device` is left out: an event re-sent by a replacement device is still the same event.
-    values = astuple(event)
-    device = _DEVICE_INDEX[type(event)]
-    return hash((type(event), values[:device], values[device + 1 :]))
+    # A hash, not the content: the state keeps one int per event id (protocol.sameness says what counts).
+    return hash(event_content(event))
 
 
 class UnitState:

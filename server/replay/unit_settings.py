@@ -17,22 +17,15 @@ A unit's entry overrides the default entry field by field; unlisted units use th
 
 from __future__ import annotations
 
-import re
-from datetime import time
 from pathlib import Path
-from typing import Callable, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import HSA_ID_RULE, is_hsa_id
+from vardkoll.protocol.local_time import OpeningHours, TimeZoneName, spans_by_weekday
 
-from ..metrics import DEFAULT_TARGETS, UnitConfig
-
-_HSA_ID = re.compile(HSA_ID_PATTERN)
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+from ..metrics import DEFAULT_TARGETS, MetricName, UnitConfig
 
 
 class UnitSettingsError(ValueError):
@@ -42,29 +35,10 @@ class UnitSettingsError(ValueError):
 class UnitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    time_zone: str | None = None
-    opening_hours: dict[Weekday, list[tuple[time, time]]] | None = None
-    targets: dict[Literal["telephone", "assessment", "fixed_doctor", "continuity"], float | None] | None = None
+    time_zone: TimeZoneName | None = None
+    opening_hours: OpeningHours | None = None
+    targets: dict[MetricName, float | None] | None = None
     unreached_callback_counts: bool | None = None
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
-    @field_validator("opening_hours")
-    @classmethod
-    def _spans_in_order(cls, value: dict[str, list[tuple[time, time]]] | None) -> dict | None:
-        for day, spans in (value or {}).items():
-            for start, end in spans:
-                if end <= start:
-                    raise ValueError(f"{day}: opening span {start}–{end} ends before it starts")
-        return value
 
     def over(self, base: "UnitSettings") -> "UnitSettings":
         """These settings on top of `base`, field by field; targets metric by metric."""
@@ -77,7 +51,7 @@ class UnitSettings(BaseModel):
         config = UnitConfig()
         hours = None
         if self.opening_hours is not None:
-            hours = {WEEKDAYS.index(day): tuple(spans) for day, spans in self.opening_hours.items()}
+            hours = spans_by_weekday(self.opening_hours)
         return UnitConfig(
             time_zone=self.time_zone or config.time_zone,
             targets={**DEFAULT_TARGETS, **(self.targets or {})},
@@ -98,8 +72,8 @@ class SettingsFile(BaseModel):
     @classmethod
     def _units_are_hsa_ids(cls, value: dict[str, UnitSettings]) -> dict[str, UnitSettings]:
         for unit in value:
-            if not _HSA_ID.search(unit):
-                raise ValueError(f"{unit!r} is not an HSA-id")
+            if not is_hsa_id(unit):
+                raise ValueError(f"{unit[:40]!r} is not an HSA-id; a unit {HSA_ID_RULE}")
         return value
 
 

@@ -33,6 +33,11 @@ class StoredEvent(SQLModel, table=True):
     received_at: datetime
 
 
+# The stamp columns of a call and a case: the earliest (instant, event id) key of each kind of event.
+CALL_STAMPS = ("offered", "answered", "callback_booked", "callback_made", "callback_reached", "abandoned", "rejected")
+CASE_STAMPS = ("contact", "assessed", "excluded", "cancelled")
+
+
 class CallRow(SQLModel, table=True):
     __tablename__ = "calls"
     __table_args__ = (Index("ix_calls_unit_offered_day", "unit", "offered_day"), Index("ix_calls_unit_rejected_day", "unit", "rejected_day"))

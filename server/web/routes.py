@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from vardkoll.server.metrics import METRICS, Period
 
-from ..api.figure_csv import figures_csv
+from ..figures.csv_rows import figures_csv
 from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, require_role, visible_units
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow

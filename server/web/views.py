@@ -19,7 +19,7 @@ from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
 
-from ..device_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
+from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.loading import load_calls, load_cases
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from vardkoll.server.storage import job_tables, make_engine, migrate, registry_tables, tables  # noqa: F401
-from vardkoll.server.storage.database import MIGRATIONS
+from vardkoll.server.storage.schema_version import MIGRATIONS
 
 JOB_TABLES = {"alerts", "audits", "sweep_marks"}
 

@@ -3,51 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import date, time
-from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..storage.registry_tables import TargetRow, UnitRow
-from ..units import WEEKDAYS
-from .deps import HSA_ID, HSA_ID_RULE
+from vardkoll.protocol.field_rules import HSA_ID_RULE, is_hsa_id
+from vardkoll.protocol.local_time import OpeningHours, TimeZoneName as TimeZone
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-MetricName = Literal["assessment", "continuity", "fixed_doctor", "telephone"]
+from ..metrics import MetricName
+from ..storage.registry_tables import TargetRow, UnitRow
 
 
 def _hsa_id(value: str) -> str:
-    if not HSA_ID.search(value):
+    if not is_hsa_id(value):
         raise ValueError(HSA_ID_RULE)
     return value
 
 
-def _known_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Stockholm") from None
-    return value
-
-
-def _spans_in_order(hours: dict[str, list[tuple[time, time]]]) -> dict[str, list[tuple[time, time]]]:
-    for day, spans in hours.items():
-        for start, end in spans:
-            if start.tzinfo is not None or end.tzinfo is not None:
-                raise ValueError(f"{day}: opening hours are local times without offset, such as 08:00")
-            if end <= start:
-                raise ValueError(f"{day}: the opening span {start:%H:%M}–{end:%H:%M} ends before it starts")
-    return hours
-
-
 HsaId = Annotated[str, AfterValidator(_hsa_id)]
-TimeZone = Annotated[str, AfterValidator(_known_zone)]
-OpeningHours = Annotated[
-    dict[Weekday, list[tuple[time, time]]],
-    AfterValidator(_spans_in_order),
-    Field(description='local opening spans per weekday, e.g. {"mon": [["08:00", "12:00"], ["13:00", "17:00"]]}'),
-]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Region = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -95,17 +69,6 @@ class UnitPublic(BaseModel):
         hours = json.loads(row.opening_hours) if row.opening_hours else None
         return cls(unit=row.unit, name=row.name, region=row.region, time_zone=row.time_zone, opening_hours=hours,
                    unreached_callback_counts=row.unreached_callback_counts)
-
-
-def opening_hours_text(hours: dict[str, list[tuple[time, time]]] | None) -> str | None:
-    """Opening hours as stored: JSON of "HH:MM" pairs, weekdays in calendar order."""
-    if hours is None:
-        return None
-
-    def clock(moment: time) -> str:
-        return moment.isoformat("minutes" if not (moment.second or moment.microsecond) else "auto")
-
-    return json.dumps({day: [[clock(a), clock(b)] for a, b in hours[day]] for day in WEEKDAYS if day in hours})
 
 
 class TargetCreate(BaseModel):

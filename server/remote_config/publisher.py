@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..provisioning.remote_config import RemoteConfigError, publish_config
+from .broker import RemoteConfigError, publish_config
 from ..settings import ServerSettings
 
 # (unit, device, version, sections) -> the topic it was published on, retained; BrokerUnavailable otherwise.

@@ -1,12 +1,14 @@
-"""Changes to the unit registry, shared by the API and `vardkoll admin`: the callers own the transaction."""
+"""Changes to the unit registry and targets, shared by the API and `vardkoll admin`: the callers own the transaction."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from vardkoll.protocol.local_time import opening_hours_text
+
 from ..storage.registry_tables import TargetRow, UnitRow
-from .unit_schemas import TargetCreate, UnitCreate, UnitUpdate, opening_hours_text
+from .schemas import TargetCreate, UnitCreate, UnitUpdate
 
 
 class RegistryConflict(ValueError):

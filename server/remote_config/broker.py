@@ -8,15 +8,13 @@ validates the content against its own config and reports what it refuses.
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from typing import Any
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, HSA_ID_RULE, is_device_id, is_hsa_id
 from vardkoll.protocol.remote_config import ConfigDocumentError, encode_config_document
 from vardkoll.protocol.topics import DEFAULT_PREFIX, config_topic
-
 
 
 class RemoteConfigError(ValueError):
@@ -42,10 +40,10 @@ def publish_config(
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    if not re.search(HSA_ID_PATTERN, unit):
-        raise RemoteConfigError("the unit must be an HSA-id, e.g. SE2321000016-15SF")
-    if not re.search(DEVICE_ID_PATTERN, device):
-        raise RemoteConfigError("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
+    if not is_hsa_id(unit):
+        raise RemoteConfigError(f"the unit {HSA_ID_RULE}")
+    if not is_device_id(device):
+        raise RemoteConfigError(f"the device id {DEVICE_ID_RULE}")
     try:
         payload = encode_config_document(version, config)
     except ConfigDocumentError as exc:

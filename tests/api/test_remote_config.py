@@ -19,11 +19,11 @@ from sqlmodel import SQLModel
 from support import free_port
 from vardkoll.protocol.topics import config_topic
 from vardkoll.server.auth import ADMIN_TOKEN_NAME
-from vardkoll.server.device_config import broker_publisher
+from vardkoll.server.remote_config import broker_publisher
 from vardkoll.server.ingest.device_registry import DeviceRegistry
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage import make_engine, migrate
-from vardkoll.server.storage.database import MIGRATIONS
+from vardkoll.server.storage.schema_version import MIGRATIONS
 
 from .api_world import UPPSALA, VC01, Api
 

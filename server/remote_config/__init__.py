@@ -1,16 +1,16 @@
-"""Remote config on the server: push a version to a device (checked, published retained, recorded),
-its history, and what the device says about it in its heartbeat. The API, the admin command and
-Installationsvy all use these functions."""
+"""Remote config on the server: push a version to a device (checked, published retained on the broker,
+recorded), its history, and what the device says about it in its heartbeat. The API, the admin command
+and Installationsvy all use these functions."""
 
 from .publisher import BrokerUnavailable, ConfigPublisher, broker_publisher
 from .reported import OUTCOMES, ReportedConfig, outcome_of, reported_config
-from .service import (
+from ..registry import UnknownDevice
+from .history import (
     ConcurrentPush,
     ConfigRefused,
     PushedVersion,
     RetiredDevice,
     SameVersion,
-    UnknownDevice,
     config_history,
     latest_versions,
     push_config,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from ..device_config import (
+from ..remote_config import (
     BrokerUnavailable,
     ConcurrentPush,
     ConfigRefused,
@@ -23,8 +23,7 @@ from ..device_config import (
     reported_config,
 )
 from ..storage.registry_tables import DeviceRow
-from .deps import DeviceManager, RegistryReader, ServicesDep, SessionDep, UnitInPath, confine_to_unit, invalid
-from .devices import checked_device_id
+from .deps import DeviceManager, RegistryReader, ServicesDep, SessionDep, UnitInPath, checked_device_id, confine_to_unit, invalid
 
 router = APIRouter(tags=["devices"])
 

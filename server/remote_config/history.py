@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from vardkoll.protocol.remote_config import ConfigDocumentError, decode_config_document, encode_config_document
 
+from ..registry import UnknownDevice
 from ..storage.config_tables import DeviceConfigVersion
 from ..storage.registry_tables import DeviceRow
 from .publisher import ConfigPublisher
@@ -26,10 +27,6 @@ from .publisher import ConfigPublisher
 
 class ConfigRefused(ValueError):
     """The sections or the version break a rule of the config document; the message names it."""
-
-
-class UnknownDevice(LookupError):
-    pass
 
 
 class RetiredDevice(Exception):
@@ -84,7 +81,7 @@ def push_config(session: Session, publish: ConfigPublisher, unit: str, device: s
     version, sections = _checked(version, sections)
     row = session.get(DeviceRow, (unit, device))
     if row is None:
-        raise UnknownDevice(f"device {device} is not registered for unit {unit}")
+        raise UnknownDevice(unit, device)
     if row.retired_at is not None:
         raise RetiredDevice(f"device {device} of unit {unit} is retired; a retired device reads no config")
     newest = _newest(session, unit, device)

@@ -6,25 +6,17 @@ within `ttl_s` seconds.
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import date, time as clock
+from datetime import date
 from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .metrics import DEFAULT_TARGETS, UnitConfig
-from .storage.registry_tables import TargetRow, UnitRow
+from vardkoll.protocol.local_time import parse_opening_hours_text
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def parse_opening_hours(text: str | None) -> dict[int, tuple[tuple[clock, clock], ...]] | None:
-    if text is None:
-        return None
-    spans = json.loads(text)
-    return {WEEKDAYS.index(day): tuple((clock.fromisoformat(a), clock.fromisoformat(b)) for a, b in pairs) for day, pairs in spans.items()}
+from ..metrics import DEFAULT_TARGETS, UnitConfig
+from ..storage.registry_tables import TargetRow, UnitRow
 
 
 class UnitDirectory:
@@ -80,6 +72,6 @@ class UnitDirectory:
         return UnitConfig(
             time_zone=row.time_zone,
             targets=targets,
-            opening_hours=parse_opening_hours(row.opening_hours),
+            opening_hours=parse_opening_hours_text(row.opening_hours),
             unreached_callback_counts=row.unreached_callback_counts,
         )
