@@ -239,10 +239,13 @@ class Nginx(Process):
     def __init__(self, folder: Path, tls_dir: Path, upstream_ports: list[int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.http_port, self.https_port = free_port(), free_port()
-        site = (DEPLOY / "nginx" / "vardkoll.conf").read_text()
-        upstream = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstream_ports)
-        site = substitute(site, [
-            (r"^    server 127\.0\.0\.1:8001 .*\n    server 127\.0\.0\.1:8002 .*\n", upstream),
+        servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstream_ports)
+        upstream = substitute((DEPLOY / "nginx" / "vardkoll-upstream.conf").read_text(), [
+            (r"^    server 127\.0\.0\.1:8001 .*\n    server 127\.0\.0\.1:8002 .*\n", servers),
+        ], "deploy/nginx/vardkoll-upstream.conf")
+        (folder / "vardkoll-upstream.conf").write_text(upstream)
+        site = substitute((DEPLOY / "nginx" / "vardkoll.conf").read_text(), [
+            (r"^include /etc/nginx/vardkoll-upstream\.conf;$", f"include {folder / 'vardkoll-upstream.conf'};"),
             (r"^    listen 80;$", f"    listen 127.0.0.1:{self.http_port};"),
             (r"^    listen \[::\]:80;\n", ""),
             (r"^    listen 443 ssl http2;$", f"    listen 127.0.0.1:{self.https_port} ssl http2;"),
