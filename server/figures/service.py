@@ -198,6 +198,4 @@ def _covering_ledger(session: Session, unit: str, metric: str, periods: list[Per
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return None if moment is None else moment.isoformat()

@@ -7,6 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 
 class UnitRow(SQLModel, table=True):
     __tablename__ = "units"
@@ -44,8 +46,8 @@ class ApiToken(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=100)
     unit: str | None = Field(default=None, max_length=40)
     device: str | None = Field(default=None, max_length=64)
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class DeviceRow(SQLModel, table=True):
@@ -53,10 +55,10 @@ class DeviceRow(SQLModel, table=True):
 
     unit: str = Field(primary_key=True, max_length=40)
     device: str = Field(primary_key=True, max_length=64)
-    registered_at: datetime
-    retired_at: datetime | None = None
+    registered_at: datetime = Field(sa_type=UtcDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     status: str | None = Field(default=None, max_length=16)  # online | offline, from the retained status topic
-    last_seen_at: datetime | None = None
+    last_seen_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_status: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the heartbeat JSON
 
 
@@ -67,4 +69,4 @@ class Lease(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=128)
-    expires_at: datetime
+    expires_at: datetime = Field(sa_type=UtcDateTime)

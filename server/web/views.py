@@ -7,7 +7,7 @@ and period the API would be asked for, so a page and `GET /api/v1/...compliance`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -124,12 +124,6 @@ def _heartbeat(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def installation_view(session: Session, unit: str) -> list[DeviceView]:
     rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.retired_at.is_not(None), DeviceRow.device))
     pushed = latest_versions(session, unit)
@@ -145,9 +139,9 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device=row.device,
             status=row.status if row.status in ("online", "offline", "silent") else "unknown",
             retired=row.retired_at is not None,
-            retired_at=_aware(row.retired_at),
-            registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
-            last_seen_at=_aware(row.last_seen_at),
+            retired_at=row.retired_at,
+            registered_at=row.registered_at,
+            last_seen_at=row.last_seen_at,
             outbox_depth=depth if isinstance(depth, int) else None,
             outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
             clock="synced" if synced is True else "unsynced" if synced is False else "unknown",
