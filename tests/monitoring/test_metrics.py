@@ -129,3 +129,30 @@ def test_json_log_lines_carry_the_request_id_and_no_query_string(client, caplog)
     assert line["http"]["path"] == "/api/v1/health/live" and line["http"]["status"] == 200
     assert "19121212" not in JsonFormatter().format(record)
     assert client.get("/api/v1/health/live", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"] != "bad id with spaces"
+
+
+def test_job_runs_failures_and_last_success_are_counted(tmp_path):
+    from datetime import datetime, timezone
+
+    from apscheduler.triggers.interval import IntervalTrigger
+    from prometheus_client import generate_latest
+
+    from vardkoll.server.jobs import JobRunner, JobSettings, ScheduledJob
+    from vardkoll.server.monitoring import REGISTRY
+
+    def broken(now: datetime) -> None:
+        raise RuntimeError("a job's own error")
+
+    services = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path / 'j.db'}", dev=True), apply_migrations=True)
+    jobs = [ScheduledJob("metrics_test_ok", IntervalTrigger(hours=1), lambda now: {"done": 1}), ScheduledJob("metrics_test_broken", IntervalTrigger(hours=1), broken)]
+    runner = JobRunner(services, JobSettings(), clock=lambda: datetime.now(timezone.utc), jobs=jobs, holder="metrics-test:1:aaaaaaaa")
+    before = generate_latest(REGISTRY).decode()
+    assert runner.keep_lease()
+    runner.run("metrics_test_ok"), runner.run("metrics_test_ok"), runner.run("metrics_test_broken")
+    after = generate_latest(REGISTRY).decode()
+    assert _sample(after, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done") - _sample(before, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done") == 2
+    assert _sample(after, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed") - _sample(before, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed") == 1
+    assert abs(_sample(after, "vardkoll_job_last_success_timestamp_seconds", job="metrics_test_ok") - datetime.now(timezone.utc).timestamp()) < 60
+    assert _sample(after, "vardkoll_job_last_success_timestamp_seconds", job="metrics_test_broken") == 0
+    runner.stop()
+    services.engine.dispose()

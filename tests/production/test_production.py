@@ -268,6 +268,11 @@ def test_the_deployed_server_side_counts_every_event_once_through_a_server_crash
     print(f"live change through nginx: {live_s:.2f} s")
 
 
+def _live_streams(slot: ServerSlot) -> float:
+    scraped = httpx.get(f"{slot.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
+    return next(float(line.split()[1]) for line in scraped.splitlines() if line.startswith("vardkoll_live_streams_open "))
+
+
 def watch_a_call_arrive_in_klinikvy(stack: Stack, manager: str, exports: Path) -> float:
     """Chromium (trusting only the staging web certificate's key) opens Klinikvy through nginx over HTTP/2;
     a call the collector picks up appears within 2 s."""
@@ -295,6 +300,7 @@ def watch_a_call_arrive_in_klinikvy(stack: Stack, manager: str, exports: Path) -
             ratio = page.locator("#telefon [data-field=ratio]")
             assert ratio.inner_text() == "0 av 0 samtal"
             expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=15_000)
+            assert sum(_live_streams(slot) for slot in stack.slots) >= 1  # the page's stream, in the scrape of the slot serving it
             started = time.monotonic()
             one_call_answered_now(exports)
             expect(ratio).to_have_text("1 av 1 samtal", timeout=10_000)
