@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -21,8 +22,8 @@ from vardkoll.server.settings import ServerSettings
 from integration.mqtt_helpers import pump, wait_until
 
 UNIT = "SE2321000016-MT01"
-METRICS_TOKEN = "metrics-token-" + "m" * 20
-ADMIN_TOKEN = "admin-token-" + "a" * 20
+METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(24)
+ADMIN_TOKEN = "admin-" + secrets.token_urlsafe(24)
 
 
 def _sample(text: str, name: str, **labels: str) -> float:
@@ -98,7 +99,7 @@ def test_metrics_need_the_metrics_or_admin_token_outside_dev_mode(tmp_path):
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'm.db'}", admin_token=admin, metrics_token=METRICS_TOKEN)
     with TestClient(create_app(settings, build_services(settings, apply_migrations=True), background=False)) as client:
         assert client.get("/metrics").status_code == 401
-        assert client.get("/metrics", headers={"Authorization": "Bearer wrong-" + "x" * 20}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong-" + secrets.token_urlsafe(24)}).status_code == 401
         assert client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 200
         assert client.get("/metrics", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
         ready = client.get("/api/v1/health/ready").json()

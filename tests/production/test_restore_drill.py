@@ -6,6 +6,7 @@ the server made before the backup logs in to the broker again."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import threading
 
@@ -24,7 +25,7 @@ from support.postgres import start_cluster
 
 from .deployment import DEPLOY, ServerSlot, UnitFile, run_unit_once, write_env_file
 
-ADMIN_TOKEN = "drill-admin-token-" + "d" * 20
+ADMIN_TOKEN = "drill-" + secrets.token_urlsafe(24)
 PASSWORDS = {"owner": "drill-owner-pw", "app": "drill-app-pw", "server_mqtt": "drill-mqtt-pw"}
 PERIOD = {"from": "2026-03-02", "to": "2026-03-16"}
 METRICS = ("telephone", "assessment", "fixed_doctor", "continuity")
