@@ -32,7 +32,7 @@ import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
 REGION = "Region Bänk"
-ADMIN = "b" * 32
+ADMIN = "bench-Admin-token-0123456789ab"  # strong enough for the server's check
 
 
 def build(path: Path, units: int, days: int, start: date) -> None:

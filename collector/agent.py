@@ -68,7 +68,7 @@ class Agent:
         self._wall_clock = wall_clock
         self._rng = rng
         self._clock_state = clock_state
-        self._client_factory = client_factory or (lambda cfg: make_paho_client(cfg.device, cfg.mqtt))
+        self._client_factory = client_factory or (lambda cfg: make_paho_client(cfg.unit, cfg.device, cfg.mqtt))
         self.clock_guard = ClockGuard(config.clock.floor, config.clock.max_jump_s)
         self._read_clock = clock_reader or make_clock_reader(_cached(clock_state, config.clock.ntp_check_interval_s, clock))
         self._held_waiting = True  # until the outbox was asked

@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
-from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
+from vardkoll.protocol.topics import ack_topic, config_topic, device_client_id, events_topic, status_topic
 
 from .config import MqttConfig, PublisherConfig
 from .outbox import Outbox, OutboxRow
@@ -54,11 +54,12 @@ class MqttClient(Protocol):
     def disconnect(self) -> Any: ...
 
 
-def make_paho_client(device: str, mqtt: MqttConfig) -> MqttClient:
+def make_paho_client(unit: str, device: str, mqtt: MqttConfig) -> MqttClient:
+    """The client id is `{unit}/{device}`: the broker account the server makes is bound to it."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=paho.MQTTv5)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(unit, device), protocol=paho.MQTTv5)
     password = mqtt.password_value()
     if mqtt.username:
         client.username_pw_set(mqtt.username, password)
@@ -149,7 +150,7 @@ class Publisher:
         self._started_at = clock()
         self.stats = PublisherStats()
         self.on_progress: Callable[[], None] = lambda: None  # called (paho's thread) when tick() may send more
-        self._client = client if client is not None else make_paho_client(device, mqtt)
+        self._client = client if client is not None else make_paho_client(unit, device, mqtt)
         self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

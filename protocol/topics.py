@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from .field_rules import DEVICE_ID_PATTERN, HSA_ID_PATTERN
 
 DEFAULT_PREFIX = "vardkoll/v1"
 EVENTS = "events"
@@ -51,3 +54,25 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> TopicAddress | None
     if len(parts) != 3 or not all(parts):
         return None
     return TopicAddress(*parts)
+
+
+_HSA_ID = re.compile(HSA_ID_PATTERN)
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
+def topic_problem(address: TopicAddress) -> str | None:
+    """Why a device topic's unit or device cannot be one (None when both are fine). A unit too long for
+    the database once failed every later commit; the broker's ACLs keep enrolled devices to their own
+    topics, but a broker run without them (dev, manual accounts) does not."""
+    if _HSA_ID.search(address.unit) is None:
+        return "the unit in the topic is not an HSA-id (SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits)"
+    if _DEVICE_ID.search(address.device) is None:
+        return "the device in the topic must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
+    return None
+
+
+def device_client_id(unit: str, device: str) -> str:
+    """The MQTT client id of a collector: its broker account is bound to it, so no other account (and
+    no server process, `vardkoll-server-…`) can connect under it, nor it under theirs. Unique across
+    units, unlike the device id alone."""
+    return f"{unit}/{device}"

@@ -153,7 +153,10 @@ def server(
         _fail(str(exc))
     finally:
         engine.dispose()
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes only
+    # VARDKOLL_TRUSTED_PROXIES (server/guards/proxies.py).
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False,
+                proxy_headers=False)
 
 
 @app.command()

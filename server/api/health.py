@@ -1,6 +1,8 @@
 """Is the service up and can it work? No token needed (load balancers, systemd, Kubernetes, the demo).
 
-- `/health`: the database, and the version (what the installer and the demo ask).
+- `/health`: the database, the broker and the version. The API serves while the broker is away (the
+  consumer keeps reconnecting): that is `"status": "degraded"`, still 200, with `"broker":
+  "disconnected"`; an unreachable database is 503.
 - `/health/live`: the process answers (a liveness probe: restart it when this fails). Touches nothing.
 - `/health/ready`: the database answers and, where this process consumes from the broker, it is
   connected (a readiness probe: send it no traffic until this passes). 503 with what is missing.
@@ -28,18 +30,21 @@ def _database_ok(services: ServicesDep) -> bool:
     return True
 
 
-def _broker_state(request: Request) -> str:
+def _broker_state(request: Request) -> str | None:
+    """None where this process consumes nothing (it serves the API only)."""
     consumer = getattr(request.app.state, "consumer", None)
     if consumer is None:
-        return "not_consuming"  # this process serves the API only
+        return None
     return "connected" if consumer.connected.is_set() else "disconnected"
 
 
 @router.get("/health")
-def health(services: ServicesDep) -> JSONResponse:
+def health(request: Request, services: ServicesDep) -> JSONResponse:
+    state = _broker_state(request)
+    broker = {} if state is None else {"broker": state}
     if not _database_ok(services):
-        return JSONResponse({"status": "unavailable", "database": "unreachable", "version": version()}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "version": version()})
+        return JSONResponse({"status": "unavailable", "database": "unreachable", **broker, "version": version()}, status_code=503)
+    return JSONResponse({"status": "degraded" if state == "disconnected" else "ok", "database": "ok", **broker, "version": version()})
 
 
 @router.get("/health/live")
@@ -50,7 +55,7 @@ def live() -> JSONResponse:
 @router.get("/health/ready")
 def ready(request: Request, services: ServicesDep) -> JSONResponse:
     database = "ok" if _database_ok(services) else "unreachable"
-    broker = _broker_state(request)
+    broker = _broker_state(request) or "not_consuming"
     ok = database == "ok" and broker != "disconnected"
     return JSONResponse({"status": "ok" if ok else "unavailable", "database": database, "broker": broker, "version": version()},
                         status_code=200 if ok else 503)

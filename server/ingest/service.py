@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -26,7 +27,10 @@ from ..storage.upsert import dialect_insert
 from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
 from .entity_rows import merge_rows
-from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
+from ..storage.faults import error_kind, is_database_error, is_transient
+from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
+
+log = logging.getLogger("vardkoll.ingest")
 
 __all__ = ["DEADLOCK_RETRIES", "IngestReport", "IngestService", "PreparedIngest", "Source"]
 
@@ -42,9 +46,10 @@ def _is_retryable(exc: DBAPIError) -> bool:
 
 
 class IngestService:
-    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory) -> None:
+    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory, clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> None:
         self._sessions = sessions
         self._units = units
+        self._clock_skew = clock_skew
 
     def ingest(self, items: Iterable[Any], source: Source, received_at: datetime | None = None) -> IngestReport:
         """Commit a batch: `items` are events or EventRejected (from `protocol.parse_batch`)."""
@@ -52,13 +57,50 @@ class IngestService:
 
     def ingest_many(self, batches: list[tuple[Iterable[Any], Source]], received_at: datetime | None = None) -> list[IngestReport]:
         """Commit several batches in one transaction (one report each, in order): the consumer groups
-        the batches waiting in its queue, so a busy broker costs one commit per group, not per batch."""
-        return self.commit(self.prepare(batches, received_at))
+        the batches waiting in its queue, so a busy broker costs one commit per group, not per batch.
+
+        When the commit fails with an error that is not transient (a value the database refuses, a
+        fault of ours), the group is split and each half committed on its own, down to the single event
+        at fault, which is rejected with a reason and kept as a dead letter: one bad event never fails
+        another event or another device's batch. Transient errors are raised for the caller to retry."""
+        listed = [(list(items), source) for items, source in batches]
+        received_at = received_at or datetime.now(timezone.utc)
+        try:
+            return self.commit(self.prepare(listed, received_at))
+        except Exception as exc:  # noqa: BLE001 - sorted into transient (raised) and poison (isolated) below
+            if is_transient(exc):
+                raise
+            return self._isolate(listed, received_at, exc)
+
+    def _isolate(self, batches: list[tuple[list[Any], Source]], received_at: datetime, exc: Exception) -> list[IngestReport]:
+        if len(batches) > 1:
+            middle = len(batches) // 2
+            return self.ingest_many(batches[:middle], received_at) + self.ingest_many(batches[middle:], received_at)
+        items, source = batches[0]
+        if len(items) > 1:
+            middle = len(items) // 2
+            halves = self.ingest_many([(items[:middle], source), (items[middle:], source)], received_at)
+            return [_merged(halves)]
+        report = IngestReport()
+        if items:
+            event = items[0]
+            event_id, unit = getattr(event, "id", None), getattr(event, "unit", source.unit)
+            by_database = is_database_error(exc)
+            log.error("event refused by the database or by ingest (%s); kept as a dead letter", error_kind(exc), exc_info=not by_database)
+            refused = "the database refused the event" if by_database else "the event could not be stored"
+            report.reject(event_id, f"{refused} ({error_kind(exc)}); it was set aside, the rest of its batch was stored",
+                          unit if isinstance(unit, str) and len(unit) <= 40 else None)
+            try:
+                with self._sessions.begin() as session:
+                    self._dead_letters(session, report, source, received_at)
+            except Exception:  # noqa: BLE001 - the sender still learns the reason from its acknowledgement
+                log.error("could not keep the dead letter of a refused event")
+        return [report]
 
     def prepare(self, batches: list[tuple[Iterable[Any], Source]], received_at: datetime | None = None) -> PreparedIngest:
         """The work that needs no database (see `prepare`); unit settings are read here, before the
         write transaction, as SQLite allows one writer at a time."""
-        return prepare(batches, self._units, received_at or datetime.now(timezone.utc))
+        return prepare(batches, self._units, received_at or datetime.now(timezone.utc), self._clock_skew)
 
     def commit(self, prepared: PreparedIngest) -> list[IngestReport]:
         for attempt in range(1, DEADLOCK_RETRIES + 1):
@@ -189,3 +231,16 @@ def _greatest(old: Any, new: Any) -> Any:
     from sqlalchemy import case
 
     return case((old.is_(None), new), (new > old, new), else_=old)
+
+
+def _merged(reports: list[IngestReport]) -> IngestReport:
+    """The report of a batch that was committed in parts."""
+    whole = IngestReport()
+    for part in reports:
+        whole.committed.extend(part.committed)
+        whole.rejected.extend(part.rejected)
+        whole.rejected_units.extend(part.rejected_units)
+        whole.new += part.new
+        whole.duplicates += part.duplicates
+        whole.units_changed |= part.units_changed
+    return whole

@@ -24,6 +24,7 @@ from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from .region_view import SORT_KEYS, Filters, region_table, region_view
 from .session import end_session, signed_in, start_session
+from .csrf import same_origin
 from .trends import unit_trends
 from .views import clinic_view, month_to_date
 
@@ -44,6 +45,11 @@ def login_page(request: Request, nasta: str | None = None) -> HTMLResponse:
 
 @web_router.post("/logga-in")
 async def login(request: Request) -> Response:
+    if not same_origin(request):
+        # Another site's form must not sign a browser in (login CSRF: the victim would then work, and
+        # enter data, under the attacker's token). SameSite keeps cookies off such requests, not this.
+        return render(request, "logga_in.html", status=403, principal=None, next="/",
+                      error="Inloggningen kom från en annan webbplats och avvisades. Öppna inloggningssidan här och försök igen.")
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("nasta") or ["/"])[0])

@@ -133,3 +133,18 @@ def test_dead_letters_filter_by_time_and_limit(api: Api):
     assert api.get("/api/v1/dead-letters", params={"since": "2026-03-02T08:00:00"}).status_code == 422
     assert api.get("/api/v1/dead-letters", params={"limit": 0}).status_code == 422
     assert api.get("/api/v1/dead-letters", params={"unit": "nope"}).status_code == 422
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_a_poison_event_is_a_rejection_with_a_reason_never_a_500(backend, tmp_path, request):
+    """Year 9999 overflowed the local date (500 for the whole request); a 3 MB event and `listed: 2**63`
+    were accepted."""
+    url = f"sqlite:///{tmp_path}/t.db" if backend == "sqlite" else request.getfixturevalue("postgres_database_url")
+    snapshot = {"v": 1, "id": "big", "type": "listing.snapshot", "unit": VC01, "at": "2026-03-02T08:00:00+01:00", "listed": 2**63, "named_doctor": 1}
+    with running_api(url) as api:
+        response = api.post("/api/v1/events", json=[event("far", at="9999-12-31T23:59:59Z"), event("ok"), snapshot, event("fat", padding="x" * (3 << 20))])
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["committed"] == ["ok"]
+        reasons = {r["id"]: r["reason"] for r in result["rejected"]}
+        assert set(reasons) == {"far", "big", "fat"} and "'at'" in reasons["far"]

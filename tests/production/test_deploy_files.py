@@ -92,14 +92,20 @@ def test_compose_runs_the_migration_before_two_hardened_servers_and_nginx():
         server = services[name]
         assert server["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert server["read_only"] is True and server["cap_drop"] == ["ALL"] and "ports" not in server
-        assert set(server["environment"]) - {"FORWARDED_ALLOW_IPS"} <= documented_settings() | {"VARDKOLL_INSTANCE"}
+        assert set(server["environment"]) <= documented_settings() | {"VARDKOLL_INSTANCE"}
     assert {services[n]["environment"]["VARDKOLL_INSTANCE"] for n in ("server-1", "server-2")} == {"1", "2"}
+    nginx_address = services["nginx"]["networks"]["default"]["ipv4_address"]
+    assert services["server-1"]["environment"]["VARDKOLL_TRUSTED_PROXIES"] == nginx_address
     mounts = " ".join(services["nginx"]["volumes"])
     assert "./nginx/vardkoll.conf:" in mounts and "./container/nginx-upstream.conf:/etc/nginx/vardkoll-upstream.conf" in mounts
     for volume in (v for service in services.values() for v in service.get("volumes", [])):
         source = volume.split(":")[0]
         if source.startswith("./") and not source.startswith("./secrets"):
             assert (DEPLOY / source).exists(), f"compose.yaml mounts {source}, which deploy/ does not have"
+
+
+def services_trust_only_their_proxy(trusted: str) -> bool:
+    return bool(trusted) and "0.0.0.0/0" not in trusted and "*" not in trusted
 
 
 def test_the_kubernetes_manifests_hold_probes_on_the_servers_routes_a_migration_job_and_a_budget(tmp_path):
@@ -111,7 +117,8 @@ def test_the_kubernetes_manifests_hold_probes_on_the_servers_routes_a_migration_
     assert container["livenessProbe"]["httpGet"]["path"] == "/api/v1/health/live"
     assert kinds["Job"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
     assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
-    assert set(kinds["ConfigMap"]["data"]) - {"FORWARDED_ALLOW_IPS"} <= documented_settings()
+    assert set(kinds["ConfigMap"]["data"]) <= documented_settings()
+    assert services_trust_only_their_proxy(kinds["ConfigMap"]["data"]["VARDKOLL_TRUSTED_PROXIES"])
     from fastapi.testclient import TestClient
 
     from vardkoll.server.app import create_app

@@ -77,6 +77,10 @@ class Stack:
         assert done.returncode == 0, done.stderr
         # From here on the roles log in with their passwords, as on a real server (the superuser stays trusted
         # on loopback so the test can look).
+        # The test cluster turns synchronous_commit off for speed; production keeps it on (deploy/postgres/vardkoll.conf),
+        # and only then does a crash of PostgreSQL keep every commit the servers acknowledged.
+        with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, dbname="postgres", autocommit=True) as admin:
+            admin.execute("ALTER DATABASE vardkoll SET synchronous_commit = on")
         (pg.data_dir / "pg_hba.conf").write_text(f"local all all trust\nhost all {pg.user} 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
         pg.reload()
 
@@ -239,7 +243,7 @@ def test_the_deployed_server_side_counts_every_event_once_through_a_server_crash
     stack.mqtt.restart()
     assert stack.stored_events() < total, "the drain ended before the broker restart; slow it down"
     assert stored_past(stack.stored_events() + 600), collector.log()
-    stack.postgres.restart()
+    stack.postgres.restart("immediate")  # like a crash: connections cut, recovery at start
     assert stack.stored_events() < total, "the drain ended before the PostgreSQL restart; slow it down"
     drained = wait_until(lambda: outbox_counters(outbox_path).get("events") == 0 and stack.stored_events() == total, 180, interval_s=0.5)
     assert drained, (stack.stored_events(), outbox_counters(outbox_path), collector.log())

@@ -51,7 +51,7 @@ def figures(base: str) -> list[dict]:
 
 def broker_accepts(broker, username: str, password: str) -> bool:  # type: ignore[no-untyped-def]
     answered, accepted = threading.Event(), []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="drill-device", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)  # the account is bound to its client id
     client.username_pw_set(username, password)
     client.on_connect = lambda c, u, f, reason, p: (accepted.append(not reason.is_failure), answered.set())
     client.connect(broker.host, broker.port)
