@@ -203,7 +203,7 @@ def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message,
 
 def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> float:
     settings = ServerSettings(database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     consumer = build_consumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)

@@ -108,6 +108,7 @@ def run(database_url: str, streams: int, backend: str) -> None:
     # No broker: the server serves the API without one (it says so in /health) and the streams need none.
     env = {**os.environ, "VARDKOLL_DATABASE_URL": database_url, "VARDKOLL_DEV": "1", "VARDKOLL_ADMIN_TOKEN": TOKEN,
            "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)  # the schema is an explicit step
     server = subprocess.Popen([exe, "server", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"

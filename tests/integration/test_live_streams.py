@@ -35,7 +35,7 @@ STREAMS = 30
 @pytest.fixture
 def running_server(postgres_database_url, mosquitto):
     settings = ServerSettings(database_url=postgres_database_url, mqtt_url=mosquitto.url, admin_token=TOKEN, dev=True)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     with services.sessions.begin() as session:
         session.add(UnitRow(unit=UNIT, name="Vårdcentralen Test", region="Region Test"))
     port = free_port()

@@ -29,7 +29,7 @@ def offered(event_id: str, unit: str = UNIT, at: str = "2026-03-02T08:00:00+01:0
 
 @pytest.fixture
 def server(database_url, mosquitto):
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = build_consumer(services, client_id="test-server")
     consumer.start()
     assert consumer.connected.wait(10)
@@ -149,7 +149,7 @@ def test_counts_are_bounded_and_an_oversized_event_is_refused_on_the_fast_path(s
 @pytest.mark.postgresql
 def test_a_database_error_that_is_not_transient_dead_letters_only_the_bad_event(postgres_database_url, mosquitto):
     """A real refusal by the database (a CHECK the test adds): retried forever for all devices before."""
-    services = build_services(ServerSettings(database_url=postgres_database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=postgres_database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     with services.engine.begin() as connection:
         connection.execute(text("ALTER TABLE events ADD CONSTRAINT test_poison CHECK (event_id <> 'poison')"))
     consumer = build_consumer(services, client_id="test-server")
@@ -178,7 +178,7 @@ def test_a_database_error_that_is_not_transient_dead_letters_only_the_bad_event(
 
 
 def test_a_retained_batch_is_refused_once_and_not_taken_again_on_reconnect(database_url, mosquitto):
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     listener = AckListener(mosquitto.port, ack_topic(UNIT, "dev-r"))
     publisher = Publisher(mosquitto.port)
     try:
