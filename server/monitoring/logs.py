@@ -85,6 +85,7 @@ def log_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
             # uvicorn's access line names the client's address and the query string: ours replaces it.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "alembic": {"level": "WARNING"},  # the schema check at start-up is not news
         },
     }
 
