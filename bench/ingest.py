@@ -91,7 +91,7 @@ def run_baseline(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     done = threading.Event()
     stored = [0]
 
-    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message) -> None:
         batch = orjson.loads(message.payload)
         rows = [{"unit": e["unit"], "event_id": e["id"], "type": e["type"], "at": e["at"], "body": orjson.dumps(e).decode()} for e in batch["events"]]
         with engine.begin() as connection:
@@ -156,7 +156,7 @@ def run_same_rows_baseline(port: int, url: str, work: list[tuple[str, bytes, int
     done = threading.Event()
     stored = [0]
 
-    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message) -> None:
         tables = rows_of[bytes(message.payload)]
         with engine.begin() as connection:
             for table, (columns, rows) in tables.items():
@@ -171,11 +171,11 @@ def run_same_rows_baseline(port: int, url: str, work: list[tuple[str, bytes, int
     return _timed_subscriber(port, work, on_message, done)
 
 
-def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message, done: threading.Event) -> float:  # type: ignore[no-untyped-def]
+def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message, done: threading.Event) -> float:
     total = sum(n for _, _, n in work)
     failures: list[BaseException] = []
 
-    def guarded(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def guarded(client, userdata, message) -> None:
         try:
             on_message(client, userdata, message)
         except BaseException as exc:  # a broken baseline must stop the run, not leave it waiting
@@ -211,7 +211,7 @@ def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     acknowledged = [0]
     done = threading.Event()
 
-    def on_ack(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_ack(client, userdata, message) -> None:
         acknowledged[0] += len(orjson.loads(message.payload)["committed"])
         if acknowledged[0] >= total:
             done.set()

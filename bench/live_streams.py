@@ -65,7 +65,7 @@ async def hold_stream(client: httpx.AsyncClient, unit: str, opened: asyncio.Even
             pass
 
 
-async def measure(base: str, streams: int) -> dict[str, object]:
+async def measure(base: str, streams: int) -> tuple[dict[str, float], dict[str, float], float]:
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as api, \
@@ -83,7 +83,7 @@ async def measure(base: str, streams: int) -> dict[str, object]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {"baseline": summary(baseline), "loaded": summary(loaded), "open_s": open_s}
+    return summary(baseline), summary(loaded), open_s
 
 
 def main() -> None:
@@ -108,7 +108,7 @@ def run(database_url: str, streams: int, backend: str) -> None:
     # No broker: the server serves the API without one (it says so in /health) and the streams need none.
     env = {**os.environ, "VARDKOLL_DATABASE_URL": database_url, "VARDKOLL_DEV": "1", "VARDKOLL_ADMIN_TOKEN": TOKEN,
            "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
-    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)  # the schema is an explicit step
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([exe, "server", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -121,16 +121,15 @@ def run(database_url: str, streams: int, backend: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        result = asyncio.run(measure(base, streams))
+        baseline, loaded, open_s = asyncio.run(measure(base, streams))
     finally:
         server.terminate()
         server.wait(30)
-    baseline, loaded = result["baseline"], result["loaded"]
     print(f"live streams, {backend}, {machine()}")
-    print(f"{streams} streams open in {result['open_s']:.1f} s")
+    print(f"{streams} streams open in {open_s:.1f} s")
     for name, values in (("0 streams", baseline), (f"{streams} streams", loaded)):
-        print(f"  GET /api/v1/units with {name:>12}: p50 {values['p50']:.1f} ms, p95 {values['p95']:.1f} ms, max {values['max']:.1f} ms")  # type: ignore[index]
-    print(f"  p95 ratio (open streams / none): {loaded['p95'] / baseline['p95']:.2f}")  # type: ignore[index]
+        print(f"  GET /api/v1/units with {name:>12}: p50 {values['p50']:.1f} ms, p95 {values['p95']:.1f} ms, max {values['max']:.1f} ms")
+    print(f"  p95 ratio (open streams / none): {loaded['p95'] / baseline['p95']:.2f}")
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def ensure_postgres(url: str, sqlite_path: Path, meta: dict[str, Any], rebuild: 
         columns = [c.name for c in table.columns if not (name == "events" and c.name == "seq")]
         copied = 0
         with source.connect() as reader, engine.begin() as writer:
-            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]  # the DBAPI connection is open inside this block
             quoted = ", ".join(f'"{c}"' for c in columns)
             query = select(*[table.c[c] for c in columns])
             if name == "events":
@@ -355,7 +355,7 @@ def measure(url: str, regions: list[str], months: list[Period], repeat: int) -> 
         print(f"  stored and warm round {round_number + 1}/{repeat}", file=sys.stderr, flush=True)
         # Another server process (or this one after a restart): an empty figure cache, the stored figures.
         elsewhere = FigureService(services.sessions, services.units, FigureCache())
-        elsewhere._compute = _must_not_compute  # type: ignore[method-assign]
+        elsewhere._compute = _must_not_compute  # type: ignore[method-assign]  # the benchmark proves the warm path never computes
         for region, period, metric in queries:
             units = services.units.units_of_region(region)
             elapsed, result = timed(lambda: elsewhere.figures(units, metric, period))

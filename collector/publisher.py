@@ -66,7 +66,7 @@ def make_paho_client(unit: str, device: str, mqtt: MqttConfig) -> MqttClient:
     if mqtt.tls:
         client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
     client.reconnect_delay_set(min_delay=1, max_delay=60)
-    return client  # type: ignore[return-value]
+    return client
 
 
 def ntp_synchronised() -> bool | None:
@@ -188,7 +188,7 @@ class Publisher:
 
     # -- paho callbacks (its network thread) ----------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if getattr(reason_code, "is_failure", False):
             log.error("broker refused the connection: %s (check the device's credentials)", reason_code)
             return
@@ -210,13 +210,13 @@ class Publisher:
         log.info("connected to %s:%s; draining after %.1f s", self._mqtt.host, self._mqtt.port, self._not_before - now)
         self.on_progress()  # the heartbeat is due now
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         with self._lock:
             self._connected = False
         if getattr(reason_code, "is_failure", False):
             log.warning("lost the broker (%s); the outbox keeps everything, paho reconnects", reason_code)
 
-    def _on_ack_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_ack_message(self, client, userdata, message) -> None:
         self.handle_ack(bytes(message.payload))
 
     # -- acknowledgements -----------------------------------------------------------------------------

@@ -20,15 +20,15 @@ DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
 
 RULE_PREFIX = "rule:"
 
-# The same rules in words, for people who type these values (API, admin CLI, config files).
-HSA_ID_RULE = "must be an HSA-id: SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits (e.g. SE2321000016-15SF)"
-DEVICE_ID_RULE = "must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
-
 # A plausible `at`: nothing the service counts happened before 2000, and a far-future time (year 9999)
 # overflowed local dates downstream. The server narrows the upper end to its receive time plus a clock
 # skew (server/ingest/prepare.py); this bound holds everywhere, replay included.
 EARLIEST_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST_AT = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+# The same rules in words, for people who type these values (API, admin CLI, config files).
+HSA_ID_RULE = "must be an HSA-id: SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits (e.g. SE2321000016-15SF)"
+DEVICE_ID_RULE = "must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
 
 _event_id = re.compile(EVENT_ID_PATTERN).search
 _hsa_id = re.compile(HSA_ID_PATTERN).search

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from urllib.parse import urlsplit
 
 from typing import Literal
 
@@ -99,7 +98,7 @@ class ServerSettings(BaseSettings):
     @model_validator(mode="after")
     def _trusted_proxies_readable(self) -> "ServerSettings":
         try:
-            self.trusted_proxy_networks
+            _ = self.trusted_proxy_networks
         except ValueError as exc:
             raise ValueError(f"VARDKOLL_TRUSTED_PROXIES must be comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24): {exc}") from None
         return self

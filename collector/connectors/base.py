@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,7 +70,7 @@ class Connector(ABC):
     def poll(self) -> Iterator[SourceBatch]:
         """Read whatever is new; called by the agent every `poll_interval_s`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most connectors hold nothing open)
         """Release what the connector holds open (an HTTP client, say); called when the agent stops."""
 
     def count(self, name: str, by: int = 1) -> None:

@@ -18,7 +18,7 @@ from vardkoll.protocol.validation import MAX_EVENT_BYTES
 from vardkoll.protocol.events import Event
 from vardkoll.protocol.personal_number import raw_may_contain_personal_number
 
-_ARRAY_DECODER = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+_ARRAY_DECODER = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]  # Event is a Union built at run time (protocol/events.py)
 _RAW_ARRAY_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 
 

@@ -73,7 +73,7 @@ def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLed
     if row is not None:
         snapshot = _SNAPSHOT.decode(row.body)
         # The snapshot ledger orders by instant and id; the stamp's day is not used, so UTC will do.
-        ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]
+        ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]  # the stored body decodes to a ListingSnapshot
     return ledger
 
 

@@ -141,7 +141,7 @@ class FigureService:
                     results[i] = figure
         for period, row in to_store.items():
             self._store(metric, period, [row])
-        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]
+        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]  # every period has a figure once the loop ends
 
     @staticmethod
     def _compute(session: Session, unit: str, metric: str, period: Period, moment: datetime, config: UnitConfig) -> dict[str, Any]:

@@ -73,8 +73,11 @@ class MqttConsumer:
         self._settings = settings
         self._ingest = ingest
         self._devices = devices
-        self._identity = None if client_id else ServerIdentity(settings.instance, settings.mqtt_url)
-        self._client_id = client_id or self._identity.client_id  # type: ignore[union-attr]  # one of the two is set
+        self._identity: ServerIdentity | None = None
+        if client_id is None:
+            self._identity = ServerIdentity(settings.instance, settings.mqtt_url)
+            client_id = self._identity.client_id
+        self._client_id = client_id
         self._on_commit = on_commit
         self._inbox: queue.Queue[Received | None] = queue.Queue(maxsize=QUEUE_MESSAGES)
         self._worker = threading.Thread(target=self._work, name="vardkoll-ingest", daemon=True)
@@ -129,7 +132,7 @@ class MqttConsumer:
             self._identity.release()
 
     # -- callbacks (paho's network thread) ---------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             if self._protocol == MQTTProtocolVersion.MQTTv5 and reason_code.value in (1, 132):  # broker speaks only 3.1.1
                 log.warning("broker refused MQTT v5; falling back to 3.1.1 without shared subscriptions")
@@ -146,7 +149,7 @@ class MqttConsumer:
         client.subscribe([(events_subscription(prefix, share), events), (f"{prefix}/+/+/{STATUS}", SubscribeOptions(qos=1) if v5 else 1)])
         log.info("connected to %s:%s as %s (%s)", self._settings.mqtt_host, self._settings.mqtt_port, self._client_id, "v5, shared" if share else "3.1.1")
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):
             log.error("the broker refused the subscriptions (%s); check the server account's ACLs (deploy/broker/)", ", ".join(map(str, reason_codes)))
             return
@@ -160,7 +163,7 @@ class MqttConsumer:
         self._connect()
         self._client.loop_start()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             # Two processes with one id would throw each other off for ever: this one steps aside.
@@ -171,7 +174,7 @@ class MqttConsumer:
         elif reason_code.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         # Blocks when the worker is behind: the broker then holds further messages (backpressure).
         self._inbox.put(Received(message.mid, message.qos, message.topic, bytes(message.payload), bool(message.retain)))
 
@@ -262,7 +265,7 @@ class MqttConsumer:
     def _commit(self, batches: list[ReadBatch]) -> None:
         """The batches in one transaction, then each device's acknowledgement, in order."""
         reports = self._ingest.ingest_many([(batch.items, batch.source) for batch in batches], datetime.now(timezone.utc))
-        self._devices.seen_many([(batch.source.unit, batch.source.device) for batch in batches])  # type: ignore[misc]
+        self._devices.seen_many([(batch.source.unit, batch.source.device) for batch in batches])  # type: ignore[misc]  # a batch's source is set when it was admitted
         changed: set[str] = set()
         for batch, report in zip(batches, reports):
             self._client.publish(batch.reply, ack_payload(report), qos=1)

@@ -102,6 +102,6 @@ def recent_alerts(sessions: sessionmaker[Session], unit: str | None, since: date
     with sessions() as session:
         rows = session.scalars(query.order_by(Alert.created_at, Alert.id)).all()
         return [
-            AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at)  # type: ignore[arg-type]
+            AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at)  # type: ignore[arg-type]  # rows read back always have an id
             for row in rows
         ]

@@ -11,7 +11,7 @@ SMALL_N = 20
 
 def round_half_up(value: Fraction, places: int = 4) -> float:
     """Round a non-negative exact value half up, as a person working by hand would (0.03125 → 0.0313)."""
-    scale = 10**places
+    scale: int = 10**places
     return int(value * scale + Fraction(1, 2)) / scale
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from vardkoll.protocol import EventBase
 from vardkoll.protocol.sameness import event_content
@@ -24,6 +24,17 @@ class Applied(enum.Enum):
     CONFLICT = "conflict"  # the same id with different content: refused
 
 
+class Ledger(Protocol):
+    """What each metric's ledger offers the unit state."""
+
+    @property
+    def event_classes(self) -> tuple[type[EventBase], ...]: ...
+
+    def apply(self, event: Any, stamp: Stamp) -> None: ...
+
+    def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]: ...
+
+
 def _fingerprint(event: EventBase) -> int:
     # A hash, not the content: the state keeps one int per event id (protocol.sameness says what counts).
     return hash(event_content(event))
@@ -39,7 +50,7 @@ class UnitState:
         self.cases = CaseLedger()
         self.snapshots = SnapshotLedger()
         self.visits = VisitLedger()
-        self._ledgers = {"telephone": self.calls, "assessment": self.cases, "fixed_doctor": self.snapshots, "continuity": self.visits}
+        self._ledgers: dict[str, Ledger] = {"telephone": self.calls, "assessment": self.cases, "fixed_doctor": self.snapshots, "continuity": self.visits}
         self._ledger_of_class = {kind: ledger for ledger in self._ledgers.values() for kind in ledger.event_classes}
         self._seen: dict[str, int] = {}
         self._tz = self.config.tz

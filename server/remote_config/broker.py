@@ -53,7 +53,7 @@ def publish_config(
     connected = threading.Event()
     refused: list[str] = []
 
-    def on_connect(client, userdata, flags, reason_code, properties=None):  # type: ignore[no-untyped-def]
+    def on_connect(client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:
             refused.append(str(reason_code))
         connected.set()

@@ -20,7 +20,7 @@ BLOCK_BYTES = 4 << 20
 
 class ParsedBlock(msgspec.Struct, array_like=True):
     event_lines: list[int]  # the line number of each event
-    events: list[Event]  # type: ignore[valid-type]
+    events: list[Event]
     rejected: list[tuple[int, str]]
 
 
@@ -68,7 +68,7 @@ def parse_lines(data: bytes, numbers: Iterable[int]) -> ParsedBlock:
 _BATCH = 512  # lines decoded in one call; a batch with a bad line is parsed again line by line
 
 
-def _parse_one_by_one(lines: list[bytes], numbers: Iterable[int], decode: Callable[[bytes], Event]) -> ParsedBlock:  # type: ignore[valid-type]
+def _parse_one_by_one(lines: list[bytes], numbers: Iterable[int], decode: Callable[[bytes], Event]) -> ParsedBlock:
     """Each line through `decode` (when the block holds no personal number), else or on failure through
     `parse_event_line`; blank lines skipped."""
     parsed = ParsedBlock([], [], [])

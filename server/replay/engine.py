@@ -27,7 +27,7 @@ def open_events(path: str | Path) -> Iterator[IO[bytes]]:
     """A binary stream of the file's lines; gzip is recognised by its magic bytes, not its name."""
     raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
     try:
-        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
         stream: IO[bytes] = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
         yield stream
     finally:

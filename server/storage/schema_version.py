@@ -26,7 +26,7 @@ class SchemaState:
         return self.current == self.head
 
 
-def _config():  # type: ignore[no-untyped-def]  # alembic's Config has no stubs
+def _config():  # alembic's Config has no stubs
     from alembic.config import Config
 
     config = Config()
@@ -35,7 +35,7 @@ def _config():  # type: ignore[no-untyped-def]  # alembic's Config has no stubs
 
 
 @cache
-def _scripts():  # type: ignore[no-untyped-def]  # alembic's ScriptDirectory has no stubs
+def _scripts():  # alembic's ScriptDirectory has no stubs
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_config())

@@ -150,7 +150,7 @@ def test_through_a_real_broker_the_device_finds_the_document_retained_and_its_he
     assert api.get(CONFIG).json()["latest_outcome"] == "applied"
 
 
-def _alembic(engine, action: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _alembic(engine, action: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

@@ -35,7 +35,7 @@ def server(database_url, mosquitto):
     consumer.stop()
 
 
-def collector_config(tmp_path: Path, broker, exports: Path | None = None, **publisher) -> CollectorConfig:  # type: ignore[no-untyped-def]
+def collector_config(tmp_path: Path, broker, exports: Path | None = None, **publisher) -> CollectorConfig:
     connectors = [ConnectorEntry(type="callback_csv", folder=str(exports), settle_s=0, columns=FIXTURE_COLUMNS)] if exports else []
     return CollectorConfig(
         unit=UNIT,
@@ -55,7 +55,7 @@ def run_in_thread(agent: Agent) -> threading.Thread:
     return thread
 
 
-def stored_events(services) -> int:  # type: ignore[no-untyped-def]
+def stored_events(services) -> int:
     with services.sessions() as session:
         return session.scalar(select(func.count()).select_from(StoredEvent))
 
@@ -122,7 +122,7 @@ def test_the_retained_status_says_online_with_a_heartbeat_then_offline_after_sto
     assert wait_until(lambda: _device_row(server).status == "offline", 10)
 
 
-def _device_row(services):  # type: ignore[no-untyped-def]
+def _device_row(services):
     from vardkoll.server.storage.registry_tables import DeviceRow
 
     with services.sessions() as session:

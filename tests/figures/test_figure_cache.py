@@ -79,8 +79,8 @@ class LoadCounter:
             original = getattr(figure_service, name)
             monkeypatch.setattr(figure_service, name, self._counting(original))
 
-    def _counting(self, original):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def _counting(self, original):
+        def wrapper(*args, **kwargs):
             self.calls += 1
             return original(*args, **kwargs)
 
@@ -194,7 +194,7 @@ def test_a_commit_landing_while_a_request_reads_leaves_no_stale_figure(two_units
     read_activity = figure_service.FigureService._activity
     commits = []
 
-    def activity_then_commit(session, units):  # type: ignore[no-untyped-def]
+    def activity_then_commit(session, units):
         versions = read_activity(session, units)
         if not commits:
             commits.append(two_units.ingest.ingest([event(id="racing", type="call.answered", unit=VC02, at=at("11:01:00"), call="call-shared")], HTTP))

@@ -53,7 +53,7 @@ def other_process(two_units: Services, database_url: str) -> Iterator[Services]:
     opened.engine.dispose()
 
 
-def offered(unit: str, call: str, when: str, event_id: str):  # type: ignore[no-untyped-def]
+def offered(unit: str, call: str, when: str, event_id: str):
     return event(id=event_id, type="call.offered", unit=unit, at=when, call=call)
 
 

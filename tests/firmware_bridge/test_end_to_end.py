@@ -43,7 +43,7 @@ LONG_S = 60.0
 
 
 @pytest.fixture
-def server(database_url, mosquitto):  # type: ignore[no-untyped-def]
+def server(database_url, mosquitto):
     services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = build_consumer(services, client_id="test-server-bridge")
     consumer.start()
@@ -52,12 +52,12 @@ def server(database_url, mosquitto):  # type: ignore[no-untyped-def]
     consumer.stop()
 
 
-def stored_events(services) -> int:  # type: ignore[no-untyped-def]
+def stored_events(services) -> int:
     with services.sessions() as session:
         return session.scalar(select(func.count()).select_from(StoredEvent))
 
 
-def write_configs(tmp_path: Path, broker, ports: list[Path]) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+def write_configs(tmp_path: Path, broker, ports: list[Path]) -> tuple[Path, Path]:
     state = tmp_path / "state"
     collector = tmp_path / "collector.toml"
     collector.write_text(
@@ -104,7 +104,7 @@ def make_device(device_id: str, kind: str, link: Path) -> SimulatedDevice:
     return device
 
 
-def assert_figures_equal_replay(services, dump: Path) -> dict:  # type: ignore[no-untyped-def]
+def assert_figures_equal_replay(services, dump: Path) -> dict:
     replayed = replay_path(dump)
     assert replayed["rejected"] == [] and replayed["duplicates"] == 0
     assert replayed["results"], "replay computed no figures"

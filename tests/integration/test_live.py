@@ -40,7 +40,7 @@ def running_server(tmp_path, mosquitto):
     thread.join(15)
 
 
-def _figures(lines) -> list[dict]:  # type: ignore[no-untyped-def]
+def _figures(lines) -> list[dict]:
     """The data of the next `figures` event on the stream."""
     event = None
     for line in lines:

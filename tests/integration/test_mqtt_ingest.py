@@ -25,7 +25,7 @@ from .mqtt_helpers import AckListener, pump, wait_until
 SCENARIOS = [p for p in scenario_files() if "bad-input" not in p.name]
 
 
-def _services(database_url: str, broker) -> object:  # type: ignore[no-untyped-def]
+def _services(database_url: str, broker) -> object:
     return build_services(ServerSettings(database_url=database_url, mqtt_url=broker.url, dev=True), apply_migrations=True)
 
 

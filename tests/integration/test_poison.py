@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select, text
 
 from vardkoll.protocol.topics import ack_topic, events_topic
-from vardkoll.server.services import build_consumer, build_services
+from vardkoll.server.services import Services, build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.tables import DeadLetter, StoredEvent, UnitActivity
 
@@ -53,7 +53,7 @@ class Publisher:
         self.client.disconnect()
 
 
-def stored_ids(services) -> set[str]:  # type: ignore[no-untyped-def]
+def stored_ids(services: Services) -> set[str]:
     with services.sessions() as session:
         return set(session.scalars(select(StoredEvent.event_id)))
 
@@ -74,7 +74,7 @@ def test_an_event_at_year_9999_is_rejected_alone_and_other_devices_batches_commi
             sender.start()
         for sender in senders:
             sender.join()
-        assert wait_until(lambda: all(listener.acks for listener in listeners.values()), 10), {d: l.acks for d, l in listeners.items()}
+        assert wait_until(lambda: all(listener.acks for listener in listeners.values()), 10), {d: heard.acks for d, heard in listeners.items()}
     finally:
         publisher.close()
     first = listeners["dev-a"].acks[0]
@@ -164,7 +164,7 @@ def test_a_database_error_that_is_not_transient_dead_letters_only_the_bad_event(
             if n == 1:
                 events.insert(2, offered("poison", unit))
             publisher.send(unit, device, events)
-        assert wait_until(lambda: all(listener.acks for listener in listeners.values()), 10), {d: l.acks for d, l in listeners.items()}
+        assert wait_until(lambda: all(listener.acks for listener in listeners.values()), 10), {d: heard.acks for d, heard in listeners.items()}
     finally:
         publisher.close()
         consumer.stop()

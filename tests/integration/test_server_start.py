@@ -29,8 +29,8 @@ UVICORN = shutil.which("uvicorn") or str(Path(sys.executable).with_name("uvicorn
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # The schema is an explicit step before any server starts (`vardkoll migrate`).
-    subprocess.run([str(Path(sys.executable).with_name("vardkoll")), "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
+    """Migrate the database (as a deployment does before its servers), then start `args`."""
+    subprocess.run([VARDKOLL, "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
     return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -75,6 +75,7 @@ def test_with_the_broker_down_the_server_serves_says_so_and_connects_when_it_com
 def test_the_app_factory_refuses_no_admin_token_and_a_weak_one(tmp_path, token, says):
     env = {"VARDKOLL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "VARDKOLL_DEV": "0", **({"VARDKOLL_ADMIN_TOKEN": token} if token else {})}
     os_env = {k: v for k, v in os.environ.items() if k != "VARDKOLL_ADMIN_TOKEN"}
+    subprocess.run([VARDKOLL, "migrate"], env={**os_env, **env}, check=True, capture_output=True)
     process = subprocess.Popen([UVICORN, "--factory", "vardkoll.server.app:create_app", "--host", "127.0.0.1", "--port", str(free_port())],
                                env={**os_env, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

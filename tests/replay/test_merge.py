@@ -212,7 +212,7 @@ def test_lines_that_fool_a_byte_scan_reach_the_right_worker(monkeypatch):
     data = b"\n".join([*good[:10], *HOSTILE, *good[10:20], *reversed(HOSTILE), *good[20:]])
     document = same_in_workers(data, monkeypatch, 700)
     lines = data.split(b"\n")
-    assert {r["line"] for r in document["rejected"]} == {n for n, l in enumerate(lines, 1) if l in (HOSTILE[2], HOSTILE[5])}
+    assert {r["line"] for r in document["rejected"]} == {n for n, line in enumerate(lines, 1) if line in (HOSTILE[2], HOSTILE[5])}
     assert document["duplicates"] == 4  # the hostile events h-1, h-2, h-4 and h-5 come twice
 
 

@@ -6,7 +6,6 @@ import secrets
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
@@ -67,7 +66,7 @@ def run_demo(port: int = 8000, units: int = 4) -> None:
     console.print("stopped.")
 
 
-def _register_units(services, units: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _register_units(services, units: list[str]) -> None:
     with services.sessions.begin() as session:
         for index, unit in enumerate(units):
             if session.get(UnitRow, unit) is None:
