@@ -55,7 +55,7 @@ def run(processes: int, port: int, url: str, work: list[tuple[str, bytes, int]])
         acknowledged = [0]
         done = threading.Event()
 
-        def on_ack(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        def on_ack(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
             acknowledged[0] += len(orjson.loads(message.payload)["committed"])
             if acknowledged[0] >= total:
                 done.set()

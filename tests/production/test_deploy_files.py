@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -60,8 +59,8 @@ def test_systemd_verifies_the_units_and_rates_the_server_slot_hardened(tmp_path)
     assert verified.returncode == 0 and problems == [], problems
     security = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / "vardkoll-server@8001.service")],
                               capture_output=True, text=True, timeout=60)
-    level = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout).group(1))  # type: ignore[union-attr]
-    assert level <= 2.0, security.stdout[-2000:]
+    rated = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
+    assert rated and float(rated.group(1)) <= 2.0, security.stdout[-2000:]
 
 
 def test_the_server_units_run_the_migration_first_and_each_slot_as_its_own_instance():

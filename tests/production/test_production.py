@@ -16,6 +16,7 @@ import secrets
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,7 +51,7 @@ class Stack:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tls = root / "tls"
-        self.closers: list = []  # type: ignore[type-arg]
+        self.closers: list[Callable[[], object]] = []
         self.live_ids: set[str] = set()
 
     def close(self) -> None:

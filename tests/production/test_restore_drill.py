@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector_agent.collector_process import EXAMPLE_UNIT, example_events
 from support import on_ci
-from support.mosquitto import dynsec_missing_reason
+from support.mosquitto import Broker, dynsec_missing_reason
 from support.plugin import DYNSEC_ADMIN
 from support.postgres import start_cluster
 
@@ -49,7 +49,7 @@ def figures(base: str) -> list[dict]:
         [httpx.get(f"{base}/api/v1/compliance", params={"metric": metric, **PERIOD}, headers=headers, timeout=30).json() for metric in METRICS]
 
 
-def broker_accepts(broker, username: str, password: str) -> bool:  # type: ignore[no-untyped-def]
+def broker_accepts(broker: Broker, username: str, password: str) -> bool:
     answered, accepted = threading.Event(), []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)  # the account is bound to its client id
     client.username_pw_set(username, password)
