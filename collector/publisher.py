@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ import orjson
 
 from vardkoll.protocol.topics import ack_topic, config_topic, device_client_id, events_topic, status_topic
 
+from .clock import ntp_synchronised
 from .config import MqttConfig, PublisherConfig
 from .outbox import Outbox, OutboxRow
 
@@ -67,20 +66,6 @@ def make_paho_client(unit: str, device: str, mqtt: MqttConfig) -> MqttClient:
         client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
     client.reconnect_delay_set(min_delay=1, max_delay=60)
     return client
-
-
-def ntp_synchronised() -> bool | None:
-    """Whether systemd-timesyncd/chrony report the clock synced; None when that cannot be asked."""
-    if shutil.which("timedatectl") is None:
-        return None
-    try:
-        result = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True, text=True, timeout=3)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = result.stdout.strip().lower()
-    if result.returncode != 0 or value not in ("yes", "no"):
-        return None
-    return value == "yes"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -155,7 +155,12 @@ def parse_config(data: dict) -> BridgeConfig:
 
 
 def load_config(path: str | Path) -> BridgeConfig:
-    """Read a TOML (.toml) or JSON file."""
+    """Read and check a TOML (.toml) or JSON file."""
+    return parse_config(read_document(path))
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """The config document in a TOML (.toml) or JSON file, not yet checked."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -165,4 +170,4 @@ def load_config(path: str | Path) -> BridgeConfig:
         data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else orjson.loads(raw)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
-    return parse_config(data)
+    return data

@@ -63,6 +63,12 @@ class ServerSettings(BaseSettings):
     metrics_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Lifetimes and retention (docs/privacy.md). Raw events must outlive the continuity window (18 months).
+    token_lifetime_days: int = Field(default=365, ge=1, le=3650)  # people's API tokens
+    device_token_lifetime_days: int = Field(default=730, ge=1, le=3650)
+    event_retention_days: int = Field(default=730, ge=570, le=36500)
+    dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
+    access_log_retention_days: int = Field(default=1095, ge=30, le=36500)
 
     @field_validator("mqtt_url", "broker_admin_url")
     @classmethod

@@ -37,6 +37,15 @@ def _said(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _record(session: "Session", command: str, unit: str | None = None, detail: str = "") -> None:
+    """The access log's record of a change made here (who: the account running the command)."""
+    import getpass
+
+    from vardkoll.server.access_log import record_access
+
+    record_access(session, f"vardkoll admin ({getpass.getuser()})", "admin", f"change:cli {command}", unit=unit, detail=detail, client="cli")
+
+
 @contextmanager
 def _transaction() -> Iterator["Session"]:
     """A session on the server's database (whose schema must be current), committed on success."""
@@ -97,6 +106,9 @@ def units_add(
     time_zone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Stockholm",
     opening_hours: Annotated[Optional[str], typer.Option(help='JSON, e.g. {"mon": [["08:00", "17:00"]]}')] = None,
     unreached_callback_counts: Annotated[bool, typer.Option(help="does a callback that did not reach the patient count as contact?")] = True,
+    ownership: Annotated[Optional[str], typer.Option(help="offentlig or privat (region reports split by it)")] = None,
+    municipality_code: Annotated[Optional[str], typer.Option(help="SCB's four-digit municipality code, e.g. 0380")] = None,
+    listed_patients: Annotated[Optional[int], typer.Option(help="listed patients, as the listing register counts them")] = None,
 ) -> None:
     """Register a unit."""
     from vardkoll.server.registry import RegistryConflict, UnitCreate, add_unit
@@ -110,14 +122,17 @@ def units_add(
     spec = _validated(
         UnitCreate,
         {"unit": unit, "name": name, "region": region, "time_zone": time_zone, "opening_hours": hours,
-         "unreached_callback_counts": unreached_callback_counts},
-        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours"},
+         "unreached_callback_counts": unreached_callback_counts, "ownership": ownership, "municipality_code": municipality_code,
+         "listed_patients": listed_patients},
+        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours",
+         "ownership": "--ownership", "municipality_code": "--municipality-code", "listed_patients": "--listed-patients"},
     )
     with _transaction() as session:
         try:
             add_unit(session, spec)
         except RegistryConflict:
             _fail(f"unit {unit} is already registered")
+        _record(session, "units add", unit)
     _said(f"registered unit {unit} ({name}) in region {region}, time zone {spec.time_zone}"
           + (", with opening hours" if hours else ", no opening hours (every offered call counts)"))
 
@@ -157,6 +172,7 @@ def targets_set(
             row, replaced = set_target(session, unit, spec, replace=True)
         except UnknownUnit as exc:
             _fail(f"{exc}; register it first with `vardkoll admin units add`")
+        _record(session, "targets set", unit, f"{metric} from {spec.valid_from}")
     until = f"through {row.valid_to}" if row.valid_to else "until further notice"
     _said(f"{'replaced' if replaced else 'set'} target {row.id}: {unit} {metric} = {row.target if row.target is not None else 'none'}"
           f" from {row.valid_from} {until}")
@@ -182,9 +198,12 @@ def tokens_create(
     region: Annotated[Optional[str], typer.Option(help="region_analyst, installer: the region")] = None,
     unit: Annotated[Optional[str], typer.Option(help="clinic_manager, device: the unit's HSA-id")] = None,
     device: Annotated[Optional[str], typer.Option(help="device: the device id")] = None,
+    valid_days: Annotated[Optional[int], typer.Option(help="lifetime in days (default: 365 for people, 730 for devices)", min=1, max=3650)] = None,
 ) -> None:
     """Create an API token. The secret is printed once on stdout and stored only as its SHA-256."""
+    from vardkoll.server.api.tokens import lifetime
     from vardkoll.server.auth import Role, TokenScopeError, check_scope, issue_token
+    from vardkoll.server.settings import ServerSettings
 
     try:
         chosen = Role(role)
@@ -194,9 +213,10 @@ def tokens_create(
     if not name.strip():
         _fail("--name must not be empty")
     with _transaction() as session:
-        row, secret = issue_token(session, name, chosen, region, unit, device)
+        row, secret = issue_token(session, name, chosen, region, unit, device, valid_for=lifetime(ServerSettings(), chosen, valid_days))
+        _record(session, "tokens create", unit, f"token {row.id} ({role})")
     scope = ", ".join(f"{k} {v}" for k, v in (("region", region), ("unit", unit), ("device", device)) if v) or "no scope limit"
-    _said(f"created token {row.id} '{name}': {role}, {scope}. The secret follows; it is not shown again.")
+    _said(f"created token {row.id} '{name}': {role}, {scope}, valid until {row.expires_at:%Y-%m-%d}. The secret follows; it is not shown again.")
     typer.echo(secret)
 
 
@@ -210,8 +230,9 @@ def tokens_list() -> None:
     if not rows:
         _said("no tokens yet (VARDKOLL_ADMIN_TOKEN still works as an admin token)")
         return
-    _table(["id", "name", "role", "region", "unit", "device", "created", "revoked"],
+    _table(["id", "name", "role", "region", "unit", "device", "created", "expires", "last used", "revoked"],
            [[r.id, r.name, r.role, r.region, r.unit, r.device, f"{r.created_at:%Y-%m-%d %H:%M}",
+             f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "", f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
              f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else ""] for r in rows])
 
 
@@ -226,8 +247,37 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (
             _fail(f"there is no token with id {token_id}")
         row, newly = revoked
         name, revoked_at = row.name, row.revoked_at
+        if newly:
+            _record(session, "tokens revoke", row.unit, f"token {token_id}")
     when = f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     _said(f"revoked token {token_id} '{name}' at {when}" if newly else f"token {token_id} '{name}' was already revoked at {when}; nothing changed")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(
+    token_id: Annotated[int, typer.Argument(help="the token's id (see `tokens list`)")],
+    overlap_hours: Annotated[int, typer.Option(help="how long the old token keeps working", min=0, max=720)] = 24,
+    valid_days: Annotated[Optional[int], typer.Option(help="the new token's lifetime (default: the role's)", min=1, max=3650)] = None,
+) -> None:
+    """Issue a replacement with the same name, role and scope; the old token keeps working for --overlap-hours."""
+    from datetime import timedelta
+
+    from vardkoll.server.api.tokens import lifetime
+    from vardkoll.server.auth import RetiredToken, Role, UnknownToken, rotate_token
+    from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage.registry_tables import ApiToken
+
+    with _transaction() as session:
+        old = session.get(ApiToken, token_id)
+        try:
+            new, secret, old = rotate_token(session, token_id, timedelta(hours=overlap_hours),
+                                            lifetime(ServerSettings(), Role(old.role) if old else Role.admin, valid_days))
+        except (UnknownToken, RetiredToken) as exc:
+            _fail(str(exc))
+        _record(session, "tokens rotate", new.unit, f"token {token_id} replaced by {new.id}")
+    _said(f"token {new.id} replaces {token_id} '{new.name}', valid until {new.expires_at:%Y-%m-%d}; "
+          f"token {token_id} stops working at {old.expires_at:%Y-%m-%d %H:%M} UTC. The new secret follows; it is not shown again.")
+    typer.echo(secret)
 
 
 @devices_app.command("add")
@@ -244,6 +294,8 @@ def devices_add(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Ann
             _fail(str(exc))
         except UnknownUnit:
             _fail(f"unit {unit} is not registered; add it with `vardkoll admin units add` first")
+        if change != "unchanged":
+            _record(session, "devices add", unit, f"device {device}")
     said = {
         "registered": f"registered device {device} for {unit}",
         "registered again": f"registered device {device} for {unit} again (it was retired)",
@@ -268,6 +320,7 @@ def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
             row = session.get(DeviceRow, (unit, device))
             was_retired = row is not None and row.retired_at is not None
             retire_device(session, unit, device, accounts)
+            _record(session, "devices retire", unit, f"device {device}")
     except UnknownDevice:
         _fail(f"device {device} is not registered for {unit}")
     except BrokerAccountError as exc:
@@ -310,6 +363,7 @@ def devices_push_config(
             _fail(f"{exc}; the collector ignores a version it has handled: give this one a new --version")
         except dc.BrokerUnavailable as exc:
             _fail(f"not published, nothing recorded: {exc}")
+        _record(session, "devices push-config", unit, f"device {device} version {pushed.version}")
     _said(f"published config version {pushed.version} for device {device} of {unit} (retained on {pushed.topic}); "
           "its heartbeat reports whether it was applied or rolled back (`vardkoll admin devices config` or Installationsvy)")
 

@@ -40,6 +40,15 @@ class SourceEvent:
     # Where `at` came from: the source system's own timestamp (preferred), or this device's clock, in
     # which case the event is held while that clock is not trustworthy (collector/clock.py).
     clock: Literal["source", "device"] = "source"
+    # How finely `at` is written: "auto" (no fraction when it has none) or "milliseconds" (the firmware
+    # bridge: device clocks count milliseconds).
+    at_timespec: Literal["auto", "milliseconds"] = "auto"
+
+
+def joined_key(*parts: object) -> str:
+    """A source key or raw reference made of several parts, e.g. (device id, store id, local seq), joined by
+    US (0x1F), a control character no part may contain, so different parts never give the same key."""
+    return "\x1f".join(str(part) for part in parts)
 
 
 @dataclass

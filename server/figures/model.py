@@ -93,3 +93,40 @@ class Figure(BaseModel):
     definition_version: int = Field(description="the version of the metric's definition this figure follows")
     data: Freshness
 
+
+
+class OwnershipPart(BaseModel):
+    """The region's units of one ownership, summed."""
+
+    ownership: str = Field(description="offentlig, privat, or okänd where the registry does not say")
+    units: int
+    numerator: int
+    denominator: int
+    share: float | None
+
+
+class Benchmark(BaseModel):
+    label: str
+    value: float
+
+
+class RegionFigure(BaseModel):
+    """The whole region: sums of the units' numerators and denominators (not a mean of their shares)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    region: str
+    metric: MetricName
+    from_: str = Field(alias="from")
+    to: str
+    numerator: int
+    denominator: int
+    share: float | None
+    target: float | None = Field(description="the region's own target for the metric, when one is set")
+    meets_target: bool | None
+    small_n: bool
+    units: int
+    units_without_data: int = Field(description="registered units with no data behind the period's figures")
+    by_ownership: list[OwnershipPart]
+    comparison: Benchmark | None = Field(description='the value the region compares with, e.g. "Riket"')
+    definition_version: int

@@ -35,6 +35,7 @@ class JobSettings(BaseModel):
     rollups_every_s: float = Field(default=15 * 60.0, gt=0)
     audit_at: time = time(3, 15)
     audit_time_zone: TimeZoneName = "Europe/Stockholm"
+    retention_at: time = time(3, 45)  # after the self-audit, in the same time zone
 
     @property
     def lease_renew_every_s(self) -> float:

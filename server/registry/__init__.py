@@ -3,7 +3,8 @@ them, and the directory the metric rules read settings from. The API and `vardko
 
 from .devices import BadDeviceId, Registration, UnknownDevice, register_device, registered_device, unit_devices
 from .directory import UnitDirectory
-from .schemas import HsaId, TargetCreate, TargetPublic, UnitCreate, UnitPublic, UnitUpdate
+from .regions import UnknownBenchmark, benchmark_on, region_benchmarks, remove_benchmark, set_benchmark
+from .schemas import BenchmarkCreate, BenchmarkPublic, HsaId, TargetCreate, TargetPublic, UnitCreate, UnitPublic, UnitUpdate
 from .units import (
     RegistryConflict,
     UnknownTarget,
@@ -20,6 +21,13 @@ from .units import (
 
 __all__ = [
     "BadDeviceId",
+    "BenchmarkCreate",
+    "BenchmarkPublic",
+    "UnknownBenchmark",
+    "benchmark_on",
+    "region_benchmarks",
+    "remove_benchmark",
+    "set_benchmark",
     "HsaId",
     "Registration",
     "RegistryConflict",

@@ -2,8 +2,8 @@
 MQTT consumer: the server's figures equal `replay` of the events the presses stand for, and unplugging a
 device mid-stream loses and doubles nothing (N presses, exactly N events stored on the server).
 
-The bridge is wired to the collector by `vardkoll.bridge_cli` (the code behind `vardkoll bridge run`);
-the last test runs that command as a process and stops it with SIGTERM."""
+The bridge is wired to the collector by `vardkoll.firmware_bridge.service` (the code behind `vardkoll bridge
+run`); the last test runs that command as a process and stops it with SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from support import wait_until
 
-from vardkoll.bridge_cli import BridgeService
+from vardkoll.firmware_bridge.service import BridgeService
 from vardkoll.firmware_bridge.simulator import SimulatedDevice
 
 from .conftest import UNIT, device_entries
