@@ -20,6 +20,8 @@ from .access_log import record_change_from_request
 from .api import api_router
 from .guards import ControlCharacterGuard, LoopbackOnly, TrustedProxies
 from .live import LiveHub
+from .monitoring import RequestIdMiddleware, StateProbe, version
+from .monitoring.routes import monitoring_router, state_probe
 from .services import Services, build_consumer, build_services
 from .web import web_router
 from .settings import ServerSettings
@@ -49,14 +51,16 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
             jobs = JobRunner(shared)
             jobs.start()
             workers.append(jobs)  # stopped first: jobs stop before the consumer
+        probe: StateProbe = state_probe(app).register()
         try:
             yield
         finally:
+            probe.unregister()
             for worker in reversed(workers):
                 worker.stop()
             await hub.stop()
 
-    app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
+    app = FastAPI(title="vardkoll", version=version(), lifespan=lifespan)
 
     @app.middleware("http")
     async def access_log_of_changes(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -66,9 +70,11 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         return response
 
     app.include_router(api_router)
+    app.include_router(monitoring_router)  # /metrics, outside the versioned API
     app.include_router(web_router)  # the pages people read, in Swedish
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]  # starlette's typing of middleware kwargs
+    app.add_middleware(RequestIdMiddleware)  # outside the guards: their refusals get a request id and an access line too
     if settings.dev:
         app.add_middleware(LoopbackOnly)  # outermost: nothing else runs for a refused connection
     return app

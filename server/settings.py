@@ -60,6 +60,12 @@ class ServerSettings(BaseSettings):
     broker_admin_username: str | None = None
     broker_admin_password: SecretStr | None = None
     broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # The CA that signed the broker's certificate, when it is not in the system's store (a region's own CA).
+    mqtt_ca_file: str | None = None
+    # `/metrics` answers a bearer token: this one (for the scraper), or the admin token. Dev mode: open.
+    metrics_token: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Lifetimes and retention (docs/privacy.md). Raw events must outlive the continuity window (18 months).
     token_lifetime_days: int = Field(default=365, ge=1, le=3650)  # people's API tokens
     device_token_lifetime_days: int = Field(default=730, ge=1, le=3650)

@@ -19,6 +19,21 @@ app.add_typer(admin_app, name="admin", help="Manage units, targets and API token
 app.add_typer(bridge_app, name="bridge", help="The serial bridge for ticket dispensers and button panels.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from vardkoll.server.monitoring.version import version
+
+        typer.echo(f"vardkoll {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """Care-guarantee compliance for Swedish primary care."""
+
+
 def _fail(message: str) -> None:
     typer.echo(f"vardkoll: {message}", err=True)
     raise typer.Exit(2)
@@ -132,6 +147,9 @@ def server(
         settings.check_secure(host)
     except InsecureSettings as exc:
         _fail(str(exc))
+    from vardkoll.server.monitoring import configure_logging, log_config
+
+    configure_logging(settings.log_format, settings.log_level)
     engine = make_engine(settings.database_url)
     try:
         check_schema(engine)
@@ -141,7 +159,8 @@ def server(
         engine.dispose()
     # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes only
     # VARDKOLL_TRUSTED_PROXIES (server/guards/proxies.py).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False,
+                proxy_headers=False)
 
 
 @app.command()

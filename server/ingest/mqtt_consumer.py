@@ -32,6 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from vardkoll.protocol.batches import BatchRejected, parse_batch
 from vardkoll.protocol.topics import EVENTS, STATUS, ack_topic, events_subscription, parse_topic, topic_problem
 
+from ..monitoring import count_batch_acked
 from ..settings import ServerSettings
 from ..storage.faults import error_kind, is_database_error, is_transient
 from .acks import ack_payload, refusal_payload
@@ -98,7 +99,7 @@ class MqttConsumer:
             password = self._settings.mqtt_password.get_secret_value() if self._settings.mqtt_password else None
             client.username_pw_set(self._settings.mqtt_username, password)
         if self._settings.mqtt_tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._settings.mqtt_ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -259,6 +260,7 @@ class MqttConsumer:
     def _refuse(self, reason: str, source: Source, received: Received, reply: str) -> None:
         self._ingest.refuse_payload(reason, source, received.payload)
         self._client.publish(reply, refusal_payload(reason), qos=1)
+        count_batch_acked("refused")
 
     def _commit(self, batches: list[ReadBatch]) -> None:
         """The batches in one transaction, then each device's acknowledgement, in order."""
@@ -268,6 +270,7 @@ class MqttConsumer:
         for batch, report in zip(batches, reports):
             self._client.publish(batch.reply, ack_payload(report), qos=1)
             changed |= report.units_changed
+        count_batch_acked("committed", len(batches))
         if self._on_commit is not None and changed:
             self._on_commit(changed)
 

@@ -21,6 +21,7 @@ from vardkoll.protocol import EventBase
 from vardkoll.protocol.events import EVENT_DECODER
 from vardkoll.protocol.sameness import same_event
 
+from ..monitoring import count_ingest, count_payload_refused, time_commit
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..storage.upsert import dialect_insert
 from ..registry.directory import UnitDirectory
@@ -104,7 +105,11 @@ class IngestService:
     def commit(self, prepared: PreparedIngest) -> list[IngestReport]:
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
-                return self._commit(prepared)
+                with time_commit():
+                    reports = self._commit(prepared)
+                for report, source in zip(reports, prepared.sources):
+                    count_ingest(source.transport, report.new, report.duplicates, (reason for _, reason in report.rejected))
+                return reports
             except DBAPIError as exc:
                 # Concurrent writers of the same rows on PostgreSQL: one is chosen to fail; try again.
                 if attempt == DEADLOCK_RETRIES or not _is_retryable(exc):
@@ -140,6 +145,7 @@ class IngestService:
 
     def refuse_payload(self, reason: str, source: Source, payload: bytes, received_at: datetime | None = None) -> None:
         """Record a payload that could not be read at all (never its content, only a digest and size)."""
+        count_payload_refused(source.transport, reason)
         with self._sessions.begin() as session:
             session.add(
                 DeadLetter(

@@ -55,7 +55,7 @@ def test_with_the_broker_down_the_server_serves_says_so_and_connects_when_it_com
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: bool(health(base)), 30), stop(server)
-        assert health(base) == {"status": "degraded", "database": "ok", "broker": "disconnected"}
+        assert {key: value for key, value in health(base).items() if key != "version"} == {"status": "degraded", "database": "ok", "broker": "disconnected"}
         assert httpx.get(f"{base}/api/v1/units", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         folder = tmp_path / "late-broker"
         folder.mkdir()

@@ -19,8 +19,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """Debian's Chromium driven by Playwright (`playwright install` cannot download browsers here)."""
+def playwright_driver():
+    """Playwright's sync driver, for tests that launch Chromium with arguments of their own."""
     reason = None
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
@@ -33,8 +33,14 @@ def chromium():
             pytest.fail(f"{reason}: CI must run the browser tests", pytrace=False)
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver):
+    """Debian's Chromium driven by Playwright (`playwright install` cannot download browsers here)."""
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()

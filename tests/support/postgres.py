@@ -126,6 +126,9 @@ class PostgresCluster:
                 self._kill_postmaster()
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def reload(self) -> None:
+        self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "reload"], timeout=30)
+
     def _prepare_folders(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if running_as_root():
