@@ -82,10 +82,12 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
+                        help="the last day of generated events (default today: the running month is shown)")
     args = parser.parse_args()
-    start = date(2025, 10, 20)
-    last = start + timedelta(days=args.days - 1)
-    path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d.sqlite"
+    last = args.end
+    start = last - timedelta(days=args.days - 1)
+    path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d-{last}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         build(path, args.units, args.days, start)
