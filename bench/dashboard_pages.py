@@ -67,11 +67,11 @@ def build(path: Path, units: int, days: int, start: date) -> None:
     print(f"\n  built {stored:,} events for {len(seen)} units in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
-def timed(client, path: str, rounds: int) -> list[float]:
+def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
     result = []
     for _ in range(rounds):
         started = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path, headers=headers or {})
         result.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (path, response.status_code, response.text[:300])
     return result
@@ -99,6 +99,8 @@ def main() -> int:
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import UnitRow
     from vardkoll.server.web import web_router
+    from sqlalchemy import text
+    from bench_common import machine
 
     settings = ServerSettings(database_url=f"sqlite:///{path}", admin_token=ADMIN, dev=False)
     services = build_services(settings)
@@ -107,23 +109,51 @@ def main() -> int:
         app.include_router(web_router)
     with services.sessions() as session:
         unit = session.query(UnitRow.unit).order_by(UnitRow.unit).first()[0]
-    pages = {"Klinikvy": f"/enhet/{unit}?dag={last}", "Regionvy": f"/region/{quote(REGION)}?till={last}"}
+    year = f"from={last.replace(month=1, day=1)}&to={last}"
+    month = f"from={last.replace(day=1)}&to={last}"
+    pages = {
+        "Klinikvy": f"/enhet/{unit}?dag={last}",
+        "Regionvy": f"/region/{quote(REGION)}?till={last}",
+        "API month": f"/api/v1/compliance?region={quote(REGION)}&metric=telephone&{month}",
+        "API year": f"/api/v1/compliance?region={quote(REGION)}&metric=assessment&{year}",
+    }
+    print(machine())
     print(f"{args.units} units, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
+    print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
+    print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app) as client:
         client.post("/logga-in", data={"token": ADMIN, "nasta": "/"})
-        for name, page in pages.items():
-            cold = []
-            for _ in range(args.rounds):
-                services.figures.cache.clear()
-                cold += timed(client, page, 1)
-            warm = timed(client, page, args.rounds)
-            fresh = []
-            for n in range(args.rounds):
-                event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
-                         "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
-                client.post("/api/v1/events", content=orjson.dumps([event]), headers={"Authorization": f"Bearer {ADMIN}"})
-                fresh += timed(client, page, 1)
-            print(f"  {name:9} cold {statistics.median(cold):7.0f}   warm {statistics.median(warm):6.0f}   after a new event {statistics.median(fresh):7.0f}")
+        results: dict[tuple[str, str], dict[str, float]] = {}
+        for mode in ("rows", "day parts"):
+            services.figures.use_day_parts = mode == "day parts"
+            for name, page in pages.items():
+                headers = bearer if page.startswith("/api") else {}
+                row: dict[str, float] = {}
+                if mode == "day parts":
+                    first = []
+                    for _ in range(args.rounds):
+                        with services.sessions.begin() as session:
+                            session.execute(text("UPDATE figure_day_parts SET body = NULL, parts_version = NULL"))
+                        services.figures.cache.clear()
+                        first += timed(client, page, 1, headers)
+                    row["first"] = statistics.median(first)
+                cold = []
+                for _ in range(args.rounds):
+                    services.figures.cache.clear()
+                    cold += timed(client, page, 1, headers)
+                row["cold"] = statistics.median(cold)
+                row["warm"] = statistics.median(timed(client, page, args.rounds, headers))
+                fresh = []
+                for n in range(args.rounds):
+                    event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
+                             "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
+                    client.post("/api/v1/events", content=orjson.dumps([event]), headers=bearer)
+                    fresh += timed(client, page, 1, headers)
+                row["new event"] = statistics.median(fresh)
+                results[(mode, name)] = row
+                print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
+        print("  ratio day parts / rows (cold): " + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages))
     services.engine.dispose()
     return 0
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from vardkoll.protocol import EventRejected, parse_event_line
+from vardkoll.server.figures import day_parts
 from vardkoll.server.figures import service as figure_service
 from vardkoll.server.figures.cache import FigureCache, figure_key, settings_stamp
 from vardkoll.server.ingest.service import Source
@@ -78,6 +79,9 @@ class LoadCounter:
         for name in ("load_calls", "load_cases", "load_snapshots", "load_visits"):
             original = getattr(figure_service, name)
             monkeypatch.setattr(figure_service, name, self._counting(original))
+        # Telephone and assessment figures sum day parts; they load rows only for days whose parts
+        # are missing or stale, once per figure computed.
+        monkeypatch.setattr(day_parts, "_ledger", self._counting(day_parts._ledger))
 
     def _counting(self, original):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
