@@ -21,9 +21,10 @@ from ..units import UnitDirectory
 from .cache import FigureCache, figure_key, settings_stamp
 from vardkoll.server.metrics.day_parts import PART_METRICS
 
+from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
 from .loading import load_calls, load_cases, load_snapshots, load_visits
-from .store import dependency_versions, last_utc_date, load_stored, save_stored, settings_hash, unit_dependency_versions
+from .store import dependency_versions, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
 log = logging.getLogger("vardkoll.figures")
 
@@ -37,8 +38,8 @@ class FigureService:
         self._units = units
         self._clock = clock
         self.cache = cache if cache is not None else FigureCache()
-        # Telephone and assessment from per-day parts (`day_parts`); False: from the rows, as before
-        # (the benchmarks' baseline).
+        # Telephone and assessment from per-day parts (`day_parts`), continuity from SQL aggregates
+        # (`continuity_sums`); False: every figure from the rows, as before (the benchmarks' baseline).
         self.use_day_parts = True
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
@@ -113,6 +114,8 @@ class FigureService:
             if computed:
                 parts_to_keep.append((computed, hashes))
             return figures
+        if cached and self.use_day_parts and metric == "continuity":
+            return continuity_figures(session, requests, configs)
         return [self._compute(session, unit, metric, period, moment, configs[unit]) for unit, period, moment in requests]
 
     def _keep_parts(self, metric: str, parts_to_keep: list[tuple[list[Any], dict[str, str]]]) -> None:
@@ -148,13 +151,14 @@ class FigureService:
                 results[i] = self.cache.get(figure_key(unit, metric, period, None), versions[i], stamps[i])
             ended = [i for i, period in enumerate(periods) if results[i] is None and period.end < now.astimezone(configs[i].tz).date()]
             hashes = {i: settings_hash(metric, stamps[i]) for i in ended}
+            kept = load_stored_periods(session, unit, metric, [periods[i] for i in ended])
             for i in ended:
-                stored = load_stored(session, [unit], metric, periods[i]).get(unit)
+                stored = kept.get(periods[i])
                 if stored is not None and stored[0] == hashes[i] and stored[1] == versions[i]:
                     results[i] = stored[2]
                     self.cache.put(figure_key(unit, metric, periods[i], None), versions[i], stamps[i], stored[2])
             missing = [i for i, figure in enumerate(results) if figure is None]
-            if missing and self.use_day_parts and metric in PART_METRICS:
+            if missing and self.use_day_parts and metric in (*PART_METRICS, "continuity"):
                 configs_of = {unit: configs[missing[-1]]}
                 requests = [(unit, periods[i], moments[i]) for i in missing]
                 # One settings stamp for the unit: the figure of each period uses its own config, so

@@ -127,3 +127,48 @@ def test_a_late_event_marks_the_day_of_its_call_not_its_own(services):
     # Answered on another day than the offer: counted as offered without same-day contact, category none.
     assert (after["numerator"], after["denominator"]) == (0, 1)
     assert after == expected(services, unit, [offer, answer], "telephone", march, None)
+
+
+PATIENTS = [f"pat-{i:03d}" for i in range(3)]
+DOCTORS = ["doc-anna", "doc-bert", "doc-cari"]
+VISIT_BASE = datetime(2024, 11, 1, tzinfo=timezone.utc)  # 18 months before the periods below, and some
+VISIT_PERIODS = [Period(date(2026, 5, 1), date(2026, 5, 31)), Period(date(2026, 4, 30), date(2026, 5, 2)), Period(date(2026, 1, 1), date(2026, 6, 30))]
+VISIT_MOMENTS = [None, datetime(2026, 5, 2, 9, 0, tzinfo=timezone.utc)]
+
+
+@st.composite
+def visits(draw):
+    # Most visits in the last two months, the rest spread back past the start of the 18-month window.
+    minutes = draw(st.one_of(st.integers(0, 60 * 24 * 610), st.integers(60 * 24 * 540, 60 * 24 * 610)))
+    at = (VISIT_BASE + timedelta(minutes=minutes)).astimezone(draw(st.sampled_from(OFFSETS)))
+    return {"v": 1, "type": "visit.completed", "at": at.isoformat(), "patient": draw(st.sampled_from(PATIENTS)),
+            "practitioner": draw(st.sampled_from(DOCTORS)), "profession": draw(st.sampled_from(["doctor", "doctor", "nurse"])),
+            "listed": draw(st.booleans()), "fixed_doctor": draw(st.sampled_from([None, *DOCTORS]))}
+
+
+@settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(visits(), min_size=6, max_size=40))
+def test_continuity_from_sql_sums_equals_the_engine(services, items):
+    unit = f"SE2321000016-CV{next(_numbers):05d}"
+    events = [validate_event({**draft, "unit": unit, "id": f"ev-{n:02d}"}) for n, draft in enumerate(items)]
+    services.ingest.ingest(events, HTTP)
+    figures = running_service(services)
+    for period in VISIT_PERIODS:
+        for moment in VISIT_MOMENTS:
+            assert answered(figures, unit, "continuity", period, moment) == expected(services, unit, events, "continuity", period, moment)
+
+
+def test_continuity_worked_example(services):
+    """Worked by hand: patient A meets doc-anna twice and doc-bert once in May 2026 (3 visits: index
+    (2² + 1² − 3) / (3 · 2) = 1/3), patient B meets doc-anna 3 times (index 1); mean 2/3 = 0.6667.
+    Of the 6 visits, 4 are with a named fixed doctor (doc-anna), 3 of them with her."""
+    unit = "SE2321000016-CV99999"
+    rows = [("pat-aaa", "doc-anna", "doc-anna"), ("pat-aaa", "doc-anna", None), ("pat-aaa", "doc-bert", "doc-anna"),
+            ("pat-bbb", "doc-anna", "doc-anna"), ("pat-bbb", "doc-anna", "doc-anna"), ("pat-bbb", "doc-anna", None)]
+    events = [validate_event({"v": 1, "id": f"ev-{n}", "type": "visit.completed", "unit": unit, "at": f"2026-05-{n + 4:02d}T10:00:00+02:00",
+                              "patient": patient, "practitioner": doctor, "profession": "doctor", "listed": True, "fixed_doctor": fixed})
+              for n, (patient, doctor, fixed) in enumerate(rows)]
+    services.ingest.ingest(events, HTTP)
+    figure = answered(running_service(services), unit, "continuity", Period(date(2026, 5, 1), date(2026, 5, 31)), None)
+    assert (figure["numerator"], figure["denominator"]) == (3, 4)
+    assert figure["details"] == {"coc_doctor_mean": 0.6667, "eligible_patients": 2, "small_n": True}
