@@ -67,6 +67,48 @@ def build(path: Path, units: int, days: int, start: date) -> None:
     print(f"\n  built {stored:,} events for {len(seen)} units in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
+# Tables copied for each cloned unit (the events archive is left out: no figure reads it).
+CLONED_TABLES = ("units", "calls", "cases", "listing_snapshots", "doctor_visits", "unit_activity", "unit_day_versions", "figure_day_parts")
+
+
+def clone(source: Path, path: Path, units: int) -> None:
+    """A region of `units` clinics from the generated ones: each generated unit's metric-state rows
+    copied under new unit ids (its HSA-id with a suffix), in SQL. Building that many through ingest
+    would take hours on this machine; the copies have the same rows, so the same per-unit work."""
+    import sqlite3
+
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with sqlite3.connect(partial) as target:
+        target.execute("ATTACH DATABASE ? AS generated", (str(source),))
+        schema = target.execute("SELECT sql FROM generated.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'").fetchall()
+        for (sql,) in schema:
+            target.execute(sql)
+        target.execute("INSERT INTO alembic_version SELECT * FROM generated.alembic_version")
+        originals = [unit for (unit,) in target.execute("SELECT unit FROM generated.units ORDER BY unit")]
+        copies = 0
+        for table in CLONED_TABLES:
+            columns = [row[1] for row in target.execute(f"PRAGMA generated.table_info({table})")]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            chosen = ", ".join("?" if c == "unit" else ("'Vårdcentral ' || ?" if c == "name" else f'"{c}"') for c in columns)
+            copies = 0
+            for k in range(-(-units // len(originals))):
+                for unit in originals:
+                    if copies == units:
+                        break
+                    new = unit if k == 0 else f"{unit}K{k:02d}"
+                    params = [new] + ([f"{copies + 1}"] if "name" in columns else []) + [unit]
+                    target.execute(f'INSERT INTO "{table}" ({listed}) SELECT {chosen} FROM generated."{table}" WHERE unit = ?', params)
+                    copies += 1
+            target.commit()
+        target.execute("UPDATE figure_day_parts SET body = NULL, parts_version = NULL")
+        target.commit()
+        target.execute("ANALYZE")
+    partial.replace(path)
+    print(f"  cloned {len(originals)} units into {copies} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
 def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
     result = []
     for _ in range(rounds):
@@ -82,6 +124,8 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default="rows,day parts", help="which paths to measure (default both: rows = the path before day parts)")
+    parser.add_argument("--clone", type=int, default=0, help="measure a region of this many units: copies of the generated ones")
     parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
                         help="the last day of generated events (default today: the running month is shown)")
     args = parser.parse_args()
@@ -91,6 +135,10 @@ def main() -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         build(path, args.units, args.days, start)
+    if args.clone:
+        source, path = path, path.with_name(f"dashboard-{args.units}u-{args.days}d-{last}-as-{args.clone}.sqlite")
+        if not path.exists():
+            clone(source, path, args.clone)
 
     from fastapi.testclient import TestClient
 
@@ -118,14 +166,15 @@ def main() -> int:
         "API year": f"/api/v1/compliance?region={quote(REGION)}&metric=assessment&{year}",
     }
     print(machine())
-    print(f"{args.units} units, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
+    units = f"{args.clone} units (copies of {args.units} generated)" if args.clone else f"{args.units} units"
+    print(f"{units}, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
     print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
     print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
     bearer = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app) as client:
         client.post("/logga-in", data={"token": ADMIN, "nasta": "/"})
         results: dict[tuple[str, str], dict[str, float]] = {}
-        for mode in ("rows", "day parts"):
+        for mode in args.modes.split(","):
             services.figures.use_day_parts = mode == "day parts"
             for name, page in pages.items():
                 headers = bearer if page.startswith("/api") else {}
@@ -153,7 +202,8 @@ def main() -> int:
                 row["new event"] = statistics.median(fresh)
                 results[(mode, name)] = row
                 print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
-        print("  ratio day parts / rows (cold): " + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages))
+        if len(args.modes.split(",")) == 2:
+            print("  ratio day parts / rows (cold): " + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages))
     services.engine.dispose()
     return 0
 

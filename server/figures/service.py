@@ -23,7 +23,7 @@ from vardkoll.server.metrics.day_parts import PART_METRICS
 
 from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
-from .loading import load_calls, load_cases, load_snapshots, load_visits
+from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
 from .store import dependency_versions, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
 log = logging.getLogger("vardkoll.figures")
@@ -105,7 +105,8 @@ class FigureService:
         parts_to_keep: list[tuple[list[Any], dict[str, str]]],
     ) -> list[dict[str, Any]]:
         """Each (unit, period, moment) computed: telephone and assessment summed from day parts
-        (`day_parts`), the others (and everything with `cached=False`, the reference) from the rows."""
+        (`day_parts`), continuity from SQL sums, fixed doctor from one snapshot query for all units;
+        with `cached=False` (the reference) every figure from its rows through the ledgers."""
         if not requests:
             return []
         if cached and self.use_day_parts and metric in PART_METRICS:
@@ -116,6 +117,8 @@ class FigureService:
             return figures
         if cached and self.use_day_parts and metric == "continuity":
             return continuity_figures(session, requests, configs)
+        if cached and self.use_day_parts and metric == "fixed_doctor":
+            return self._fixed_doctor_figures(session, requests, configs)
         return [self._compute(session, unit, metric, period, moment, configs[unit]) for unit, period, moment in requests]
 
     def _keep_parts(self, metric: str, parts_to_keep: list[tuple[list[Any], dict[str, str]]]) -> None:
@@ -190,6 +193,21 @@ class FigureService:
             self._store(metric, period, [row])
         self._keep_parts(metric, parts_to_keep)
         return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]
+
+    @staticmethod
+    def _fixed_doctor_figures(session: Session, requests: list[Request], configs: dict[str, UnitConfig]) -> list[dict[str, Any]]:
+        """The latest snapshot of every unit at a shared cutoff in one go (the same ledger computes each figure)."""
+        cutoffs = [min(moment, end_of_day(period.end, configs[unit].tz)) for unit, period, moment in requests]
+        ledgers: dict[tuple[str, datetime], Any] = {}
+        for cutoff in set(cutoffs):
+            units = sorted({unit for (unit, _, _), c in zip(requests, cutoffs) if c == cutoff})
+            ledgers.update({(unit, cutoff): ledger for unit, ledger in load_latest_snapshots(session, units, cutoff).items()})
+        figures = []
+        for (unit, period, moment), cutoff in zip(requests, cutoffs):
+            figure = ledgers[(unit, cutoff)].figure(unit, period, moment, configs[unit])
+            figure["definition_version"] = DEFINITION_VERSIONS["fixed_doctor"]
+            figures.append(figure)
+        return figures
 
     @staticmethod
     def _compute(session: Session, unit: str, metric: str, period: Period, moment: datetime, config: UnitConfig) -> dict[str, Any]:

@@ -172,3 +172,30 @@ def test_continuity_worked_example(services):
     figure = answered(running_service(services), unit, "continuity", Period(date(2026, 5, 1), date(2026, 5, 31)), None)
     assert (figure["numerator"], figure["denominator"]) == (3, 4)
     assert figure["details"] == {"coc_doctor_mean": 0.6667, "eligible_patients": 2, "small_n": True}
+
+
+@st.composite
+def snapshots(draw):
+    at = (VISIT_BASE + timedelta(minutes=draw(st.integers(60 * 24 * 540, 60 * 24 * 610)))).astimezone(draw(st.sampled_from(OFFSETS)))
+    listed = draw(st.integers(0, 50))
+    return {"v": 1, "type": "listing.snapshot", "at": at.isoformat(), "listed": listed, "named_doctor": draw(st.integers(0, listed)),
+            "doctors": [{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]]}
+
+
+@settings(deadline=None, max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.lists(snapshots(), min_size=0, max_size=6), min_size=1, max_size=4))
+def test_fixed_doctor_for_many_units_at_once_equals_the_engine(services, per_unit):
+    """The snapshots of several units are read in one query (`load_latest_snapshots`)."""
+    units, sent = [], {}
+    for drafts_of_unit in per_unit:
+        unit = f"SE2321000016-FD{next(_numbers):05d}"
+        units.append(unit)
+        sent[unit] = [validate_event({**draft, "unit": unit, "id": f"ev-{n:02d}"}) for n, draft in enumerate(drafts_of_unit)]
+        services.ingest.ingest(sent[unit], HTTP)
+    figures = running_service(services)
+    for period in VISIT_PERIODS:
+        for moment in VISIT_MOMENTS:
+            got = figures.figures(units, "fixed_doctor", period, moment)
+            for unit, figure in zip(units, got):
+                answer = {key: value for key, value in figure.items() if key not in ("data", "definition_version")}
+                assert answer == expected(services, unit, sent[unit], "fixed_doctor", period, moment)

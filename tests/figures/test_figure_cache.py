@@ -82,6 +82,21 @@ class LoadCounter:
         # Telephone and assessment figures sum day parts; they load rows only for days whose parts
         # are missing or stale, once per figure computed.
         monkeypatch.setattr(day_parts, "_ledger", self._counting(day_parts._ledger))
+        # Continuity figures come from SQL sums, several units per call: one count per figure.
+        continuity = figure_service.continuity_figures
+
+        def counted_continuity(session, requests, configs):  # type: ignore[no-untyped-def]
+            self.calls += len(requests)
+            return continuity(session, requests, configs)
+
+        monkeypatch.setattr(figure_service, "continuity_figures", counted_continuity)
+        latest_snapshots = figure_service.load_latest_snapshots
+
+        def counted_snapshots(session, units, cutoff):  # type: ignore[no-untyped-def]
+            self.calls += len(units)
+            return latest_snapshots(session, units, cutoff)
+
+        monkeypatch.setattr(figure_service, "load_latest_snapshots", counted_snapshots)
 
     def _counting(self, original):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
