@@ -125,6 +125,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", default="rows,day parts", help="which paths to measure (default both: rows = the path before day parts)")
+    parser.add_argument("--skip-first", action="store_true", help="do not time the first computation of the day parts (fill them untimed)")
+    parser.add_argument("--postgres", action="store_true", help="measure on a throwaway PostgreSQL cluster (the tables copied from the SQLite file)")
     parser.add_argument("--clone", type=int, default=0, help="measure a region of this many units: copies of the generated ones")
     parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
                         help="the last day of generated events (default today: the running month is shown)")
@@ -140,6 +142,42 @@ def main() -> int:
         if not path.exists():
             clone(source, path, args.clone)
 
+    if args.postgres:
+        from bench_common import throwaway_postgres
+
+        with throwaway_postgres() as url:
+            copy_to_postgres(path, url)
+            return measure(url, "PostgreSQL", args, start, last)
+    return measure(f"sqlite:///{path}", "SQLite", args, start, last)
+
+
+def copy_to_postgres(path: Path, url: str) -> None:
+    """The registry and metric-state tables of the SQLite file, copied into a migrated PostgreSQL database."""
+    from sqlalchemy import select
+
+    from vardkoll.server.storage import make_engine, migrate
+    from vardkoll.server.storage.tables import SQLModel
+
+    engine, source = make_engine(url), make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    started = time.perf_counter()
+    for name in CLONED_TABLES:
+        table = SQLModel.metadata.tables[name]
+        columns = [c.name for c in table.columns]
+        with source.connect() as reader, engine.begin() as writer:
+            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            result = reader.execution_options(yield_per=50_000).execute(select(*[table.c[c] for c in columns]))
+            with cursor.copy(f'COPY "{name}" (' + ", ".join(f'"{c}"' for c in columns) + ") FROM STDIN") as copy:
+                for row in result:
+                    copy.write_row(tuple(row))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")
+    print(f"  copied into PostgreSQL in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    source.dispose()
+    engine.dispose()
+
+
+def measure(url: str, backend: str, args: argparse.Namespace, start: date, last: date) -> int:
     from fastapi.testclient import TestClient
 
     from vardkoll.server.app import create_app
@@ -150,7 +188,7 @@ def main() -> int:
     from sqlalchemy import text
     from bench_common import machine
 
-    settings = ServerSettings(database_url=f"sqlite:///{path}", admin_token=ADMIN, dev=False)
+    settings = ServerSettings(database_url=url, admin_token=ADMIN, dev=False)
     services = build_services(settings)
     app = create_app(settings, services, background=False)
     if not any(getattr(route, "path", None) == "/logga-in" for route in app.routes):
@@ -167,7 +205,7 @@ def main() -> int:
     }
     print(machine())
     units = f"{args.clone} units (copies of {args.units} generated)" if args.clone else f"{args.units} units"
-    print(f"{units}, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
+    print(f"{units}, {args.days} days of generated events ({start} – {last}), {backend}; ms per request, median of {args.rounds}")
     print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
     print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
     bearer = {"Authorization": f"Bearer {ADMIN}"}
@@ -179,7 +217,9 @@ def main() -> int:
             for name, page in pages.items():
                 headers = bearer if page.startswith("/api") else {}
                 row: dict[str, float] = {}
-                if mode == "day parts":
+                if mode == "day parts" and args.skip_first:
+                    timed(client, page, 1, headers)  # keeps the day parts this page needs, untimed
+                elif mode == "day parts":
                     first = []
                     for _ in range(args.rounds):
                         with services.sessions.begin() as session:

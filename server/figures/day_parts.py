@@ -122,35 +122,40 @@ def figures_from_parts(
 
 
 def _open_cases(session: Session, wanted: list[tuple[str, datetime]], configs: dict[str, UnitConfig]) -> dict[tuple[str, datetime], tuple[int, int]]:
-    """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`) over the rows
-    that can be open then. The query leaves out only rows the rules would pass over anyway: contact
-    after the moment, assessed by then, unlisted, excluded or cancelled by then."""
+    """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`)."""
     result: dict[tuple[str, datetime], tuple[int, int]] = {}
     by_moment: defaultdict[datetime, set[str]] = defaultdict(set)
     for unit, moment in wanted:
         by_moment[moment].add(unit)
     for moment, units in by_moment.items():
-        key = stamp_key(moment, _LAST)
-        rows = session.execute(
-            select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
-                CaseRow.unit.in_(sorted(units)),
-                or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
-                CaseRow.contact <= key,
-                or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
-                or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
-                or_(CaseRow.cancelled.is_(None), CaseRow.cancelled > key),
-            )
-        )
-        ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
-        for unit, case, listed, profession, *keys in rows:
-            state = CaseState(**{name: stamp_of(key, configs[unit].tz) for name, key in zip(CASE_STAMPS, keys)})
-            if listed is not None:
-                state.listed = listed
-            state.profession = profession or ""
-            ledgers[unit].restore(case, state)
-        for unit, ledger in ledgers.items():
+        for unit, ledger in open_case_ledgers(session, sorted(units), moment, configs).items():
             result[(unit, moment)] = ledger._open_at(moment, configs[unit])
     return result
+
+
+def open_case_ledgers(session: Session, units: list[str], moment: datetime, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
+    """Per unit, a ledger of the cases that can be open at `moment`: its `open_cases(moment)` is the
+    full ledger's. The query leaves out only rows the rules pass over anyway: contact after the
+    moment, assessed by then, unlisted, excluded or cancelled by then."""
+    key = stamp_key(moment, _LAST)
+    rows = session.execute(
+        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
+            CaseRow.unit.in_(units),
+            or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
+            CaseRow.contact <= key,
+            or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
+            or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
+            or_(CaseRow.cancelled.is_(None), CaseRow.cancelled > key),
+        )
+    )
+    ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
+    for unit, case, listed, profession, *keys in rows:
+        state = CaseState(**{name: stamp_of(key, configs[unit].tz) for name, key in zip(CASE_STAMPS, keys)})
+        if listed is not None:
+            state.listed = listed
+        state.profession = profession or ""
+        ledgers[unit].restore(case, state)
+    return ledgers
 
 
 def keep_parts(sessions: sessionmaker[Session], metric: str, computed: list[_Computed], hashes: dict[str, str]) -> None:
