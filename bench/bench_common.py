@@ -56,7 +56,7 @@ def throwaway_postgres() -> Iterator[str]:
 def throwaway_postgres_databases(count: int) -> Iterator[list[str]]:
     """`count` fresh databases in one throwaway cluster (fsync off, as in the tests)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from support.postgres import start_cluster  # type: ignore[import-not-found]
+    from support.postgres import start_cluster  # type: ignore[import-not-found]  # tests/ is put on sys.path at run time
 
     cluster = start_cluster()
     try:

@@ -111,7 +111,7 @@ def start_collector(config: Path) -> tuple[subprocess.Popen[bytes], Path]:
     return process, log
 
 
-def wait_for(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -169,7 +169,7 @@ class AckCounter:
         self._client.loop_start()
         time.sleep(0.3)
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         committed = len(orjson.loads(message.payload).get("committed") or [])
         now = time.perf_counter()
         if self.first is None:
@@ -189,7 +189,7 @@ class AckCounter:
 def server(port: int, database: Path) -> MqttConsumer:
     """One consumer for every run: a stopped consumer's persistent session would stay in the shared
     subscription and take its turn of the messages."""
-    services = build_services(ServerSettings(database_url=f"sqlite:///{database}", mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{database}", mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)

@@ -45,7 +45,7 @@ def build(path: Path, units: int, days: int, start: date) -> None:
 
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
-    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"), apply_migrations=True)
     batch: list = []
     seen: set[str] = set()
     stored = 0
@@ -189,7 +189,7 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
     from bench_common import machine
 
     settings = ServerSettings(database_url=url, admin_token=ADMIN, dev=False)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     app = create_app(settings, services, background=False)
     if not any(getattr(route, "path", None) == "/logga-in" for route in app.routes):
         app.include_router(web_router)

@@ -92,7 +92,7 @@ def run_baseline(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     done = threading.Event()
     stored = [0]
 
-    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message) -> None:
         batch = orjson.loads(message.payload)
         rows = [{"unit": e["unit"], "event_id": e["id"], "type": e["type"], "at": e["at"], "body": orjson.dumps(e).decode()} for e in batch["events"]]
         with engine.begin() as connection:
@@ -157,7 +157,7 @@ def run_same_rows_baseline(port: int, url: str, work: list[tuple[str, bytes, int
     done = threading.Event()
     stored = [0]
 
-    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message) -> None:
         tables = rows_of[bytes(message.payload)]
         with engine.begin() as connection:
             for table, (columns, rows) in tables.items():
@@ -172,11 +172,11 @@ def run_same_rows_baseline(port: int, url: str, work: list[tuple[str, bytes, int
     return _timed_subscriber(port, work, on_message, done)
 
 
-def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message, done: threading.Event) -> float:  # type: ignore[no-untyped-def]
+def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message, done: threading.Event) -> float:
     total = sum(n for _, _, n in work)
     failures: list[BaseException] = []
 
-    def guarded(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def guarded(client, userdata, message) -> None:
         try:
             on_message(client, userdata, message)
         except BaseException as exc:  # a broken baseline must stop the run, not leave it waiting
@@ -204,7 +204,7 @@ def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message,
 
 def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> float:
     settings = ServerSettings(database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     consumer = MqttConsumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)
@@ -212,7 +212,7 @@ def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     acknowledged = [0]
     done = threading.Event()
 
-    def on_ack(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_ack(client, userdata, message) -> None:
         acknowledged[0] += len(orjson.loads(message.payload)["committed"])
         if acknowledged[0] >= total:
             done.set()

@@ -187,7 +187,7 @@ def serve(database_url: str, broker_port: int, http_port: int, token: str, ready
 
     logging.basicConfig(level=logging.WARNING)
     settings = ServerSettings(database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{broker_port}", admin_token=token, dev=True)
-    services = build_services(settings, run_migrations=False)
+    services = build_services(settings, apply_migrations=False)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=http_port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="bench-server", daemon=True)
     thread.start()
@@ -206,7 +206,7 @@ def prepare_database(url: str, work: Workload, regions: int) -> dict[str, Any]:
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import UnitRow
 
-    services = build_services(ServerSettings(database_url=url))
+    services = build_services(ServerSettings(database_url=url), apply_migrations=True)
     per_region = len(work.units) // regions
     with services.sessions.begin() as session:
         for index, unit in enumerate(work.units):
@@ -252,7 +252,7 @@ def mqtt_round_trip(port: int, batches: list[Batch], interval_s: float) -> list[
     done = threading.Event()
     subscribed = threading.Event()
 
-    def on_message(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message) -> None:
         received[int(message.topic.rsplit("/", 1)[1])] = time.perf_counter()
         if len(received) == len(batches):
             done.set()
@@ -364,7 +364,7 @@ def run_live(port: int, base: str, token: str, work: Workload, batches: list[Bat
         thread = threading.Thread(target=read_stream, args=(base, token, region, state, opened, stop), daemon=True)
         thread.start()
         readers.append((thread, opened))
-    for thread, opened in readers:
+    for _thread, opened in readers:
         if not opened.wait(60):
             raise TimeoutError("a live stream sent no first event")
     wrong = {unit: (state.shown.get(unit), count) for unit, count in initial.items() if unit in watched and state.shown.get(unit) != count}
@@ -373,7 +373,7 @@ def run_live(port: int, base: str, token: str, work: Workload, batches: list[Bat
 
     by_marker = {batch.marker: batch for batch in batches}
 
-    def on_ack(client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def on_ack(client, userdata, message) -> None:
         at = time.perf_counter()
         for event_id in orjson.loads(message.payload)["committed"]:
             batch = by_marker.get(event_id)

@@ -129,7 +129,7 @@ def build_sqlite(path: Path, units: int, regions: int, days: int, start: date, s
     queue = context.Queue(maxsize=4)
     producer = context.Process(target=_produce, args=(queue, seed, units, days, start), daemon=True)
     producer.start()
-    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{partial}"), apply_migrations=True)
     with services.sessions.begin() as session:
         for index, unit in enumerate(names):
             session.add(UnitRow(unit=unit, name=f"Vårdcentral {index + 1}", region=region_of(index, per_region)))
@@ -235,7 +235,7 @@ def ensure_postgres(url: str, sqlite_path: Path, meta: dict[str, Any], rebuild: 
         columns = [c.name for c in table.columns if not (name == "events" and c.name == "seq")]
         copied = 0
         with source.connect() as reader, engine.begin() as writer:
-            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]  # the DBAPI connection is open inside this block
             quoted = ", ".join(f'"{c}"' for c in columns)
             query = select(*[table.c[c] for c in columns])
             if name == "events":
@@ -335,7 +335,7 @@ def measure(url: str, regions: list[str], months: list[Period], repeat: int) -> 
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.tables import StoredFigure
 
-    services = build_services(ServerSettings(database_url=url))
+    services = build_services(ServerSettings(database_url=url), apply_migrations=True)
     figures = FigureService(services.sessions, services.units, FigureCache())
     samples: dict[str, dict[str, list[float]]] = {metric: {row: [] for row in (*ROWS, "rows", "units")} for metric in METRICS}
     queries = [(region, period, metric) for period in months for region in regions for metric in METRICS]
@@ -355,7 +355,7 @@ def measure(url: str, regions: list[str], months: list[Period], repeat: int) -> 
         print(f"  stored and warm round {round_number + 1}/{repeat}", file=sys.stderr, flush=True)
         # Another server process (or this one after a restart): an empty figure cache, the stored figures.
         elsewhere = FigureService(services.sessions, services.units, FigureCache())
-        elsewhere._compute = _must_not_compute  # type: ignore[method-assign]
+        elsewhere._compute = _must_not_compute  # type: ignore[method-assign]  # the benchmark proves the warm path never computes
         for region, period, metric in queries:
             units = services.units.units_of_region(region)
             elapsed, result = timed(lambda: elsewhere.figures(units, metric, period))

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 when the in-process replay misses the goal")
     args = parser.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # stdout is a TextIOWrapper when run as a script
     if args.events < 1 or args.repeat < 1:
         parser.error("--events and --repeat must be at least 1")
 

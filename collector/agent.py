@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .clock import ClockGuard, ClockReading, ClockState, HoldStamp, make_clock_reader
+from .clock import ClockGuard, ClockReading, ClockState, HoldStamp, make_clock_reader, ntp_synchronised
 from .config import CollectorConfig
 from .connectors import Connector, ConnectorContext, build_connector
 from .outbox import Outbox
 from .pipeline import Pipeline
 from . import remote_config
-from .publisher import MqttClient, Publisher, make_paho_client, ntp_synchronised
+from .publisher import MqttClient, Publisher, make_paho_client
 from .pseudonyms import Pseudonymiser, load_or_create_secret
 
 log = logging.getLogger("vardkoll.collector")

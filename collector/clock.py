@@ -20,12 +20,15 @@ clock is ok again, each held event of the same boot gets its time corrected by h
 stepped since (`at + offset_now − offset_then`) and is released; one from an earlier boot cannot be
 corrected (the boot-time clock restarted) and stays held, counted as `stranded`.
 
-Seams: `read_clock` gives a `ClockReading` (wall time, boot-time clock, boot id, NTP state); tests pass
-readings in by hand.
+Seams: `read_clock` gives a `ClockReading` (wall time, boot-time clock, boot id, NTP state, asked by
+`ntp_synchronised`); tests pass readings in by hand. This module imports nothing else of the collector:
+config, outbox, publisher and agent all build on it.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -131,6 +134,20 @@ def boot_id() -> str:
         return "unknown"
 
 
+def ntp_synchronised() -> bool | None:
+    """Whether systemd-timesyncd/chrony report the clock synced; None when that cannot be asked."""
+    if shutil.which("timedatectl") is None:
+        return None
+    try:
+        result = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True, text=True, timeout=3)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = result.stdout.strip().lower()
+    if result.returncode != 0 or value not in ("yes", "no"):
+        return None
+    return value == "yes"
+
+
 def make_clock_reader(ntp_state: Callable[[], bool | None]) -> Callable[[], ClockReading]:
     """The real clock: wall time, CLOCK_BOOTTIME (monotonic where that is missing), boot id, NTP state."""
     boot_clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
@@ -141,8 +158,6 @@ def make_clock_reader(ntp_state: Callable[[], bool | None]) -> Callable[[], Cloc
 def standalone_hold(config: Any) -> Callable[[], HoldStamp | None]:
     """A hold function for a process that stores device-stamped events without running the agent
     (`vardkoll bridge run --no-publish`): the collector that publishes later releases them."""
-    from .publisher import ntp_synchronised
-
     guard = ClockGuard(config.floor, config.max_jump_s)
     asked: list[Any] = [None, None]
 

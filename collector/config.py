@@ -6,18 +6,17 @@ must not silently fall back to a default), and every error names the key and the
 
 from __future__ import annotations
 
-import re
 import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id, is_hsa_id
 
 from .clock import DEFAULT_MAX_JUMP_S, RELEASE_FLOOR
+from vardkoll.protocol.broker_url import parse_broker_url
 from vardkoll.protocol.topics import DEFAULT_PREFIX
 
 
@@ -39,22 +38,20 @@ class MqttConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        if urlsplit(url).scheme not in ("mqtt", "mqtts"):
-            raise ValueError("must start with mqtt:// or mqtts://")
+        parse_broker_url(url)
         return url
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or "localhost"
+        return parse_broker_url(self.url, default_host="localhost").host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if self.tls else 1883)
+        return parse_broker_url(self.url).port
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        return parse_broker_url(self.url).tls
 
     def password_value(self) -> str | None:
         if self.password_file is not None:
@@ -135,15 +132,15 @@ class CollectorConfig(_Strict):
     @field_validator("unit")
     @classmethod
     def _hsa_id(cls, unit: str) -> str:
-        if not re.search(HSA_ID_PATTERN, unit):
+        if not is_hsa_id(unit):
             raise ValueError("must be the clinic's HSA-id, e.g. SE2321000016-15SF")
         return unit
 
     @field_validator("device")
     @classmethod
     def _device_id(cls, device: str) -> str:
-        if not re.search(DEVICE_ID_PATTERN, device):
-            raise ValueError("must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
+        if not is_device_id(device):
+            raise ValueError(DEVICE_ID_RULE)
         return device
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id
 
 from .config import CollectorConfig
 from .pseudonyms import load_or_create_secret
@@ -71,8 +71,8 @@ def enroll(
     import httpx  # only enrollment needs it: the running collector does not
 
     device = device or default_device_id()
-    if not re.search(DEVICE_ID_PATTERN, device):
-        raise EnrollmentError("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ - (use --device)")
+    if not is_device_id(device):
+        raise EnrollmentError(f"the device id {DEVICE_ID_RULE} (use --device)")
     config_path, state_dir = Path(config_path), Path(state_dir)
     token_file = Path(token_file) if token_file else state_dir / "api-token"
     if config_path.exists() and not force:

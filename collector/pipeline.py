@@ -1,6 +1,9 @@
 """Source events → wire events: pseudonyms for every reference, a stable event id, unit and device.
 
-This is the only place where raw source ids meet the secret; what leaves here holds pseudonyms only.
+This is the only place where raw source ids meet the secret, for the connectors and the firmware bridge
+alike; what leaves here holds pseudonyms only. How the secret makes them is the pipeline's scheme
+(`collector/pseudonyms.py`): `Pseudonymiser` for the agent's connectors, `FirmwareBridgePseudonymiser`
+for the bridge's presses.
 """
 
 from __future__ import annotations
@@ -10,29 +13,29 @@ import copy
 from typing import Any
 
 from .connectors.base import SourceEvent
-from .pseudonyms import Pseudonymiser
+from .pseudonyms import PseudonymScheme
 
 
 class Pipeline:
-    def __init__(self, pseudonymiser: Pseudonymiser, unit: str, device: str) -> None:
-        self._pseudonymiser = pseudonymiser
+    def __init__(self, scheme: PseudonymScheme, unit: str, device: str | None) -> None:
+        self._scheme = scheme
         self.unit, self.device = unit, device
 
     def to_wire(self, connector: str, source: SourceEvent) -> dict[str, Any]:
         """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type), so reading
-        the same source twice gives the same ids and the event counts once."""
-        event_id = "e" + self._pseudonymiser.pseudonym("event", f"{connector}\x1f{source.source_key}\x1f{source.type}")
+        the same source twice gives the same ids and the event counts once. Without a `device` (a bridge
+        not run by a collector) the event has none."""
         event: dict[str, Any] = {
             **copy.deepcopy(source.fields),
             "v": 1,
-            "id": event_id,
+            "id": self._scheme.event_id(connector, source.source_key, source.type),
             "type": source.type,
             "unit": self.unit,
-            "device": self.device,
-            "at": source.at.isoformat(),
+            **({"device": self.device} if self.device is not None else {}),
+            "at": source.at.isoformat(timespec=source.at_timespec),
         }
         for field, (kind, raw) in source.refs.items():
-            _set_path(event, field, self._pseudonymiser.pseudonym(kind, raw) if raw is not None else None)
+            _set_path(event, field, self._scheme.pseudonym(kind, raw) if raw is not None else None)
         return event
 
 

@@ -10,6 +10,15 @@ a phone number or any other run of digits, whatever the source id was.
 - Practitioners are one kind: the `practitioner` of a visit and the `fixed_doctor` of a listing must
   come out equal for the continuity metric, so connectors pass both as kind `practitioner`.
 
+Two schemes, both keyed with the device's secret and both letters only; `collector/pipeline.py` is the
+only caller that hands them raw ids:
+- `Pseudonymiser` (the connectors'): as above; event id `e` + the pseudonym of kind `event` over
+  (connector, source key, type).
+- `FirmwareBridgePseudonymiser` (the firmware bridge's, kept from before the bridge went through the
+  pipeline so that its ids and cases do not change across an upgrade): HMAC-SHA256 over
+  `domain US part US part …`, the first 120 bits as 24 letters of a–z and A–F; event id `fw-` + that over
+  the press identity, case pseudonyms `k` + that (docs/firmware-protocol.md, section 4).
+
 The secret is 32 random bytes from `secrets`, kept in a file of mode 0600; losing it means new
 pseudonyms for everybody (history no longer links), so back it up when a device is replaced.
 """
@@ -22,7 +31,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz"
 PSEUDONYM_LENGTH: Final = 22  # 26**22 ≈ 2**103: collisions are out of the question
@@ -30,6 +39,18 @@ SECRET_BYTES: Final = 32
 
 PseudonymKind = Literal["call", "case", "patient", "practitioner", "event"]
 KINDS: Final[tuple[str, ...]] = ("call", "case", "patient", "practitioner", "event")
+
+
+class PseudonymScheme(Protocol):
+    """How a device's secret turns raw source ids into what goes on the wire (used by `Pipeline` only)."""
+
+    def event_id(self, connector: str, source_key: str, type: str) -> str:
+        """The id of the event a connector read from `source_key`: the same inputs, the same id."""
+        ...
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        """The pseudonym of source id `value` of the given kind."""
+        ...
 
 
 class SecretFileError(RuntimeError):
@@ -57,8 +78,49 @@ class Pseudonymiser:
             letters.append(ALPHABET[index])
         return "".join(letters)
 
+    def event_id(self, connector: str, source_key: str, type: str) -> str:
+        return "e" + self.pseudonym("event", f"{connector}\x1f{source_key}\x1f{type}")
+
     def __repr__(self) -> str:  # never show the secret
         return f"<Pseudonymiser length={self._length}>"
+
+
+# 32 letters: each carries 5 bits; 24 letters = 120 bits of the HMAC.
+BRIDGE_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyzABCDEF"
+BRIDGE_LENGTH: Final = 24
+
+
+class FirmwareBridgePseudonymiser:
+    """The firmware bridge's scheme. Its values are pinned by tests: a clinic that upgrades while a
+    ticket's case is open must see the contact and the assessment under the same case pseudonym, and a
+    press re-sent across the upgrade must keep its event id (the outbox and the server count it once).
+
+    The source key and raw values are parts joined by US (0x1F), e.g. (device id, store id, local seq);
+    the hashed message is `domain US value`, so a value of one domain never meets another's."""
+
+    KINDS: Final = ("case", "case-unlinked")  # ticket cases; a panel press of its own (no ticket)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the pseudonym secret must be at least 16 bytes")
+        self._secret = secret
+
+    def _letters(self, domain: str, value: str) -> str:
+        message = f"{domain}\x1f{value}".encode("utf-8")
+        digest = int.from_bytes(hmac.new(self._secret, message, hashlib.sha256).digest()[:15], "big")
+        return "".join(BRIDGE_ALPHABET[(digest >> (5 * i)) & 0x1F] for i in range(BRIDGE_LENGTH))
+
+    def event_id(self, connector: str, source_key: str, type: str) -> str:
+        """`fw-` and the hash of the press alone: a press keeps its id whatever its input was mapped to."""
+        return "fw-" + self._letters("event", source_key)
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown firmware-bridge pseudonym kind {kind!r}; expected one of: {', '.join(self.KINDS)}")
+        return "k" + self._letters(kind, value)
+
+    def __repr__(self) -> str:  # never show the secret
+        return "<FirmwareBridgePseudonymiser>"
 
 
 def load_or_create_secret(path: Path | str) -> bytes:

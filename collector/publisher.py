@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ import orjson
 
 from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
 
+from .clock import ntp_synchronised
 from .config import MqttConfig, PublisherConfig
 from .outbox import Outbox, OutboxRow
 
@@ -65,21 +64,7 @@ def make_paho_client(device: str, mqtt: MqttConfig) -> MqttClient:
     if mqtt.tls:
         client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
     client.reconnect_delay_set(min_delay=1, max_delay=60)
-    return client  # type: ignore[return-value]
-
-
-def ntp_synchronised() -> bool | None:
-    """Whether systemd-timesyncd/chrony report the clock synced; None when that cannot be asked."""
-    if shutil.which("timedatectl") is None:
-        return None
-    try:
-        result = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True, text=True, timeout=3)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = result.stdout.strip().lower()
-    if result.returncode != 0 or value not in ("yes", "no"):
-        return None
-    return value == "yes"
+    return client
 
 
 @dataclass
@@ -187,7 +172,7 @@ class Publisher:
 
     # -- paho callbacks (its network thread) ----------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if getattr(reason_code, "is_failure", False):
             log.error("broker refused the connection: %s (check the device's credentials)", reason_code)
             return
@@ -209,13 +194,13 @@ class Publisher:
         log.info("connected to %s:%s; draining after %.1f s", self._mqtt.host, self._mqtt.port, self._not_before - now)
         self.on_progress()  # the heartbeat is due now
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         with self._lock:
             self._connected = False
         if getattr(reason_code, "is_failure", False):
             log.warning("lost the broker (%s); the outbox keeps everything, paho reconnects", reason_code)
 
-    def _on_ack_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_ack_message(self, client, userdata, message) -> None:
         self.handle_ack(bytes(message.payload))
 
     # -- acknowledgements -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The serial bridge from microcontroller devices (ticket dispensers, "assessment done" button panels)
 to v1 protocol events: the framed device protocol (docs/firmware-protocol.md), its Python codec, the
-bridge that reads serial ports and hands validated events to a durable sink, and a device simulator.
+bridge that reads serial ports and hands validated events to a durable sink, the service that runs it
+beside the collector (`service.py`, behind `vardkoll bridge run`), and a device simulator.
 The C reference implementation for firmware lives in `firmware/`."""
 
 from .bridge import Bridge, BridgeStats, EventSink, MemorySink, OutboxSink

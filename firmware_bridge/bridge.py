@@ -21,7 +21,7 @@ from vardkoll.protocol.validation import EventRejected, validate_event
 
 from .config import BridgeConfig, DeviceConfig
 from .framing import Frame, FrameDecoder, encode_frame
-from .mapping import build_event, stamp
+from .mapping import CONNECTOR, bridge_pipeline, source_event, stamp
 from .messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -130,7 +130,9 @@ class Bridge:
     ) -> None:
         self.config = config
         self.sink = sink
-        self.key = key if key is not None else config.key()
+        key = key if key is not None else config.key()
+        # One pipeline per unit: the collector's, with the bridge's scheme, makes ids and pseudonyms.
+        self.pipelines = {unit: bridge_pipeline(key, unit, config.event_device) for unit in {d.unit for d in config.devices}}
         self.clock = clock
         self.stats = BridgeStats()
         self.tz = ZoneInfo(config.timezone)
@@ -338,8 +340,8 @@ class DeviceSession:
             self.nack(Reason.TIME_NOT_SYNCED, frame, press.local_seq)
             self.send(TimeSync(self._now_ms()))
             return
-        event = build_event(self.bridge.key, device, mapping, press, hello.store_id, when.at, self.bridge.tz,
-                            config.event_device)
+        source = source_event(device, mapping, press, hello.store_id, when.at, self.bridge.tz)
+        event = self.bridge.pipelines[device.unit].to_wire(CONNECTOR, source)
         try:
             validate_event(event)
         except EventRejected as exc:

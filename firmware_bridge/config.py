@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 import msgspec
 import orjson
 
 from vardkoll.protocol.events import AssessmentForm, ContactChannel, Profession
+from vardkoll.protocol.local_time import check_time_zone
 from vardkoll.protocol.personal_number import contains_personal_number
 
 from .messages import MAX_DEVICE_ID, DeviceKind
@@ -111,9 +111,9 @@ def check_config(config: BridgeConfig) -> BridgeConfig:
     if config.pseudonym_key is not None and len(config.pseudonym_key) < 16:
         raise ConfigError("pseudonym_key must be at least 16 characters (a long random secret)")
     try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"timezone: unknown time zone {config.timezone!r} (e.g. Europe/Stockholm)") from None
+        check_time_zone(config.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"timezone: {exc}") from None
     if config.reopen_initial_s <= 0 or config.reopen_max_s < config.reopen_initial_s:
         raise ConfigError("reopen_initial_s must be > 0 and reopen_max_s at least as large")
     seen: set[str] = set()
@@ -155,7 +155,12 @@ def parse_config(data: dict) -> BridgeConfig:
 
 
 def load_config(path: str | Path) -> BridgeConfig:
-    """Read a TOML (.toml) or JSON file."""
+    """Read and check a TOML (.toml) or JSON file."""
+    return parse_config(read_document(path))
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """The config document in a TOML (.toml) or JSON file, not yet checked."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -165,4 +170,4 @@ def load_config(path: str | Path) -> BridgeConfig:
         data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else orjson.loads(raw)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
-    return parse_config(data)
+    return data

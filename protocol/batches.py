@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from .events import DEVICE_ID_PATTERN, DeviceId, Event
+from .events import DeviceId, Event
+from .field_rules import DEVICE_ID_PATTERN
 from .personal_number import raw_may_contain_personal_number
 from .validation import EventRejected, validate_event
 
@@ -26,7 +27,7 @@ class BatchRejected(ValueError):
 
 
 class Batch(msgspec.Struct, frozen=True):
-    events: list[Event]  # type: ignore[valid-type]
+    events: list[Event]
     device: DeviceId | None = None
 
     def __post_init__(self) -> None:  # DeviceId's pattern is documentation only (see events.py)

@@ -45,60 +45,60 @@ class EventBase(Struct, frozen=True, kw_only=True, tag_field="type"):
 
     pseudonym_fields: ClassVar[tuple[str, ...]] = ()  # filled in below, from the annotations
 
-    __post_init__ = check_event  # the character rules (field_rules), without a frame of its own
+    __post_init__ = check_event  # type: ignore[misc]  # assigned, not defined: the character rules run without a frame of their own
 
     @property
     def type(self) -> str:
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        return self.__struct_config__.tag  # type: ignore[return-value]  # msgspec types a tag as str | int; ours are strings
 
 
-class CallOffered(EventBase, tag="call.offered"):
+class CallOffered(EventBase, frozen=True, tag="call.offered"):
     call: Pseudonym
     queue: QueueName | None = None
 
 
-class CallAnswered(EventBase, tag="call.answered"):
+class CallAnswered(EventBase, frozen=True, tag="call.answered"):
     call: Pseudonym
 
 
-class CallbackBooked(EventBase, tag="call.callback_booked"):
+class CallbackBooked(EventBase, frozen=True, tag="call.callback_booked"):
     call: Pseudonym
     slot: Timestamp | None = None
 
 
-class CallbackDone(EventBase, tag="call.callback_done"):
+class CallbackDone(EventBase, frozen=True, tag="call.callback_done"):
     call: Pseudonym
     reached: bool = True
 
 
-class CallAbandoned(EventBase, tag="call.abandoned"):
+class CallAbandoned(EventBase, frozen=True, tag="call.abandoned"):
     call: Pseudonym
 
 
-class CallRejected(EventBase, tag="call.rejected"):
+class CallRejected(EventBase, frozen=True, tag="call.rejected"):
     call: Pseudonym
     reason: RejectionReason
 
 
-class CareContact(EventBase, tag="care.contact"):
+class CareContact(EventBase, frozen=True, tag="care.contact"):
     case: Pseudonym
     listed: bool
     channel: ContactChannel
     patient: Pseudonym | None = None
 
 
-class CareAssessed(EventBase, tag="care.assessed"):
+class CareAssessed(EventBase, frozen=True, tag="care.assessed"):
     case: Pseudonym
     profession: Profession
     form: AssessmentForm
 
 
-class CareExcluded(EventBase, tag="care.excluded"):
+class CareExcluded(EventBase, frozen=True, tag="care.excluded"):
     case: Pseudonym
     reason: ExclusionReason
 
 
-class CareCancelled(EventBase, tag="care.cancelled"):
+class CareCancelled(EventBase, frozen=True, tag="care.cancelled"):
     case: Pseudonym
 
 
@@ -113,7 +113,7 @@ class DoctorListing(Struct, frozen=True, kw_only=True):
         check_pseudonyms(self)
 
 
-class ListingSnapshot(EventBase, tag="listing.snapshot"):
+class ListingSnapshot(EventBase, frozen=True, tag="listing.snapshot"):
     listed: Count
     named_doctor: Count
     doctors: tuple[DoctorListing, ...] | None = None
@@ -124,7 +124,7 @@ class ListingSnapshot(EventBase, tag="listing.snapshot"):
             raise ValueError("named_doctor exceeds listed")
 
 
-class VisitCompleted(EventBase, tag="visit.completed"):
+class VisitCompleted(EventBase, frozen=True, tag="visit.completed"):
     patient: Pseudonym
     practitioner: Pseudonym
     profession: Profession
@@ -147,7 +147,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     ListingSnapshot,
     VisitCompleted,
 )
-EVENT_TYPES: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_CLASSES)  # type: ignore[misc]
+EVENT_TYPES: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_CLASSES)  # type: ignore[misc]  # every event class has a tag (a str) by construction
 CLASS_OF_TYPE: dict[str, type[EventBase]] = dict(zip(EVENT_TYPES, EVENT_CLASSES))
 
 
@@ -160,7 +160,7 @@ for _cls in EVENT_CLASSES:
     _cls.pseudonym_fields = _pseudonym_fields(_cls)
 assert _pseudonym_fields(DoctorListing) == DoctorListing.pseudonym_fields
 
-Event = Union[EVENT_CLASSES]  # type: ignore[valid-type]
+Event = Union[EVENT_CLASSES]  # type: ignore[valid-type]  # a Union built from a tuple of classes, which msgspec reads at run time
 EVENT_DECODER = msgspec.json.Decoder(Event)
 EVENT_LIST_DECODER = msgspec.json.Decoder(list[Event])
 

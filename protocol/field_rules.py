@@ -19,10 +19,22 @@ DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
 
 RULE_PREFIX = "rule:"
 
+# The same rules in words, for people who type these values (API, admin CLI, config files).
+HSA_ID_RULE = "must be an HSA-id: SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits (e.g. SE2321000016-15SF)"
+DEVICE_ID_RULE = "must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
+
 _event_id = re.compile(EVENT_ID_PATTERN).search
 _hsa_id = re.compile(HSA_ID_PATTERN).search
 _pseudonym = re.compile(PSEUDONYM_PATTERN).search
 _device_id = re.compile(DEVICE_ID_PATTERN).search
+
+
+def is_hsa_id(value: str) -> bool:
+    return _hsa_id(value) is not None
+
+
+def is_device_id(value: str) -> bool:
+    return _device_id(value) is not None
 
 # Units and devices repeat on every event: once a value has passed, a set lookup answers. Only values
 # that passed are kept (an HSA-id or a device id is not personal data), and each set is bounded.

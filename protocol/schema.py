@@ -6,7 +6,8 @@ from typing import Any
 
 import msgspec
 
-from .events import DEVICE_ID_PATTERN, Event
+from .events import Event
+from .field_rules import DEVICE_ID_PATTERN
 
 _DESCRIPTION = (
     "One event as a collector sends it. Unknown fields are ignored. No string anywhere may hold a Swedish "

@@ -43,6 +43,7 @@ _TYPE_NAMES = {"bool": "true or false", "int": "a whole number", "str": "a strin
 def _describe(message: str, event_type: str | None) -> str:
     """Reword one msgspec validation message as a rule about a named field."""
     parts = _MESSAGE.match(message)
+    assert parts is not None, "the pattern matches any message"
     text, path = parts["text"], (parts["path"] or "").lstrip(".")
     name = path.rsplit(".", 1)[-1].split("[", 1)[0]
     if text.startswith(RULE_PREFIX):  # a character rule broken, found by protocol.field_rules

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from .access_log import record_change_from_request
 
 from .api import api_router
 from .live import LiveHub
@@ -45,6 +50,14 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
             await hub.stop()
 
     app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def access_log_of_changes(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and hasattr(request.state, "principal"):
+            await run_in_threadpool(record_change_from_request, request.app.state.services.sessions, request, response.status_code)
+        return response
+
     app.include_router(api_router)
     app.include_router(web_router)  # the pages people read, in Swedish
     return app

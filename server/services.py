@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .device_config import ConfigPublisher, broker_publisher
+from vardkoll.protocol.broker_url import parse_broker_url
+
+from .remote_config import ConfigPublisher, broker_publisher
 from .figures import FigureService
 from .ingest.service import IngestService
 from .provisioning.broker_accounts import BrokerAccounts
 from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
-from .storage import make_engine, make_sessions, migrate
-from .units import UnitDirectory
+from .storage import check_schema, make_engine, make_sessions, migrate
+from .registry import UnitDirectory
 
 
 @dataclass
@@ -30,10 +31,14 @@ class Services:
     broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
 
 
-def build_services(settings: ServerSettings, run_migrations: bool = True) -> Services:
+def build_services(settings: ServerSettings, apply_migrations: bool = False) -> Services:
+    """The process's services. The schema must be current (`vardkoll migrate`, SchemaMismatch otherwise);
+    `apply_migrations` is for the embedded demo, tests and benchmarks, which set up their own database."""
     engine = make_engine(settings.database_url)
-    if run_migrations:
+    if apply_migrations:
         migrate(engine)
+    else:
+        check_schema(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
     return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units),
@@ -44,8 +49,6 @@ def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
     if settings.broker_accounts != "dynsec":
         return None
     assert settings.broker_admin_username and settings.broker_admin_password  # checked by the settings
-    url = urlsplit(settings.broker_admin_url or settings.mqtt_url)
-    tls = url.scheme == "mqtts"
-    address = BrokerAddress(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883), settings.broker_admin_username,
-                            settings.broker_admin_password.get_secret_value(), tls)
+    url = parse_broker_url(settings.broker_admin_url or settings.mqtt_url)
+    address = BrokerAddress(url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls)
     return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

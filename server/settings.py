@@ -12,13 +12,13 @@ account `VARDKOLL_BROKER_ADMIN_USERNAME`/`_PASSWORD` (both required then).
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vardkoll.protocol.broker_url import parse_broker_url
 from vardkoll.protocol.topics import DEFAULT_PREFIX
 
 
@@ -48,6 +48,19 @@ class ServerSettings(BaseSettings):
     broker_admin_username: str | None = None
     broker_admin_password: SecretStr | None = None
     broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Lifetimes and retention (docs/privacy.md). Raw events must outlive the continuity window (18 months).
+    token_lifetime_days: int = Field(default=365, ge=1, le=3650)  # people's API tokens
+    device_token_lifetime_days: int = Field(default=730, ge=1, le=3650)
+    event_retention_days: int = Field(default=730, ge=570, le=36500)
+    dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
+    access_log_retention_days: int = Field(default=1095, ge=30, le=36500)
+
+    @field_validator("mqtt_url", "broker_admin_url")
+    @classmethod
+    def _broker_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parse_broker_url(url)
+        return url
 
     @model_validator(mode="after")
     def _broker_admin_given(self) -> "ServerSettings":
@@ -67,16 +80,15 @@ class ServerSettings(BaseSettings):
 
     @property
     def mqtt_host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+        return parse_broker_url(self.mqtt_url).host
 
     @property
     def mqtt_port(self) -> int:
-        parts = urlsplit(self.mqtt_url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_broker_url(self.mqtt_url).port
 
     @property
     def mqtt_tls(self) -> bool:
-        return urlsplit(self.mqtt_url).scheme == "mqtts"
+        return parse_broker_url(self.mqtt_url).tls
 
 
 def _is_loopback(host: str) -> bool:

@@ -37,13 +37,26 @@ def _said(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _record(session: "Session", command: str, unit: str | None = None, detail: str = "") -> None:
+    """The access log's record of a change made here (who: the account running the command)."""
+    import getpass
+
+    from vardkoll.server.access_log import record_access
+
+    record_access(session, f"vardkoll admin ({getpass.getuser()})", "admin", f"change:cli {command}", unit=unit, detail=detail, client="cli")
+
+
 @contextmanager
 def _transaction() -> Iterator["Session"]:
-    """A session on the server's database (migrated to the newest schema first), committed on success."""
+    """A session on the server's database (whose schema must be current), committed on success."""
     from vardkoll.server.services import build_services
     from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage import SchemaMismatch
 
-    services = build_services(ServerSettings())
+    try:
+        services = build_services(ServerSettings())
+    except SchemaMismatch as exc:
+        _fail(str(exc))
     try:
         with services.sessions.begin() as session:
             yield session
@@ -93,10 +106,12 @@ def units_add(
     time_zone: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Stockholm",
     opening_hours: Annotated[Optional[str], typer.Option(help='JSON, e.g. {"mon": [["08:00", "17:00"]]}')] = None,
     unreached_callback_counts: Annotated[bool, typer.Option(help="does a callback that did not reach the patient count as contact?")] = True,
+    ownership: Annotated[Optional[str], typer.Option(help="offentlig or privat (region reports split by it)")] = None,
+    municipality_code: Annotated[Optional[str], typer.Option(help="SCB's four-digit municipality code, e.g. 0380")] = None,
+    listed_patients: Annotated[Optional[int], typer.Option(help="listed patients, as the listing register counts them")] = None,
 ) -> None:
     """Register a unit."""
-    from vardkoll.server.api.unit_schemas import UnitCreate
-    from vardkoll.server.api.unit_store import RegistryConflict, add_unit
+    from vardkoll.server.registry import RegistryConflict, UnitCreate, add_unit
 
     hours = None
     if opening_hours is not None:
@@ -107,14 +122,17 @@ def units_add(
     spec = _validated(
         UnitCreate,
         {"unit": unit, "name": name, "region": region, "time_zone": time_zone, "opening_hours": hours,
-         "unreached_callback_counts": unreached_callback_counts},
-        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours"},
+         "unreached_callback_counts": unreached_callback_counts, "ownership": ownership, "municipality_code": municipality_code,
+         "listed_patients": listed_patients},
+        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours",
+         "ownership": "--ownership", "municipality_code": "--municipality-code", "listed_patients": "--listed-patients"},
     )
     with _transaction() as session:
         try:
             add_unit(session, spec)
         except RegistryConflict:
             _fail(f"unit {unit} is already registered")
+        _record(session, "units add", unit)
     _said(f"registered unit {unit} ({name}) in region {region}, time zone {spec.time_zone}"
           + (", with opening hours" if hours else ", no opening hours (every offered call counts)"))
 
@@ -122,7 +140,7 @@ def units_add(
 @units_app.command("list")
 def units_list(region: Annotated[Optional[str], typer.Option(help="only this region's units")] = None) -> None:
     """List the registered units."""
-    from vardkoll.server.api.unit_store import registered_units
+    from vardkoll.server.registry import registered_units
 
     with _transaction() as session:
         rows = registered_units(session, region)
@@ -142,8 +160,7 @@ def targets_set(
     valid_to: Annotated[Optional[str], typer.Option("--to", help="last date it applies (default: open-ended)")] = None,
 ) -> None:
     """Set a unit's target for a metric from a date; one with the same metric and start is replaced."""
-    from vardkoll.server.api.unit_schemas import TargetCreate
-    from vardkoll.server.api.unit_store import UnknownUnit, set_target
+    from vardkoll.server.registry import TargetCreate, UnknownUnit, set_target
 
     target: Any = None if value.lower() == "none" else value
     spec = _validated(
@@ -155,6 +172,7 @@ def targets_set(
             row, replaced = set_target(session, unit, spec, replace=True)
         except UnknownUnit as exc:
             _fail(f"{exc}; register it first with `vardkoll admin units add`")
+        _record(session, "targets set", unit, f"{metric} from {spec.valid_from}")
     until = f"through {row.valid_to}" if row.valid_to else "until further notice"
     _said(f"{'replaced' if replaced else 'set'} target {row.id}: {unit} {metric} = {row.target if row.target is not None else 'none'}"
           f" from {row.valid_from} {until}")
@@ -163,7 +181,7 @@ def targets_set(
 @targets_app.command("list")
 def targets_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
     """List a unit's targets."""
-    from vardkoll.server.api.unit_store import unit_targets
+    from vardkoll.server.registry import unit_targets
 
     with _transaction() as session:
         rows = unit_targets(session, unit)
@@ -180,9 +198,12 @@ def tokens_create(
     region: Annotated[Optional[str], typer.Option(help="region_analyst, installer: the region")] = None,
     unit: Annotated[Optional[str], typer.Option(help="clinic_manager, device: the unit's HSA-id")] = None,
     device: Annotated[Optional[str], typer.Option(help="device: the device id")] = None,
+    valid_days: Annotated[Optional[int], typer.Option(help="lifetime in days (default: 365 for people, 730 for devices)", min=1, max=3650)] = None,
 ) -> None:
     """Create an API token. The secret is printed once on stdout and stored only as its SHA-256."""
+    from vardkoll.server.api.tokens import lifetime
     from vardkoll.server.auth import Role, TokenScopeError, check_scope, issue_token
+    from vardkoll.server.settings import ServerSettings
 
     try:
         chosen = Role(role)
@@ -192,9 +213,10 @@ def tokens_create(
     if not name.strip():
         _fail("--name must not be empty")
     with _transaction() as session:
-        row, secret = issue_token(session, name, chosen, region, unit, device)
+        row, secret = issue_token(session, name, chosen, region, unit, device, valid_for=lifetime(ServerSettings(), chosen, valid_days))
+        _record(session, "tokens create", unit, f"token {row.id} ({role})")
     scope = ", ".join(f"{k} {v}" for k, v in (("region", region), ("unit", unit), ("device", device)) if v) or "no scope limit"
-    _said(f"created token {row.id} '{name}': {role}, {scope}. The secret follows; it is not shown again.")
+    _said(f"created token {row.id} '{name}': {role}, {scope}, valid until {row.expires_at:%Y-%m-%d}. The secret follows; it is not shown again.")
     typer.echo(secret)
 
 
@@ -208,8 +230,9 @@ def tokens_list() -> None:
     if not rows:
         _said("no tokens yet (VARDKOLL_ADMIN_TOKEN still works as an admin token)")
         return
-    _table(["id", "name", "role", "region", "unit", "device", "created", "revoked"],
+    _table(["id", "name", "role", "region", "unit", "device", "created", "expires", "last used", "revoked"],
            [[r.id, r.name, r.role, r.region, r.unit, r.device, f"{r.created_at:%Y-%m-%d %H:%M}",
+             f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "", f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
              f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else ""] for r in rows])
 
 
@@ -224,40 +247,69 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (
             _fail(f"there is no token with id {token_id}")
         row, newly = revoked
         name, revoked_at = row.name, row.revoked_at
+        if newly:
+            _record(session, "tokens revoke", row.unit, f"token {token_id}")
     when = f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC"
     _said(f"revoked token {token_id} '{name}' at {when}" if newly else f"token {token_id} '{name}' was already revoked at {when}; nothing changed")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(
+    token_id: Annotated[int, typer.Argument(help="the token's id (see `tokens list`)")],
+    overlap_hours: Annotated[int, typer.Option(help="how long the old token keeps working", min=0, max=720)] = 24,
+    valid_days: Annotated[Optional[int], typer.Option(help="the new token's lifetime (default: the role's)", min=1, max=3650)] = None,
+) -> None:
+    """Issue a replacement with the same name, role and scope; the old token keeps working for --overlap-hours."""
+    from datetime import timedelta
+
+    from vardkoll.server.api.tokens import lifetime
+    from vardkoll.server.auth import RetiredToken, Role, UnknownToken, rotate_token
+    from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage.registry_tables import ApiToken
+
+    with _transaction() as session:
+        old = session.get(ApiToken, token_id)
+        try:
+            new, secret, old = rotate_token(session, token_id, timedelta(hours=overlap_hours),
+                                            lifetime(ServerSettings(), Role(old.role) if old else Role.admin, valid_days))
+        except (UnknownToken, RetiredToken) as exc:
+            _fail(str(exc))
+        _record(session, "tokens rotate", new.unit, f"token {token_id} replaced by {new.id}")
+    _said(f"token {new.id} replaces {token_id} '{new.name}', valid until {new.expires_at:%Y-%m-%d}; "
+          f"token {token_id} stops working at {old.expires_at:%Y-%m-%d %H:%M} UTC. The new secret follows; it is not shown again.")
+    typer.echo(secret)
 
 
 @devices_app.command("add")
 def devices_add(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """Register a device so that it may publish for the unit (outside dev mode only registered devices may)."""
-    import re
     from datetime import datetime, timezone
 
-    from vardkoll.protocol.events import DEVICE_ID_PATTERN
-    from vardkoll.server.storage.registry_tables import DeviceRow, UnitRow
+    from vardkoll.server.registry import BadDeviceId, UnknownUnit, register_device
 
-    if not re.search(DEVICE_ID_PATTERN, device):
-        _fail("the device id must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
     with _transaction() as session:
-        if session.get(UnitRow, unit) is None:
+        try:
+            _, change = register_device(session, unit, device, datetime.now(timezone.utc))
+        except BadDeviceId as exc:
+            _fail(str(exc))
+        except UnknownUnit:
             _fail(f"unit {unit} is not registered; add it with `vardkoll admin units add` first")
-        row = session.get(DeviceRow, (unit, device))
-        if row is None:
-            session.add(DeviceRow(unit=unit, device=device, registered_at=datetime.now(timezone.utc)))
-            _said(f"registered device {device} for {unit}")
-        elif row.retired_at is not None:
-            row.retired_at = None
-            _said(f"registered device {device} for {unit} again (it was retired)")
-        else:
-            _said(f"device {device} was already registered for {unit}; nothing changed")
+        if change != "unchanged":
+            _record(session, "devices add", unit, f"device {device}")
+    said = {
+        "registered": f"registered device {device} for {unit}",
+        "registered again": f"registered device {device} for {unit} again (it was retired)",
+        "unchanged": f"device {device} was already registered for {unit}; nothing changed",
+    }
+    _said(said[change])
 
 
 @devices_app.command("retire")
 def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """Retire a device: it may no longer publish (its API tokens and, with broker accounts, its broker
     account go); its history stays."""
-    from vardkoll.server.provisioning import BrokerAccountError, UnknownDevice, retire_device
+    from vardkoll.server.provisioning import BrokerAccountError, retire_device
+    from vardkoll.server.registry import UnknownDevice
     from vardkoll.server.services import broker_accounts
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import DeviceRow
@@ -268,6 +320,7 @@ def devices_retire(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
             row = session.get(DeviceRow, (unit, device))
             was_retired = row is not None and row.retired_at is not None
             retire_device(session, unit, device, accounts)
+            _record(session, "devices retire", unit, f"device {device}")
     except UnknownDevice:
         _fail(f"device {device} is not registered for {unit}")
     except BrokerAccountError as exc:
@@ -290,7 +343,7 @@ def devices_push_config(
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from vardkoll.server import device_config as dc
+    from vardkoll.server import remote_config as dc
     from vardkoll.server.settings import ServerSettings
 
     path = Path(config_file)
@@ -310,6 +363,7 @@ def devices_push_config(
             _fail(f"{exc}; the collector ignores a version it has handled: give this one a new --version")
         except dc.BrokerUnavailable as exc:
             _fail(f"not published, nothing recorded: {exc}")
+        _record(session, "devices push-config", unit, f"device {device} version {pushed.version}")
     _said(f"published config version {pushed.version} for device {device} of {unit} (retained on {pushed.topic}); "
           "its heartbeat reports whether it was applied or rolled back (`vardkoll admin devices config` or Installationsvy)")
 
@@ -317,7 +371,7 @@ def devices_push_config(
 @devices_app.command("config")
 def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: Annotated[str, typer.Argument(help="device id")]) -> None:
     """The remote config versions pushed to a device, newest first, and what its last heartbeat reported."""
-    from vardkoll.server import device_config as dc
+    from vardkoll.server import remote_config as dc
     from vardkoll.server.storage.registry_tables import DeviceRow
 
     with _transaction() as session:
@@ -343,12 +397,10 @@ def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
 @devices_app.command("list")
 def devices_list(unit: Annotated[str, typer.Argument(help="HSA-id")]) -> None:
     """List a unit's devices with their last known status."""
-    from sqlalchemy import select
-
-    from vardkoll.server.storage.registry_tables import DeviceRow
+    from vardkoll.server.registry import unit_devices
 
     with _transaction() as session:
-        rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.device)).all()
+        rows = unit_devices(session, unit)
         _table(
             ["device", "status", "last seen", "registered", "retired"],
             [[r.device, r.status or "", r.last_seen_at or "", r.registered_at, r.retired_at or ""] for r in rows],

@@ -1,17 +1,11 @@
-"""`vardkoll bridge ...`: the firmware bridge wired to the collector.
+"""`vardkoll bridge ...`: the command line of the firmware bridge.
 
     vardkoll bridge run --config bridge.toml --collector-config collector.toml
     vardkoll bridge simulate --port /tmp/vk-disp --device-id disp-entre-1 --unit SE2321000016-15SF
 
-`run` builds the collector from its config (the durable outbox, the device's pseudonym secret and, unless
-`--no-publish`, the MQTT publisher and the configured connectors), hands every device press to that outbox
-through `OutboxSink`, and runs until SIGTERM or SIGINT. On a signal it stops the serial ports first (no
-new presses are acknowledged), then the collector (which says `offline` and closes the outbox): a press
-in flight at that moment stays on its device and is sent again after the next start.
-
-The bridge always uses the collector's pseudonym secret (`pseudonyms.secret_file`) and the collector's
-device id as the events' `device`: a `pseudonym_key`/`pseudonym_key_file` in the bridge config is
-ignored (with a warning), and every configured device must belong to the collector's unit.
+`run` builds a `BridgeService` (`firmware_bridge/service.py`: the bridge feeding the collector's durable
+outbox and, unless `--no-publish`, the collector agent sending it) and runs it until SIGTERM or SIGINT.
+`simulate` puts a simulated device on a pty, for trying `run` without hardware.
 """
 
 from __future__ import annotations
@@ -20,151 +14,13 @@ import logging
 import signal
 import threading
 import time
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-log = logging.getLogger("vardkoll.bridge_cli")
-
 bridge_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="The serial bridge for ticket dispensers and button panels (docs/firmware-protocol.md).")
-
-
-class BridgeSetupError(ValueError):
-    """The bridge and collector configs do not fit together; the message says what to change."""
-
-
-def bridge_config_for_collector(data: dict[str, Any], collector: Any) -> Any:
-    """The bridge config (a parsed TOML/JSON document) made to fit `collector` (a `CollectorConfig`).
-
-    The collector's secret is the key (so the bridge's own key settings are dropped), `event_device` is
-    the collector's device id, and every device must be in the collector's unit (the outbox refuses
-    events for another unit, so such a device could never deliver anything)."""
-    import msgspec
-
-    from vardkoll.firmware_bridge.config import ConfigError, parse_config
-
-    data = dict(data)
-    if data.pop("pseudonym_key", None) is not None or data.pop("pseudonym_key_file", None) is not None:
-        log.warning("bridge config: pseudonym_key / pseudonym_key_file ignored; the collector's secret "
-                    "(pseudonyms.secret_file) is used")
-    # Validation wants exactly one key setting; the key itself is passed to Bridge explicitly.
-    data["pseudonym_key_file"] = str(collector.pseudonyms.secret_file)
-    try:
-        config = parse_config(data)
-    except ConfigError as exc:
-        raise BridgeSetupError(str(exc)) from None
-    if config.event_device not in (None, collector.device):
-        raise BridgeSetupError(f"bridge config: event_device {config.event_device!r} differs from the collector's "
-                               f"device {collector.device!r}; remove it")
-    for index, device in enumerate(config.devices):
-        if device.unit != collector.unit:
-            raise BridgeSetupError(f"bridge config: devices[{index}] ({device.device_id}) is in unit {device.unit}, "
-                                   f"but the collector serves unit {collector.unit}")
-    return msgspec.structs.replace(config, event_device=collector.device)
-
-
-def load_bridge_document(path: str | Path) -> dict[str, Any]:
-    import orjson
-
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BridgeSetupError(f"cannot read bridge config {path}: {exc.strerror}") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else orjson.loads(raw)
-    except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BridgeSetupError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
-
-
-class BridgeService:
-    """The bridge feeding the collector's outbox, and (with `publish`) the collector agent sending it.
-
-    `start()` / `stop()` for embedding and tests; `run()` blocks until a signal or `stop()`."""
-
-    def __init__(self, bridge_config: Any, collector_config: Any, *, publish: bool = True,
-                 agent_options: dict[str, Any] | None = None) -> None:
-        from vardkoll.collector.agent import Agent
-        from vardkoll.collector.clock import standalone_hold
-        from vardkoll.collector.outbox import Outbox
-        from vardkoll.collector.pseudonyms import load_or_create_secret
-        from vardkoll.firmware_bridge.bridge import Bridge, OutboxSink
-
-        self.collector_config = collector_config
-        self.agent = Agent(collector_config, **(agent_options or {})) if publish else None
-        if self.agent is not None:
-            self.outbox = self.agent.outbox
-        else:
-            box = collector_config.outbox
-            self.outbox = Outbox(box.path, unit=collector_config.unit, device=collector_config.device,
-                                 max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
-        key = load_or_create_secret(collector_config.pseudonyms.secret_file)
-        hold = self.agent.device_clock_hold if self.agent is not None else standalone_hold(collector_config.clock)
-        self.bridge = Bridge(bridge_config, OutboxSink(self.outbox, hold=hold), key=key)
-        self._stop = threading.Event()
-        self._agent_thread: threading.Thread | None = None
-        self._started = False
-        self._stopped = False
-
-    @classmethod
-    def from_files(cls, bridge_path: str | Path, collector_path: str | Path, **kwargs: Any) -> "BridgeService":
-        from vardkoll.collector.config import ConfigError as CollectorConfigError
-        from vardkoll.collector.config import load_config as load_collector_config
-
-        try:
-            collector = load_collector_config(collector_path)
-        except CollectorConfigError as exc:
-            raise BridgeSetupError(str(exc)) from None
-        config = bridge_config_for_collector(load_bridge_document(bridge_path), collector)
-        return cls(config, collector, **kwargs)
-
-    def start(self, ports: list[str] | tuple[str, ...] | None = None) -> None:
-        if self._started:
-            return
-        self._started = True
-        if self.agent is not None:
-            self._agent_thread = threading.Thread(target=self.agent.run, kwargs={"install_signal_handlers": False},
-                                                  name="collector", daemon=True)
-            self._agent_thread.start()
-        self.bridge.start(ports)
-        log.info("bridge running: %d port(s), %d device(s), outbox %s%s", len(ports if ports is not None else
-                 self.bridge.config.ports), len(self.bridge.config.devices), self.outbox.path,
-                 "" if self.agent is not None else " (not publishing)")
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Ports first (nothing new is acknowledged), then the collector (offline, outbox closed)."""
-        self._stop.set()
-        if self._stopped:
-            return
-        self._stopped = True
-        self.bridge.stop(timeout_s)
-        if self.agent is not None:
-            self.agent.stop()
-            if self._agent_thread is not None:
-                self._agent_thread.join(timeout_s)
-        else:
-            self.outbox.close()
-        log.info("bridge stopped: %s", self.bridge.stats.snapshot())
-
-    def request_stop(self) -> None:
-        """Signal-safe: `run()` notices and stops."""
-        self._stop.set()
-
-    def run(self, install_signal_handlers: bool = True) -> None:
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: self.request_stop())
-        self.start()
-        try:
-            while not self._stop.wait(0.5):
-                if self._agent_thread is not None and not self._agent_thread.is_alive():
-                    log.error("the collector stopped unexpectedly; stopping the bridge")
-                    break
-        finally:
-            self.stop()
 
 
 def _setup_logging(level: str) -> None:
@@ -180,12 +36,13 @@ def run(
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
     """Read the configured serial ports into the collector's outbox until SIGTERM or SIGINT."""
+    from vardkoll.collector.pseudonyms import SecretFileError
+    from vardkoll.firmware_bridge.service import BridgeService, BridgeSetupError
+
     _setup_logging(log_level)
     try:
         service = BridgeService.from_files(config, collector_config, publish=publish)
     except Exception as exc:  # noqa: BLE001 - config and secret-file problems: say what, exit 2
-        from vardkoll.collector.pseudonyms import SecretFileError
-
         if isinstance(exc, (BridgeSetupError, SecretFileError, OSError)):
             typer.echo(f"vardkoll bridge: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -57,7 +57,7 @@ def replay(
 ) -> None:
     """Re-compute every metric for every unit in an event file and print the figures as JSON."""
     from vardkoll.server.replay import ReplayPeriodError, replay_path
-    from vardkoll.server.unit_settings import UnitSettingsError, load_unit_settings
+    from vardkoll.server.replay import UnitSettingsError, load_unit_settings
 
     start, end = _date_option(period_from, "--from"), _date_option(period_to, "--to")
     if start and end and end < start:
@@ -121,12 +121,45 @@ def server(
     from vardkoll.server.app import create_app
     from vardkoll.server.settings import InsecureSettings, ServerSettings
 
+    from vardkoll.server.storage import SchemaMismatch, check_schema, make_engine
+
     settings = ServerSettings()
     try:
         settings.check_secure(host)
     except InsecureSettings as exc:
         _fail(str(exc))
+    engine = make_engine(settings.database_url)
+    try:
+        check_schema(engine)
+    except SchemaMismatch as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate(check: Annotated[bool, typer.Option("--check", help="only say whether the schema is current; exit 1 if not")] = False) -> None:
+    """Bring the database's schema to this version's (VARDKOLL_DATABASE_URL); run it before starting servers after an upgrade."""
+    from vardkoll.server.settings import ServerSettings
+    from vardkoll.server.storage import make_engine, migrate as apply_migrations, schema_state
+
+    settings = ServerSettings()
+    engine = make_engine(settings.database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        if check:
+            state = schema_state(engine)
+            typer.echo(f"{where}: schema {state.current or 'none'}, this vardkoll needs {state.head}"
+                       + ("" if state.up_to_date else ": run `vardkoll migrate`"), err=True)
+            raise typer.Exit(0 if state.up_to_date else 1)
+        before = apply_migrations(engine)
+    finally:
+        engine.dispose()
+    if before.up_to_date:
+        typer.echo(f"{where}: schema already at {before.head}; nothing changed", err=True)
+    else:
+        typer.echo(f"{where}: migrated schema from {before.current or 'empty'} to {before.head}", err=True)
 
 
 collector_app = typer.Typer(no_args_is_help=True, help="The edge collector at a clinic (see docs/collector.md).")

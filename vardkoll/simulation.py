@@ -498,7 +498,7 @@ def write_events(path: Path, events: int, seed: int = 1, units: int = 40, start_
     size = 0
     seen: set[str] = set()
     repeated = 0
-    with opener(partial, "wb") as out:  # type: ignore[operator]
+    with opener(partial, "wb") as out:
         stream = generate(seed, units, days=36500, start_date=start_date)
         chunk: list[bytes] = []
         for event in islice(stream, events):

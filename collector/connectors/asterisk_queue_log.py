@@ -122,7 +122,7 @@ class AsteriskQueueLogConnector(Connector):
     Config = AsteriskQueueLogConfig
     config: AsteriskQueueLogConfig
 
-    def __init__(self, config: AsteriskQueueLogConfig, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: AsteriskQueueLogConfig, context) -> None:
         super().__init__(config, context)
         self._zone = ZoneInfo(config.timezone)
         self._queues = frozenset(config.queues) if config.queues is not None else None

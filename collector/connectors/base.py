@@ -11,24 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Callable, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
+
+from vardkoll.protocol import local_time
 
 from ..outbox import Checkpoint
 
 
-def _known_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Stockholm)") from None
-    return name
-
-
 # A connector setting naming an IANA time zone, checked when the config is loaded.
-TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+TimeZoneName = local_time.TimeZoneName
 
 
 class ConnectorConfig(BaseModel):
@@ -47,6 +40,15 @@ class SourceEvent:
     # Where `at` came from: the source system's own timestamp (preferred), or this device's clock, in
     # which case the event is held while that clock is not trustworthy (collector/clock.py).
     clock: Literal["source", "device"] = "source"
+    # How finely `at` is written: "auto" (no fraction when it has none) or "milliseconds" (the firmware
+    # bridge: device clocks count milliseconds).
+    at_timespec: Literal["auto", "milliseconds"] = "auto"
+
+
+def joined_key(*parts: object) -> str:
+    """A source key or raw reference made of several parts, e.g. (device id, store id, local seq), joined by
+    US (0x1F), a control character no part may contain, so different parts never give the same key."""
+    return "\x1f".join(str(part) for part in parts)
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Connector(ABC):
     def poll(self) -> Iterator[SourceBatch]:
         """Read whatever is new; called by the agent every `poll_interval_s`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: most connectors hold nothing open)
         """Release what the connector holds open (an HTTP client, say); called when the agent stops."""
 
     def count(self, name: str, by: int = 1) -> None:

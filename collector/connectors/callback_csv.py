@@ -67,7 +67,7 @@ class OutcomeWords(ConnectorConfig):
         table: dict[str, Outcome] = {}
         for outcome in ("answered", "abandoned", "reached", "not_reached", "pending", "queue_full", "closed"):
             for word in getattr(self, outcome):
-                table[word.strip().casefold()] = outcome  # type: ignore[assignment]
+                table[word.strip().casefold()] = outcome
         return table
 
 
@@ -92,7 +92,7 @@ class CallbackCsvConnector(Connector):
     Config = CallbackCsvConfig
     config: CallbackCsvConfig
 
-    def __init__(self, config: CallbackCsvConfig, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: CallbackCsvConfig, context) -> None:
         super().__init__(config, context)
         self._zone = ZoneInfo(config.timezone)
         self._outcomes = config.outcomes.lookup()
@@ -237,7 +237,7 @@ class CallbackCsvConnector(Connector):
             return None
         outcome = self._outcomes.get(text)
         if outcome in ("queue_full", "closed"):
-            return outcome  # type: ignore[return-value]
+            return outcome
         if outcome is None:
             raise BadRow(f"column '{column}' holds a value that is not among the configured `outcomes`")
         return None

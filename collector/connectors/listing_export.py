@@ -88,7 +88,7 @@ class ListingExportConnector(Connector):
     Config = ListingExportConfig
     config: ListingExportConfig
 
-    def __init__(self, config: ListingExportConfig, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: ListingExportConfig, context) -> None:
         super().__init__(config, context)
         self._zone = ZoneInfo(config.timezone)
         self._date = re.compile(config.date_pattern)

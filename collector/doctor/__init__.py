@@ -46,7 +46,7 @@ def run_doctor(
     return DoctorReport(*_run(config, path, server_url, timeout_s, now, ntp, http_transport))
 
 
-def _run(config: CollectorConfig, path: Path, server_url: str | None, timeout_s: float, now, ntp, transport) -> tuple[list[Finding], str]:  # type: ignore[no-untyped-def]
+def _run(config: CollectorConfig, path: Path, server_url: str | None, timeout_s: float, now, ntp, transport) -> tuple[list[Finding], str]:
     findings = [ok("Konfiguration", f"{path} går att läsa (insamlare {config.device}, vårdenhet {config.unit})")]
     config, remote = checks.effective_config(config)
     findings += remote

@@ -88,7 +88,7 @@ def secret_files(config: CollectorConfig) -> list[Finding]:
         if path is None:
             continue
         if not path.exists():
-            findings.append(error(name, f"{path} finns inte", f"Lägg filen på plats (läge 600), eller rätta sökvägen i konfigurationen."))
+            findings.append(error(name, f"{path} finns inte", "Lägg filen på plats (läge 600), eller rätta sökvägen i konfigurationen."))
             continue
         mode = _mode(path)
         if mode & 0o007:
@@ -160,7 +160,7 @@ def _connect(device: str, mqtt: MqttConfig, password: str | None, timeout_s: flo
     answered = threading.Event()
     result: list[tuple[int, str]] = []
 
-    def on_connect(client, userdata, flags, reason_code, properties=None):  # type: ignore[no-untyped-def]
+    def on_connect(client, userdata, flags, reason_code, properties=None):
         result.append((int(getattr(reason_code, "value", reason_code)), str(reason_code)))
         answered.set()
 

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
 
-from ..publisher import ntp_synchronised
+from ..clock import ntp_synchronised
 
 TIME_ERROR = 5  # adjtimex: the clock is not synchronised
 STA_UNSYNC = 0x0040

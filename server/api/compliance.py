@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from ..auth import Role, visible_units
+from ..figures.model import Figure
 from ..storage.registry_tables import UnitRow
 from .deps import FigureReader, ServicesDep, SessionDep, UnitInPath, confine_to_region, confine_to_unit
 from .figure_csv import csv_response
@@ -16,8 +17,11 @@ from .figure_query import FigureQueryDep
 
 router = APIRouter(tags=["compliance"])
 
-FIGURE_DOC = {200: {"description": "The SPEC 2.5 figure with `definition_version` and `data` (freshness); CSV with format=csv",
-                    "content": {"application/json": {}, "text/csv": {}}}}
+FIGURE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"model": Figure, "description": "The SPEC 2.5 figure with `definition_version` and `data` (freshness); CSV with format=csv",
+          "content": {"text/csv": {}}}}
+FIGURES_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"model": list[Figure], "description": "One figure per unit, sorted by unit; CSV with format=csv", "content": {"text/csv": {}}}}
 
 
 def _json(document: Any) -> Response:
@@ -32,7 +36,7 @@ def unit_compliance(principal: FigureReader, unit: UnitInPath, query: FigureQuer
     return csv_response([figure], query, unit) if query.csv else _json(figure)
 
 
-@router.get("/compliance", responses=FIGURE_DOC)
+@router.get("/compliance", responses=FIGURES_DOC)
 def compliance(
     principal: FigureReader, query: FigureQueryDep, session: SessionDep, services: ServicesDep,
     region: Annotated[str | None, Query(description="the region's units (default: all units you may see)")] = None,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session
 
-from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, HSA_ID_RULE, is_device_id, is_hsa_id
 
 from ..auth import (
     ADMINS,
@@ -28,9 +27,6 @@ from ..auth import (
 )
 from ..services import Services
 from ..storage.registry_tables import UnitRow
-
-HSA_ID = re.compile(HSA_ID_PATTERN)
-HSA_ID_RULE = "must be an HSA-id: SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits (e.g. SE2321000016-15SF)"
 
 
 def get_services(request: Request) -> Services:
@@ -61,9 +57,15 @@ def invalid(where: str, name: str, message: str) -> HTTPException:
 
 
 def check_hsa_id(value: str, where: str, name: str) -> str:
-    if not HSA_ID.search(value):
+    if not is_hsa_id(value):
         raise invalid(where, name, f"{name} {HSA_ID_RULE}")
     return value
+
+
+def checked_device_id(device: str, where: str = "path") -> str:
+    if not is_device_id(device):
+        raise invalid(where, "device", f"device {DEVICE_ID_RULE}")
+    return device
 
 
 def unit_in_path(unit: Annotated[str, Path(description="The unit's HSA-id")]) -> str:
@@ -104,6 +106,7 @@ __all__ = [
     "SessionDep",
     "UnitInPath",
     "check_hsa_id",
+    "checked_device_id",
     "confine_to_region",
     "confine_to_unit",
     "invalid",

@@ -6,24 +6,20 @@ changes and the answer is 503."""
 
 from __future__ import annotations
 
-import re
 import logging
 from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN
-
-from ..provisioning import BrokerAccountError, UnknownDevice, retire_device
+from ..provisioning import BrokerAccountError, retire_device
+from ..registry import UnknownDevice, UnknownUnit, register_device as register, unit_devices
 from ..storage.registry_tables import DeviceRow
-from .deps import DeviceManager, RegistryReader, ServicesDep, SessionDep, UnitInPath, confine_to_unit, invalid
+from .deps import DeviceManager, RegistryReader, ServicesDep, SessionDep, UnitInPath, checked_device_id, confine_to_unit
 
 router = APIRouter(tags=["devices"])
 log = logging.getLogger("vardkoll.provisioning")
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 class DevicePublic(BaseModel):
@@ -39,29 +35,21 @@ def _public(row: DeviceRow) -> DevicePublic:
     return DevicePublic(unit=row.unit, device=row.device, registered_at=row.registered_at, retired_at=row.retired_at, status=row.status, last_seen_at=row.last_seen_at)
 
 
-def checked_device_id(device: str) -> str:
-    if not _DEVICE_ID.search(device):
-        raise invalid("path", "device", "device must be 1–64 characters of A–Z, a–z, 0–9 and . _ -")
-    return device
-
-
 @router.get("/units/{unit}/devices", response_model=list[DevicePublic])
 def list_devices(principal: RegistryReader, unit: UnitInPath, session: SessionDep) -> list[DevicePublic]:
     """The unit's devices, retired ones included, with their last known status."""
     confine_to_unit(session, principal, unit)
-    return [_public(row) for row in session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.device))]
+    return [_public(row) for row in unit_devices(session, unit)]
 
 
 @router.put("/units/{unit}/devices/{device}", response_model=DevicePublic)
 def register_device(principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Path()], session: SessionDep) -> DevicePublic:
     """Register a device so that it may publish for the unit (again, if it was retired)."""
-    if confine_to_unit(session, principal, unit) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
-    row = session.get(DeviceRow, (unit, checked_device_id(device)))
-    if row is None:
-        row = DeviceRow(unit=unit, device=device, registered_at=datetime.now(timezone.utc))
-        session.add(row)
-    row.retired_at = None
+    confine_to_unit(session, principal, unit)
+    try:
+        row, _ = register(session, unit, checked_device_id(device), datetime.now(timezone.utc))
+    except UnknownUnit:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first") from None
     session.commit()
     return _public(row)
 

@@ -14,14 +14,13 @@ unused, the old device stays registered, and the answer is 503 with what to do.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN
+from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id
 
 from ..provisioning import (
     BrokerAccountError,
@@ -29,22 +28,20 @@ from ..provisioning import (
     CodeRefused,
     ProvisioningSettings,
     TooManyFailures,
-    UnknownDevice,
     issue_code,
     redeem_code,
     replace_device,
 )
+from ..registry import UnknownDevice
 from .deps import DeviceManager, ServicesDep, SessionDep, UnitInPath, confine_to_unit
 
 router = APIRouter(tags=["enrollment"])
 log = logging.getLogger("vardkoll.provisioning")
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
-_DEVICE_RULE = "device must be 1–64 characters of A–Z, a–z, 0–9 and . _ -"
 
 
 def _device_id(device: str | None) -> str | None:
-    if device is not None and not _DEVICE_ID.search(device):
-        raise ValueError(_DEVICE_RULE)
+    if device is not None and not is_device_id(device):
+        raise ValueError(f"device {DEVICE_ID_RULE}")
     return device
 
 

@@ -17,7 +17,7 @@ from vardkoll.protocol import EventRejected, validate_event
 from vardkoll.protocol.events import Event
 from vardkoll.protocol.personal_number import raw_may_contain_personal_number
 
-_ARRAY_DECODER = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]
+_ARRAY_DECODER = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]  # Event is a Union built at run time (protocol/events.py)
 
 
 class BodyRejected(ValueError):

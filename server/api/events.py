@@ -70,6 +70,6 @@ async def post_events(request: Request, principal: EventSender, services: Servic
     try:
         body = await read_capped(request, services.settings.max_payload_bytes)
     except BodyRejected as refusal:
-        return await run_in_threadpool(_refused, services, source, refusal, None)  # type: ignore[return-value]
+        return await run_in_threadpool(_refused, services, source, refusal, None)  # type: ignore[return-value]  # the threadpool returns what the function returns
     # Parsing a few MB and committing are blocking work: off the event loop.
-    return await run_in_threadpool(_ingest_body, services, source, body)  # type: ignore[return-value]
+    return await run_in_threadpool(_ingest_body, services, source, body)  # type: ignore[return-value]  # the threadpool returns what the function returns

@@ -45,7 +45,7 @@ def live(
         confine_to_unit(session, principal, check_hsa_id(unit, "query", "unit"))
         units = [unit]
     else:
-        confine_to_region(session, principal, region)  # type: ignore[arg-type]
+        confine_to_region(session, principal, region)  # type: ignore[arg-type]  # region is set whenever this branch runs (checked above)
         registry = [(u, r) for u, r in session.execute(select(UnitRow.unit, UnitRow.region)).all() if r == region]
         units = visible_units(principal, registry)
     stream = figure_events(services, request.app.state.live, units, metrics, period_from, period_to)

@@ -1,15 +1,20 @@
-"""API tokens (admin only): create one (its secret is shown this once), list them, revoke one."""
+"""API tokens (admin only): create one (its secret is shown this once), list them, rotate one with an overlap,
+revoke one. Every token expires: people's after `VARDKOLL_TOKEN_LIFETIME_DAYS` (365), devices' after
+`VARDKOLL_DEVICE_TOKEN_LIFETIME_DAYS` (730), unless `valid_days` says otherwise."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..auth import Role, TokenScopeError, check_scope, issue_token, list_tokens, revoke_token
-from .deps import Admin, SessionDep
+from ..storage.registry_tables import ApiToken
+
+from ..auth import RetiredToken, Role, TokenScopeError, UnknownToken, check_scope, issue_token, list_tokens, revoke_token, rotate_token
+from ..settings import ServerSettings
+from .deps import Admin, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -24,6 +29,7 @@ class TokenCreate(BaseModel):
     region: Annotated[str | None, Field(max_length=100)] = None
     unit: str | None = None
     device: str | None = None
+    valid_days: Annotated[int | None, Field(ge=1, le=3650, description="default: 365 for people, 730 for devices (server settings)")] = None
 
     @model_validator(mode="after")
     def _scope_fits_role(self) -> "TokenCreate":
@@ -45,17 +51,49 @@ class TokenPublic(BaseModel):
     device: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="to within five minutes")
+    rotated_from: int | None
 
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="the secret: shown only now, stored only as its SHA-256")
 
 
+def lifetime(settings: ServerSettings, role: Role, valid_days: int | None = None) -> timedelta:
+    if valid_days is not None:
+        return timedelta(days=valid_days)
+    return timedelta(days=settings.device_token_lifetime_days if role is Role.device else settings.token_lifetime_days)
+
+
+class TokenRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: Annotated[int, Field(ge=0, le=720, description="how long the old token keeps working (at most 30 days)")] = 24
+    valid_days: Annotated[int | None, Field(ge=1, le=3650, description="the new token's lifetime (default: the role's)")] = None
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_token(_: Admin, spec: TokenCreate, session: SessionDep) -> TokenCreated:
-    row, secret = issue_token(session, spec.name, spec.role, spec.region, spec.unit, spec.device)
+def create_token(_: Admin, spec: TokenCreate, session: SessionDep, services: ServicesDep) -> TokenCreated:
+    row, secret = issue_token(session, spec.name, spec.role, spec.region, spec.unit, spec.device,
+                              valid_for=lifetime(services.settings, spec.role, spec.valid_days))
     session.commit()
     return TokenCreated(**TokenPublic.model_validate(row).model_dump(), token=secret)
+
+
+@router.post("/{token_id}/rotate", status_code=status.HTTP_201_CREATED)
+def rotate(_: Admin, token_id: int, spec: TokenRotation, session: SessionDep, services: ServicesDep) -> TokenCreated:
+    """A new token with the same name, role and scope; the old one works for `overlap_hours` more."""
+    row = session.get(ApiToken, token_id)
+    try:
+        new, secret, _old = rotate_token(session, token_id, timedelta(hours=spec.overlap_hours),
+                                         lifetime(services.settings, Role(row.role) if row else Role.admin, spec.valid_days))
+    except UnknownToken as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except RetiredToken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session.commit()
+    return TokenCreated(**TokenPublic.model_validate(new).model_dump(), token=secret)
 
 
 @router.get("")

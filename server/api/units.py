@@ -14,9 +14,13 @@ from sqlalchemy.orm import Session
 from ..auth import visible_units
 from ..services import Services
 from .deps import Admin, RegistryReader, ServicesDep, SessionDep, UnitInPath, confine_to_region, confine_to_unit
-from .unit_schemas import TargetCreate, TargetPublic, UnitCreate, UnitPublic, UnitUpdate
-from .unit_store import (
+from ..registry import (
     RegistryConflict,
+    TargetCreate,
+    TargetPublic,
+    UnitCreate,
+    UnitPublic,
+    UnitUpdate,
     UnknownTarget,
     UnknownUnit,
     add_unit,

@@ -16,7 +16,18 @@ from .scope import (
     require_unit,
     visible_units,
 )
-from .tokens import ADMIN_TOKEN_NAME, TokenScopeError, check_scope, issue_token, list_tokens, principal_for, revoke_token
+from .tokens import (
+    ADMIN_TOKEN_NAME,
+    RetiredToken,
+    TokenScopeError,
+    UnknownToken,
+    check_scope,
+    issue_token,
+    list_tokens,
+    principal_for,
+    revoke_token,
+    rotate_token,
+)
 
 __all__ = [
     "ADMINS",
@@ -29,8 +40,10 @@ __all__ = [
     "CurrentPrincipal",
     "OutOfScope",
     "Principal",
+    "RetiredToken",
     "Role",
     "TokenScopeError",
+    "UnknownToken",
     "check_scope",
     "current_principal",
     "forbidden",
@@ -42,6 +55,7 @@ __all__ = [
     "require_role",
     "require_unit",
     "revoke_token",
+    "rotate_token",
     "role_gate",
     "visible_units",
 ]

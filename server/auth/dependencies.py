@@ -21,11 +21,16 @@ COOKIE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def principal_for_token(request: Request, token: str) -> Principal | None:
-    """The principal of an API token, None when the token is unknown or revoked."""
+    """The principal of an API token, None when the token is unknown, revoked or expired. Kept on the
+    request for the access log (`server/access_log`)."""
     services = request.app.state.services
     admin_token = services.settings.admin_token
     with services.sessions() as session:
-        return principal_for(session, token, admin_token.get_secret_value() if admin_token else None)
+        principal = principal_for(session, token, admin_token.get_secret_value() if admin_token else None)
+        if session.dirty:
+            session.commit()  # the token's last use
+    request.state.principal = principal
+    return principal
 
 
 def session_token(request: Request) -> str | None:
@@ -46,7 +51,7 @@ def current_principal(request: Request, credentials: Annotated[HTTPAuthorization
         raise _unauthorized("an API token is required: send the header 'Authorization: Bearer <token>'")
     principal = principal_for_token(request, token)
     if principal is None:
-        raise _unauthorized("the API token is not valid: unknown or revoked", "invalid_token")
+        raise _unauthorized("the API token is not valid: unknown, revoked or expired", "invalid_token")
     return principal
 
 

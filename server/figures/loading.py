@@ -16,9 +16,8 @@ from vardkoll.server.metrics.continuity import DoctorVisit, VisitLedger, coc_win
 from vardkoll.server.metrics.fixed_doctor import SnapshotLedger
 from vardkoll.server.metrics.telephone import CallLedger, CallState
 
-from ..ingest.entity_rows import CALL_STAMPS, CASE_STAMPS
 from ..storage.stamp_keys import from_epoch_us, stamp_key, stamp_of
-from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
+from ..storage.tables import CALL_STAMPS, CASE_STAMPS, CallRow, CaseRow, DoctorVisitRow, SnapshotRow
 
 _SNAPSHOT = msgspec.json.Decoder(ListingSnapshot)
 _LAST = "|\U0010ffff"
@@ -74,7 +73,7 @@ def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLed
     if row is not None:
         snapshot = _SNAPSHOT.decode(row.body)
         # The snapshot ledger orders by instant and id; the stamp's day is not used, so UTC will do.
-        ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]
+        ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]  # the stored body decodes to a ListingSnapshot
     return ledger
 
 

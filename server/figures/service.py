@@ -17,7 +17,7 @@ from vardkoll.server.metrics.continuity import coc_window
 from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .cache import FigureCache, figure_key, settings_stamp
 from vardkoll.server.metrics.day_parts import PART_METRICS
 
@@ -192,7 +192,7 @@ class FigureService:
         for period, row in to_store.items():
             self._store(metric, period, [row])
         self._keep_parts(metric, parts_to_keep)
-        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]
+        return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]  # every period has a figure once the loop ends
 
     @staticmethod
     def _fixed_doctor_figures(session: Session, requests: list[Request], configs: dict[str, UnitConfig]) -> list[dict[str, Any]]:
@@ -264,6 +264,4 @@ def _covering_ledger(session: Session, unit: str, metric: str, periods: list[Per
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return None if moment is None else moment.isoformat()

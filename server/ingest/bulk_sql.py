@@ -62,7 +62,7 @@ def _statements(session: Session, table: Table, columns: tuple[str, ...], rows: 
     connection = session.connection()
     dialect = connection.dialect
     processors = _processors(table, columns, dialect)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]  # the DBAPI connection is open inside this block
     try:
         if dialect.name == "postgresql":
             values = [list(column) for column in zip(*rows)]

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timezone
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN, HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import is_device_id, is_hsa_id
 from vardkoll.protocol.personal_number import find_personal_number, raw_may_contain_personal_number
 
 from ..storage.registry_tables import DeviceRow
 
-_HSA = re.compile(HSA_ID_PATTERN)
-_DEVICE = re.compile(DEVICE_ID_PATTERN)
 MAX_STATUS_BYTES = 8192
 
 
@@ -35,7 +32,7 @@ class DeviceRegistry:
 
     def may_publish(self, unit: str, device: str) -> bool:
         """Registered and not retired (in dev mode: any well-formed unit and device id)."""
-        if not (_HSA.search(unit) and _DEVICE.search(device)):
+        if not (is_hsa_id(unit) and is_device_id(device)):
             return False
         if self._accept_unregistered:
             return True

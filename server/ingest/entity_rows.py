@@ -20,13 +20,11 @@ from vardkoll.protocol import ListingSnapshot, VisitCompleted
 from vardkoll.server.metrics import assessment, telephone
 
 from ..storage.stamp_keys import local_date, stamp_key_us
-from ..storage.tables import CallRow, CaseRow, DoctorVisitRow, SnapshotRow
+from ..storage.tables import CALL_STAMPS, CASE_STAMPS, CallRow, CaseRow, DoctorVisitRow, SnapshotRow
 from .bulk_sql import earliest_wins_clause, execute_rows
 
-CALL_STAMPS = ("offered", "answered", "callback_booked", "callback_made", "callback_reached", "abandoned", "rejected")
 # A stamp column and the columns whose values belong to the event that stamp came from.
 CALL_FOLLOWERS = {"offered": ("offered_day",), "rejected": ("rejected_day",)}
-CASE_STAMPS = ("contact", "assessed", "excluded", "cancelled")
 CASE_FOLLOWERS = {"contact": ("contact_day", "listed"), "assessed": ("assessed_day", "profession")}
 
 CALL_COLUMNS = ("unit", "call", *CALL_STAMPS, "offered_day", "rejected_day")

@@ -48,7 +48,7 @@ class Received:
 
 
 class MqttConsumer:
-    def __init__(self, services: Services, client_id: str | None = None, on_commit=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, services: Services, client_id: str | None = None, on_commit=None) -> None:
         self._services = services
         self._settings = services.settings
         self._devices = DeviceRegistry(services.sessions, accept_unregistered=services.settings.dev)
@@ -99,7 +99,7 @@ class MqttConsumer:
         self._worker.join(timeout=10)
 
     # -- callbacks (paho's network thread) ---------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             if self._protocol == MQTTProtocolVersion.MQTTv5 and reason_code.value in (1, 132):  # broker speaks only 3.1.1
                 log.warning("broker refused MQTT v5; falling back to 3.1.1 without shared subscriptions")
@@ -121,12 +121,12 @@ class MqttConsumer:
         self._connect()
         self._client.loop_start()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if reason_code.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         # Blocks when the worker is behind: the broker then holds further messages (backpressure).
         self._inbox.put(Received(message.mid, message.qos, message.topic, bytes(message.payload)))
 
@@ -212,7 +212,7 @@ class MqttConsumer:
     def _commit(self, batches: list[tuple[list[Any], Source, str]]) -> None:
         """The batches in one transaction, then each device's acknowledgement, in order."""
         reports = self._services.ingest.ingest_many([(items, source) for items, source, _ in batches], datetime.now(timezone.utc))
-        self._devices.seen_many([(source.unit, source.device) for _, source, _ in batches])  # type: ignore[misc]
+        self._devices.seen_many([(source.unit, source.device) for _, source, _ in batches])  # type: ignore[misc]  # a batch's source is set when it was admitted
         changed: set[str] = set()
         for (_, _, reply), report in zip(batches, reports):
             self._client.publish(reply, ack_payload(report), qos=1)

@@ -15,10 +15,11 @@ from typing import Any, Iterable
 import msgspec
 
 from vardkoll.protocol import EventBase, EventRejected
+from vardkoll.protocol.sameness import same_event
 from vardkoll.server.metrics import UnitConfig
 
 from ..storage.stamp_keys import epoch_us
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .entity_rows import EntityRows
 
 Key = tuple[str, str]  # (unit, event id)
@@ -76,10 +77,6 @@ class ActivityByUnit:
 
 ARCHIVE_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
 _DAY_US = 86_400_000_000
-
-
-def same_event(a: EventBase, b: EventBase) -> bool:
-    return msgspec.structs.replace(a, device=None) == msgspec.structs.replace(b, device=None)
 
 
 def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, received_at: datetime) -> PreparedIngest:

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.protocol import EventBase
 from vardkoll.protocol.events import EVENT_DECODER
+from vardkoll.protocol.sameness import same_event
 
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..storage.upsert import dialect_insert
-from ..units import UnitDirectory
+from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
 from .day_marks import mark_changed_days
 from .entity_rows import merge_rows
-from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare, same_event
+from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
 
 __all__ = ["DEADLOCK_RETRIES", "IngestReport", "IngestService", "PreparedIngest", "Source"]
 

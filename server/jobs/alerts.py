@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.job_tables import Alert
-from .sql import insert_for
+from ..storage.upsert import dialect_insert
 
 ASSESSMENT_OVERDUE = "assessment_overdue"
 COLLECTOR_SILENT = "collector_silent"
@@ -63,7 +63,7 @@ def raise_alerts(session: Session, alerts: Iterable[AlertRaised], now: datetime)
     if not wanted:
         return []
     table = Alert.__table__
-    stmt = insert_for(session, table)
+    stmt = dialect_insert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["unit", "kind", "subject"],
         set_={"detail": stmt.excluded.detail, "created_at": stmt.excluded.created_at, "cleared_at": None},
@@ -102,6 +102,6 @@ def recent_alerts(sessions: sessionmaker[Session], unit: str | None, since: date
     with sessions() as session:
         rows = session.scalars(query.order_by(Alert.created_at, Alert.id)).all()
         return [
-            AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at)  # type: ignore[arg-type]
+            AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at)  # type: ignore[arg-type]  # rows read back always have an id
             for row in rows
         ]

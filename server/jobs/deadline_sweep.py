@@ -25,7 +25,7 @@ from ..services import Services
 from ..storage.job_tables import SweepMark
 from ..storage.tables import UnitActivity
 from .alerts import ASSESSMENT_OVERDUE, AlertRaised, raise_alerts
-from .sql import insert_for
+from ..storage.upsert import dialect_insert
 
 # Before any data (ingest refuses events before 1970): as `as_of` of `load_cases`, it adds no open
 # cases from other days to the cases of the period.
@@ -92,5 +92,5 @@ def _nothing_changed(mark: SweepMark, version: int, now: datetime, config: UnitC
 
 def _mark(session: Session, unit: str, now: datetime, version: int) -> None:
     table = SweepMark.__table__
-    stmt = insert_for(session, table).values(unit=unit, swept_at=now, data_version=version)
+    stmt = dialect_insert(session, table).values(unit=unit, swept_at=now, data_version=version)
     session.execute(stmt.on_conflict_do_update(index_elements=["unit"], set_={"swept_at": now, "data_version": version}))

@@ -23,7 +23,7 @@ from sqlalchemy import delete, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.registry_tables import Lease
-from .sql import insert_for
+from ..storage.upsert import dialect_insert
 
 HOLDER_MAX_CHARS = 128
 
@@ -49,7 +49,7 @@ def try_acquire(sessions: sessionmaker[Session], name: str, holder: str, ttl_s: 
         # RETURNING rather than the row count, which PostgreSQL drivers report as -1 for an INSERT
         # that SQLAlchemy already gives an implicit RETURNING.
         created = session.execute(
-            insert_for(session, table)
+            dialect_insert(session, table)
             .values(name=name, holder=holder, expires_at=expires_at)
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(table.c.name)

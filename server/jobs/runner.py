@@ -32,6 +32,7 @@ from ..services import Services
 from .deadline_sweep import sweep_deadlines
 from .figure_rollups import prune_ad_hoc, refresh_rollups
 from .lease import make_holder_id, release, try_acquire
+from .retention import apply_retention
 from .self_audit import run_self_audit
 from .settings import JobSettings
 from .silent_collectors import detect_silent_collectors
@@ -88,12 +89,17 @@ def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob
     def figure_rollups(now: datetime) -> dict[str, int]:
         return {"figures_checked": refresh_rollups(services, now), "ad_hoc_pruned": prune_ad_hoc(services, now)}
 
+    def retention(now: datetime) -> dict[str, int]:
+        return apply_retention(services, now)
+
     audit_zone = ZoneInfo(settings.audit_time_zone)
     return [
         ScheduledJob("deadline_sweep", IntervalTrigger(seconds=settings.deadline_sweep_every_s), deadline_sweep, misfire_grace_s=int(settings.deadline_sweep_every_s)),
         ScheduledJob("silent_collectors", IntervalTrigger(seconds=settings.silent_check_every_s), silent_collectors, misfire_grace_s=int(settings.silent_check_every_s)),
         ScheduledJob("figure_rollups", IntervalTrigger(seconds=settings.rollups_every_s), figure_rollups, misfire_grace_s=int(settings.rollups_every_s)),
         ScheduledJob("self_audit", CronTrigger(hour=settings.audit_at.hour, minute=settings.audit_at.minute, timezone=audit_zone), self_audit, misfire_grace_s=3600),
+        ScheduledJob("retention", CronTrigger(hour=settings.retention_at.hour, minute=settings.retention_at.minute, timezone=audit_zone), retention,
+                     misfire_grace_s=3600),
     ]
 
 

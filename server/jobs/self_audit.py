@@ -28,7 +28,7 @@ from ..storage.job_tables import AuditRow
 from ..storage.stamp_keys import epoch_us
 from ..storage.tables import StoredEvent, UnitActivity
 from .alerts import AUDIT_MISMATCH, AlertRaised, raise_alerts
-from .sql import insert_for
+from ..storage.upsert import dialect_insert
 
 IGNORED_KEYS = frozenset({"definition_version", "data"})
 UNBOUNDED_TYPES = ("care.contact", "care.assessed", "care.excluded", "care.cancelled", "listing.snapshot")
@@ -126,7 +126,7 @@ def store_outcomes(services: Services, outcomes: list[AuditOutcome], now: dateti
         if not o.ok
     ]
     with services.sessions.begin() as session:
-        stmt = insert_for(session, table)
+        stmt = dialect_insert(session, table)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["unit", "day", "metric"],

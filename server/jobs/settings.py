@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 from datetime import time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from vardkoll.protocol.local_time import TimeZoneName
 
 LEASE_NAME = "vardkoll-jobs"
 
@@ -33,16 +34,8 @@ class JobSettings(BaseModel):
     silent_after_s: float = Field(default=15 * 60.0, gt=0)
     rollups_every_s: float = Field(default=15 * 60.0, gt=0)
     audit_at: time = time(3, 15)
-    audit_time_zone: str = "Europe/Stockholm"
-
-    @field_validator("audit_time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+    audit_time_zone: TimeZoneName = "Europe/Stockholm"
+    retention_at: time = time(3, 45)  # after the self-audit, in the same time zone
 
     @property
     def lease_renew_every_s(self) -> float:

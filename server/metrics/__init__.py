@@ -4,7 +4,7 @@ The replay CLI, the live service and the tests all run this same code.
 """
 
 from .calendar import Period, end_of_day
-from .config import DEFAULT_TARGETS, DEFINITION_VERSIONS, METRICS, UnitConfig
+from .config import DEFAULT_TARGETS, DEFINITION_VERSIONS, METRICS, MetricName, UnitConfig
 from .engine import MetricEngine
 from .unit_state import Applied, UnitState
 
@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_TARGETS",
     "DEFINITION_VERSIONS",
     "METRICS",
+    "MetricName",
     "Applied",
     "MetricEngine",
     "Period",

@@ -66,7 +66,7 @@ class CaseLedger:
         self.never_assessed: set[str] = set()
 
     def apply(self, event: EventBase, stamp: Stamp) -> None:
-        case = event.case  # type: ignore[attr-defined]
+        case = event.case  # type: ignore[attr-defined]  # every class in FIELD_OF_CLASS (this ledger's event_classes) has a case
         state = self.cases.get(case)
         if state is None:
             state = self.cases[case] = CaseState()
@@ -75,11 +75,11 @@ class CaseLedger:
         if kind is CareContact:
             if earlier(state.contact, stamp):
                 move(self.by_contact_date, case, state.contact, stamp)
-                state.contact, state.listed = stamp, event.listed  # type: ignore[attr-defined]
+                state.contact, state.listed = stamp, event.listed  # type: ignore[attr-defined]  # CareContact: the class was matched just above
         elif kind is CareAssessed:
             if earlier(state.assessed, stamp):
                 move(self.by_assessment_date, case, state.assessed, stamp)
-                state.assessed, state.profession = stamp, event.profession  # type: ignore[attr-defined]
+                state.assessed, state.profession = stamp, event.profession  # type: ignore[attr-defined]  # CareAssessed: the class was matched just above
                 self.never_assessed.discard(case)
         elif kind is CareExcluded:
             if earlier(state.excluded, stamp):
@@ -127,13 +127,13 @@ class CaseLedger:
             for case in cases:
                 state = self.cases[case]
                 assessed = state.assessed
-                if assessed.at > as_of:  # type: ignore[union-attr]
+                if assessed.at > as_of:  # type: ignore[union-attr]  # a case in the by-assessment index has an assessed stamp
                     continue
                 contact = known(state.contact, as_of)
                 if contact is None:
                     tally.orphans += 1
                     continue
-                wait_days = (assessed.day - contact.day).days  # type: ignore[union-attr]
+                wait_days = (assessed.day - contact.day).days  # type: ignore[union-attr]  # contact and assessed are both set for a completed in-scope case
                 if wait_days < 0:
                     tally.invalid += 1
                     continue
@@ -159,7 +159,7 @@ class CaseLedger:
         for _, cases in days_in(self.by_contact_date, period):
             for case in cases:
                 state = self.cases[case]
-                if state.contact.at > as_of:  # type: ignore[union-attr]
+                if state.contact.at > as_of:  # type: ignore[union-attr]  # a case in the by-contact index has a contact stamp
                     continue
                 if not state.listed:
                     not_listed += 1

@@ -60,9 +60,9 @@ def calls_by_hour(ledger: CallLedger, day: date, as_of: datetime, config: UnitCo
     for call in ledger.by_offer_date.get(day, ()):
         state = ledger.calls[call]
         offered = state.offered
-        if offered.at > as_of or not config.is_open(offered.at):  # type: ignore[union-attr]
+        if offered.at > as_of or not config.is_open(offered.at):  # type: ignore[union-attr]  # a call in the by-offer index has an offered stamp
             continue
-        index = _index(offered.at, starts)  # type: ignore[union-attr]
+        index = _index(offered.at, starts)  # type: ignore[union-attr]  # a call in the by-offer index has an offered stamp
         if index is None:
             continue
         hour = hours[index]
@@ -73,6 +73,6 @@ def calls_by_hour(ledger: CallLedger, day: date, as_of: datetime, config: UnitCo
         hour.abandoned += category == "abandoned"
     for call in ledger.by_rejection_date.get(day, ()):
         rejected = ledger.calls[call].rejected
-        if rejected.at <= as_of and (index := _index(rejected.at, starts)) is not None:  # type: ignore[union-attr]
+        if rejected.at <= as_of and (index := _index(rejected.at, starts)) is not None:  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
             hours[index].rejected += 1
     return hours

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from types import MappingProxyType
-from typing import Mapping
+from typing import Literal, Mapping, get_args
 from zoneinfo import ZoneInfo
 
 from .calendar import DEFAULT_TIME_ZONE, zone
 
-METRICS: tuple[str, ...] = ("assessment", "continuity", "fixed_doctor", "telephone")
+MetricName = Literal["assessment", "continuity", "fixed_doctor", "telephone"]
+METRICS: tuple[MetricName, ...] = get_args(MetricName)
 
 DEFAULT_TARGETS: Mapping[str, float | None] = MappingProxyType(
     {"telephone": 0.90, "assessment": 0.90, "fixed_doctor": 0.55, "continuity": None}

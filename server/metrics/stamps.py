@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Hashable, NamedTuple
+from typing import Hashable, NamedTuple, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)  # a call or case pseudonym
 
 
 class Stamp(NamedTuple):
@@ -26,14 +28,14 @@ def known(stamp: Stamp | None, as_of: datetime) -> Stamp | None:
     return stamp if stamp is not None and stamp.at <= as_of else None
 
 
-def move(buckets: dict[date, set[Hashable]], key: Hashable, old: Stamp | None, new: Stamp) -> None:
+def move(buckets: dict[date, set[Key]], key: Key, old: Stamp | None, new: Stamp) -> None:
     """Keep a date index current when an entity's anchoring stamp changes."""
     if old is not None:
         if old.day == new.day:
             return
-        bucket = buckets[old.day]
-        bucket.discard(key)
-        if not bucket:
+        old_bucket = buckets[old.day]
+        old_bucket.discard(key)
+        if not old_bucket:
             del buckets[old.day]
     bucket = buckets.get(new.day)
     if bucket is None:

@@ -50,7 +50,7 @@ class CallLedger:
         self.by_rejection_date: dict[date, set[str]] = {}
 
     def apply(self, event: EventBase, stamp: Stamp) -> None:
-        call = event.call  # type: ignore[attr-defined]
+        call = event.call  # type: ignore[attr-defined]  # every class in FIELD_OF_CLASS (this ledger's event_classes) has a call
         state = self.calls.get(call)
         if state is None:
             state = self.calls[call] = CallState()
@@ -62,7 +62,7 @@ class CallLedger:
             elif field == "rejected":
                 move(self.by_rejection_date, call, current, stamp)
             setattr(state, field, stamp)
-        if field == "callback_made" and event.reached and earlier(state.callback_reached, stamp):  # type: ignore[attr-defined]
+        if field == "callback_made" and event.reached and earlier(state.callback_reached, stamp):  # type: ignore[attr-defined]  # only CallbackDone maps to callback_made
             state.callback_reached = stamp
 
     def restore(self, call: str, state: CallState) -> None:
@@ -75,7 +75,7 @@ class CallLedger:
 
     def classify(self, state: CallState, as_of: datetime, config: UnitConfig) -> tuple[bool, str | None]:
         """(same-day contact?, category) for one offered call, as known at `as_of`."""
-        offer_day = state.offered.day  # type: ignore[union-attr]
+        offer_day = state.offered.day  # type: ignore[union-attr]  # a call in the by-offer index has an offered stamp
         answered = known(state.answered, as_of)
         callback = known(state.callback_made if config.unreached_callback_counts else state.callback_reached, as_of)
         if answered is not None and answered.day == offer_day:
@@ -96,19 +96,19 @@ class CallLedger:
         for _, calls in days_in(self.by_offer_date, period):
             for call in calls:
                 state = self.calls[call]
-                if state.offered.at > as_of or not config.is_open(state.offered.at):  # type: ignore[union-attr]
+                if state.offered.at > as_of or not config.is_open(state.offered.at):  # type: ignore[union-attr]  # a call in the by-offer index has an offered stamp
                     continue
                 offered += 1
                 contact, category = self.classify(state, as_of, config)
                 same_day += contact
                 if category is not None:
                     counts[category] += 1
-        rejected = sum(
-            1
+        rejected = len([
+            call
             for _, calls in days_in(self.by_rejection_date, period)
             for call in calls
-            if self.calls[call].rejected.at <= as_of  # type: ignore[union-attr]
-        )
+            if self.calls[call].rejected.at <= as_of  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
+        ])
         return telephone_figure(unit, period, same_day, offered, counts, rejected, config)
 
 

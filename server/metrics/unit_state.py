@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from msgspec.structs import astuple
-
-from vardkoll.protocol import EVENT_CLASSES, EventBase
+from vardkoll.protocol import EventBase
+from vardkoll.protocol.sameness import event_content
 
 from .assessment import CaseLedger
 from .calendar import Period, end_of_day
@@ -25,14 +24,20 @@ class Applied(enum.Enum):
     CONFLICT = "conflict"  # the same id with different content: refused
 
 
-_DEVICE_INDEX = {cls: cls.__struct_fields__.index("device") for cls in EVENT_CLASSES}
+class Ledger(Protocol):
+    """What each metric's ledger offers the unit state."""
+
+    @property
+    def event_classes(self) -> tuple[type[EventBase], ...]: ...
+
+    def apply(self, event: Any, stamp: Stamp) -> None: ...
+
+    def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]: ...
 
 
 def _fingerprint(event: EventBase) -> int:
-    # `device` is left out: an event re-sent by a replacement device is still the same event.
-    values = astuple(event)
-    device = _DEVICE_INDEX[type(event)]
-    return hash((type(event), values[:device], values[device + 1 :]))
+    # A hash, not the content: the state keeps one int per event id (protocol.sameness says what counts).
+    return hash(event_content(event))
 
 
 class UnitState:
@@ -45,7 +50,7 @@ class UnitState:
         self.cases = CaseLedger()
         self.snapshots = SnapshotLedger()
         self.visits = VisitLedger()
-        self._ledgers = {"telephone": self.calls, "assessment": self.cases, "fixed_doctor": self.snapshots, "continuity": self.visits}
+        self._ledgers: dict[str, Ledger] = {"telephone": self.calls, "assessment": self.cases, "fixed_doctor": self.snapshots, "continuity": self.visits}
         self._ledger_of_class = {kind: ledger for ledger in self._ledgers.values() for kind in ledger.event_classes}
         self._seen: dict[str, int] = {}
         self._tz = self.config.tz

@@ -14,7 +14,7 @@ from .enrollment import (
     issue_code,
     redeem_code,
 )
-from .replacement import UnknownDevice, replace_device, retire_device
+from .replacement import replace_device, retire_device
 from .settings import ProvisioningSettings
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "IssuedCode",
     "ProvisioningSettings",
     "TooManyFailures",
-    "UnknownDevice",
     "code_digest",
     "issue_code",
     "new_code",

@@ -84,17 +84,17 @@ class DynsecClient:
 
     # -- paho callbacks (network thread) -------------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None):  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code.is_failure:
             self._refusal = str(reason_code)
         self._connected.set()
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):
         if any(code.is_failure for code in reason_codes):
             self._refusal = f"subscription to {RESPONSE_TOPIC} refused ({reason_codes[0]})"
         self._subscribed.set()
 
-    def _on_message(self, client, userdata, message):  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message):
         try:
             responses = orjson.loads(message.payload).get("responses", [])
         except (orjson.JSONDecodeError, AttributeError):

@@ -56,10 +56,6 @@ class Enrolled:
     broker: DeviceCredentials | None = None  # None when broker accounts are made by hand
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
 def issue_code(session: Session, unit: str, created_by: str, device: str | None = None,
                valid_for: timedelta = DEFAULT_VALIDITY, now: datetime | None = None) -> IssuedCode:
     now = now or datetime.now(timezone.utc)
@@ -76,7 +72,7 @@ def _check_rate(session: Session, client: str, now: datetime) -> None:
     session.execute(delete(EnrollmentFailure).where(EnrollmentFailure.at < since))
     failures = session.scalars(select(EnrollmentFailure.at).where(EnrollmentFailure.client == client, EnrollmentFailure.at >= since).order_by(EnrollmentFailure.at)).all()
     if len(failures) >= FAILURE_LIMIT:
-        oldest = _utc(failures[len(failures) - FAILURE_LIMIT])
+        oldest = failures[len(failures) - FAILURE_LIMIT]
         raise TooManyFailures(max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1))
 
 
@@ -97,7 +93,7 @@ def redeem_code(session: Session, code: str, device: str, client: str, now: date
         problem = "this is not a valid enrollment code; check it, or ask for a new one"
     elif row.redeemed_at is not None:
         problem = "this enrollment code has been used already; ask for a new one"
-    elif _utc(row.expires_at) <= now:
+    elif row.expires_at <= now:
         problem = "this enrollment code has expired; ask for a new one"
     elif row.device is not None and row.device != device:
         problem = f"this enrollment code is for device {row.device}; enroll with that device id"

@@ -17,13 +17,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..auth import Role
+from ..registry import UnknownDevice
 from ..storage.registry_tables import ApiToken, DeviceRow
 from .broker_accounts import BrokerAccounts
 from .enrollment import DEFAULT_VALIDITY, IssuedCode, issue_code
-
-
-class UnknownDevice(LookupError):
-    """The device to replace is not registered for the unit."""
 
 
 def retire_device(session: Session, unit: str, device: str, accounts: BrokerAccounts | None = None,
@@ -33,7 +30,7 @@ def retire_device(session: Session, unit: str, device: str, accounts: BrokerAcco
     now = now or datetime.now(timezone.utc)
     row = session.get(DeviceRow, (unit, device))
     if row is None:
-        raise UnknownDevice(f"device {device} is not registered for unit {unit}")
+        raise UnknownDevice(unit, device)
     row.retired_at = row.retired_at or now
     session.execute(
         update(ApiToken)

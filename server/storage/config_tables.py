@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 
 class DeviceConfigVersion(SQLModel, table=True):
     """One pushed version. `seq` numbers a device's pushes 1, 2, …: two pushes racing for the same
@@ -20,4 +22,4 @@ class DeviceConfigVersion(SQLModel, table=True):
     version: str = Field(max_length=64)
     sections: str = Field(sa_column=Column(Text, nullable=False))  # the config sections as JSON
     pushed_by: str = Field(max_length=200)  # the token's name, or who ran the admin command
-    pushed_at: datetime
+    pushed_at: datetime = Field(sa_type=UtcDateTime)

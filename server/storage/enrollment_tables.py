@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 
 class EnrollmentCode(SQLModel, table=True):
     """A one-time enrollment code, stored only as its SHA-256; redeemed at most once, before `expires_at`."""
@@ -18,9 +20,9 @@ class EnrollmentCode(SQLModel, table=True):
     unit: str = Field(max_length=40, index=True)
     device: str | None = Field(default=None, max_length=64)  # when set, only this device id may redeem it
     created_by: str = Field(max_length=200)  # the issuing token's name
-    created_at: datetime
-    expires_at: datetime
-    redeemed_at: datetime | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    redeemed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     redeemed_device: str | None = Field(default=None, max_length=64)
 
 
@@ -32,4 +34,4 @@ class EnrollmentFailure(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     client: str = Field(max_length=64)
-    at: datetime
+    at: datetime = Field(sa_type=UtcDateTime)

@@ -10,6 +10,8 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 ALERT_KINDS = ("assessment_overdue", "collector_silent", "audit_mismatch")
 
 
@@ -28,8 +30,8 @@ class Alert(SQLModel, table=True):
     kind: str = Field(max_length=32)  # one of ALERT_KINDS
     subject: str = Field(max_length=64)  # a case pseudonym, a device id, or "<day>/<metric>" for an audit
     detail: str = Field(sa_column=Column(Text, nullable=False))  # JSON, never personal data
-    created_at: datetime
-    cleared_at: datetime | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    cleared_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class AuditRow(SQLModel, table=True):
@@ -45,7 +47,7 @@ class AuditRow(SQLModel, table=True):
     metric: str = Field(max_length=32)
     ok: bool
     difference: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON; null when ok
-    checked_at: datetime
+    checked_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class SweepMark(SQLModel, table=True):
@@ -54,5 +56,5 @@ class SweepMark(SQLModel, table=True):
     __tablename__ = "sweep_marks"
 
     unit: str = Field(primary_key=True, max_length=40)
-    swept_at: datetime
+    swept_at: datetime = Field(sa_type=UtcDateTime)
     data_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))

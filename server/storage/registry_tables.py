@@ -7,6 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 
 class UnitRow(SQLModel, table=True):
     __tablename__ = "units"
@@ -18,6 +20,27 @@ class UnitRow(SQLModel, table=True):
     # JSON: {"mon": [["08:00", "17:00"]], ...}; null when no opening hours are configured.
     opening_hours: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     unreached_callback_counts: bool = True
+    # For region follow-up (national reporting splits by ownership): offentlig | privat.
+    ownership: str | None = Field(default=None, max_length=16)
+    municipality_code: str | None = Field(default=None, max_length=4)  # SCB's four digits, e.g. 0380 Uppsala
+    listed_patients: int | None = None  # as the region's listing register counts them
+
+
+class RegionBenchmark(SQLModel, table=True):
+    """A region's own target for a metric, or a value to compare with (the national figure), from
+    `valid_from` through `valid_to` (open when null), entered by an admin."""
+
+    __tablename__ = "region_benchmarks"
+    __table_args__ = (UniqueConstraint("region", "metric", "kind", "valid_from", name="uq_region_benchmarks"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region: str = Field(max_length=100, index=True)
+    metric: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # target | comparison
+    label: str = Field(max_length=100)  # e.g. "Riket" for a comparison, "Regionens mål" for a target
+    value: float
+    valid_from: date
+    valid_to: date | None = None
 
 
 class TargetRow(SQLModel, table=True):
@@ -44,8 +67,11 @@ class ApiToken(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=100)
     unit: str | None = Field(default=None, max_length=40)
     device: str | None = Field(default=None, max_length=64)
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # null only for tokens from before expiry existed
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # to within USE_RECORDED_EVERY
+    rotated_from: int | None = None  # the token this one replaced (`tokens rotate`)
 
 
 class DeviceRow(SQLModel, table=True):
@@ -53,10 +79,10 @@ class DeviceRow(SQLModel, table=True):
 
     unit: str = Field(primary_key=True, max_length=40)
     device: str = Field(primary_key=True, max_length=64)
-    registered_at: datetime
-    retired_at: datetime | None = None
+    registered_at: datetime = Field(sa_type=UtcDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     status: str | None = Field(default=None, max_length=16)  # online | offline, from the retained status topic
-    last_seen_at: datetime | None = None
+    last_seen_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_status: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the heartbeat JSON
 
 
@@ -67,4 +93,4 @@ class Lease(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=128)
-    expires_at: datetime
+    expires_at: datetime = Field(sa_type=UtcDateTime)

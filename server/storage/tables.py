@@ -8,6 +8,8 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from .utc_datetime import UtcDateTime
+
 # Stamp keys compare byte by byte: PostgreSQL must not apply a language collation to them.
 StampKey = String(96).with_variant(String(96, collation="C"), "postgresql")
 
@@ -30,7 +32,12 @@ class StoredEvent(SQLModel, table=True):
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     device: str | None = Field(default=None, max_length=64)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    received_at: datetime
+    received_at: datetime = Field(sa_type=UtcDateTime)
+
+
+# The stamp columns of a call and a case: the earliest (instant, event id) key of each kind of event.
+CALL_STAMPS = ("offered", "answered", "callback_booked", "callback_made", "callback_reached", "abandoned", "rejected")
+CASE_STAMPS = ("contact", "assessed", "excluded", "cancelled")
 
 
 class CallRow(SQLModel, table=True):
@@ -101,7 +108,7 @@ class UnitActivity(SQLModel, table=True):
     unit: str = Field(primary_key=True, max_length=40)
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     last_event_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    last_received_at: datetime | None = None
+    last_received_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class UnitDayVersion(SQLModel, table=True):
@@ -152,7 +159,7 @@ class StoredFigure(SQLModel, table=True):
     settings: str = Field(max_length=64)  # sha256 of the settings stamp
     version: int = Field(sa_column=Column(BigInteger, nullable=False))  # 0: no event up to the period's end
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    computed_at: datetime
+    computed_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class DeadLetter(SQLModel, table=True):
@@ -161,7 +168,7 @@ class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letters"
 
     id: int | None = Field(default=None, primary_key=True)
-    received_at: datetime = Field(index=True)
+    received_at: datetime = Field(index=True, sa_type=UtcDateTime)
     source: str = Field(max_length=16)  # mqtt | http
     unit: str | None = Field(default=None, max_length=40, index=True)
     device: str | None = Field(default=None, max_length=64)

@@ -184,7 +184,7 @@ def _line_runs(xs: list[float], points: list[TrendPoint], y_of: Callable[[float]
     zero. A run of a single period is a dot of `lone_radius` (None: left to the caller's markers)."""
     parts: list[str] = []
     run: list[str] = []
-    for x, point in zip(xs + [0.0], points + [None]):  # type: ignore[list-item]
+    for x, point in zip(xs + [0.0], points + [None]):
         if point is not None and point.share is not None:
             run.append(f"{_fmt(x)},{_fmt(y_of(point.share))}")
             continue

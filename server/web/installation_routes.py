@@ -7,17 +7,17 @@ cookie for a write.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from vardkoll.protocol.events import DEVICE_ID_PATTERN
+from vardkoll.protocol.field_rules import is_device_id
 
 from ..auth import DEVICE_MANAGERS, REGISTRY_READERS, Principal
-from ..provisioning import BrokerAccountError, UnknownDevice, issue_code, replace_device
+from ..provisioning import BrokerAccountError, issue_code, replace_device
+from ..registry import UnknownDevice
 from ..storage.registry_tables import UnitRow
 from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
 from .pages import PageError, error_page, login_redirect, page, render, services_of, unit_row, utc_now
@@ -48,7 +48,6 @@ def installation(request: Request, hsa: str) -> Response:
 
 
 CODE_VALIDITY_HOURS = (1, 4, 24)
-_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 async def _device_form(request: Request, hsa: str, what: str) -> tuple[Principal, UnitRow, dict[str, str]] | Response:
@@ -75,7 +74,7 @@ def _validity(form: dict[str, str]) -> timedelta:
 def _successor(form: dict[str, str]) -> str | None:
     """The device id the code is pinned to; None when left empty. Raises ValueError when malformed."""
     device = form.get("insamlare", "").strip()
-    if device and not _DEVICE_ID.search(device):
+    if device and not is_device_id(device):
         raise ValueError(f"”{device[:64]}” kan inte vara ett insamlar-id: använd 1–64 tecken av A–Z, a–z, 0–9 och . _ -")
     return device or None
 

@@ -7,7 +7,6 @@ devices; a page outside one's scope answers 403 with a Swedish page, never with 
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vardkoll.protocol.events import HSA_ID_PATTERN
+from vardkoll.protocol.field_rules import is_hsa_id
 from vardkoll.server.metrics import METRICS
 
 from ..auth import OutOfScope, Principal, Role, require_role, require_unit
@@ -85,7 +84,7 @@ def error_page(request: Request, principal: Principal | None, error: PageError) 
 
 
 def unit_row(services: Services, principal: Principal, hsa: str, roles: frozenset[Role], what: str) -> UnitRow:
-    if not re.search(HSA_ID_PATTERN, hsa):
+    if not is_hsa_id(hsa):
         raise PageError(404, "Sidan finns inte", f"”{hsa[:60]}” är inget HSA-id. Ett HSA-id ser ut som SE2321000016-15SF.")
     with services.sessions() as session:
         row = session.get(UnitRow, hsa)

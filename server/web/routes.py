@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from vardkoll.server.metrics import METRICS, Period
 
-from ..api.figure_csv import figures_csv
+from ..figures.csv_rows import figures_csv
 from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, require_role, visible_units
+from ..access_log.log import record_principal
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
 from .installation_routes import installation_router
@@ -110,7 +111,10 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
 @web_router.get("/enhet/{hsa}", response_class=HTMLResponse)
 def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = None) -> Response:
     def build(principal: Principal) -> Response:
-        return render(request, "klinik.html", principal=principal, **_clinic_context(request, principal, hsa, dag))
+        context = _clinic_context(request, principal, hsa, dag)
+        # Klinikvy lists the unit's cases at risk by pseudonym: a read of case-level data.
+        record_principal(services_of(request).sessions, principal, request, "read:at_risk", unit=hsa, detail=f"Klinikvy {context['view'].day}")
+        return render(request, "klinik.html", principal=principal, **context)
 
     return page(request, build)
 

@@ -7,7 +7,7 @@ and period the API would be asked for, so a page and `GET /api/v1/...compliance`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
 
-from ..device_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
+from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
 from ..figures.day_parts import open_case_ledgers
 from ..figures.loading import load_calls
 from ..services import Services
@@ -125,12 +125,6 @@ def _heartbeat(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def installation_view(session: Session, unit: str) -> list[DeviceView]:
     rows = session.scalars(select(DeviceRow).where(DeviceRow.unit == unit).order_by(DeviceRow.retired_at.is_not(None), DeviceRow.device))
     pushed = latest_versions(session, unit)
@@ -146,9 +140,9 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             device=row.device,
             status=row.status if row.status in ("online", "offline", "silent") else "unknown",
             retired=row.retired_at is not None,
-            retired_at=_aware(row.retired_at),
-            registered_at=_aware(row.registered_at),  # type: ignore[arg-type]
-            last_seen_at=_aware(row.last_seen_at),
+            retired_at=row.retired_at,
+            registered_at=row.registered_at,
+            last_seen_at=row.last_seen_at,
             outbox_depth=depth if isinstance(depth, int) else None,
             outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
             clock="synced" if synced is True else "unsynced" if synced is False else "unknown",

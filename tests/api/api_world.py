@@ -55,7 +55,7 @@ class Api:
 def running_api(database_url: str, **settings) -> Iterator[Api]:
     """The app serving the API only (no MQTT consumer), on `database_url` (migrated first)."""
     config = ServerSettings(database_url=database_url, admin_token=ADMIN_TOKEN, dev=False, **settings)
-    services = build_services(config)
+    services = build_services(config, apply_migrations=True)
     try:
         with TestClient(create_app(config, services, background=False)) as client:
             yield Api(client, services)

@@ -7,11 +7,15 @@ from typer.testing import CliRunner
 
 from .api_world import UPPSALA, VC01, running_api
 from vardkoll.admin_cli import admin_app
+from vardkoll.server.storage import make_engine, migrate
 
 
 @pytest.fixture
 def admin(database_url, monkeypatch):
     monkeypatch.setenv("VARDKOLL_DATABASE_URL", database_url)
+    engine = make_engine(database_url)
+    migrate(engine)
+    engine.dispose()
     runner = CliRunner()
 
     def run(*args: str):

@@ -11,6 +11,7 @@ import pytest
 from .api_world import ADMIN_TOKEN, GAVLEBORG, UPPSALA, VC01, VC02, VC10, Api, event, running_api
 
 PERIOD = "metric=telephone&from=2026-03-01&to=2026-03-31"
+PERIOD_ONLY = "from=2026-03-01&to=2026-03-31"
 SCRATCH = "Region Scratch"  # where the table's own registrations go, away from the units under test
 _serial = itertools.count(1)
 
@@ -72,6 +73,12 @@ def _temporary_token(api: Api) -> str:
     return f"/api/v1/tokens/{api.post('/api/v1/tokens', json={'name': 'to revoke', 'role': 'admin'}).json()['id']}"
 
 
+def _temporary_benchmark(api: Api) -> str:
+    created = api.post(f"/api/v1/regions/{SCRATCH}/benchmarks", json={
+        "metric": "assessment", "kind": "target", "label": "mål", "value": 0.9, "valid_from": f"{2100 + next(_serial)}-01-01"})
+    return f"/api/v1/regions/{SCRATCH}/benchmarks/{created.json()['id']}"
+
+
 def _fixed(path: str) -> Callable[[Api], str]:
     return lambda api: path
 
@@ -97,6 +104,16 @@ ROUTES = {
     "dead letters": Route("GET", "/api/v1/dead-letters", _fixed("/api/v1/dead-letters")),
     "dead letters of unit": Route("GET", "/api/v1/dead-letters", _fixed(f"/api/v1/dead-letters?unit={VC01}")),
     "create token": Route("POST", "/api/v1/tokens", _fixed("/api/v1/tokens"), lambda: {"name": "new", "role": "region_analyst", "region": UPPSALA}),
+    "rotate token": Route("POST", "/api/v1/tokens/{token_id}/rotate", lambda api: _temporary_token(api) + "/rotate", lambda: {}),
+    "unit series": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&unit={VC01}")),
+    "series of region": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&region={UPPSALA}")),
+    "unit events": Route("GET", UNIT + "/events", _fixed(f"/api/v1/units/{VC01}/events?{PERIOD_ONLY}")),
+    "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
+    "region figure": Route("GET", "/api/v1/regions/{region}/compliance", _fixed(f"/api/v1/regions/{UPPSALA}/compliance?{PERIOD}")),
+    "region benchmarks": Route("GET", "/api/v1/regions/{region}/benchmarks", _fixed(f"/api/v1/regions/{UPPSALA}/benchmarks")),
+    "set region benchmark": Route("POST", "/api/v1/regions/{region}/benchmarks", _fixed(f"/api/v1/regions/{SCRATCH}/benchmarks"), lambda: {
+        "metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": f"{2100 + next(_serial)}-01-01"}),
+    "delete region benchmark": Route("DELETE", "/api/v1/regions/{region}/benchmarks/{benchmark_id}", _temporary_benchmark),
     "tokens": Route("GET", "/api/v1/tokens", _fixed("/api/v1/tokens")),
     "revoke token": Route("DELETE", "/api/v1/tokens/{token_id}", _temporary_token),
     "devices": Route("GET", UNIT + "/devices", _fixed(f"/api/v1/units/{VC01}/devices")),
@@ -138,6 +155,15 @@ ACCESS = {
     "replace device":        (201, 201, 403, 403, 403, 403, 201, 201, 403),
     "device config":         (200, 200, 200, 403, 200, 403, 200, 200, 403),
     "push device config":    (200, 200, 403, 403, 403, 403, 200, 200, 403),
+    "rotate token":          (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "unit series":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "series of region":      (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit events":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "access log":            (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "region figure":         (200, 200, 200, 403, 403, 403, 403, 403, 403),
+    "region benchmarks":     (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "set region benchmark":  (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "delete region benchmark": (204, 204, 403, 403, 403, 403, 403, 403, 403),
 }
 
 

@@ -19,7 +19,8 @@ def test_a_created_token_works_and_its_secret_is_shown_only_once(api):
     assert len(secret) >= 40 and body["role"] == "clinic_manager" and body["unit"] == VC01 and body["revoked_at"] is None
     assert api.get(f"/api/v1/units/{VC01}/compliance?metric=telephone&from=2026-03-01&to=2026-03-02", token=secret).status_code == 200
     listed = api.get("/api/v1/tokens")
-    assert listed.json() == [body] and secret not in listed.text
+    assert listed.json() == [{**body, "last_used_at": listed.json()[0]["last_used_at"]}] and secret not in listed.text
+    assert body["last_used_at"] is None and listed.json()[0]["last_used_at"] is not None  # used once above
     with api.services.sessions() as session:
         row = session.scalars(select(ApiToken)).one()
     assert row.token_sha256 == hashlib.sha256(secret.encode()).hexdigest()

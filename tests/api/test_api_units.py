@@ -12,7 +12,7 @@ def test_registry_round_trip(api):
                                               "unreached_callback_counts": False})
     assert created.status_code == 201
     public = {"unit": VC01, "name": "Vårdcentralen Ett", "region": UPPSALA, "time_zone": "Europe/Stockholm", "opening_hours": HOURS,
-              "unreached_callback_counts": False}
+              "unreached_callback_counts": False, "ownership": None, "municipality_code": None, "listed_patients": None}
     assert created.json() == public
     assert api.get(f"/api/v1/units/{VC01}").json() == public
     assert api.get("/api/v1/units").json() == [public]

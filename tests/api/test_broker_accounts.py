@@ -34,7 +34,7 @@ SERVER_ACCOUNT = ("vardkoll-server", "test-server-password-1")
 TIMEOUT_S = 10
 
 
-def create_server_account(broker) -> None:  # type: ignore[no-untyped-def]
+def create_server_account(broker) -> None:
     """The deploy script, run as an operator would (its refusals fail the test)."""
     admin, password = broker.dynsec_admin
     env = {**os.environ, "VARDKOLL_SERVER_MQTT_PASSWORD": SERVER_ACCOUNT[1], "VARDKOLL_MQTT_USERNAME": SERVER_ACCOUNT[0]}
@@ -43,14 +43,14 @@ def create_server_account(broker) -> None:  # type: ignore[no-untyped-def]
     assert done.returncode == 0, done.stderr
 
 
-def api_on(broker, database_url: str, admin_password: str = DYNSEC_ADMIN[1]):  # type: ignore[no-untyped-def]
+def api_on(broker, database_url: str, admin_password: str = DYNSEC_ADMIN[1]):
     return running_api(database_url, mqtt_url=broker.url, mqtt_username=SERVER_ACCOUNT[0], mqtt_password=SERVER_ACCOUNT[1],
                        broker_accounts="dynsec", broker_admin_username=DYNSEC_ADMIN[0], broker_admin_password=admin_password,
                        broker_admin_timeout_s=3)
 
 
 @pytest.fixture
-def api(dynsec_broker, tmp_path) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+def api(dynsec_broker, tmp_path) -> Iterator[Api]:
     create_server_account(dynsec_broker)
     with api_on(dynsec_broker, f"sqlite:///{tmp_path}/t.db") as api:
         api.register(VC01, UPPSALA)
@@ -68,7 +68,7 @@ def enroll(api: Api, unit: str = VC01, device: str = "pi-vc01-1") -> dict[str, A
 class Device:
     """A paho MQTT v5 client that records CONNACK, PUBACK and SUBACK reason codes and what it receives."""
 
-    def __init__(self, broker, username: str, password: str, client_id: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, broker, username: str, password: str, client_id: str) -> None:
         self.connack: Any = None
         self.connected = threading.Event()
         self.disconnected = threading.Event()
@@ -86,7 +86,7 @@ class Device:
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT_S), "no CONNACK"
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connack = reason_code
         self.connected.set()
         if reason_code.is_failure:
@@ -111,7 +111,7 @@ class Device:
         self.client.loop_stop()
 
 
-def device_of(broker, enrolled: dict[str, Any]) -> Device:  # type: ignore[no-untyped-def]
+def device_of(broker, enrolled: dict[str, Any]) -> Device:
     return Device(broker, enrolled["mqtt"]["username"], enrolled["mqtt"]["password"], enrolled["device"])
 
 
@@ -201,7 +201,7 @@ def test_a_broker_failure_is_a_clear_503_and_neither_burns_the_code_nor_retires_
 def test_replacing_from_installationsvy_locks_the_device_out_and_a_broker_failure_changes_nothing(api, dynsec_broker):
     import re
 
-    def replace_from_page(running: Api, device: str):  # type: ignore[no-untyped-def]
+    def replace_from_page(running: Api, device: str):
         running.client.post("/logga-in", data={"token": running.token("installer", region=UPPSALA), "nasta": "/"}, follow_redirects=False)
         page = running.client.get(f"/installation/{VC01}")
         assert "Dess konto i MQTT-brokern tas bort" in page.text

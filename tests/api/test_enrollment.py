@@ -26,14 +26,14 @@ def api(tmp_path) -> Iterator[Api]:
         yield api
 
 
-def new_code(api: Api, unit: str = VC01, token: str | None = None, **body) -> str:  # type: ignore[no-untyped-def]
+def new_code(api: Api, unit: str = VC01, token: str | None = None, **body) -> str:
     kwargs = {"token": token} if token else {}
     response = api.post(f"/api/v1/units/{unit}/enrollment-codes", json=body or None, **kwargs)
     assert response.status_code == 201, response.text
     return response.json()["code"]
 
 
-def enroll(api: Api, code: str, device: str = "pi-vc01-1", client: str | None = None):  # type: ignore[no-untyped-def]
+def enroll(api: Api, code: str, device: str = "pi-vc01-1", client: str | None = None):
     return api.client.post("/api/v1/enroll", json={"code": code, "device": device})
 
 

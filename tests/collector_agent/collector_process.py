@@ -39,7 +39,7 @@ def _toml(value: Any) -> str:
 
 
 def write_config(folder: Path, broker_url: str, *, unit: str = EXAMPLE_UNIT, device: str = EXAMPLE_DEVICE, outbox: dict[str, Any] | None = None,
-                 publisher: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None, connectors: list[dict[str, Any]] = (), top: dict[str, Any] | None = None) -> Path:  # type: ignore[assignment]
+                 publisher: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None, connectors: list[dict[str, Any]] = (), top: dict[str, Any] | None = None) -> Path:
     """A collector TOML config with state under `folder`; tables are given as dicts."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"unit = {_toml(unit)}", f"device = {_toml(device)}"]

@@ -44,29 +44,29 @@ class FakeMqttClient:
         self.on_publish: Any = None
         self.started = self.stopped = self.disconnected = False
 
-    def will_set(self, topic, payload, qos, retain):  # type: ignore[no-untyped-def]
+    def will_set(self, topic, payload, qos, retain):
         self.will = Published(topic, payload, qos, retain)
 
-    def message_callback_add(self, topic, callback):  # type: ignore[no-untyped-def]
+    def message_callback_add(self, topic, callback):
         self.callbacks[topic] = callback
 
-    def subscribe(self, topic, qos):  # type: ignore[no-untyped-def]
+    def subscribe(self, topic, qos):
         self.subscriptions.append((topic, qos))
 
-    def publish(self, topic, payload, qos, retain=False):  # type: ignore[no-untyped-def]
+    def publish(self, topic, payload, qos, retain=False):
         self.published.append(Published(topic, bytes(payload), qos, retain))
         return SimpleNamespace(rc=0, mid=len(self.published))
 
-    def connect_async(self, host, port, keepalive):  # type: ignore[no-untyped-def]
+    def connect_async(self, host, port, keepalive):
         self.address = (host, port, keepalive)
 
-    def loop_start(self):  # type: ignore[no-untyped-def]
+    def loop_start(self):
         self.started = True
 
-    def loop_stop(self):  # type: ignore[no-untyped-def]
+    def loop_stop(self):
         self.stopped = True
 
-    def disconnect(self):  # type: ignore[no-untyped-def]
+    def disconnect(self):
         self.disconnected = True
 
     # -- the test plays the broker ---------------------------------------------------------------------

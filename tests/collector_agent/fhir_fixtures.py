@@ -105,7 +105,7 @@ class LoopbackFhirServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            def log_message(self, *args) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -120,7 +120,7 @@ class LoopbackFhirServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

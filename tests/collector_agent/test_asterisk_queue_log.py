@@ -27,13 +27,13 @@ CALLER_VALUES = ["+46-TEST-000", "TEST-000", "anonymous", "Testperson", "Fiktiv"
 RAW_CALL_IDS = re.compile(rb"1772\d{6}\.\d+")
 
 
-def connector(folder: Path, checkpoints: dict | None = None, **settings):  # type: ignore[no-untyped-def]
+def connector(folder: Path, checkpoints: dict | None = None, **settings):
     stored = checkpoints if checkpoints is not None else {}
     context = ConnectorContext("asterisk", stored.get, lambda: 4e9)
     return build_connector("asterisk_queue_log", {"path": str(folder / "queue_log"), **settings}, context)
 
 
-def drain(source, checkpoints: dict) -> list:  # type: ignore[no-untyped-def]
+def drain(source, checkpoints: dict) -> list:
     """Poll once, storing each batch's checkpoint as the outbox would (in the same step as its events)."""
     batches = []
     for batch in source.poll():
@@ -43,11 +43,11 @@ def drain(source, checkpoints: dict) -> list:  # type: ignore[no-untyped-def]
     return batches
 
 
-def events_of(batches) -> list:  # type: ignore[no-untyped-def]
+def events_of(batches) -> list:
     return [event for batch in batches for event in batch.events]
 
 
-def by_call(events) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def by_call(events) -> dict[str, list[str]]:
     calls: dict[str, list[str]] = {}
     for event in events:
         calls.setdefault(event.source_key.rsplit(".", 1)[1], []).append(event.type)

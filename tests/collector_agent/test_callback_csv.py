@@ -27,7 +27,7 @@ SOURCE_IDS = [f"TQ-10{n:02d}" for n in range(1, 14)]
 FIXTURE_COLUMNS = {"callback_slot": "callback_slot", "queue_status": "queue_status"}
 
 
-def connector(folder: Path, checkpoints: dict | None = None, now: float | None = None, **settings):  # type: ignore[no-untyped-def]
+def connector(folder: Path, checkpoints: dict | None = None, now: float | None = None, **settings):
     stored = checkpoints if checkpoints is not None else {}
     context = ConnectorContext("callback_csv", stored.get, (lambda: now) if now is not None else lambda: 4e9)
     return build_connector("callback_csv", {"folder": str(folder), "settle_s": 0, **settings}, context)
@@ -138,7 +138,7 @@ def test_a_file_in_another_encoding_is_reported_with_the_fix(tmp_path):
 # -- through the agent: pseudonyms, outbox, and nothing personal stored -------------------------------
 
 
-def make_agent(tmp_path, export_folder, client=None):  # type: ignore[no-untyped-def]
+def make_agent(tmp_path, export_folder, client=None):
     config = CollectorConfig(
         unit=UNIT,
         device=DEVICE,

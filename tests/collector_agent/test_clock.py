@@ -100,12 +100,12 @@ class ButtonConnector(Connector):
     Config = ConnectorConfig
 
     def __init__(self, wall: "FakeReader") -> None:
-        self.wall, self.pending = wall, []  # type: ignore[var-annotated]
+        self.wall, self.pending = wall, []
         self.counters = {}
 
     def press(self, key: str, clock: str = "device", at: datetime | None = None) -> None:
         when = at or datetime.fromtimestamp(self.wall.now.wall_s, timezone.utc)
-        self.pending.append(SourceEvent("care.contact", when, key, refs={"case": ("case", key)}, fields={"listed": True, "channel": "visit"}, clock=clock))  # type: ignore[arg-type]
+        self.pending.append(SourceEvent("care.contact", when, key, refs={"case": ("case", key)}, fields={"listed": True, "channel": "visit"}, clock=clock))
 
     def poll(self) -> Iterator[SourceBatch]:
         if self.pending:
@@ -121,7 +121,7 @@ class FakeReader:
         return self.now
 
 
-def make_agent(tmp_path, reader: FakeReader) -> tuple[Agent, ButtonConnector, FakeMqttClient, FakeClock]:  # type: ignore[no-untyped-def]
+def make_agent(tmp_path, reader: FakeReader) -> tuple[Agent, ButtonConnector, FakeMqttClient, FakeClock]:
     config = CollectorConfig(
         unit=UNIT, device=DEVICE,
         outbox={"path": tmp_path / "outbox.db"}, pseudonyms={"secret_file": tmp_path / "pseudonym.key"},

@@ -23,19 +23,19 @@ from .fhir_fixtures import TOKEN, LoopbackFhirServer
 USER, PASSWORD = "pi-test-01", "rätt-lösenord-för-test"
 
 
-def synced():  # type: ignore[no-untyped-def]
+def synced():
     return True, "test"
 
 
 @pytest.fixture
-def secured_broker(mosquitto_factory, tmp_path):  # type: ignore[no-untyped-def]
+def secured_broker(mosquitto_factory, tmp_path):
     passwords = tmp_path / "mosquitto.passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USER, PASSWORD], check=True, capture_output=True)
     passwords.chmod(0o600)
     return mosquitto_factory(["allow_anonymous false", f"password_file {passwords}"])
 
 
-def write_config(tmp_path: Path, url: str, password: str = PASSWORD, extra: str = "", **outbox) -> Path:  # type: ignore[no-untyped-def]
+def write_config(tmp_path: Path, url: str, password: str = PASSWORD, extra: str = "", **outbox) -> Path:
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)
     (tmp_path / "exports").mkdir(exist_ok=True)
@@ -55,7 +55,7 @@ def write_config(tmp_path: Path, url: str, password: str = PASSWORD, extra: str 
     return path
 
 
-def lines(report, status: str) -> list[str]:  # type: ignore[no-untyped-def]
+def lines(report, status: str) -> list[str]:
     return [line for line in report.text.splitlines() if line.startswith(status)]
 
 

@@ -28,7 +28,7 @@ from .test_callback_csv import FIXTURE, FIXTURE_COLUMNS
 
 @pytest.fixture
 def server(database_url, mosquitto):
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-server")
     consumer.start()
     assert consumer.connected.wait(10)
@@ -36,7 +36,7 @@ def server(database_url, mosquitto):
     consumer.stop()
 
 
-def collector_config(tmp_path: Path, broker, exports: Path | None = None, **publisher) -> CollectorConfig:  # type: ignore[no-untyped-def]
+def collector_config(tmp_path: Path, broker, exports: Path | None = None, **publisher) -> CollectorConfig:
     connectors = [ConnectorEntry(type="callback_csv", folder=str(exports), settle_s=0, columns=FIXTURE_COLUMNS)] if exports else []
     return CollectorConfig(
         unit=UNIT,
@@ -56,7 +56,7 @@ def run_in_thread(agent: Agent) -> threading.Thread:
     return thread
 
 
-def stored_events(services) -> int:  # type: ignore[no-untyped-def]
+def stored_events(services) -> int:
     with services.sessions() as session:
         return session.scalar(select(func.count()).select_from(StoredEvent))
 
@@ -123,7 +123,7 @@ def test_the_retained_status_says_online_with_a_heartbeat_then_offline_after_sto
     assert wait_until(lambda: _device_row(server).status == "offline", 10)
 
 
-def _device_row(services):  # type: ignore[no-untyped-def]
+def _device_row(services):
     from vardkoll.server.storage.registry_tables import DeviceRow
 
     with services.sessions() as session:

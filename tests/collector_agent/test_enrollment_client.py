@@ -16,7 +16,7 @@ from .events import UNIT
 SERVER = "https://vardkoll.example.test"
 
 
-def fake_server(status: int = 200, seen: list | None = None, broker_account: bool = False):  # type: ignore[no-untyped-def]
+def fake_server(status: int = 200, seen: list | None = None, broker_account: bool = False):
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append((str(request.url), json.loads(request.content)))
@@ -31,7 +31,7 @@ def fake_server(status: int = 200, seen: list | None = None, broker_account: boo
     return httpx.MockTransport(handle)
 
 
-def mode(path) -> int:  # type: ignore[no-untyped-def]
+def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 

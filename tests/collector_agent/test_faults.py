@@ -46,17 +46,17 @@ class CountingServer:
     """The server's ingest consumer, counting what it was sent: new events and duplicates."""
 
     def __init__(self, database_url: str, broker_url: str) -> None:
-        self.services = build_services(ServerSettings(database_url=database_url, mqtt_url=broker_url, dev=True))
+        self.services = build_services(ServerSettings(database_url=database_url, mqtt_url=broker_url, dev=True), apply_migrations=True)
         self.new = self.duplicates = 0
         ingest_many = self.services.ingest.ingest_many  # the consumer commits queued batches together
 
-        def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def counting(*args, **kwargs):
             reports = ingest_many(*args, **kwargs)
             self.new += sum(report.new for report in reports)
             self.duplicates += sum(report.duplicates for report in reports)
             return reports
 
-        self.services.ingest.ingest_many = counting  # type: ignore[method-assign]
+        self.services.ingest.ingest_many = counting
         self.consumer = MqttConsumer(self.services, client_id="test-server")
 
     def stored_ids(self) -> set[str]:
@@ -90,7 +90,7 @@ def server(tmp_path, mosquitto):
     server.consumer.stop()
 
 
-def filled_collector(tmp_path: Path, broker_url: str, count: int, **config) -> tuple[CollectorProcess, Path, Path]:  # type: ignore[no-untyped-def]
+def filled_collector(tmp_path: Path, broker_url: str, count: int, **config) -> tuple[CollectorProcess, Path, Path]:
     """A collector config whose outbox already holds `count` events (as after an outage), and the archive
     of exactly those events (what `replay` reads)."""
     state = tmp_path / "collector"

@@ -42,14 +42,14 @@ def token(monkeypatch):
     monkeypatch.setenv("VARDKOLL_TEST_FHIR_TOKEN", TOKEN)
 
 
-def make(fixtures: FhirFixtures, checkpoints: dict | None = None, clock: Clock | None = None, **settings) -> FhirR4Connector:  # type: ignore[no-untyped-def]
+def make(fixtures: FhirFixtures, checkpoints: dict | None = None, clock: Clock | None = None, **settings) -> FhirR4Connector:
     stored = checkpoints if checkpoints is not None else {}
     context = ConnectorContext("fhir", stored.get, clock or Clock())
     config = FhirR4Connector.Config.model_validate({"base_url": fixtures.base, **SETTINGS, **settings})
     return FhirR4Connector(config, context, transport=fixtures.transport())
 
 
-def sweep(connector: FhirR4Connector, checkpoints: dict | None = None):  # type: ignore[no-untyped-def]
+def sweep(connector: FhirR4Connector, checkpoints: dict | None = None):
     batches = list(connector.poll())
     if checkpoints is not None:
         for batch in batches:
@@ -58,7 +58,7 @@ def sweep(connector: FhirR4Connector, checkpoints: dict | None = None):  # type:
     return batches
 
 
-def events_of(batches) -> list:  # type: ignore[no-untyped-def]
+def events_of(batches) -> list:
     return [event for batch in batches for event in batch.events]
 
 
@@ -157,14 +157,14 @@ def test_429_on_a_later_page_waits_for_retry_after_then_resumes_at_that_page():
     connector = make(fixtures, clock=clock)
     original = fixtures.respond
 
-    def second_page_busy(path, query, authorization):  # type: ignore[no-untyped-def]
+    def second_page_busy(path, query, authorization):
         if ("_getpages", "enc-token") in query and not getattr(second_page_busy, "done", False):
-            second_page_busy.done = True  # type: ignore[attr-defined]
+            second_page_busy.done = True
             fixtures.requests.append(Request(path, query, authorization))
             return 429, {"Retry-After": "120"}, b"{}"
         return original(path, query, authorization)
 
-    fixtures.respond = second_page_busy  # type: ignore[method-assign]
+    fixtures.respond = second_page_busy
     batches = sweep(connector)
     assert len(batches) == 2 and batches[0].checkpoint is None and len(batches[0].events) == 4
     assert batches[1].problems == ["FHIR server unavailable: https://fhir.test.invalid/r4: HTTP 429; trying again in 120 s"]
@@ -252,7 +252,7 @@ def test_a_patient_whose_logical_id_is_a_personal_number_leaves_no_trace(caplog)
     # and when reading that patient fails, the message names the resource type only
     connector = make(fixtures)
     original = fixtures.respond
-    fixtures.respond = lambda path, query, authorization: (503, {}, b"{}") if path.endswith("/Patient/191212121212") else original(path, query, authorization)  # type: ignore[method-assign]
+    fixtures.respond = lambda path, query, authorization: (503, {}, b"{}") if path.endswith("/Patient/191212121212") else original(path, query, authorization)
     problems = [p for b in sweep(connector) for p in b.problems]
     assert problems == ["FHIR server unavailable: https://fhir.test.invalid/r4/Patient/…: HTTP 503; trying again in 5 s"]
 

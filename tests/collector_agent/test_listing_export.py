@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DOCTORS = ["SE0000000000-TESTLAK1", "SE0000000000-TESTLAK2", "SE0000000000-TESTLAK3"]
 
 
-def connector(folder: Path, checkpoints: dict | None = None, **settings):  # type: ignore[no-untyped-def]
+def connector(folder: Path, checkpoints: dict | None = None, **settings):
     stored = checkpoints if checkpoints is not None else {}
     return build_connector("listing_export", {"folder": str(folder), "settle_s": 0, **settings}, ConnectorContext("listing", stored.get, lambda: 4e9))
 

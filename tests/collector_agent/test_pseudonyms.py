@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vardkoll.collector.pseudonyms import KINDS, Pseudonymiser, SecretFileError, load_or_create_secret
+from vardkoll.collector.pseudonyms import KINDS, FirmwareBridgePseudonymiser, Pseudonymiser, SecretFileError, load_or_create_secret
 from vardkoll.protocol import contains_personal_number
-from vardkoll.protocol.events import PSEUDONYM_PATTERN
+from vardkoll.protocol.events import EVENT_ID_PATTERN, PSEUDONYM_PATTERN
 
 SECRET = bytes(range(32))
 
@@ -72,3 +72,28 @@ def test_a_secret_readable_by_others_is_refused_with_the_fix(tmp_path):
 
 def test_the_secret_never_shows_in_repr():
     assert SECRET.hex() not in repr(Pseudonymiser(SECRET))
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(FirmwareBridgePseudonymiser.KINDS), value=st.text(max_size=40))
+def test_the_bridge_scheme_is_letters_only_valid_on_the_wire_and_never_a_personal_number(kind, value):
+    scheme = FirmwareBridgePseudonymiser(SECRET)
+    case, event_id = scheme.pseudonym(kind, value), scheme.event_id("firmware_bridge", value, "care.contact")
+    assert re.fullmatch(r"k[a-zA-F]{24}", case) and re.search(PSEUDONYM_PATTERN, case)
+    assert re.fullmatch(r"fw-[a-zA-F]{24}", event_id) and re.search(EVENT_ID_PATTERN, event_id)
+    assert not contains_personal_number(case + event_id)
+
+
+def test_the_bridge_scheme_separates_its_kinds_and_refuses_others():
+    scheme = FirmwareBridgePseudonymiser(SECRET)
+    assert len({scheme.pseudonym("case", "a\x1fb"), scheme.pseudonym("case-unlinked", "a\x1fb"), scheme.event_id("x", "a\x1fb", "t")}) == 3
+    with pytest.raises(ValueError, match="unknown firmware-bridge pseudonym kind"):
+        scheme.pseudonym("patient", "x")
+    assert SECRET.hex() not in repr(scheme) and repr(SECRET) not in repr(scheme)
+
+
+def test_a_bridge_event_id_is_the_press_alone():
+    """A press re-sent after its input was mapped to another event type is still the same event."""
+    scheme = FirmwareBridgePseudonymiser(SECRET)
+    assert scheme.event_id("firmware_bridge", "d1\x1f7\x1f5", "care.contact") == scheme.event_id("other", "d1\x1f7\x1f5", "care.assessed")
+    assert scheme.event_id("firmware_bridge", "d1\x1f7\x1f5", "care.contact") != scheme.event_id("firmware_bridge", "d1\x1f7\x1f6", "care.contact")

@@ -17,7 +17,7 @@ from .fakes import FakeClock, FakeMqttClient
 MQTT = MqttConfig(url="mqtt://broker.test:1883")
 
 
-def make(tmp_path, events=0, **config):  # type: ignore[no-untyped-def]
+def make(tmp_path, events=0, **config):
     outbox = Outbox(tmp_path / "outbox.db", unit=UNIT, device=DEVICE)
     outbox.add(offered_many(events))
     defaults = {"start_jitter_s": 0, "max_events_per_s": 1000, "batch_events": 100}
@@ -28,12 +28,12 @@ def make(tmp_path, events=0, **config):  # type: ignore[no-untyped-def]
     return outbox, publisher, client, clock
 
 
-def ack(client, publisher, committed=(), rejected=(), refused=None):  # type: ignore[no-untyped-def]
+def ack(client, publisher, committed=(), rejected=(), refused=None):
     payload = {"v": 1, "committed": list(committed), "rejected": [{"id": i, "reason": r} for i, r in rejected], "batch_refused": refused}
     client.deliver(publisher.ack_topic, orjson.dumps(payload))
 
 
-def ids_of(published):  # type: ignore[no-untyped-def]
+def ids_of(published):
     return [e["id"] for e in published.json()["events"]]
 
 

@@ -38,7 +38,7 @@ def config_for(tmp_path: Path, url: str, timeout_s: float = 3.0) -> CollectorCon
 class Watcher:
     """A test client on the broker: publishes config documents and collects the device's status."""
 
-    def __init__(self, broker) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, broker) -> None:
         self.statuses: list[dict] = []
         subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -59,7 +59,7 @@ class Watcher:
 
 
 @pytest.fixture
-def watcher(mosquitto):  # type: ignore[no-untyped-def]
+def watcher(mosquitto):
     watcher = Watcher(mosquitto)
     yield watcher
     watcher.close()
@@ -73,7 +73,7 @@ def start(agent: Agent) -> tuple[threading.Thread, list[str]]:
         results.append(apply(payload))
         return results[-1]
 
-    agent.apply_remote = recorded  # type: ignore[method-assign]
+    agent.apply_remote = recorded
     thread = threading.Thread(target=agent.run, kwargs={"install_signal_handlers": False}, daemon=True)
     thread.start()
     assert wait_until(lambda: agent.publisher.connected, 15)
@@ -192,9 +192,11 @@ def test_the_admin_command_publishes_a_version_the_running_collector_applies(tmp
     from typer.testing import CliRunner
 
     from vardkoll.admin_cli import admin_app
+    from vardkoll.cli import app
 
     monkeypatch.setenv("VARDKOLL_MQTT_URL", mosquitto.url)
     monkeypatch.setenv("VARDKOLL_DATABASE_URL", f"sqlite:///{tmp_path / 'server.db'}")
+    assert CliRunner().invoke(app, ["migrate"]).exit_code == 0
     for registration in (["units", "add", UNIT, "--name", "Vårdcentralen Test", "--region", "Region Test"], ["devices", "add", UNIT, DEVICE]):
         assert CliRunner().invoke(admin_app, registration, catch_exceptions=False).exit_code == 0
     sections = tmp_path / "remote.toml"

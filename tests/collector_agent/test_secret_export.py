@@ -37,7 +37,7 @@ def passphrase_file(tmp_path: Path) -> Path:
     return path
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return CliRunner().invoke(app, ["collector", *args])
 
 

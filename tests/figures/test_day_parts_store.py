@@ -39,7 +39,7 @@ _numbers = itertools.count()
 
 @pytest.fixture
 def services(database_url: str) -> Iterator[Services]:
-    opened = build_services(ServerSettings(database_url=database_url))
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
     yield opened
     opened.engine.dispose()
 

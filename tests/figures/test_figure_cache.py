@@ -39,7 +39,7 @@ STOCKHOLM_SUMMER = timezone(timedelta(hours=2))
 
 @pytest.fixture
 def services(database_url: str) -> Iterator[Services]:
-    opened = build_services(ServerSettings(database_url=database_url))
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
     yield opened
     opened.engine.dispose()
 
@@ -98,8 +98,8 @@ class LoadCounter:
 
         monkeypatch.setattr(figure_service, "load_latest_snapshots", counted_snapshots)
 
-    def _counting(self, original):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def _counting(self, original):
+        def wrapper(*args, **kwargs):
             self.calls += 1
             return original(*args, **kwargs)
 
@@ -213,7 +213,7 @@ def test_a_commit_landing_while_a_request_reads_leaves_no_stale_figure(two_units
     read_activity = figure_service.FigureService._activity
     commits = []
 
-    def activity_then_commit(session, units):  # type: ignore[no-untyped-def]
+    def activity_then_commit(session, units):
         versions = read_activity(session, units)
         if not commits:
             commits.append(two_units.ingest.ingest([event(id="racing", type="call.answered", unit=VC02, at=at("11:01:00"), call="call-shared")], HTTP))

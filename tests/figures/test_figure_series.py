@@ -23,7 +23,7 @@ DAYS = 100  # across the DST change of 29 March
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    services = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path_factory.mktemp('series') / 's.db'}"))
+    services = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path_factory.mktemp('series') / 's.db'}"), apply_migrations=True)
     events = list(generate(seed=3, units=1, days=DAYS, start_date=START))
     units = sorted({e["unit"] for e in events})
     with services.sessions.begin() as session:

@@ -29,7 +29,7 @@ LATER_DAY = Period(date(2026, 5, 6), date(2026, 5, 6))
 
 @pytest.fixture
 def services(database_url: str) -> Iterator[Services]:
-    opened = build_services(ServerSettings(database_url=database_url))
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
     yield opened
     opened.engine.dispose()
 
@@ -48,12 +48,12 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> LoadCounter:
 @pytest.fixture
 def other_process(two_units: Services, database_url: str) -> Iterator[Services]:
     """A second server process on the same database: its own (empty) figure cache."""
-    opened = build_services(ServerSettings(database_url=database_url))
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
     yield opened
     opened.engine.dispose()
 
 
-def offered(unit: str, call: str, when: str, event_id: str):  # type: ignore[no-untyped-def]
+def offered(unit: str, call: str, when: str, event_id: str):
     return event(id=event_id, type="call.offered", unit=unit, at=when, call=call)
 
 

@@ -24,7 +24,7 @@ NOVEMBER = Period(date(2026, 11, 1), date(2026, 11, 23))
 
 @pytest.fixture
 def services(tmp_path):
-    opened = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path / 'settled.db'}"))
+    opened = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path / 'settled.db'}"), apply_migrations=True)
     with opened.sessions.begin() as session:
         session.add(UnitRow(unit=UNIT, name="Vårdcentralen Årsta", region="R"))
     opened.units.invalidate()

@@ -2,8 +2,8 @@
 MQTT consumer: the server's figures equal `replay` of the events the presses stand for, and unplugging a
 device mid-stream loses and doubles nothing (N presses, exactly N events stored on the server).
 
-The bridge is wired to the collector by `vardkoll.bridge_cli` (the code behind `vardkoll bridge run`);
-the last test runs that command as a process and stops it with SIGTERM."""
+The bridge is wired to the collector by `vardkoll.firmware_bridge.service` (the code behind `vardkoll bridge
+run`); the last test runs that command as a process and stops it with SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from support import wait_until
 
-from vardkoll.bridge_cli import BridgeService
+from vardkoll.firmware_bridge.service import BridgeService
 from vardkoll.firmware_bridge.simulator import SimulatedDevice
 
 from .conftest import UNIT, device_entries
@@ -44,8 +44,8 @@ LONG_S = 60.0
 
 
 @pytest.fixture
-def server(database_url, mosquitto):  # type: ignore[no-untyped-def]
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True))
+def server(database_url, mosquitto):
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-server-bridge")
     consumer.start()
     assert consumer.connected.wait(LONG_S)
@@ -53,12 +53,12 @@ def server(database_url, mosquitto):  # type: ignore[no-untyped-def]
     consumer.stop()
 
 
-def stored_events(services) -> int:  # type: ignore[no-untyped-def]
+def stored_events(services) -> int:
     with services.sessions() as session:
         return session.scalar(select(func.count()).select_from(StoredEvent))
 
 
-def write_configs(tmp_path: Path, broker, ports: list[Path]) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+def write_configs(tmp_path: Path, broker, ports: list[Path]) -> tuple[Path, Path]:
     state = tmp_path / "state"
     collector = tmp_path / "collector.toml"
     collector.write_text(
@@ -105,7 +105,7 @@ def make_device(device_id: str, kind: str, link: Path) -> SimulatedDevice:
     return device
 
 
-def assert_figures_equal_replay(services, dump: Path) -> dict:  # type: ignore[no-untyped-def]
+def assert_figures_equal_replay(services, dump: Path) -> dict:
     replayed = replay_path(dump)
     assert replayed["rejected"] == [] and replayed["duplicates"] == 0
     assert replayed["results"], "replay computed no figures"

@@ -1,4 +1,5 @@
-"""From a press to a v1 event: ids and pseudonyms, time stamping, the config rules."""
+"""From a press to a v1 event: ids and pseudonyms (made by the collector's pipeline), time stamping, the config
+rules."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import vardkoll.firmware_bridge as fb
-from vardkoll.firmware_bridge.config import ConfigError, load_config
-from vardkoll.firmware_bridge.mapping import build_event, case_pseudonym, event_id, stamp
+from vardkoll.firmware_bridge.config import ConfigError, DeviceConfig, InputMapping, load_config
+from vardkoll.firmware_bridge.mapping import CONNECTOR, bridge_pipeline, source_event, stamp
 from vardkoll.firmware_bridge.messages import EventMsg, Hello, MalformedMessage
 from vardkoll.protocol import contains_personal_number, validate_event
 
@@ -24,6 +25,21 @@ TZ = ZoneInfo("Europe/Stockholm")
 
 def press(local_seq: int, input_id: int = 1, ref: int = 0, synced: bool = True, at: datetime = NOW) -> EventMsg:
     return EventMsg(local_seq, input_id, 1 if synced else 0, int(at.timestamp() * 1000), ref)
+
+
+def build_event(key, device, mapping, press, store_id, at, tz, event_device=None) -> dict:
+    """A press made into an event as the bridge makes it: a source event through the collector's pipeline."""
+    return bridge_pipeline(key, device.unit, event_device).to_wire(CONNECTOR, source_event(device, mapping, press, store_id, at, tz))
+
+
+def event_id(key: bytes, device_id: str, store_id: int, local_seq: int) -> str:
+    contact = InputMapping("care.contact", channel="visit")
+    return build_event(key, DeviceConfig(device_id, UNIT, "ticket_dispenser", {1: contact}), contact, press(local_seq), store_id, NOW, TZ)["id"]
+
+
+def case_pseudonym(key: bytes, unit: str, device, press: EventMsg, store_id: int) -> str:
+    assert unit == device.unit
+    return build_event(key, device, device.inputs[press.input], press, store_id, NOW, TZ)["case"]
 
 
 def test_ids_and_case_pseudonyms_are_letters_only_and_never_a_personal_number():
@@ -59,6 +75,34 @@ def test_panel_press_with_a_ticket_ref_names_the_ticket_case():
     unlinked = build_event(KEY, panel, panel.inputs[2], press(6, input_id=2), 9, NOW, TZ)
     assert validate_event(assessed).profession == "doctor"
     assert assessed["case"] == contact["case"] != unlinked["case"]
+
+
+def test_ids_and_cases_are_the_values_the_bridge_made_before_it_used_the_pipeline():
+    """Worked out with the bridge's own hash before it went through the collector's pipeline (vardkoll before
+    issue 11). A clinic upgrading while a ticket's case is open keeps contact and assessment in one case, and
+    a press re-sent across the upgrade keeps its event id."""
+    config = make_config()
+    dispenser, panel = config.device("disp-entre-1"), config.device("panel-1")
+    at = NOW.replace(microsecond=123000)
+    contact = build_event(KEY, dispenser, dispenser.inputs[1], press(3, ref=41, at=at), 7, at, TZ, "vc-bridge-1")
+    assert contact == {"v": 1, "id": "fw-etrypblEEdumFymCAuzqlBsn", "type": "care.contact", "unit": UNIT,
+                       "device": "vc-bridge-1", "at": "2026-03-02T09:00:00.123+01:00", "case": "kqzjptqlixsAhmfAtoybxqclt",
+                       "listed": True, "channel": "visit"}
+    no_ref = build_event(KEY, dispenser, dispenser.inputs[1], press(4, at=at), 7, at, TZ)
+    assert (no_ref["id"], no_ref["case"], "device" in no_ref) == ("fw-ffsfybvFkblkkkjgrtnFiBqv", "kziBceguCFkbwydBlvDyFADkE", False)
+    linked = build_event(KEY, panel, panel.inputs[2], press(5, input_id=2, ref=41, at=at), 9, at, TZ, "vc-bridge-1")
+    assert (linked["id"], linked["case"]) == ("fw-ufraAcxphvxcgldjetanacjy", "kqzjptqlixsAhmfAtoybxqclt")
+    unlinked = build_event(KEY, panel, panel.inputs[2], press(6, input_id=2, at=at), 9, at, TZ, "vc-bridge-1")
+    assert (unlinked["id"], unlinked["case"]) == ("fw-wnsqgjbhwBmwEavkcrFCtieh", "klBnAcdswgzDhbzEDqgvmunAa")
+
+
+def test_only_the_collectors_pseudonym_module_holds_a_keyed_hash():
+    """One seam for privacy review: raw ids meet the secret in collector/pipeline.py, through the schemes in
+    collector/pseudonyms.py, and nowhere else in the edge code."""
+    root = Path(__file__).parents[2]
+    keyed = sorted(str(path.relative_to(root)) for folder in ("collector", "firmware_bridge", "protocol")
+                   for path in (root / folder).rglob("*.py") if re.search(r"^\s*(import hmac|from hmac )", path.read_text(), re.M))
+    assert keyed == ["collector/pseudonyms.py"]
 
 
 def test_device_time_is_used_once_synced_else_receive_time_or_held():

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from support.event_drafts import CALL_KINDS, CASE_KINDS, call_and_case_fields
 from vardkoll.protocol import validate_event
-from vardkoll.server.ingest.entity_rows import CALL_COLUMNS, CASE_COLUMNS, CALL_STAMPS, CASE_STAMPS, EntityRows
+from vardkoll.server.ingest.entity_rows import CALL_COLUMNS, CASE_COLUMNS, EntityRows
+from vardkoll.server.storage.tables import CALL_STAMPS, CASE_STAMPS
 from vardkoll.server.metrics.assessment import CaseLedger
 from vardkoll.server.metrics.stamps import Stamp
 from vardkoll.server.metrics.telephone import CallLedger

@@ -35,12 +35,12 @@ class AckListener:
         self._client.loop_start()
         subscribed.wait(10)
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         with self._lock:
             self.acks.append(orjson.loads(message.payload))
 
 
-def pump(collectors, done: Callable[[], bool], timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+def pump(collectors, done: Callable[[], bool], timeout_s: float) -> bool:
     """Let simulated collectors re-send what is unacknowledged, as a collector's outbox does, until `done`."""
 
     def step() -> bool:

@@ -27,7 +27,7 @@ TOKEN = "t" * 32
 @pytest.fixture
 def running_server(tmp_path, mosquitto):
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'live.db'}", mqtt_url=mosquitto.url, admin_token=TOKEN, dev=True)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     with services.sessions.begin() as session:
         session.add(UnitRow(unit=UNIT, name="Vårdcentralen Test", region="Region Test"))
     port = free_port()
@@ -40,7 +40,7 @@ def running_server(tmp_path, mosquitto):
     thread.join(15)
 
 
-def _figures(lines) -> list[dict]:  # type: ignore[no-untyped-def]
+def _figures(lines) -> list[dict]:
     """The data of the next `figures` event on the stream."""
     event = None
     for line in lines:

@@ -26,8 +26,8 @@ from .mqtt_helpers import AckListener, pump, wait_until
 SCENARIOS = [p for p in scenario_files() if "bad-input" not in p.name]
 
 
-def _services(database_url: str, broker) -> object:  # type: ignore[no-untyped-def]
-    return build_services(ServerSettings(database_url=database_url, mqtt_url=broker.url, dev=True))
+def _services(database_url: str, broker) -> object:
+    return build_services(ServerSettings(database_url=database_url, mqtt_url=broker.url, dev=True), apply_migrations=True)
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_bad_payloads_are_refused_with_reasons_and_nothing_valid_is_lost(server,
 def test_outside_dev_mode_only_registered_devices_may_publish(database_url, mosquitto):
     from vardkoll.server.storage.registry_tables import DeviceRow
 
-    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, admin_token="a" * 32, dev=False))
+    services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, admin_token="a" * 32, dev=False), apply_migrations=True)
     consumer = MqttConsumer(services, client_id="test-server-prod")
     consumer.start()
     assert consumer.connected.wait(10)

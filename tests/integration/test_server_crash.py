@@ -36,6 +36,7 @@ EVENTS = 12_000
 def start_server(database_url: str, broker_url: str, port: int) -> subprocess.Popen[bytes]:
     exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
     env = {**os.environ, "VARDKOLL_DATABASE_URL": database_url, "VARDKOLL_MQTT_URL": broker_url, "VARDKOLL_DEV": "1"}
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)  # as a deployment does before its servers
     return subprocess.Popen([exe, "server", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -71,7 +72,7 @@ def test_kill_minus_nine_of_the_server_mid_stream_loses_and_doubles_nothing(data
             collector.stop()
 
     expected = replay_path(archive)
-    services = build_services(ServerSettings(database_url=database_url, dev=True))
+    services = build_services(ServerSettings(database_url=database_url, dev=True), apply_migrations=True)
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(StoredEvent)) == EVENTS - expected["duplicates"]
     first, last = expected["results"][0]["from"], expected["results"][0]["to"]

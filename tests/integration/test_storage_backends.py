@@ -132,12 +132,12 @@ def count_rows(services: Services, table: Any) -> int:
 
 
 @pytest.fixture
-def open_services(database_url):  # type: ignore[no-untyped-def]
+def open_services(database_url):
     """`open_services(migrate=True)`: one more server's worth of services on the test's database."""
     opened: list[Services] = []
 
     def open_one(run_migrations: bool = True) -> Services:
-        opened.append(build_services(ServerSettings(database_url=database_url), run_migrations=run_migrations))
+        opened.append(build_services(ServerSettings(database_url=database_url), apply_migrations=run_migrations))
         return opened[-1]
 
     yield open_one
@@ -247,7 +247,7 @@ def test_an_id_reused_for_another_event_in_a_later_batch_brings_none_of_its_cont
     services = open_services()
     unit = "SE2321000016-VC78"
 
-    def event(**fields):  # type: ignore[no-untyped-def]
+    def event(**fields):
         return parse_event_line(orjson.dumps({"v": 1, "unit": unit, **fields}))
 
     first = services.ingest.ingest([event(id="reuse-1", type="call.offered", at="2026-05-04T09:00:00+02:00", call="call-reuse1")], HTTP)
@@ -269,7 +269,7 @@ def test_the_rows_ingest_writes_read_back_through_the_orm_as_written(open_servic
     services = open_services()
     unit = "SE2321000016-VC80"
 
-    def event(**fields):  # type: ignore[no-untyped-def]
+    def event(**fields):
         return parse_event_line(orjson.dumps({"v": 1, "unit": unit, **fields}))
 
     received = datetime(2026, 5, 4, 23, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
@@ -372,7 +372,7 @@ def ingest_concurrently(servers: list[Services], batches: list[list[list[Any]]])
 
 
 @pytest.fixture
-def no_deadlock_retries(monkeypatch):  # type: ignore[no-untyped-def]
+def no_deadlock_retries(monkeypatch):
     """The service retries a transaction PostgreSQL chose as a deadlock victim. Writing every table in
     key order must avoid deadlocks in the first place, so here a deadlock fails the test."""
     from vardkoll.server.ingest import service
@@ -380,7 +380,7 @@ def no_deadlock_retries(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(service, "DEADLOCK_RETRIES", 1)
 
 
-def check_concurrent_ingest(open_services, scenario: Scenario, servers: int, rounds: int, seed: str, overlap: bool = True) -> None:  # type: ignore[no-untyped-def]
+def check_concurrent_ingest(open_services, scenario: Scenario, servers: int, rounds: int, seed: str, overlap: bool = True) -> None:
     """Several servers on one database ingest `scenario` at once; then each must give replay's figures.
 
     overlap: each item goes to one or two of the servers (a collector re-sending to whichever server

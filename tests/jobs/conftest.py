@@ -19,7 +19,7 @@ def make_services(database_url: str) -> Iterator[Callable[[], Services]]:
     made: list[Services] = []
 
     def make() -> Services:
-        services = build_services(ServerSettings(database_url=database_url, dev=True))
+        services = build_services(ServerSettings(database_url=database_url, dev=True), apply_migrations=True)
         made.append(services)
         return services
 

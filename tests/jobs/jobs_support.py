@@ -71,7 +71,7 @@ class Clinic:
         return CareContact(**self._base(at), case=case, listed=listed, channel="phone")
 
     def assessed(self, case: str, at: datetime, profession: str = "nurse") -> CareAssessed:
-        return CareAssessed(**self._base(at), case=case, profession=profession, form="phone")  # type: ignore[arg-type]
+        return CareAssessed(**self._base(at), case=case, profession=profession, form="phone")
 
     def excluded(self, case: str, at: datetime) -> CareExcluded:
         return CareExcluded(**self._base(at), case=case, reason="patient_choice")

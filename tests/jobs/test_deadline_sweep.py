@@ -29,7 +29,7 @@ def overdue_alerts(services: Services, unit: str = UNIT) -> dict[str, dict]:
     return {alert.subject: alert.detail for alert in recent_alerts(services.sessions, unit, EPOCH_LOCAL, kind=ASSESSMENT_OVERDUE)}
 
 
-def overdue_open(services: Services, moment) -> int:  # type: ignore[no-untyped-def]
+def overdue_open(services: Services, moment) -> int:
     """What the live figure counts as open past the deadline at `moment` (the same rule, other code path)."""
     day = moment.astimezone(ZoneInfo("Europe/Stockholm")).date()
     return services.figures.figure(UNIT, "assessment", Period(day, day), as_of=moment)["details"]["overdue_open"]

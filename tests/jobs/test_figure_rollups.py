@@ -38,7 +38,7 @@ def test_complete_weeks_run_monday_to_sunday_before_this_week():
     assert complete_weeks(date(2026, 11, 23), 1) == [Period(date(2026, 11, 16), date(2026, 11, 22))]
 
 
-def _offered(event_id: str, when: str, call: str):  # type: ignore[no-untyped-def]
+def _offered(event_id: str, when: str, call: str):
     return parse_event_line(orjson.dumps({"v": 1, "id": event_id, "type": "call.offered", "unit": UNIT, "at": when, "call": call}))
 
 
@@ -52,8 +52,8 @@ def test_after_a_run_another_process_answers_past_months_from_the_store(make_ser
 
     loads: list[str] = []
 
-    def counting(name: str, original):  # type: ignore[no-untyped-def]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(name: str, original):
+        def wrapper(*args, **kwargs):
             loads.append(name)
             return original(*args, **kwargs)
 

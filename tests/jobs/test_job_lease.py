@@ -75,7 +75,7 @@ def _race(services_per_holder: list[Services], now: datetime) -> list[str]:
     return winners
 
 
-def test_holders_racing_for_a_new_lease_get_exactly_one_winner(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_holders_racing_for_a_new_lease_get_exactly_one_winner(make_services) -> None:
     processes = [make_services() for _ in range(6)]
     for round_number in range(5):
         with processes[0].sessions.begin() as session:
@@ -83,7 +83,7 @@ def test_holders_racing_for_a_new_lease_get_exactly_one_winner(make_services) ->
         assert len(_race(processes, T0 + timedelta(hours=round_number))) == 1
 
 
-def test_holders_racing_for_an_expired_lease_get_exactly_one_winner(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_holders_racing_for_an_expired_lease_get_exactly_one_winner(make_services) -> None:
     processes = [make_services() for _ in range(6)]
     assert try_acquire(processes[0].sessions, NAME, "host-old:0:gone", TTL_S, T0)
     moment = T0

@@ -10,12 +10,12 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from vardkoll.server.storage import job_tables, make_engine, migrate, registry_tables, tables  # noqa: F401
-from vardkoll.server.storage.database import MIGRATIONS
+from vardkoll.server.storage.schema_version import MIGRATIONS
 
 JOB_TABLES = {"alerts", "audits", "sweep_marks"}
 
 
-def _alembic(engine, action: str, revision: str) -> None:  # type: ignore[no-untyped-def]
+def _alembic(engine, action: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

@@ -21,7 +21,7 @@ T0 = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 SETTINGS = JobSettings(lease_ttl_s=30)
 
 
-def two_runners(make_services, clock: Callable[[], datetime], runs: list[str]) -> tuple[JobRunner, JobRunner]:  # type: ignore[no-untyped-def]
+def two_runners(make_services, clock: Callable[[], datetime], runs: list[str]) -> tuple[JobRunner, JobRunner]:
     """Two "server processes" on one database, each with a job `count` that notes who ran it."""
     runners = []
     for name in ("a", "b"):
@@ -31,7 +31,7 @@ def two_runners(make_services, clock: Callable[[], datetime], runs: list[str]) -
     return runners[0], runners[1]
 
 
-def test_only_the_lease_holder_runs_a_job(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_lease_holder_runs_a_job(make_services) -> None:
     clock, runs = FakeClock(T0), []
     a, b = two_runners(make_services, clock, runs)
     assert a.keep_lease() and not b.keep_lease()
@@ -43,7 +43,7 @@ def test_only_the_lease_holder_runs_a_job(make_services) -> None:  # type: ignor
     assert runs == [a.holder, a.holder]
 
 
-def test_when_the_holder_stops_the_other_takes_over(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_when_the_holder_stops_the_other_takes_over(make_services) -> None:
     clock, runs = FakeClock(T0), []
     a, b = two_runners(make_services, clock, runs)
     assert a.keep_lease() and not b.keep_lease()
@@ -55,7 +55,7 @@ def test_when_the_holder_stops_the_other_takes_over(make_services) -> None:  # t
     assert runs == [b.holder]
 
 
-def test_when_the_holder_stops_renewing_its_lease_expires_and_the_other_takes_over(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_when_the_holder_stops_renewing_its_lease_expires_and_the_other_takes_over(make_services) -> None:
     clock, runs = FakeClock(T0), []
     a, b = two_runners(make_services, clock, runs)
     assert a.keep_lease()
@@ -88,7 +88,7 @@ def test_a_job_that_raises_is_logged_without_its_message_and_counted(services: S
     assert runner.status["broken"].failures == 2 and runner.status["broken"].last_error == "ValueError"
 
 
-def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_stop_the_others(make_services) -> None:  # type: ignore[no-untyped-def]
+def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_stop_the_others(make_services) -> None:
     settings = JobSettings(lease_ttl_s=0.6)  # renewed every 0.2 s
     runs: list[str] = []
     failing_runs: list[str] = []
@@ -130,7 +130,7 @@ def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_sto
 
 def test_default_jobs_sweep_every_minute_and_audit_at_a_quarter_past_three_stockholm_time(services: Services) -> None:
     jobs = {job.name: job for job in default_jobs(services, JobSettings())}
-    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit"}
+    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit", "retention"}
     assert jobs["deadline_sweep"].trigger.interval == timedelta(minutes=1)
     assert jobs["figure_rollups"].trigger.interval == timedelta(minutes=15)
     assert jobs["silent_collectors"].trigger.interval == timedelta(minutes=1)

@@ -21,7 +21,7 @@ AUDIT_TIME = local(DAY + timedelta(days=1), 3, 15)
 LONG_AGO = local(date(2020, 1, 1))
 
 
-def before(days: int = 0, months: int = 0, hour: int = 10):  # type: ignore[no-untyped-def]
+def before(days: int = 0, months: int = 0, hour: int = 10):
     return local(DAY - timedelta(days=days + round(months * 30.4)), hour)
 
 

@@ -13,8 +13,8 @@ FALL_BACK = date(2026, 10, 25)  # Stockholm: 03:00 summer time becomes 02:00 nor
 SPRING_FORWARD = date(2026, 3, 29)  # 02:00 normal time becomes 03:00 summer time, 23 hours
 
 
-def state_of(events: list[dict], config: UnitConfig = UnitConfig()) -> UnitState:
-    state = UnitState(UNIT, config)
+def state_of(events: list[dict], config: UnitConfig | None = None) -> UnitState:
+    state = UnitState(UNIT, config or UnitConfig())
     for index, fields in enumerate(events):
         state.apply(validate_event({"v": 1, "id": f"h-{index}", "unit": UNIT, **fields}))
     return state

@@ -116,4 +116,4 @@ def test_topic_address_is_an_immutable_value():
     assert address == TopicAddress(unit=UNIT, device=DEVICE, leaf="events")
     assert hash(address) == hash(TopicAddress(UNIT, DEVICE, EVENTS))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        address.unit = "SE162321000016-X"  # type: ignore[misc]
+        address.unit = "SE162321000016-X"

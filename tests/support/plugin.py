@@ -80,7 +80,7 @@ def postgres_database_url(postgres_cluster: postgres_support.PostgresCluster) ->
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """An empty database on each backend in turn: a SQLite file in tmp_path, then a PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vardkoll.db'}"

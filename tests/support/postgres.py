@@ -168,7 +168,7 @@ class PostgresCluster:
 
     # -- databases -----------------------------------------------------------------------------------
 
-    def _admin(self):  # type: ignore[no-untyped-def]
+    def _admin(self):
         import psycopg
 
         return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True, connect_timeout=10)

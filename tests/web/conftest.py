@@ -38,7 +38,7 @@ def dashboard_app(settings: ServerSettings, services: Services, background: bool
 def web(tmp_path) -> Iterator[tuple[TestClient, Services]]:
     """The API and the dashboard on a SQLite file, driven in-process (no broker)."""
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'web.db'}", admin_token=ADMIN_TOKEN, dev=False)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     register(services)
     try:
         with TestClient(dashboard_app(settings, services, background=False)) as client:
@@ -51,7 +51,7 @@ def web(tmp_path) -> Iterator[tuple[TestClient, Services]]:
 def live_server(tmp_path, mosquitto) -> Iterator[tuple[str, Services]]:
     """The whole server (MQTT consumer, live hub, dashboard) over HTTP on a free port, with a real Mosquitto."""
     settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'live.db'}", mqtt_url=mosquitto.url, admin_token=ADMIN_TOKEN, dev=True)
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     register(services)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(dashboard_app(settings, services, background=True), host="127.0.0.1", port=port, log_level="warning"))

@@ -97,7 +97,7 @@ def page_with_data(chromium, live_server):
     events += day_of_events(VC01, today, latest=now, seed=9, calls=60)
     post_events(base, events)
 
-    def open_page(viewport: dict):  # type: ignore[no-untyped-def]
+    def open_page(viewport: dict):
         context = chromium.new_context(viewport=viewport, locale="sv-SE", timezone_id="Europe/Stockholm")
         page = context.new_page()
         page.goto(f"{base}/logga-in")
@@ -106,7 +106,7 @@ def page_with_data(chromium, live_server):
     return base, open_page
 
 
-def sign_in(page) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page) -> None:
     page.fill("#token", ADMIN_TOKEN)
     page.click("button[type=submit]")
     page.wait_for_load_state("domcontentloaded")

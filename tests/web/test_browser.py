@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 try:
     from playwright.sync_api import expect
 except ImportError:  # the `chromium` fixture skips (or fails on CI) with the reason
-    expect = None  # type: ignore[assignment]
+    expect = None
 
 from vardkoll.protocol.topics import events_topic
 from vardkoll.server.auth import Role

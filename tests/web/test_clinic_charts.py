@@ -132,7 +132,7 @@ def test_a_new_event_redraws_the_running_week_and_month_and_recomputes_no_settle
     computed = []
     cache = services.figures.cache
     put = cache.put
-    cache.put = lambda key, *rest: (computed.append(key), put(key, *rest))[1]  # type: ignore[method-assign]
+    cache.put = lambda key, *rest: (computed.append(key), put(key, *rest))[1]
     after = trend_ratios(client.get(fragment, params={"dag": day.isoformat()}).text, "telephone")
 
     # Only what reaches 4 March was computed again: the day, the running week and the running month.

@@ -51,12 +51,12 @@ class DemoCollector:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         client.subscribe(ack_topic(self.unit, self.device, self._prefix), qos=1)
         status = {"status": "online", "version": "demo", "outbox": len(self._outbox), "clock": "synced"}
         client.publish(status_topic(self.unit, self.device, self._prefix), orjson.dumps(status), qos=1, retain=True)
 
-    def _on_ack(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_ack(self, client, userdata, message) -> None:
         ack = orjson.loads(message.payload)
         done = list(ack.get("committed", [])) + [r["id"] for r in ack.get("rejected", []) if r.get("id")]
         with self._lock:

@@ -6,7 +6,6 @@ import secrets
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import uvicorn
@@ -36,7 +35,7 @@ def run_demo(port: int = 8000, units: int = 4) -> None:
         admin_token=token,
         dev=True,
     )
-    services = build_services(settings)
+    services = build_services(settings, apply_migrations=True)
     clinics = SimulatedClinics(units, broker.port, broker.mqtt_v5)
     _register_units(services, clinics.units)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"))
@@ -67,7 +66,7 @@ def run_demo(port: int = 8000, units: int = 4) -> None:
     console.print("stopped.")
 
 
-def _register_units(services, units: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _register_units(services, units: list[str]) -> None:
     with services.sessions.begin() as session:
         for index, unit in enumerate(units):
             if session.get(UnitRow, unit) is None:

@@ -88,14 +88,14 @@ def practitioner_key(reference: Any, resolve: Resolve) -> tuple[str | None, Reso
     key = reference_key(reference)
     role = None
     if _reference_type(key) == "PractitionerRole":
-        role = resolve(key)  # type: ignore[arg-type]
+        role = resolve(key)  # type: ignore[arg-type]  # resolve takes any reference; None was ruled out above
         if role is None:
             return None, None, None
         reference = role.get("practitioner")
         key = reference_key(reference)
     if _reference_type(key) != "Practitioner":
         return None, None, role
-    practitioner = resolve(key)  # type: ignore[arg-type]
+    practitioner = resolve(key)  # type: ignore[arg-type]  # resolve takes any reference; None was ruled out above
     hsa = _hsa_id(reference.get("identifier") if isinstance(reference, dict) else None) or (_hsa_id(practitioner.get("identifier")) if practitioner else None)
     return hsa or key, practitioner, role
 
@@ -191,7 +191,7 @@ def patient_facts(key: str, resolve: Resolve, tables: Tables) -> PatientFacts | 
         if kind == "Organization":
             listed = listed or _is_this_clinic(gp, tables)
         elif kind == "PractitionerRole":
-            role = resolve(reference_key(gp))  # type: ignore[arg-type]
+            role = resolve(reference_key(gp))  # type: ignore[arg-type]  # resolve takes any reference; None was ruled out above
             listed = listed or (role is not None and _is_this_clinic(role.get("organization"), tables))
         if kind in ("Practitioner", "PractitionerRole") and fixed_doctor is None:
             fixed_doctor, _, _ = practitioner_key(gp, resolve)
@@ -252,7 +252,7 @@ def encounter_events(encounter: Resource, resolve: Resolve, tables: Tables) -> M
     if profession is None:
         result.notes.append("unmapped_profession")
         return result
-    facts = patient_facts(patient, resolve, tables)  # type: ignore[arg-type]
+    facts = patient_facts(patient, resolve, tables)  # type: ignore[arg-type]  # resolve takes any reference; None was ruled out above
     if facts is None:
         result.notes.append("patient_unresolved")
         return result
@@ -268,11 +268,11 @@ def encounter_events(encounter: Resource, resolve: Resolve, tables: Tables) -> M
     result.events.append(SourceEvent("visit.completed", at, key, refs, fields))
     appointment = reference_key((encounter.get("appointment") or [None])[0] if isinstance(encounter.get("appointment"), list) else None)
     if _reference_type(appointment) == "Appointment" and form is not None:
-        booked = resolve(appointment)  # type: ignore[arg-type]
+        booked = resolve(appointment)  # type: ignore[arg-type]  # resolve takes any reference; None was ruled out above
         if booked is None:
             result.notes.append("appointment_unresolved")
         elif _opens_case(booked, tables):
-            result.events.append(SourceEvent("care.assessed", at, key, {"case": ("case", appointment)}, {"profession": profession, "form": form}))  # type: ignore[dict-item]
+            result.events.append(SourceEvent("care.assessed", at, key, {"case": ("case", appointment)}, {"profession": profession, "form": form}))  # type: ignore[dict-item]  # refs map a field to (kind, raw id); mypy widens the literal tuple
     return result
 
 

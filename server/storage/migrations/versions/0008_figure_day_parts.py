@@ -1,7 +1,7 @@
 """figure day parts: per unit, metric and local day, the parts telephone and assessment figures sum
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0010
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,77 @@
+"""The unit registry as the metric rules need it: a UnitConfig per unit and period, cached briefly.
+
+Several server processes share one database, so a change made through another process shows here
+within `ttl_s` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vardkoll.protocol.local_time import parse_opening_hours_text
+
+from ..metrics import DEFAULT_TARGETS, UnitConfig
+from ..storage.registry_tables import TargetRow, UnitRow
+
+
+class UnitDirectory:
+    def __init__(self, sessions: sessionmaker[Session], ttl_s: float = 30.0, clock_s: Callable[[], float] = time.monotonic) -> None:
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._clock_s = clock_s
+        self._loaded_at = float("-inf")
+        self._units: dict[str, UnitRow] = {}
+        self._targets: dict[tuple[str, str], list[TargetRow]] = {}
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    def _fresh(self) -> None:
+        if self._clock_s() - self._loaded_at < self._ttl_s:
+            return
+        with self._sessions() as session:
+            self._units = {row.unit: row for row in session.scalars(select(UnitRow))}
+            targets: dict[tuple[str, str], list[TargetRow]] = {}
+            for row in session.scalars(select(TargetRow).order_by(TargetRow.valid_from)):
+                targets.setdefault((row.unit, row.metric), []).append(row)
+            self._targets = targets
+        self._loaded_at = self._clock_s()
+
+    def row(self, unit: str) -> UnitRow | None:
+        self._fresh()
+        return self._units.get(unit)
+
+    def units_of_region(self, region: str) -> list[str]:
+        self._fresh()
+        return sorted(unit for unit, row in self._units.items() if row.region == region)
+
+    def all_units(self) -> list[str]:
+        self._fresh()
+        return sorted(self._units)
+
+    def target(self, unit: str, metric: str, on: date) -> float | None:
+        """The target valid on `on` (a period's last day); the default target when none is set."""
+        self._fresh()
+        chosen = DEFAULT_TARGETS.get(metric)
+        for row in self._targets.get((unit, metric), []):
+            if row.valid_from <= on and (row.valid_to is None or on <= row.valid_to):
+                chosen = row.target
+        return chosen
+
+    def config(self, unit: str, on: date | None = None) -> UnitConfig:
+        self._fresh()
+        row = self._units.get(unit)
+        targets = {metric: self.target(unit, metric, on) for metric in DEFAULT_TARGETS} if on else dict(DEFAULT_TARGETS)
+        if row is None:
+            return UnitConfig(targets=targets)
+        return UnitConfig(
+            time_zone=row.time_zone,
+            targets=targets,
+            opening_hours=parse_opening_hours_text(row.opening_hours),
+            unreached_callback_counts=row.unreached_callback_counts,
+        )
