@@ -165,7 +165,7 @@ def copy_to_postgres(path: Path, url: str) -> None:
         table = SQLModel.metadata.tables[name]
         columns = [c.name for c in table.columns]
         with source.connect() as reader, engine.begin() as writer:
-            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]  # psycopg connection under the DBAPI wrapper
             result = reader.execution_options(yield_per=50_000).execute(select(*[table.c[c] for c in columns]))
             with cursor.copy(f'COPY "{name}" (' + ", ".join(f'"{c}"' for c in columns) + ") FROM STDIN") as copy:
                 for row in result:

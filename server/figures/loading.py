@@ -87,7 +87,7 @@ def load_latest_snapshots(session: Session, units: list[str], cutoff: datetime) 
     if latest:
         rows = session.execute(select(SnapshotRow.unit, SnapshotRow.stamp, SnapshotRow.body).where(tuple_(SnapshotRow.unit, SnapshotRow.stamp).in_(latest)))
         for unit, stamp, body in rows:
-            ledgers[unit].apply(_SNAPSHOT.decode(body), stamp_of(stamp, timezone.utc))  # type: ignore[arg-type]
+            ledgers[unit].apply(_SNAPSHOT.decode(body), stamp_of(stamp, timezone.utc))  # type: ignore[arg-type]  # msgspec decodes to the union; the snapshot decoder gives a ListingSnapshot
     return ledgers
 
 

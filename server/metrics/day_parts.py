@@ -63,7 +63,7 @@ def telephone_day(ledger: CallLedger, day: date, as_of: datetime, config: UnitCo
               "rejected": details["rejected"]}
     offered = ledger.by_offer_date.get(day, ())
     latest = [_latest(getattr(ledger.calls[call], name) for name in _CALL_FIELDS) for call in offered]
-    latest += [ledger.calls[call].rejected.at for call in ledger.by_rejection_date.get(day, ())]  # type: ignore[union-attr]
+    latest += [ledger.calls[call].rejected.at for call in ledger.by_rejection_date.get(day, ())]  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
     return DayPart(counts, latest=max((at for at in latest if at is not None), default=None))
 
 

@@ -85,14 +85,14 @@ class LoadCounter:
         # Continuity figures come from SQL sums, several units per call: one count per figure.
         continuity = figure_service.continuity_figures
 
-        def counted_continuity(session, requests, configs):  # type: ignore[no-untyped-def]
+        def counted_continuity(session: Any, requests: list[Any], configs: dict[str, Any]) -> list[dict[str, Any]]:
             self.calls += len(requests)
             return continuity(session, requests, configs)
 
         monkeypatch.setattr(figure_service, "continuity_figures", counted_continuity)
         latest_snapshots = figure_service.load_latest_snapshots
 
-        def counted_snapshots(session, units, cutoff):  # type: ignore[no-untyped-def]
+        def counted_snapshots(session: Any, units: list[str], cutoff: datetime) -> dict[str, Any]:
             self.calls += len(units)
             return latest_snapshots(session, units, cutoff)
 
