@@ -26,6 +26,7 @@ from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersi
 from ..storage.upsert import dialect_insert
 from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
+from .day_marks import mark_changed_days
 from .entity_rows import merge_rows
 from ..storage.faults import error_kind, is_database_error, is_transient
 from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
@@ -133,12 +134,15 @@ class IngestService:
                 self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
                 stored_now = [key for key in prepared.ordered if key in new_keys]
                 _, rows, activity = new_rows(stored_now, prepared.events, prepared.epochs, prepared.configs, None)
+            # The units' rows first: their lock orders this commit after any other of the same units,
+            # and their new versions mark the days whose figure parts the merge changes.
+            versions = self._touch_units(session, activity, now)
+            mark_changed_days(session, rows, versions)
             merge_rows(session, rows)
             for mine, report in zip(accepted, reports):
                 report.new = len(mine)
                 report.committed.extend(event_id for _, event_id in mine)
                 report.units_changed = {unit for unit, _ in mine}
-            self._touch_units(session, activity, now)
             for report, source in zip(reports, prepared.sources):
                 self._dead_letters(session, report, source, now)
         return reports
@@ -195,10 +199,11 @@ class IngestService:
             else:
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
 
-    def _touch_units(self, session: Session, activity: ActivityByUnit, now: datetime) -> None:
+    def _touch_units(self, session: Session, activity: ActivityByUnit, now: datetime) -> dict[str, int]:
+        """Bump the version of every unit with new events; return the versions this commit gave them."""
         latest = activity.latest
         if not latest:
-            return
+            return {}
         table = UnitActivity.__table__
         stmt = dialect_insert(session, table)
         stmt = stmt.on_conflict_do_update(
@@ -210,10 +215,10 @@ class IngestService:
             },
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
-        self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
+        return self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
 
     @staticmethod
-    def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> None:
+    def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> dict[str, int]:
         """Record, per unit and UTC date of the stored events, the version this commit gave the unit
         (read back under the row lock the upsert above holds, so it is this commit's own)."""
         versions = dict(session.execute(select(UnitActivity.unit, UnitActivity.version).where(UnitActivity.unit.in_(units))).all())
@@ -221,6 +226,7 @@ class IngestService:
         stmt = dialect_insert(session, table)
         stmt = stmt.on_conflict_do_update(index_elements=["unit", "day"], set_={"version": _greatest(table.c.version, stmt.excluded.version)})
         session.execute(stmt, [{"unit": unit, "day": day, "version": versions[unit]} for unit, day in days])
+        return versions
 
     def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
         for (event_id, reason), unit in zip(report.rejected, report.rejected_units):

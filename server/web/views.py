@@ -21,7 +21,8 @@ from vardkoll.server.metrics.calendar import end_of_day
 from vardkoll.server.metrics.definitions import DEFINITIONS
 
 from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
-from ..figures.loading import load_calls, load_cases
+from ..figures.day_parts import open_case_ledgers
+from ..figures.loading import load_calls
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
@@ -50,7 +51,7 @@ def open_cases(services: Services, session: Session, unit: str, day: date, as_of
     """The in-scope cases still open at `as_of`, by pseudonym: the same set the assessment figure counts
     as `pending` and `overdue_open` (`CaseLedger.open_cases` decides), sorted by deadline."""
     config = services.units.config(unit, day)
-    ledger = load_cases(session, unit, Period(day, day), as_of, config)
+    ledger = open_case_ledgers(session, [unit], as_of, {unit: config})[unit]
     result = OpenCases()
     for case in ledger.open_cases(as_of, config):
         if case.overdue_at(as_of):

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from fastapi.testclient import TestClient
 
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.protocol.topics import events_topic
 from vardkoll.server.app import create_app
 from vardkoll.server.monitoring.logs import JsonFormatter, RequestIdFilter
