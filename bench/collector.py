@@ -37,7 +37,7 @@ from vardkoll.collector.outbox import Outbox
 from vardkoll.demo.broker import start_broker
 from vardkoll.protocol.topics import ack_topic, events_topic
 from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
-from vardkoll.server.services import build_services
+from vardkoll.server.services import build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.simulation import generate
 
@@ -190,7 +190,7 @@ def server(port: int, database: Path) -> MqttConsumer:
     """One consumer for every run: a stopped consumer's persistent session would stay in the shared
     subscription and take its turn of the messages."""
     services = build_services(ServerSettings(database_url=f"sqlite:///{database}", mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True), apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="bench-server")
+    consumer = build_consumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)
     return consumer

@@ -32,7 +32,7 @@ import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
 REGION = "Region Bänk"
-ADMIN = "b" * 32
+ADMIN = "bench-Admin-token-0123456789ab"  # strong enough for the server's check
 
 
 def build(path: Path, units: int, days: int, start: date) -> None:
@@ -67,11 +67,53 @@ def build(path: Path, units: int, days: int, start: date) -> None:
     print(f"\n  built {stored:,} events for {len(seen)} units in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
-def timed(client, path: str, rounds: int) -> list[float]:
+# Tables copied for each cloned unit (the events archive is left out: no figure reads it).
+CLONED_TABLES = ("units", "calls", "cases", "listing_snapshots", "doctor_visits", "unit_activity", "unit_day_versions", "figure_day_parts")
+
+
+def clone(source: Path, path: Path, units: int) -> None:
+    """A region of `units` clinics from the generated ones: each generated unit's metric-state rows
+    copied under new unit ids (its HSA-id with a suffix), in SQL. Building that many through ingest
+    would take hours on this machine; the copies have the same rows, so the same per-unit work."""
+    import sqlite3
+
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with sqlite3.connect(partial) as target:
+        target.execute("ATTACH DATABASE ? AS generated", (str(source),))
+        schema = target.execute("SELECT sql FROM generated.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'").fetchall()
+        for (sql,) in schema:
+            target.execute(sql)
+        target.execute("INSERT INTO alembic_version SELECT * FROM generated.alembic_version")
+        originals = [unit for (unit,) in target.execute("SELECT unit FROM generated.units ORDER BY unit")]
+        copies = 0
+        for table in CLONED_TABLES:
+            columns = [row[1] for row in target.execute(f"PRAGMA generated.table_info({table})")]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            chosen = ", ".join("?" if c == "unit" else ("'Vårdcentral ' || ?" if c == "name" else f'"{c}"') for c in columns)
+            copies = 0
+            for k in range(-(-units // len(originals))):
+                for unit in originals:
+                    if copies == units:
+                        break
+                    new = unit if k == 0 else f"{unit}K{k:02d}"
+                    params = [new] + ([f"{copies + 1}"] if "name" in columns else []) + [unit]
+                    target.execute(f'INSERT INTO "{table}" ({listed}) SELECT {chosen} FROM generated."{table}" WHERE unit = ?', params)
+                    copies += 1
+            target.commit()
+        target.execute("UPDATE figure_day_parts SET body = NULL, parts_version = NULL")
+        target.commit()
+        target.execute("ANALYZE")
+    partial.replace(path)
+    print(f"  cloned {len(originals)} units into {copies} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
     result = []
     for _ in range(rounds):
         started = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path, headers=headers or {})
         result.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (path, response.status_code, response.text[:300])
     return result
@@ -82,14 +124,60 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default="rows,day parts", help="which paths to measure (default both: rows = the path before day parts)")
+    parser.add_argument("--skip-first", action="store_true", help="do not time the first computation of the day parts (fill them untimed)")
+    parser.add_argument("--postgres", action="store_true", help="measure on a throwaway PostgreSQL cluster (the tables copied from the SQLite file)")
+    parser.add_argument("--clone", type=int, default=0, help="measure a region of this many units: copies of the generated ones")
+    parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
+                        help="the last day of generated events (default today: the running month is shown)")
     args = parser.parse_args()
-    start = date(2025, 10, 20)
-    last = start + timedelta(days=args.days - 1)
-    path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d.sqlite"
+    last = args.end
+    start = last - timedelta(days=args.days - 1)
+    path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d-{last}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         build(path, args.units, args.days, start)
+    if args.clone:
+        source, path = path, path.with_name(f"dashboard-{args.units}u-{args.days}d-{last}-as-{args.clone}.sqlite")
+        if not path.exists():
+            clone(source, path, args.clone)
 
+    if args.postgres:
+        from bench_common import throwaway_postgres
+
+        with throwaway_postgres() as url:
+            copy_to_postgres(path, url)
+            return measure(url, "PostgreSQL", args, start, last)
+    return measure(f"sqlite:///{path}", "SQLite", args, start, last)
+
+
+def copy_to_postgres(path: Path, url: str) -> None:
+    """The registry and metric-state tables of the SQLite file, copied into a migrated PostgreSQL database."""
+    from sqlalchemy import select
+
+    from vardkoll.server.storage import make_engine, migrate
+    from vardkoll.server.storage.tables import SQLModel
+
+    engine, source = make_engine(url), make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    started = time.perf_counter()
+    for name in CLONED_TABLES:
+        table = SQLModel.metadata.tables[name]
+        columns = [c.name for c in table.columns]
+        with source.connect() as reader, engine.begin() as writer:
+            cursor = writer.connection.driver_connection.cursor()  # type: ignore[union-attr]  # psycopg connection under the DBAPI wrapper
+            result = reader.execution_options(yield_per=50_000).execute(select(*[table.c[c] for c in columns]))
+            with cursor.copy(f'COPY "{name}" (' + ", ".join(f'"{c}"' for c in columns) + ") FROM STDIN") as copy:
+                for row in result:
+                    copy.write_row(tuple(row))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")
+    print(f"  copied into PostgreSQL in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    source.dispose()
+    engine.dispose()
+
+
+def measure(url: str, backend: str, args: argparse.Namespace, start: date, last: date) -> int:
     from fastapi.testclient import TestClient
 
     from vardkoll.server.app import create_app
@@ -97,31 +185,65 @@ def main() -> int:
     from vardkoll.server.settings import ServerSettings
     from vardkoll.server.storage.registry_tables import UnitRow
     from vardkoll.server.web import web_router
+    from sqlalchemy import text
+    from bench_common import machine
 
-    settings = ServerSettings(database_url=f"sqlite:///{path}", admin_token=ADMIN, dev=False)
+    settings = ServerSettings(database_url=url, admin_token=ADMIN, dev=False)
     services = build_services(settings, apply_migrations=True)
     app = create_app(settings, services, background=False)
     if not any(getattr(route, "path", None) == "/logga-in" for route in app.routes):
         app.include_router(web_router)
     with services.sessions() as session:
         unit = session.query(UnitRow.unit).order_by(UnitRow.unit).first()[0]
-    pages = {"Klinikvy": f"/enhet/{unit}?dag={last}", "Regionvy": f"/region/{quote(REGION)}?till={last}"}
-    print(f"{args.units} units, {args.days} days of generated events ({start} – {last}), SQLite; ms per request, median of {args.rounds}")
+    year = f"from={last.replace(month=1, day=1)}&to={last}"
+    month = f"from={last.replace(day=1)}&to={last}"
+    pages = {
+        "Klinikvy": f"/enhet/{unit}?dag={last}",
+        "Regionvy": f"/region/{quote(REGION)}?till={last}",
+        "API month": f"/api/v1/compliance?region={quote(REGION)}&metric=telephone&{month}",
+        "API year": f"/api/v1/compliance?region={quote(REGION)}&metric=assessment&{year}",
+    }
+    print(machine())
+    units = f"{args.clone} units (copies of {args.units} generated)" if args.clone else f"{args.units} units"
+    print(f"{units}, {args.days} days of generated events ({start} – {last}), {backend}; ms per request, median of {args.rounds}")
+    print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
+    print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app) as client:
         client.post("/logga-in", data={"token": ADMIN, "nasta": "/"})
-        for name, page in pages.items():
-            cold = []
-            for _ in range(args.rounds):
-                services.figures.cache.clear()
-                cold += timed(client, page, 1)
-            warm = timed(client, page, args.rounds)
-            fresh = []
-            for n in range(args.rounds):
-                event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
-                         "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
-                client.post("/api/v1/events", content=orjson.dumps([event]), headers={"Authorization": f"Bearer {ADMIN}"})
-                fresh += timed(client, page, 1)
-            print(f"  {name:9} cold {statistics.median(cold):7.0f}   warm {statistics.median(warm):6.0f}   after a new event {statistics.median(fresh):7.0f}")
+        results: dict[tuple[str, str], dict[str, float]] = {}
+        for mode in args.modes.split(","):
+            services.figures.use_day_parts = mode == "day parts"
+            for name, page in pages.items():
+                headers = bearer if page.startswith("/api") else {}
+                row: dict[str, float] = {}
+                if mode == "day parts" and args.skip_first:
+                    timed(client, page, 1, headers)  # keeps the day parts this page needs, untimed
+                elif mode == "day parts":
+                    first = []
+                    for _ in range(args.rounds):
+                        with services.sessions.begin() as session:
+                            session.execute(text("UPDATE figure_day_parts SET body = NULL, parts_version = NULL"))
+                        services.figures.cache.clear()
+                        first += timed(client, page, 1, headers)
+                    row["first"] = statistics.median(first)
+                cold = []
+                for _ in range(args.rounds):
+                    services.figures.cache.clear()
+                    cold += timed(client, page, 1, headers)
+                row["cold"] = statistics.median(cold)
+                row["warm"] = statistics.median(timed(client, page, args.rounds, headers))
+                fresh = []
+                for n in range(args.rounds):
+                    event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
+                             "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
+                    client.post("/api/v1/events", content=orjson.dumps([event]), headers=bearer)
+                    fresh += timed(client, page, 1, headers)
+                row["new event"] = statistics.median(fresh)
+                results[(mode, name)] = row
+                print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
+        if len(args.modes.split(",")) == 2:
+            print("  ratio day parts / rows (cold): " + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages))
     services.engine.dispose()
     return 0
 

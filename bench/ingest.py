@@ -44,8 +44,7 @@ from vardkoll.server.ingest.prepare import ARCHIVE_COLUMNS, Source, prepare  # n
 from vardkoll.server.metrics import UnitConfig  # noqa: E402
 from vardkoll.protocol.topics import ack_topic, events_topic  # noqa: E402
 from vardkoll.simulation import generate  # noqa: E402
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer  # noqa: E402
-from vardkoll.server.services import build_services  # noqa: E402
+from vardkoll.server.services import build_consumer, build_services  # noqa: E402
 from vardkoll.server.settings import ServerSettings  # noqa: E402
 from vardkoll.server.storage import make_engine  # noqa: E402
 
@@ -205,7 +204,7 @@ def _timed_subscriber(port: int, work: list[tuple[str, bytes, int]], on_message,
 def run_vardkoll(port: int, url: str, work: list[tuple[str, bytes, int]]) -> float:
     settings = ServerSettings(database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}", dev=True)
     services = build_services(settings, apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="bench-server")
+    consumer = build_consumer(services, client_id="bench-server")
     consumer.start()
     consumer.connected.wait(10)
     total = sum(n for _, _, n in work)

@@ -1,7 +1,7 @@
 """`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`, `doctor`).
 
-A stand-in until the `vardkoll collector ...` commands are wired into the main CLI; the systemd unit in
-deploy/collector/ can use either.
+`vardkoll collector run|outbox-stats|dump-outbox` (vardkoll/cli.py) call this; the systemd units in
+deploy/collector/ use `vardkoll collector run`. It works without the CLI's dependencies too.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     outbox = Outbox(config.outbox.path)
     try:
         if args.command == "outbox-stats":
-            stats = outbox.stats()
-            print(orjson.dumps({**stats.as_heartbeat(), "refused_reasons": stats.refused_reasons, "rejected_reasons": stats.rejected_reasons}, option=orjson.OPT_INDENT_2).decode())
+            print(orjson.dumps(outbox.stats().as_report(), option=orjson.OPT_INDENT_2).decode())
         else:
             outbox.dump_jsonl(sys.stdout.buffer)
     finally:

@@ -27,6 +27,8 @@ from .pipeline import Pipeline
 from . import remote_config
 from .publisher import MqttClient, Publisher, make_paho_client
 from .pseudonyms import Pseudonymiser, load_or_create_secret
+from .systemd_notify import ServiceNotifier
+from .updates import Updater
 
 log = logging.getLogger("vardkoll.collector")
 
@@ -63,25 +65,29 @@ class Agent:
         rng: random.Random | None = None,
         clock_state: Callable[[], bool | None] = ntp_synchronised,
         clock_reader: Callable[[], ClockReading] | None = None,
+        notifier: ServiceNotifier | None = None,
     ) -> None:
         self.local_config = config  # the file's config; remote versions are laid over it
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng
         self._clock_state = clock_state
-        self._client_factory = client_factory or (lambda cfg: make_paho_client(cfg.device, cfg.mqtt))
+        self._client_factory = client_factory or (lambda cfg: make_paho_client(cfg.unit, cfg.device, cfg.mqtt))
         self.clock_guard = ClockGuard(config.clock.floor, config.clock.max_jump_s)
         self._read_clock = clock_reader or make_clock_reader(_cached(clock_state, config.clock.ntp_check_interval_s, clock))
         self._held_waiting = True  # until the outbox was asked
         self._clock_lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
+        self.notifier = notifier or ServiceNotifier()  # systemd's READY/WATCHDOG; a no-op outside systemd
         lookup = LookupMap(config.lookup_file, config.lookup.retention_days) if config.lookup.enabled else None
         self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device, lookup)
         box = config.outbox
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         self._remote_inbox: queue.Queue[bytes] = queue.Queue(maxsize=8)
         self.remote_state = remote_config.load_state(config.remote_state_file) if config.remote_config.enabled else remote_config.RemoteState()
+        self.updater = Updater(config.outbox.path.parent, config.software_update.trusted_keys, collector_version(),
+                               enabled=config.software_update.enabled, ping=self.notifier.ping)
         self.config = self._startup_config(config)
         self.connectors: dict[str, Connector] = {}
         self.publisher: Publisher
@@ -123,7 +129,7 @@ class Agent:
             clock_report=self.clock_guard.heartbeat,
             version=collector_version(),
             on_config=self._receive_remote if config.remote_config.enabled else None,
-            status_extra=lambda: {"config": self.remote_state.status()},
+            status_extra=lambda: {"config": self.remote_state.status(), "update": self.updater.status()},
         )
         self.publisher.on_progress = self._wake.set
 
@@ -196,8 +202,10 @@ class Agent:
             state.applied, state.last_seen, state.outcome, state.pending = remote, remote.version, "applied", None
             state.rejected_version = state.rejected_reason = None
             self._save_remote_state()
-            self.publisher.publish_heartbeat()
             log.info("remote config version %s applied", remote.version)
+            if "update" in remote.overrides:
+                self.updater.consider(remote.overrides["update"])
+            self.publisher.publish_heartbeat()
             return "applied"
         self._teardown()
         reason = "the collector stopped while trying this version" if self._stop.is_set() else f"no broker connection within {timeout_s:.0f} s; rolled back"
@@ -212,6 +220,7 @@ class Agent:
         while not self.publisher.connected:
             if self._stop.is_set() or self._clock() >= deadline:
                 return False
+            self.notifier.ping()  # a trial of up to apply_timeout_s is not a hang
             self._stop.wait(0.05)
         return True
 
@@ -286,21 +295,27 @@ class Agent:
                 signal.signal(signum, lambda *_: self.stop())
         log.info("collector %s for unit %s starting with %d connector(s)", self.config.device, self.config.unit, len(self.connectors))
         self.publisher.start()
+        self.notifier.ready(f"collector {self.config.device} running")
         next_poll = self._clock()
         try:
             while not self._stop.is_set():
+                self.notifier.ping()
                 self.check_clock()
                 if self._clock() >= next_poll:
                     self.collect_once()
                     next_poll = self._clock() + self.config.poll_interval_s
                 self._wake.clear()
                 self._apply_waiting_remote()
+                if self.publisher.connected:
+                    self.updater.confirm_trial()  # a new version tried by the installer has reached the broker
                 self.publisher.tick()
                 now = self._clock()
                 self._wake.wait(max(0.0, min(TICK_S, next_poll - now, self.publisher.next_due() - now)))
         finally:
+            self.notifier.stopping()
             self._teardown()
             self.outbox.close()
+            self.notifier.close()
             log.info("collector stopped")
 
     def _apply_waiting_remote(self) -> None:

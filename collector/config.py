@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id, is_hsa_id
 
@@ -34,6 +34,7 @@ class MqttConfig(_Strict):
     ca_file: Path | None = None  # the CA that signed the broker's certificate; system CAs when unset
     topic_prefix: str = DEFAULT_PREFIX
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    protocol: Literal["5", "3.1.1"] = "5"  # "3.1.1" only for a broker without MQTT 5 (the demo's in-process broker)
 
     @field_validator("url")
     @classmethod
@@ -105,6 +106,13 @@ class RemoteConfigSettings(_Strict):
     apply_timeout_s: float = Field(default=30.0, gt=0)  # no broker connection by then: roll back
 
 
+class SoftwareUpdateSettings(_Strict):
+    """Signed software updates offered through remote config (docs/collector.md, "Software updates")."""
+
+    enabled: bool = True
+    trusted_keys: Path = Path("/etc/vardkoll-collector/update-keys")  # a folder of *.pub (Ed25519, PEM) or one file
+
+
 class ConnectorEntry(BaseModel):
     """One `[[connectors]]` table: `type` picks the connector, the other keys are its own config."""
 
@@ -121,6 +129,24 @@ class ConnectorEntry(BaseModel):
         return self.name or self.type
 
 
+# Connectors that report a phone queue's calls (`call.offered` with the phone system's call ids).
+PHONE_QUEUE_CONNECTORS = ("asterisk_queue_log",)
+
+
+def unlinked_callback_exports(connectors: list[ConnectorEntry]) -> list[str]:
+    """The callback_csv connectors whose calls the config does not link to the phone queue's: beside a
+    phone-queue connector each export row would be a second call unless `columns.queue_call_id` says
+    which column holds the phone system's id of the call."""
+    if not any(entry.type in PHONE_QUEUE_CONNECTORS for entry in connectors):
+        return []
+    unlinked = []
+    for entry in connectors:
+        columns = entry.settings.get("columns")
+        if entry.type == "callback_csv" and not (isinstance(columns, dict) and columns.get("queue_call_id")):
+            unlinked.append(entry.instance_name)
+    return unlinked
+
+
 class CollectorConfig(_Strict):
     unit: str  # the clinic's HSA-id
     device: str  # this collector's id, also its MQTT client id
@@ -132,6 +158,7 @@ class CollectorConfig(_Strict):
     remote_config: RemoteConfigSettings = RemoteConfigSettings()
     clock: ClockConfig = ClockConfig()
     lookup: LookupConfig = LookupConfig()
+    software_update: SoftwareUpdateSettings = SoftwareUpdateSettings()
     connectors: list[ConnectorEntry] = []
 
     @property
@@ -164,12 +191,27 @@ class CollectorConfig(_Strict):
             raise ValueError(f"connector names must be unique; give each a `name`: {', '.join(doubled)}")
         return self
 
+    @model_validator(mode="after")
+    def _callbacks_linked_to_calls(self, info: ValidationInfo) -> "CollectorConfig":
+        if (info.context or {}).get("check_call_links", True):
+            unlinked = unlinked_callback_exports(self.connectors)
+            if unlinked:
+                raise ValueError(
+                    f"connector(s) {', '.join(unlinked)} (callback_csv) and {'/'.join(PHONE_QUEUE_CONNECTORS)} both report calls, "
+                    "but the callback export is not linked to the phone system's call ids: each callback would count as a second call. "
+                    "Set [connectors.columns] queue_call_id to the export column holding the phone system's call id "
+                    "(if the export's call_id column is that id, set queue_call_id to the same column name)"
+                )
+        return self
+
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file, the key and the problem."""
 
 
-def load_config(path: Path | str) -> CollectorConfig:
+def load_config(path: Path | str, *, check_call_links: bool = True) -> CollectorConfig:
+    """The config in `path`. `check_call_links=False` leaves the callback-link rule to the caller
+    (`collector doctor` reports it as one finding among the others)."""
     path = Path(path)
     try:
         document = tomllib.loads(path.read_text())
@@ -178,7 +220,7 @@ def load_config(path: Path | str) -> CollectorConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return CollectorConfig.model_validate(document)
+        return CollectorConfig.model_validate(document, context={"check_call_links": check_call_links})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None

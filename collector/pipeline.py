@@ -13,7 +13,7 @@ import copy
 
 from typing import Any
 
-from .connectors.base import SourceEvent
+from .connectors.base import SourceEvent, joined_key
 from .lookup import LookupMap
 from .pseudonyms import PseudonymScheme
 
@@ -25,13 +25,15 @@ class Pipeline:
         self.lookup = lookup  # pseudonym -> source reference of cases and calls, kept on this device only
 
     def to_wire(self, connector: str, source: SourceEvent) -> dict[str, Any]:
-        """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type), so reading
-        the same source twice gives the same ids and the event counts once. Without a `device` (a bridge
-        not run by a collector) the event has none."""
+        """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type and, where the
+        connector sets one, occurrence), so reading the same source twice gives the same ids and the event
+        counts once, while two callback attempts are two events. Without a `device` (a bridge not run by a
+        collector) the event has none."""
+        source_key = joined_key(source.source_key, source.occurrence) if source.occurrence else source.source_key
         event: dict[str, Any] = {
             **copy.deepcopy(source.fields),
             "v": 1,
-            "id": self._scheme.event_id(connector, source.source_key, source.type),
+            "id": self._scheme.event_id(connector, source_key, source.type),
             "type": source.type,
             "unit": self.unit,
             **({"device": self.device} if self.device is not None else {}),

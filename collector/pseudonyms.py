@@ -155,10 +155,9 @@ def read_secret(path: Path) -> bytes:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise SecretFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
-    text = path.read_text().strip()
     try:
-        secret = bytes.fromhex(text)
-    except ValueError:
+        secret = bytes.fromhex(path.read_bytes().decode("ascii").strip())
+    except ValueError:  # not ASCII (UnicodeDecodeError is a ValueError) or not hex
         raise SecretFileError(f"{path} does not hold a hex secret; restore it from the backup") from None
     if len(secret) < 16:
         raise SecretFileError(f"{path} holds a secret shorter than 16 bytes; restore it from the backup")

@@ -26,7 +26,8 @@ from typing import Any, Callable, Protocol
 
 import orjson
 
-from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
+from vardkoll.protocol.personal_number import contains_personal_number
+from vardkoll.protocol.topics import ack_topic, config_topic, device_client_id, events_topic, status_topic
 
 from .clock import ntp_synchronised
 from .config import MqttConfig, PublisherConfig
@@ -53,11 +54,13 @@ class MqttClient(Protocol):
     def disconnect(self) -> Any: ...
 
 
-def make_paho_client(device: str, mqtt: MqttConfig) -> MqttClient:
+def make_paho_client(unit: str, device: str, mqtt: MqttConfig) -> MqttClient:
+    """The client id is `{unit}/{device}`: the broker account the server makes is bound to it."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=paho.MQTTv5)
+    protocol = paho.MQTTv311 if mqtt.protocol == "3.1.1" else paho.MQTTv5
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_client_id(unit, device), protocol=protocol)
     password = mqtt.password_value()
     if mqtt.username:
         client.username_pw_set(mqtt.username, password)
@@ -134,7 +137,7 @@ class Publisher:
         self._started_at = clock()
         self.stats = PublisherStats()
         self.on_progress: Callable[[], None] = lambda: None  # called (paho's thread) when tick() may send more
-        self._client = client if client is not None else make_paho_client(device, mqtt)
+        self._client = client if client is not None else make_paho_client(unit, device, mqtt)
         self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -355,4 +358,17 @@ class Publisher:
         }
 
     def publish_heartbeat(self) -> None:
-        self._client.publish(self.status_topic, orjson.dumps(self.heartbeat()), qos=1, retain=True)
+        self._client.publish(self.status_topic, orjson.dumps(_withhold_personal_numbers(self.heartbeat())), qos=1, retain=True)
+
+
+WITHHELD = "(text withheld: it holds what looks like a personal identity number)"
+
+
+def _withhold_personal_numbers(value: Any) -> Any:
+    """The heartbeat with any text holding a personal number replaced (SPEC 3.2): a reason can quote a
+    file or a server's answer, and the server refuses a whole heartbeat that holds one."""
+    if isinstance(value, dict):
+        return {key: _withhold_personal_numbers(item) for key, item in value.items()}
+    if isinstance(value, str) and contains_personal_number(value):
+        return WITHHELD
+    return value

@@ -60,6 +60,8 @@ def merge(base: CollectorConfig, remote: RemoteConfig) -> CollectorConfig:
     document = base.model_dump(mode="python", exclude_unset=False)
     document["mqtt"]["password"] = base.mqtt.password  # keep the SecretStr, not its masked text
     for key, value in remote.overrides.items():
+        if key == "update":
+            continue  # a software update offer, not config (the agent hands it to collector/updates/)
         if key in ("mqtt", "publisher") and isinstance(value, dict):
             document[key] = {**document[key], **value}
         else:

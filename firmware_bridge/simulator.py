@@ -166,15 +166,20 @@ class SimulatedDevice:
     def _uptime_ms(self) -> int:
         return int((time.monotonic() - self._boot_started) * 1000)
 
-    def press(self, input_id: int, ref: int = 0) -> int:
-        """A button press (or a printed ticket). Stored until acknowledged. Returns its local seq."""
+    def press(self, input_id: int, ref: int = 0, recorded_at_ms: int | None = None) -> int:
+        """A button press (or a printed ticket). Stored until acknowledged. Returns its local seq.
+
+        `recorded_at_ms` replays a press from a recorded history (the demo's past weeks): the press
+        carries that time as a synced device time, as if the device had kept it in its store since."""
         with self._lock:
             local_seq = self.next_local_seq
             self.next_local_seq += 1
             if self.kind == KIND_CODES["ticket_dispenser"] and ref == 0:
                 ref = local_seq  # the ticket number printed
             uptime = self._uptime_ms()
-            if self.time_offset_ms is not None:
+            if recorded_at_ms is not None:
+                message = EventMsg(local_seq, input_id, EVENT_TIME_SYNCED, recorded_at_ms, ref)
+            elif self.time_offset_ms is not None:
                 message = EventMsg(local_seq, input_id, EVENT_TIME_SYNCED, uptime + self.time_offset_ms, ref)
             else:
                 message = EventMsg(local_seq, input_id, 0, uptime, ref)

@@ -15,7 +15,7 @@ import orjson
 from .events import DeviceId, Event
 from .field_rules import DEVICE_ID_PATTERN
 from .personal_number import raw_may_contain_personal_number
-from .validation import EventRejected, validate_event
+from .validation import MAX_EVENT_BYTES, EventRejected, validate_event
 
 
 class BatchRejected(ValueError):
@@ -35,7 +35,20 @@ class Batch(msgspec.Struct, frozen=True):
             raise ValueError("field 'device' breaks its rule")
 
 
+class _RawBatch(msgspec.Struct):
+    events: list[msgspec.Raw]
+
+
 _BATCH_DECODER = msgspec.json.Decoder(Batch)
+_RAW_BATCH_DECODER = msgspec.json.Decoder(_RawBatch)
+
+
+def _holds_oversized_event(payload: bytes) -> bool:
+    """Whether any one event is over MAX_EVENT_BYTES (unknown fields are ignored by the fast decode, so
+    a 3 MB event would pass it). Only a payload over the limit can hold one: small batches skip this."""
+    if len(payload) <= MAX_EVENT_BYTES:
+        return False
+    return any(len(raw) > MAX_EVENT_BYTES for raw in _RAW_BATCH_DECODER.decode(payload).events)
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
@@ -49,7 +62,8 @@ def parse_batch(payload: bytes, max_events: int) -> tuple[str | None, list[Any]]
         else:
             if len(batch.events) > max_events:
                 raise BatchRejected(f"batch holds {len(batch.events)} events; at most {max_events} are accepted")
-            return batch.device, list(batch.events)
+            if not _holds_oversized_event(payload):
+                return batch.device, list(batch.events)
     try:
         document = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Literal, Union, get_args, get_type_hints
 import msgspec
 from msgspec import Meta, Struct
 
-from .field_rules import DEVICE_ID_PATTERN, EVENT_ID_PATTERN, HSA_ID_PATTERN, PSEUDONYM_PATTERN, check_event, check_pseudonyms
+from .field_rules import DEVICE_ID_PATTERN, EARLIEST_AT, EVENT_ID_PATTERN, HSA_ID_PATTERN, LATEST_AT, PSEUDONYM_PATTERN, RULE_PREFIX, check_event, check_pseudonyms
 
 PROTOCOL_VERSION = 1
 
@@ -26,8 +26,10 @@ EventId = Annotated[str, Meta(extra_json_schema={"pattern": EVENT_ID_PATTERN})]
 HsaId = Annotated[str, Meta(extra_json_schema={"pattern": HSA_ID_PATTERN})]
 Pseudonym = Annotated[str, Meta(extra_json_schema={"pattern": PSEUDONYM_PATTERN})]
 DeviceId = Annotated[str, Meta(extra_json_schema={"pattern": DEVICE_ID_PATTERN})]
-QueueName = Annotated[str, Meta(max_length=128)]
-Count = Annotated[int, Meta(ge=0)]
+QueueName = Annotated[str, Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]  # no control characters
+# Counts of patients and doctors: bounded so that no path (MQTT, HTTP, replay) takes 2**63 as a denominator.
+MAX_COUNT = 10_000_000
+Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
 
 Profession = Literal["doctor", "nurse", "physiotherapist", "psychologist", "occupational_therapist", "other_licensed"]
 AssessmentForm = Literal["physical", "phone", "video", "chat", "letter", "home"]
@@ -64,6 +66,11 @@ class CallAnswered(EventBase, frozen=True, tag="call.answered"):
 class CallbackBooked(EventBase, frozen=True, tag="call.callback_booked"):
     call: Pseudonym
     slot: Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.slot is not None and not EARLIEST_AT <= self.slot < LATEST_AT:
+            raise ValueError(RULE_PREFIX + "slot")
 
 
 class CallbackDone(EventBase, frozen=True, tag="call.callback_done"):

@@ -8,6 +8,7 @@ naming the field. Values are never part of the message.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 # msgspec-free checks use re.search like msgspec did, so "$" would also match before a final newline:
@@ -18,6 +19,12 @@ PSEUDONYM_PATTERN = r"^[A-Za-z0-9_-]{6,64}$(?!\n)"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
 
 RULE_PREFIX = "rule:"
+
+# A plausible `at`: nothing the service counts happened before 2000, and a far-future time (year 9999)
+# overflowed local dates downstream. The server narrows the upper end to its receive time plus a clock
+# skew (server/ingest/prepare.py); this bound holds everywhere, replay included.
+EARLIEST_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_AT = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 # The same rules in words, for people who type these values (API, admin CLI, config files).
 HSA_ID_RULE = "must be an HSA-id: SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits (e.g. SE2321000016-15SF)"
@@ -54,6 +61,8 @@ def check_event(event: Any) -> None:
     (None where a field is optional is fine). One function on the hot path of every decode."""
     if _event_id(event.id) is None:
         raise ValueError(RULE_PREFIX + "id")
+    if not EARLIEST_AT <= event.at < LATEST_AT:
+        raise ValueError(RULE_PREFIX + "at")
     unit = event.unit
     if unit not in _GOOD_UNITS:
         if _hsa_id(unit) is None:

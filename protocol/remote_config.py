@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 # What a collector takes from the centre; the unit, device, outbox and pseudonym secret stay on the device.
-REMOTE_KEYS = frozenset({"poll_interval_s", "mqtt", "publisher", "connectors"})
+# `update` is not config but a signed software update offer (collector/updates/), carried the same way.
+REMOTE_KEYS = frozenset({"poll_interval_s", "mqtt", "publisher", "connectors", "update"})
 MAX_VERSION_CHARS = 64
 
 
@@ -28,6 +29,8 @@ def check_sections(config: Any, version: str) -> dict[str, Any]:
         raise ConfigDocumentError(f"version {version}: {', '.join(unknown)} cannot be set remotely (only {', '.join(sorted(REMOTE_KEYS))})")
     if isinstance(config.get("mqtt"), dict) and "password" in config["mqtt"]:
         raise ConfigDocumentError(f"version {version}: mqtt.password cannot be sent over MQTT; use mqtt.password_file")
+    if "update" in config and not isinstance(config["update"], dict):
+        raise ConfigDocumentError(f"version {version}: update must be the signed document made by packaging/sign.py")
     return config
 
 

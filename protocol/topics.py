@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .field_rules import DEVICE_ID_RULE, HSA_ID_RULE, is_device_id, is_hsa_id
+
 DEFAULT_PREFIX = "vardkoll/v1"
 EVENTS = "events"
 STATUS = "status"
@@ -51,3 +53,21 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> TopicAddress | None
     if len(parts) != 3 or not all(parts):
         return None
     return TopicAddress(*parts)
+
+
+def topic_problem(address: TopicAddress) -> str | None:
+    """Why a device topic's unit or device cannot be one (None when both are fine). A unit too long for
+    the database once failed every later commit; the broker's ACLs keep enrolled devices to their own
+    topics, but a broker run without them (dev, manual accounts) does not."""
+    if not is_hsa_id(address.unit):
+        return f"the unit in the topic {HSA_ID_RULE}"
+    if not is_device_id(address.device):
+        return f"the device in the topic {DEVICE_ID_RULE}"
+    return None
+
+
+def device_client_id(unit: str, device: str) -> str:
+    """The MQTT client id of a collector: its broker account is bound to it, so no other account (and
+    no server process, `vardkoll-server-…`) can connect under it, nor it under theirs. Unique across
+    units, unlike the device id alone."""
+    return f"{unit}/{device}"

@@ -14,25 +14,29 @@ import msgspec
 import orjson
 
 from .events import EVENT_DECODER, EVENT_TYPES, EventBase, allowed_values
-from .field_rules import RULE_PREFIX
+from .field_rules import EARLIEST_AT, EVENT_ID_PATTERN, LATEST_AT, RULE_PREFIX
 from .personal_number import find_personal_number, raw_may_contain_personal_number
 
 MAX_EVENT_BYTES = 64 * 1024
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 _TOO_DEEP = "event is nested too deeply"
 
 
 class EventRejected(ValueError):
     """An event that cannot be counted; `reason` says why and is safe to show and store."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, event_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.event_id = event_id  # when the event's own id could be read and is well formed: the sender may drop it
 
 
 _FIELD_RULES = {
     "id": "must be 1–64 characters of A–Z, a–z, 0–9 and . _ : -",
     "unit": "must be an HSA-id (SE, a 10- or 12-digit organisation number, '-', 1–24 letters or digits)",
     "device": "must be 1–64 characters of A–Z, a–z, 0–9 and . _ -",
+    "at": f"must be a time from {EARLIEST_AT:%Y-%m-%d} up to (not including) {LATEST_AT:%Y-%m-%d}",
+    "slot": f"must be a time from {EARLIEST_AT:%Y-%m-%d} up to (not including) {LATEST_AT:%Y-%m-%d}",
 }
 _PSEUDONYM_RULE = "must be a pseudonym: 6–64 characters of A–Z, a–z, 0–9, _ and -"
 _SAFE_TYPE = re.compile(r"[a-z_]{1,20}\.[a-z_]{1,30}")
@@ -72,6 +76,10 @@ def _describe(message: str, event_type: str | None) -> str:
         return f"field '{path}' is too long (at most {text.rsplit('<=', 1)[1].strip()} characters)"
     if ">= 0" in text:
         return f"field '{path}' must be 0 or more"
+    if "<= " in text and "`int`" in text:
+        return f"field '{path}' must be at most {text.rsplit('<=', 1)[1].strip()}"
+    if "matching regex" in text and name == "queue":
+        return f"field '{path}' must not hold control characters"
     if text.startswith("Expected `"):
         expected = text.split("`")[1].split(" ")[0]
         if expected in _TYPE_NAMES:
@@ -117,13 +125,15 @@ def validate_event(obj: Any) -> EventBase:
         encoded = orjson.dumps(obj)
     except (orjson.JSONEncodeError, RecursionError):
         raise EventRejected(_TOO_DEEP) from None
+    event_id = obj.get("id")
+    readable_id = event_id if isinstance(event_id, str) and _EVENT_ID.search(event_id) else None
     if len(encoded) > MAX_EVENT_BYTES:
-        raise EventRejected(f"event is larger than {MAX_EVENT_BYTES} bytes")
+        raise EventRejected(f"event is larger than {MAX_EVENT_BYTES} bytes", readable_id)
     try:
         return EVENT_DECODER.decode(encoded)
     except msgspec.ValidationError as exc:
         kind = obj.get("type")
-        raise EventRejected(_describe(str(exc), kind if isinstance(kind, str) else None)) from None
+        raise EventRejected(_describe(str(exc), kind if isinstance(kind, str) else None), readable_id) from None
     except (msgspec.DecodeError, TypeError) as exc:
         raise EventRejected(f"event cannot be read: {exc}") from None
     except RecursionError:

@@ -1,4 +1,9 @@
-"""The FastAPI application: the API, and in its lifespan the live hub, the MQTT consumer and the jobs."""
+"""The FastAPI application: the API, and in its lifespan the live hub, the MQTT consumer and the jobs.
+
+The factory checks its settings itself (`uvicorn --factory vardkoll.server.app:create_app` gets the
+same refusals as `vardkoll server`): no admin token or a weak one outside dev mode stops it; dev mode
+answers only connections to a loopback address (server/guards/dev_mode.py).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from .access_log import record_change_from_request
 
 from .api import api_router
+from .guards import ControlCharacterGuard, LoopbackOnly, TrustedProxies
 from .live import LiveHub
-from .services import Services, build_services
+from .monitoring import RequestIdMiddleware, StateProbe, version
+from .monitoring.routes import monitoring_router, state_probe
+from .services import Services, build_consumer, build_services
 from .web import web_router
 from .settings import ServerSettings
 
@@ -22,6 +30,7 @@ from .settings import ServerSettings
 def create_app(settings: ServerSettings | None = None, services: Services | None = None, background: bool = True) -> FastAPI:
     """`background=False` serves the API only, for tests that drive ingest themselves."""
     settings = settings or ServerSettings()
+    settings.check_secure()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,26 +39,28 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         hub = LiveHub(shared.sessions)
         hub.start()
         app.state.live = hub
+        app.state.consumer = None
         workers = []
         if background:
-            from .ingest.mqtt_consumer import MqttConsumer
-
             from .jobs import JobRunner
 
-            consumer = MqttConsumer(shared, on_commit=hub.changed_from_any_thread)
-            consumer.start()
+            consumer = build_consumer(shared, on_commit=hub.changed_from_any_thread)
+            consumer.start()  # returns at once; connects (and reconnects) in the background
+            app.state.consumer = consumer
             workers.append(consumer)
             jobs = JobRunner(shared)
             jobs.start()
             workers.append(jobs)  # stopped first: jobs stop before the consumer
+        probe: StateProbe = state_probe(app).register()
         try:
             yield
         finally:
+            probe.unregister()
             for worker in reversed(workers):
                 worker.stop()
             await hub.stop()
 
-    app = FastAPI(title="vardkoll", version="1", lifespan=lifespan)
+    app = FastAPI(title="vardkoll", version=version(), lifespan=lifespan)
 
     @app.middleware("http")
     async def access_log_of_changes(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -59,5 +70,11 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         return response
 
     app.include_router(api_router)
+    app.include_router(monitoring_router)  # /metrics, outside the versioned API
     app.include_router(web_router)  # the pages people read, in Swedish
+    app.add_middleware(ControlCharacterGuard)
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxy_networks)  # type: ignore[arg-type]  # starlette's typing of middleware kwargs
+    app.add_middleware(RequestIdMiddleware)  # outside the guards: their refusals get a request id and an access line too
+    if settings.dev:
+        app.add_middleware(LoopbackOnly)  # outermost: nothing else runs for a refused connection
     return app

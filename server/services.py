@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +19,9 @@ from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
 from .storage import check_schema, make_engine, make_sessions, migrate
 from .registry import UnitDirectory
+
+if TYPE_CHECKING:
+    from .ingest.mqtt_consumer import MqttConsumer
 
 
 @dataclass
@@ -41,8 +46,17 @@ def build_services(settings: ServerSettings, apply_migrations: bool = False) -> 
         check_schema(engine)
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
-    return Services(settings, engine, sessions, units, IngestService(sessions, units), FigureService(sessions, units),
-                    broker_publisher(settings), broker_accounts(settings))
+    ingest = IngestService(sessions, units, timedelta(seconds=settings.max_clock_skew_s))
+    return Services(settings, engine, sessions, units, ingest, FigureService(sessions, units), broker_publisher(settings), broker_accounts(settings))
+
+
+def build_consumer(services: Services, client_id: str | None = None, on_commit: Callable[[set[str]], None] | None = None) -> "MqttConsumer":
+    """The MQTT consumer, given only what it uses (not the whole `Services`)."""
+    from .ingest.device_registry import DeviceRegistry
+    from .ingest.mqtt_consumer import MqttConsumer
+
+    devices = DeviceRegistry(services.sessions, accept_unregistered=services.settings.dev)
+    return MqttConsumer(services.settings, services.ingest, devices, client_id=client_id, on_commit=on_commit)
 
 
 def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
@@ -50,5 +64,6 @@ def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
         return None
     assert settings.broker_admin_username and settings.broker_admin_password  # checked by the settings
     url = parse_broker_url(settings.broker_admin_url or settings.mqtt_url)
-    address = BrokerAddress(url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls)
+    address = BrokerAddress(url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls,
+                            settings.mqtt_ca_file)
     return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

@@ -12,6 +12,7 @@ account `VARDKOLL_BROKER_ADMIN_USERNAME`/`_PASSWORD` (both required then).
 from __future__ import annotations
 
 import ipaddress
+import math
 
 from typing import Literal
 
@@ -34,11 +35,22 @@ class ServerSettings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     topic_prefix: str = DEFAULT_PREFIX
+    # "3.1.1" for a broker without MQTT 5 that does not answer a v5 CONNECT properly (amqtt, the demo's
+    # in-process fallback), so the v5-first fallback never triggers; no shared subscriptions then.
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     # MQTT v5 shared-subscription group; several server processes split the load between them.
     share_group: str | None = "vardkoll-ingest"
-    # Names this process's MQTT session. Give each server process on a host its own stable value
-    # (e.g. 1, 2, 3) so that a restarted process resumes its session; by default the process id.
-    instance: str | None = None
+    # Names this process's slot, and so its MQTT client id and session (server/ingest/mqtt_identity.py):
+    # systemd template units pass %i. Unset: the lowest slot free on this host, which a restarted
+    # process takes again. Never the process id: a restart must resume its own session.
+    instance: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # How long the broker keeps this process's session after a disconnect: a restart within it resumes
+    # the session and what was queued; a process that never returns stops taking its share after it.
+    mqtt_session_expiry_s: int = Field(default=60, ge=0, le=3600)
+    # How far an event's `at` may be ahead of the server's clock (collectors' clocks drift) before it is refused.
+    max_clock_skew_s: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks); default none.
+    trusted_proxies: str = ""
     admin_token: SecretStr | None = None
     dev: bool = False
     max_batch_events: int = Field(default=5000, ge=1)
@@ -48,6 +60,12 @@ class ServerSettings(BaseSettings):
     broker_admin_username: str | None = None
     broker_admin_password: SecretStr | None = None
     broker_admin_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # The CA that signed the broker's certificate, when it is not in the system's store (a region's own CA).
+    mqtt_ca_file: str | None = None
+    # `/metrics` answers a bearer token: this one (for the scraper), or the admin token. Dev mode: open.
+    metrics_token: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Lifetimes and retention (docs/privacy.md). Raw events must outlive the continuity window (18 months).
     token_lifetime_days: int = Field(default=365, ge=1, le=3650)  # people's API tokens
     device_token_lifetime_days: int = Field(default=730, ge=1, le=3650)
@@ -69,14 +87,30 @@ class ServerSettings(BaseSettings):
                              "(the dynsec admin account, deploy/broker/README.md); or set VARDKOLL_BROKER_ACCOUNTS=manual")
         return self
 
-    def check_secure(self, host: str) -> None:
-        """Refuse to serve on `host` with settings that are only fit for a developer's machine."""
-        if self.dev and not _is_loopback(host):
+    def check_secure(self, host: str | None = None) -> None:
+        """Refuse settings that are only fit for a developer's machine: no admin token or a weak one
+        outside dev mode; dev mode on a non-loopback `host` (when known: the app, which cannot see the
+        address it is bound to, refuses dev-mode requests that arrive on any other address)."""
+        if self.dev and host is not None and not is_loopback(host):
             raise InsecureSettings(f"dev mode (VARDKOLL_DEV=1) only serves on a loopback address, not {host}")
         if not self.dev and self.admin_token is None:
-            raise InsecureSettings("set VARDKOLL_ADMIN_TOKEN (or VARDKOLL_DEV=1 on a developer machine)")
-        if not self.dev and self.admin_token is not None and len(self.admin_token.get_secret_value()) < 24:
-            raise InsecureSettings("VARDKOLL_ADMIN_TOKEN must be at least 24 characters")
+            raise InsecureSettings(f"set VARDKOLL_ADMIN_TOKEN (or VARDKOLL_DEV=1 on a developer machine); {MAKE_A_TOKEN}")
+        if not self.dev and self.admin_token is not None:
+            weakness = token_weakness(self.admin_token.get_secret_value())
+            if weakness:
+                raise InsecureSettings(f"VARDKOLL_ADMIN_TOKEN is too weak: {weakness}; {MAKE_A_TOKEN}")
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _trusted_proxies_readable(self) -> "ServerSettings":
+        try:
+            _ = self.trusted_proxy_networks
+        except ValueError as exc:
+            raise ValueError(f"VARDKOLL_TRUSTED_PROXIES must be comma-separated addresses or networks (10.0.0.5, 10.0.0.0/24): {exc}") from None
+        return self
 
     @property
     def mqtt_host(self) -> str:
@@ -91,7 +125,28 @@ class ServerSettings(BaseSettings):
         return parse_broker_url(self.mqtt_url).tls
 
 
-def _is_loopback(host: str) -> bool:
+MAKE_A_TOKEN = 'make a good one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_TOKEN_MIN_LENGTH = 24
+_TOKEN_MIN_DISTINCT = 10
+_TOKEN_MIN_BITS = 128
+
+
+def token_weakness(token: str) -> str | None:
+    """Why a secret token is too easy to guess, or None. The estimate is length × log2(the alphabet its
+    character classes span); `secrets.token_urlsafe(32)` gives about 250 bits, 24 × 'a' is refused."""
+    if len(token) < _TOKEN_MIN_LENGTH:
+        return f"it has {len(token)} characters, at least {_TOKEN_MIN_LENGTH} are needed"
+    if len(set(token)) < _TOKEN_MIN_DISTINCT:
+        return f"it has only {len(set(token))} different characters, at least {_TOKEN_MIN_DISTINCT} are needed"
+    alphabet = sum(size for present, size in [(any(c.islower() for c in token), 26), (any(c.isupper() for c in token), 26),
+                                              (any(c.isdigit() for c in token), 10), (any(not c.isalnum() for c in token), 32)] if present)
+    bits = len(token) * math.log2(alphabet)
+    if bits < _TOKEN_MIN_BITS:
+        return f"about {bits:.0f} bits of randomness, at least {_TOKEN_MIN_BITS} are needed (make it longer or mix letters, digits and symbols)"
+    return None
+
+
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["support.plugin"]
+pytest_plugins = ["support.plugin", "support.browser"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

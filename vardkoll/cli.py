@@ -19,6 +19,21 @@ app.add_typer(admin_app, name="admin", help="Manage units, targets and API token
 app.add_typer(bridge_app, name="bridge", help="The serial bridge for ticket dispensers and button panels.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from vardkoll.server.monitoring.version import version
+
+        typer.echo(f"vardkoll {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """Care-guarantee compliance for Swedish primary care."""
+
+
 def _fail(message: str) -> None:
     typer.echo(f"vardkoll: {message}", err=True)
     raise typer.Exit(2)
@@ -103,11 +118,15 @@ def schema(batch: Annotated[bool, typer.Option("--batch", help="the MQTT batch p
 def demo(
     port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
     clinics: Annotated[int, typer.Option(help="how many clinics to simulate", min=1, max=20)] = 4,
+    folder: Annotated[Optional[Path], typer.Option(help="where the demo keeps its database and the clinics' files (default: a new temporary folder)")] = None,
+    broker: Annotated[str, typer.Option(help="auto (mosquitto when installed, else an in-process amqtt broker), mosquitto or amqtt")] = "auto",
 ) -> None:
-    """Run everything on this machine: a broker, the server on SQLite and simulated clinics."""
+    """Run everything on this machine: a broker, the server on SQLite, and simulated clinics whose systems feed real collectors."""
     from vardkoll.demo.runner import run_demo
 
-    run_demo(port=port, units=clinics)
+    if broker not in ("auto", "mosquitto", "amqtt"):
+        _fail(f"--broker must be auto, mosquitto or amqtt, not {broker!r}")
+    run_demo(port=port, units=clinics, folder=folder, broker_kind=broker)
 
 
 @app.command()
@@ -128,6 +147,9 @@ def server(
         settings.check_secure(host)
     except InsecureSettings as exc:
         _fail(str(exc))
+    from vardkoll.server.monitoring import configure_logging, log_config
+
+    configure_logging(settings.log_format, settings.log_level)
     engine = make_engine(settings.database_url)
     try:
         check_schema(engine)
@@ -135,7 +157,10 @@ def server(
         _fail(str(exc))
     finally:
         engine.dispose()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes only
+    # VARDKOLL_TRUSTED_PROXIES (server/guards/proxies.py).
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False,
+                proxy_headers=False)
 
 
 @app.command()
@@ -285,6 +310,29 @@ def collector_import_secret(
     from vardkoll.secret_cli import run_import
 
     run_import(file, config, secret_file, passphrase_file, force)
+
+
+@collector_app.command("install-update")
+def collector_install_update(
+    state_dir: Annotated[Path, typer.Option(help="the collector's state folder (the staged update is in update/)")] = Path("/var/lib/vardkoll-collector"),
+    prefix: Annotated[Path, typer.Option(help="where the versions are installed (versions/, current)")] = Path("/opt/vardkoll-collector"),
+    keys: Annotated[Path, typer.Option(help="the trusted update keys: a folder of *.pub or one file")] = Path("/etc/vardkoll-collector/update-keys"),
+    confirm_timeout_s: Annotated[float, typer.Option(help="how long the new version has to reach the broker")] = 120.0,
+    python: Annotated[str, typer.Option(help="the Python the versions' venvs are made from")] = "python3",
+) -> None:
+    """As root (vardkoll-collector-update.service): install the staged, signed update; roll back if it does not connect."""
+    import logging
+
+    from vardkoll.collector.updates.install import Installer
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s %(message)s")
+    result = Installer(state_dir, prefix, keys, python=python, confirm_timeout_s=confirm_timeout_s).run()
+    if result is None:
+        typer.echo("no staged update", err=True)
+        return
+    typer.echo(f"version {result.version}: {result.state}" + (f" ({result.reason})" if result.reason else ""), err=True)
+    if result.state != "installed":
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -43,6 +43,9 @@ class SourceEvent:
     # How finely `at` is written: "auto" (no fraction when it has none) or "milliseconds" (the firmware
     # bridge: device clocks count milliseconds).
     at_timespec: Literal["auto", "milliseconds"] = "auto"
+    # What tells two happenings of one kind about one thing apart (a callback attempt's time), where the
+    # source can repeat them: it goes into the event id, so each is its own event on the wire.
+    occurrence: str = ""
 
 
 def joined_key(*parts: object) -> str:

@@ -1,7 +1,8 @@
 """Callback-system exports: a watched folder of CSV files, one row per call (domain research 3.1).
 
 Many Swedish clinics' callback systems (TeleQ, Telia ACE, Puzzel, ...) can only export their statistics.
-Each row describes one call: when it came in, when a callback was booked and made, and how it ended.
+Each row describes one call, or one callback attempt of it: when it came in, when a callback was booked
+and made, and how it ended. Each event's own time is part of its id, so two attempts are two events.
 The column names and outcome words are configurable; columns that are not mapped (the caller's phone
 number, names) are never read.
 
@@ -42,6 +43,9 @@ class CallbackColumns(ConnectorConfig):
     """Header names in the export. Unset optional columns are not read."""
 
     call_id: str = "call_id"  # the callback system's id of the call (pseudonymised on the device)
+    # The phone system's id of the same call (e.g. Asterisk's uniqueid), where another connector reports the
+    # queue: rows are then that call's events. Set it to `call_id`'s own name when that column is the id.
+    queue_call_id: str | None = None
     call_time: str = "call_time"
     callback_booked: str | None = "callback_booked"
     callback_slot: str | None = None  # the promised callback time
@@ -167,13 +171,19 @@ class CallbackCsvConnector(Connector):
         call_id = self._cell(row, columns.call_id)
         if not call_id:
             raise BadRow(f"column '{columns.call_id}' is empty")
+        if columns.queue_call_id:
+            call_id = self._cell(row, columns.queue_call_id)
+            if not call_id:
+                raise BadRow(f"column '{columns.queue_call_id}' is empty: the callback cannot be linked to its call")
         call_time = self._time(row, columns.call_time, required=True)
         assert call_time is not None
         outcome = self._outcome(row)
         refs = {"call": ("call", call_id)}
 
         def event(kind: str, at: datetime, **fields: object) -> SourceEvent:
-            return SourceEvent(type=kind, at=at, source_key=call_id, refs=refs, fields=fields)
+            # A callback system writes one row per attempt: an unreached attempt one day and a reached one
+            # the next are both facts (the earliest counts, SPEC 2), so each event's own time is in its id.
+            return SourceEvent(type=kind, at=at, source_key=call_id, refs=refs, fields=fields, occurrence=at.isoformat())
 
         refused = self._queue_status(row) or (outcome if outcome in ("queue_full", "closed") else None)
         if refused:

@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import CollectorConfig, MqttConfig
+from vardkoll.protocol.topics import device_client_id
+
+from ..config import CollectorConfig, MqttConfig, unlinked_callback_exports
 from ..connectors import REGISTRY
 from . import clock
 from .findings import Finding, error, ok, warning
@@ -130,7 +132,7 @@ def broker(config: CollectorConfig, timeout_s: float, client_factory: Callable[.
     except OSError as exc:
         return [error(area, f"lösenordsfilen {mqtt.password_file} går inte att läsa ({exc.strerror})", "Rätta [mqtt] password_file.")]
     try:
-        reason = _connect(config.device, mqtt, password, timeout_s, client_factory)
+        reason = _connect(device_client_id(config.unit, config.device), mqtt, password, timeout_s, client_factory)
     except ssl.SSLError as exc:
         return [error(area, f"TLS-handskakningen med {where} misslyckades ({exc.reason or type(exc).__name__})",
                       "Kontrollera att adressen är brokerns och att [mqtt] ca_file pekar på rätt CA-certifikat.")]
@@ -150,12 +152,14 @@ def broker(config: CollectorConfig, timeout_s: float, client_factory: Callable[.
     return [error(area, f"{where} nekade anslutningen ({text})", "Kontakta den som driftar brokern med felmeddelandet.")]
 
 
-def _connect(device: str, mqtt: MqttConfig, password: str | None, timeout_s: float, client_factory: Callable[..., Any] | None) -> tuple[int, str] | None:
+def _connect(client_id: str, mqtt: MqttConfig, password: str | None, timeout_s: float, client_factory: Callable[..., Any] | None) -> tuple[int, str] | None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    # Another client id than the running collector's: the broker would otherwise disconnect it.
-    make = client_factory or (lambda: paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{device}-doctor"[:64], protocol=paho.MQTTv5))
+    # The collector's own client id: the broker account is bound to it (docs/server.md, "Broker
+    # accounts"), so no other id would be let in. A running collector is thrown off for a moment and
+    # reconnects; a clean start leaves it a fresh session (acks it missed: it re-sends, nothing is lost).
+    make = client_factory or (lambda: paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5))
     client = make()
     answered = threading.Event()
     result: list[tuple[int, str]] = []
@@ -240,6 +244,13 @@ def sources(config: CollectorConfig, timeout_s: float, transport: Any = None, no
     clocks: list[clock.ClockComparison] = []
     if not config.connectors:
         findings.append(warning("Källor", "inga källor är konfigurerade; insamlaren skickar bara status", "Lägg till en [[connectors]]-tabell per källa (docs/collector.md)."))
+    for name in unlinked_callback_exports(config.connectors):
+        findings.append(error(
+            f"Källa {name}",
+            "återuppringningsexporten är inte kopplad till telefonsystemets samtal: varje återuppringning skulle räknas som ett samtal till",
+            "Ange i [connectors.columns] queue_call_id = kolumnen med telefonsystemets samtals-id (Asterisks uniqueid); "
+            "är exportens call_id samma id, ange samma kolumnnamn.",
+        ))
     for entry in config.connectors:
         area = f"Källa {entry.instance_name}"
         cls = REGISTRY.get(entry.type)

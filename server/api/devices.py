@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..provisioning import BrokerAccountError, retire_device
 from ..registry import UnknownDevice, UnknownUnit, register_device as register, unit_devices
@@ -29,10 +30,21 @@ class DevicePublic(BaseModel):
     retired_at: datetime | None
     status: str | None
     last_seen_at: datetime | None
+    heartbeat: dict[str, Any] | None = Field(default=None, description="the device's last status message as it sent it: "
+                                             "version, outbox, clock, publisher, config (docs/collector.md)")
 
 
 def _public(row: DeviceRow) -> DevicePublic:
-    return DevicePublic(unit=row.unit, device=row.device, registered_at=row.registered_at, retired_at=row.retired_at, status=row.status, last_seen_at=row.last_seen_at)
+    return DevicePublic(unit=row.unit, device=row.device, registered_at=row.registered_at, retired_at=row.retired_at, status=row.status,
+                        last_seen_at=row.last_seen_at, heartbeat=_heartbeat(row.last_status))
+
+
+def _heartbeat(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @router.get("/units/{unit}/devices", response_model=list[DevicePublic])

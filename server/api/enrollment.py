@@ -21,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id
+from vardkoll.protocol.topics import device_client_id
 
 from ..provisioning import (
     BrokerAccountError,
@@ -79,6 +80,7 @@ class MqttPublic(BaseModel):
     topic_prefix: str
     username: Annotated[str | None, Field(description="the device's broker account; null when accounts are made by hand")] = None
     password: Annotated[str | None, Field(description="its password, shown this once; the server keeps no copy")] = None
+    client_id: Annotated[str, Field(description="the MQTT client id to connect with, `{unit}/{device}`: the broker account is bound to it")] = ""
 
 
 class EnrolledPublic(BaseModel):
@@ -150,7 +152,7 @@ def enroll(body: EnrollRequest, request: Request, services: ServicesDep, session
     broker = enrolled.broker
     return EnrolledPublic(unit=enrolled.unit, device=enrolled.device, token=enrolled.token,
                           mqtt=MqttPublic(url=url, topic_prefix=settings.topic_prefix, username=broker.username if broker else None,
-                                          password=broker.password if broker else None))
+                                          password=broker.password if broker else None, client_id=device_client_id(enrolled.unit, enrolled.device)))
 
 
 def _remove_quietly(accounts: BrokerAccounts, unit: str, device: str) -> None:

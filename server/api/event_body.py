@@ -14,10 +14,12 @@ import orjson
 from fastapi import Request
 
 from vardkoll.protocol import EventRejected, validate_event
+from vardkoll.protocol.validation import MAX_EVENT_BYTES
 from vardkoll.protocol.events import Event
 from vardkoll.protocol.personal_number import raw_may_contain_personal_number
 
 _ARRAY_DECODER = msgspec.json.Decoder(list[Event])  # type: ignore[valid-type]  # Event is a Union built at run time (protocol/events.py)
+_RAW_ARRAY_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class BodyRejected(ValueError):
@@ -54,7 +56,7 @@ def parse_event_array(body: bytes, max_events: int) -> list[Any]:
         raise BodyRejected(400, f"the body must be a JSON array of events{hint}")
     if len(document) > max_events:
         raise BodyRejected(413, f"the body holds {len(document)} events; at most {max_events} are accepted per request")
-    if not raw_may_contain_personal_number(body):
+    if not raw_may_contain_personal_number(body) and not _holds_oversized_event(body):
         try:
             return list(_ARRAY_DECODER.decode(body))
         except (msgspec.DecodeError, RecursionError):
@@ -64,5 +66,13 @@ def parse_event_array(body: bytes, max_events: int) -> list[Any]:
         try:
             items.append(validate_event(item))
         except EventRejected as exc:
-            items.append(EventRejected(f"array item {position}: {exc.reason}"))
+            items.append(EventRejected(f"array item {position}: {exc.reason}", exc.event_id))
     return items
+
+
+def _holds_oversized_event(body: bytes) -> bool:
+    """The fast decode ignores unknown fields, so it would take a 3 MB event: look at each one's size
+    first (only a body over the limit can hold one)."""
+    if len(body) <= MAX_EVENT_BYTES:
+        return False
+    return any(len(raw) > MAX_EVENT_BYTES for raw in _RAW_ARRAY_DECODER.decode(body))

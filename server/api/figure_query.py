@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.metrics.calendar import DEFAULT_TIME_ZONE
 
 MAX_PERIOD_DAYS = 3 * 366  # three years, leap days included
 CSV = "text/csv"
@@ -36,6 +38,24 @@ def _date(value: str | None, name: str, problems: list[dict]) -> date | None:
         return None
 
 
+def _today(request: Request, problems: list[dict]) -> date | None:
+    """`to` left out: today, in the time zone of the unit asked for (or of every unit asked for, when
+    they share one: a region's units in several zones have no one "today")."""
+    units_registry = request.app.state.services.units
+    unit = request.path_params.get("unit")
+    region = request.query_params.get("region")
+    units = [unit] if unit else units_registry.units_of_region(region) if region else units_registry.all_units()
+    zones = {units_registry.config(u).time_zone for u in units} or {DEFAULT_TIME_ZONE}
+    if len(zones) > 1:
+        problems.append(_problem("to", f"query parameter 'to' is required here: the units are in {len(zones)} time zones, so 'today' is not one date"))
+        return None
+    return _now().astimezone(ZoneInfo(zones.pop())).date()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def parse_moment(value: str) -> datetime | None:
     """An RFC 3339 time with offset, or None when `value` is no such time (naive times included)."""
     try:
@@ -53,7 +73,7 @@ def figure_query(
     request: Request,
     metric: Annotated[str | None, Query(description=f"one of: {', '.join(METRICS)}")] = None,
     period_from: Annotated[str | None, Query(alias="from", description="first local date of the period")] = None,
-    period_to: Annotated[str | None, Query(alias="to", description="last local date of the period")] = None,
+    period_to: Annotated[str | None, Query(alias="to", description="last local date of the period (default: today in the units' time zone)")] = None,
     as_of: Annotated[str | None, Query(description="count only events at or before this time (with offset)")] = None,
     format: Annotated[str | None, Query(description="json (default) or csv")] = None,
 ) -> FigureQuery:
@@ -62,9 +82,11 @@ def figure_query(
         problems.append(_problem("metric", f"query parameter 'metric' is required: one of {', '.join(METRICS)}"))
     elif metric not in METRICS:
         problems.append(_problem("metric", f"unknown metric {metric[:40]!r}; expected one of: {', '.join(METRICS)}"))
-    start, end = _date(period_from, "from", problems), _date(period_to, "to", problems)
+    start = _date(period_from, "from", problems)
+    end = _date(period_to, "to", problems) if period_to is not None else _today(request, problems)
     if start and end and end < start:
-        problems.append(_problem("to", f"'to' ({end}) is before 'from' ({start})"))
+        said = "" if period_to is not None else ", today, the default"
+        problems.append(_problem("to", f"'to' ({end}{said}) is before 'from' ({start})"))
     elif start and end and (end - start).days + 1 > MAX_PERIOD_DAYS:
         problems.append(_problem("to", f"the period is {(end - start).days + 1} days; at most {MAX_PERIOD_DAYS} (three years) are served"))
     moment = None

@@ -14,7 +14,7 @@ from vardkoll.server.metrics import METRICS
 from ..auth import visible_units
 from ..live.stream import figure_events
 from ..storage.registry_tables import UnitRow
-from .deps import FigureReader, ServicesDep, SessionDep, check_hsa_id, confine_to_region, confine_to_unit, invalid
+from .deps import FigureReader, ServicesDep, check_hsa_id, confine_to_region, confine_to_unit, invalid
 
 router = APIRouter(tags=["live"])
 
@@ -23,7 +23,6 @@ router = APIRouter(tags=["live"])
 def live(
     request: Request,
     principal: FigureReader,
-    session: SessionDep,
     services: ServicesDep,
     unit: Annotated[str | None, Query(description="one unit's HSA-id")] = None,
     region: Annotated[str | None, Query(description="every unit of a region")] = None,
@@ -41,12 +40,15 @@ def live(
         raise invalid("query", "metric", f"unknown metric {unknown[0]!r}; expected one of: {', '.join(METRICS)}")
     if period_from and period_to and period_to < period_from:
         raise invalid("query", "to", "to is before from")
-    if unit is not None:
-        confine_to_unit(session, principal, check_hsa_id(unit, "query", "unit"))
-        units = [unit]
-    else:
-        confine_to_region(session, principal, region)  # type: ignore[arg-type]  # region is set whenever this branch runs (checked above)
-        registry = [(u, r) for u, r in session.execute(select(UnitRow.unit, UnitRow.region)).all() if r == region]
-        units = visible_units(principal, registry)
+    # A session of its own, closed before the stream starts: a stream holds no database connection
+    # while it waits (a request-scoped session would be held for the stream's whole life).
+    with services.sessions() as session:
+        if unit is not None:
+            confine_to_unit(session, principal, check_hsa_id(unit, "query", "unit"))
+            units = [unit]
+        else:
+            confine_to_region(session, principal, region)  # type: ignore[arg-type]  # region is set whenever this branch runs (checked above)
+            registry = [(u, r) for u, r in session.execute(select(UnitRow.unit, UnitRow.region)).all() if r == region]
+            units = visible_units(principal, registry)
     stream = figure_events(services, request.app.state.live, units, metrics, period_from, period_to)
     return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

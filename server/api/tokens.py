@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..storage.registry_tables import ApiToken
@@ -73,6 +73,10 @@ class TokenRotation(BaseModel):
     valid_days: Annotated[int | None, Field(ge=1, le=3650, description="the new token's lifetime (default: the role's)")] = None
 
 
+# Ids are PostgreSQL `integer`s: a larger one was a 500 (out of range) instead of a 422 (found by schemathesis).
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the token's id")]
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_token(_: Admin, spec: TokenCreate, session: SessionDep, services: ServicesDep) -> TokenCreated:
     row, secret = issue_token(session, spec.name, spec.role, spec.region, spec.unit, spec.device,
@@ -82,7 +86,7 @@ def create_token(_: Admin, spec: TokenCreate, session: SessionDep, services: Ser
 
 
 @router.post("/{token_id}/rotate", status_code=status.HTTP_201_CREATED)
-def rotate(_: Admin, token_id: int, spec: TokenRotation, session: SessionDep, services: ServicesDep) -> TokenCreated:
+def rotate(_: Admin, token_id: TokenId, spec: TokenRotation, session: SessionDep, services: ServicesDep) -> TokenCreated:
     """A new token with the same name, role and scope; the old one works for `overlap_hours` more."""
     row = session.get(ApiToken, token_id)
     try:
@@ -103,7 +107,7 @@ def read_tokens(_: Admin, session: SessionDep) -> list[TokenPublic]:
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_token(_: Admin, token_id: int, session: SessionDep) -> Response:
+def delete_token(_: Admin, token_id: TokenId, session: SessionDep) -> Response:
     """Revoke a token at once; it stays listed with its revocation time."""
     if revoke_token(session, token_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no token with id {token_id}")

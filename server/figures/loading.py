@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from vardkoll.protocol import ListingSnapshot
@@ -75,6 +75,20 @@ def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLed
         # The snapshot ledger orders by instant and id; the stamp's day is not used, so UTC will do.
         ledger.apply(snapshot, stamp_of(row.stamp, timezone.utc))  # type: ignore[arg-type]  # the stored body decodes to a ListingSnapshot
     return ledger
+
+
+def load_latest_snapshots(session: Session, units: list[str], cutoff: datetime) -> dict[str, SnapshotLedger]:
+    """`load_snapshots` for many units at once: two queries, whatever the number of units."""
+    key = stamp_key(cutoff, _LAST)
+    latest = session.execute(
+        select(SnapshotRow.unit, func.max(SnapshotRow.stamp)).where(SnapshotRow.unit.in_(units), SnapshotRow.stamp <= key).group_by(SnapshotRow.unit)
+    ).all()
+    ledgers = {unit: SnapshotLedger() for unit in units}
+    if latest:
+        rows = session.execute(select(SnapshotRow.unit, SnapshotRow.stamp, SnapshotRow.body).where(tuple_(SnapshotRow.unit, SnapshotRow.stamp).in_(latest)))
+        for unit, stamp, body in rows:
+            ledgers[unit].apply(_SNAPSHOT.decode(body), stamp_of(stamp, timezone.utc))  # type: ignore[arg-type]  # msgspec decodes to the union; the snapshot decoder gives a ListingSnapshot
+    return ledgers
 
 
 def load_visits(session: Session, unit: str, period: Period, since: date | None = None) -> VisitLedger:

@@ -73,6 +73,27 @@ def load_stored(session: Session, units: list[str], metric: str, period: Period)
     return {unit: (settings, version, orjson.loads(body)) for unit, settings, version, body in rows}
 
 
+def load_stored_periods(session: Session, unit: str, metric: str, periods: list[Period]) -> dict[Period, tuple[str, int, dict[str, Any]]]:
+    """period -> (settings hash, version, figure) of one unit's stored figures for these periods (one query)."""
+    if not periods:
+        return {}
+    wanted = set(periods)
+    rows = session.execute(
+        select(StoredFigure.period_from, StoredFigure.period_to, StoredFigure.settings, StoredFigure.version, StoredFigure.body).where(
+            StoredFigure.unit == unit,
+            StoredFigure.metric == metric,
+            StoredFigure.period_from >= min(p.start for p in periods),
+            StoredFigure.period_to <= max(p.end for p in periods),
+        )
+    )
+    found = {}
+    for start, end, settings, version, body in rows:
+        period = Period(start, end)
+        if period in wanted:
+            found[period] = (settings, version, orjson.loads(body))
+    return found
+
+
 def prune_stored(session: Session, keep: Callable[[Period], bool], older_than: datetime) -> int:
     """Delete stored figures computed before `older_than` whose period `keep` does not want kept
     (ad-hoc periods someone asked for once); returns how many. They are computed again if asked."""
@@ -110,4 +131,4 @@ def save_stored(session: Session, metric: str, period: Period, figures: list[tup
     )
 
 
-__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "prune_stored", "save_stored", "settings_hash", "unit_dependency_versions"]
+__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "load_stored_periods", "prune_stored", "save_stored", "settings_hash", "unit_dependency_versions"]

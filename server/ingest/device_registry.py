@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -9,18 +10,11 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.protocol.field_rules import is_device_id, is_hsa_id
-from vardkoll.protocol.personal_number import find_personal_number, raw_may_contain_personal_number
+from vardkoll.protocol.heartbeat import StatusRefused, read_status
 
 from ..storage.registry_tables import DeviceRow
 
-MAX_STATUS_BYTES = 8192
-
-
-def _loads(payload: bytes) -> object:
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload.decode("utf-8", "replace")
+log = logging.getLogger(__name__)
 
 
 class DeviceRegistry:
@@ -29,6 +23,7 @@ class DeviceRegistry:
         self._accept_unregistered = accept_unregistered
         self._ttl_s = ttl_s
         self._known: dict[tuple[str, str], float] = {}
+        self.statuses_refused = 0
 
     def may_publish(self, unit: str, device: str) -> bool:
         """Registered and not retired (in dev mode: any well-formed unit and device id)."""
@@ -57,21 +52,18 @@ class DeviceRegistry:
                 self._apply(session, unit, device, None, None, now)
 
     def record_status(self, unit: str, device: str, payload: bytes) -> None:
-        """The retained status topic: "offline" (the last will) or a JSON heartbeat."""
-        if not self.may_publish(unit, device) or len(payload) > MAX_STATUS_BYTES:
-            return
-        if raw_may_contain_personal_number(payload) and find_personal_number(_loads(payload)):
-            return  # never stored
-        if payload.strip() in (b"offline", b'"offline"'):
-            self._update(unit, device, status="offline", heartbeat=None)
+        """The retained status topic: "offline" (the last will) or a JSON heartbeat, of which only the
+        known fields are kept (protocol.heartbeat). A refused status changes nothing."""
+        if not self.may_publish(unit, device):
             return
         try:
-            heartbeat = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            status = read_status(payload)
+        except StatusRefused as exc:
+            self.statuses_refused += 1
+            log.warning("status of %s/%s refused: %s", unit, device, exc.reason)  # the reason names no value
             return
-        if isinstance(heartbeat, dict):
-            status = "offline" if heartbeat.get("status") == "offline" else "online"
-            self._update(unit, device, status=status, heartbeat=orjson.dumps(heartbeat).decode())
+        heartbeat = None if status.heartbeat is None else orjson.dumps(status.heartbeat).decode()
+        self._update(unit, device, status="online" if status.online else "offline", heartbeat=heartbeat)
 
     def _update(self, unit: str, device: str, status: str | None, heartbeat: str | None) -> None:
         with self._sessions.begin() as session:

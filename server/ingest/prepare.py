@@ -9,7 +9,7 @@ database's one writer (SQLite) or its row locks (PostgreSQL) no longer than the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 import msgspec
@@ -77,18 +77,23 @@ class ActivityByUnit:
 
 ARCHIVE_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
 _DAY_US = 86_400_000_000
+DEFAULT_CLOCK_SKEW = timedelta(hours=24)
 
 
-def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, received_at: datetime) -> PreparedIngest:
+def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, received_at: datetime,
+            clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> PreparedIngest:
     """An event that two batches of the group carry counts in the first; the second reports it
-    committed as a duplicate (or refuses it, if its content differs)."""
+    committed as a duplicate (or refuses it, if its content differs). An event further ahead of
+    `received_at` than `clock_skew` is refused: it would count in figures of days to come and move the
+    unit's latest event into the future."""
+    latest_us = epoch_us(received_at + clock_skew)
     reports = [IngestReport() for _ in batches]
     accepted: list[dict[Key, EventBase]] = [{} for _ in batches]
     first_seen: dict[Key, EventBase] = {}
     epochs: dict[Key, int] = {}
     for (items, source), report, mine in zip(batches, reports, accepted):
         for item in items:
-            admitted = _admit(item, source, report)
+            admitted = _admit(item, source, report, latest_us)
             if admitted is None:
                 continue
             event, micros = admitted
@@ -136,10 +141,10 @@ def new_rows(
     return archive, entity, activity
 
 
-def _admit(item: Any, source: Source, report: IngestReport) -> tuple[EventBase, int] | None:
+def _admit(item: Any, source: Source, report: IngestReport, latest_us: int) -> tuple[EventBase, int] | None:
     """The event (stamped with the sending device) and its `at` as epoch microseconds, or None if refused."""
     if isinstance(item, EventRejected):
-        report.reject(None, item.reason, source.unit)
+        report.reject(item.event_id, item.reason, source.unit)
         return None
     event: EventBase = item
     if source.unit is not None and event.unit != source.unit:
@@ -152,7 +157,11 @@ def _admit(item: Any, source: Source, report: IngestReport) -> tuple[EventBase, 
             report.reject(event.id, f"event names device {event.device} but came from device {source.device}", event.unit)
             return None
     micros = epoch_us(event.at)
-    if micros < 0:
+    if micros < 0:  # the protocol refuses times before 2000; kept for events made in code
         report.reject(event.id, "field 'at' is before 1970", event.unit)
+        return None
+    if micros > latest_us:
+        report.reject(event.id, "field 'at' is further ahead of the server's clock than the allowed clock skew "
+                      "(VARDKOLL_MAX_CLOCK_SKEW_S); check the sending system's clock", event.unit)
         return None
     return event, micros

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -20,12 +21,17 @@ from vardkoll.protocol import EventBase
 from vardkoll.protocol.events import EVENT_DECODER
 from vardkoll.protocol.sameness import same_event
 
+from ..monitoring import count_ingest, count_payload_refused, time_commit
 from ..storage.tables import DeadLetter, StoredEvent, UnitActivity, UnitDayVersion
 from ..storage.upsert import dialect_insert
 from ..registry.directory import UnitDirectory
 from .bulk_sql import execute_rows, insert_counted
+from .day_marks import mark_changed_days
 from .entity_rows import merge_rows
-from .prepare import ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
+from ..storage.faults import error_kind, is_database_error, is_transient
+from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
+
+log = logging.getLogger("vardkoll.ingest")
 
 __all__ = ["DEADLOCK_RETRIES", "IngestReport", "IngestService", "PreparedIngest", "Source"]
 
@@ -41,9 +47,10 @@ def _is_retryable(exc: DBAPIError) -> bool:
 
 
 class IngestService:
-    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory) -> None:
+    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory, clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> None:
         self._sessions = sessions
         self._units = units
+        self._clock_skew = clock_skew
 
     def ingest(self, items: Iterable[Any], source: Source, received_at: datetime | None = None) -> IngestReport:
         """Commit a batch: `items` are events or EventRejected (from `protocol.parse_batch`)."""
@@ -51,18 +58,59 @@ class IngestService:
 
     def ingest_many(self, batches: list[tuple[Iterable[Any], Source]], received_at: datetime | None = None) -> list[IngestReport]:
         """Commit several batches in one transaction (one report each, in order): the consumer groups
-        the batches waiting in its queue, so a busy broker costs one commit per group, not per batch."""
-        return self.commit(self.prepare(batches, received_at))
+        the batches waiting in its queue, so a busy broker costs one commit per group, not per batch.
+
+        When the commit fails with an error that is not transient (a value the database refuses, a
+        fault of ours), the group is split and each half committed on its own, down to the single event
+        at fault, which is rejected with a reason and kept as a dead letter: one bad event never fails
+        another event or another device's batch. Transient errors are raised for the caller to retry."""
+        listed = [(list(items), source) for items, source in batches]
+        received_at = received_at or datetime.now(timezone.utc)
+        try:
+            return self.commit(self.prepare(listed, received_at))
+        except Exception as exc:  # noqa: BLE001 - sorted into transient (raised) and poison (isolated) below
+            if is_transient(exc):
+                raise
+            return self._isolate(listed, received_at, exc)
+
+    def _isolate(self, batches: list[tuple[list[Any], Source]], received_at: datetime, exc: Exception) -> list[IngestReport]:
+        if len(batches) > 1:
+            middle = len(batches) // 2
+            return self.ingest_many(batches[:middle], received_at) + self.ingest_many(batches[middle:], received_at)
+        items, source = batches[0]
+        if len(items) > 1:
+            middle = len(items) // 2
+            halves = self.ingest_many([(items[:middle], source), (items[middle:], source)], received_at)
+            return [_merged(halves)]
+        report = IngestReport()
+        if items:
+            event = items[0]
+            event_id, unit = getattr(event, "id", None), getattr(event, "unit", source.unit)
+            by_database = is_database_error(exc)
+            log.error("event refused by the database or by ingest (%s); kept as a dead letter", error_kind(exc), exc_info=not by_database)
+            refused = "the database refused the event" if by_database else "the event could not be stored"
+            report.reject(event_id, f"{refused} ({error_kind(exc)}); it was set aside, the rest of its batch was stored",
+                          unit if isinstance(unit, str) and len(unit) <= 40 else None)
+            try:
+                with self._sessions.begin() as session:
+                    self._dead_letters(session, report, source, received_at)
+            except Exception:  # noqa: BLE001 - the sender still learns the reason from its acknowledgement
+                log.error("could not keep the dead letter of a refused event")
+        return [report]
 
     def prepare(self, batches: list[tuple[Iterable[Any], Source]], received_at: datetime | None = None) -> PreparedIngest:
         """The work that needs no database (see `prepare`); unit settings are read here, before the
         write transaction, as SQLite allows one writer at a time."""
-        return prepare(batches, self._units, received_at or datetime.now(timezone.utc))
+        return prepare(batches, self._units, received_at or datetime.now(timezone.utc), self._clock_skew)
 
     def commit(self, prepared: PreparedIngest) -> list[IngestReport]:
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
-                return self._commit(prepared)
+                with time_commit():
+                    reports = self._commit(prepared)
+                for report, source in zip(reports, prepared.sources):
+                    count_ingest(source.transport, report.new, report.duplicates, (reason for _, reason in report.rejected))
+                return reports
             except DBAPIError as exc:
                 # Concurrent writers of the same rows on PostgreSQL: one is chosen to fail; try again.
                 if attempt == DEADLOCK_RETRIES or not _is_retryable(exc):
@@ -86,18 +134,22 @@ class IngestService:
                 self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
                 stored_now = [key for key in prepared.ordered if key in new_keys]
                 _, rows, activity = new_rows(stored_now, prepared.events, prepared.epochs, prepared.configs, None)
+            # The units' rows first: their lock orders this commit after any other of the same units,
+            # and their new versions mark the days whose figure parts the merge changes.
+            versions = self._touch_units(session, activity, now)
+            mark_changed_days(session, rows, versions)
             merge_rows(session, rows)
             for mine, report in zip(accepted, reports):
                 report.new = len(mine)
                 report.committed.extend(event_id for _, event_id in mine)
                 report.units_changed = {unit for unit, _ in mine}
-            self._touch_units(session, activity, now)
             for report, source in zip(reports, prepared.sources):
                 self._dead_letters(session, report, source, now)
         return reports
 
     def refuse_payload(self, reason: str, source: Source, payload: bytes, received_at: datetime | None = None) -> None:
         """Record a payload that could not be read at all (never its content, only a digest and size)."""
+        count_payload_refused(source.transport, reason)
         with self._sessions.begin() as session:
             session.add(
                 DeadLetter(
@@ -147,10 +199,11 @@ class IngestService:
             else:
                 report.reject(event.id, "event id was already used by a different event of this unit", event.unit)
 
-    def _touch_units(self, session: Session, activity: ActivityByUnit, now: datetime) -> None:
+    def _touch_units(self, session: Session, activity: ActivityByUnit, now: datetime) -> dict[str, int]:
+        """Bump the version of every unit with new events; return the versions this commit gave them."""
         latest = activity.latest
         if not latest:
-            return
+            return {}
         table = UnitActivity.__table__
         stmt = dialect_insert(session, table)
         stmt = stmt.on_conflict_do_update(
@@ -162,10 +215,10 @@ class IngestService:
             },
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
-        self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
+        return self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
 
     @staticmethod
-    def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> None:
+    def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> dict[str, int]:
         """Record, per unit and UTC date of the stored events, the version this commit gave the unit
         (read back under the row lock the upsert above holds, so it is this commit's own)."""
         versions = dict(session.execute(select(UnitActivity.unit, UnitActivity.version).where(UnitActivity.unit.in_(units))).all())
@@ -173,6 +226,7 @@ class IngestService:
         stmt = dialect_insert(session, table)
         stmt = stmt.on_conflict_do_update(index_elements=["unit", "day"], set_={"version": _greatest(table.c.version, stmt.excluded.version)})
         session.execute(stmt, [{"unit": unit, "day": day, "version": versions[unit]} for unit, day in days])
+        return versions
 
     def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
         for (event_id, reason), unit in zip(report.rejected, report.rejected_units):
@@ -183,3 +237,16 @@ def _greatest(old: Any, new: Any) -> Any:
     from sqlalchemy import case
 
     return case((old.is_(None), new), (new > old, new), else_=old)
+
+
+def _merged(reports: list[IngestReport]) -> IngestReport:
+    """The report of a batch that was committed in parts."""
+    whole = IngestReport()
+    for part in reports:
+        whole.committed.extend(part.committed)
+        whole.rejected.extend(part.rejected)
+        whole.rejected_units.extend(part.rejected_units)
+        whole.new += part.new
+        whole.duplicates += part.duplicates
+        whole.units_changed |= part.units_changed
+    return whole

@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..alerts import AlertSettings, deliver, hand_out, hand_out_digests, run_checks
+from ..monitoring import count_job_run
 from ..services import Services
 from .deadline_sweep import sweep_deadlines
 from .figure_rollups import prune_ad_hoc, refresh_rollups
@@ -209,6 +210,7 @@ class JobRunner:
             counts = job.run(now) or {}
         except Exception as exc:
             status.failures += 1
+            count_job_run(name, "failed")
             status.last_outcome, status.last_error = JobOutcome.FAILED, type(exc).__name__
             # The type and the code locations only: an exception's message may quote data.
             frames = traceback.extract_tb(exc.__traceback__)
@@ -218,6 +220,7 @@ class JobRunner:
             )
             return JobOutcome.FAILED
         status.last_outcome, status.last_error = JobOutcome.DONE, None
+        count_job_run(name, "done")
         _log(logging.INFO if any(counts.values()) else logging.DEBUG, "job_done", job=name, duration_ms=_ms(started), **counts)
         return JobOutcome.DONE
 

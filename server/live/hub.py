@@ -62,6 +62,10 @@ class LiveHub:
             except asyncio.CancelledError:
                 pass
 
+    @property
+    def open_streams(self) -> int:
+        return len(self._subscriptions)
+
     def subscribe(self, units: Iterable[str]) -> Subscription:
         subscription = Subscription(self, frozenset(units))
         self._subscriptions.add(subscription)

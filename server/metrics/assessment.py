@@ -172,15 +172,25 @@ class CaseLedger:
         tally = self._completed(period, as_of, by_profession)
         pending, overdue_open = self._open_at(as_of, config)
         not_listed, excluded = self._out_of_scope_contacts(period, as_of)
-        details = {
-            "pending": pending,
-            "overdue_open": overdue_open,
-            "projected_share": share_of(tally.numerator, tally.denominator + overdue_open),
-            "orphans": tally.orphans,
-            "invalid": tally.invalid,
-            "not_listed": not_listed,
-            "excluded": excluded,
-            "by_profession": dict(sorted(by_profession.items())),
-        }
-        target = config.target(METRIC)
-        return make_figure(unit, METRIC, period.start, period.end, tally.numerator, tally.denominator, target, details)
+        counts = {"numerator": tally.numerator, "denominator": tally.denominator, "orphans": tally.orphans, "invalid": tally.invalid,
+                  "not_listed": not_listed, "excluded": excluded}
+        return assessment_figure(unit, period, counts, by_profession, pending, overdue_open, config)
+
+
+def assessment_figure(
+    unit: str, period: Period, counts: dict[str, int], by_profession: Counter[str], pending: int, overdue_open: int, config: UnitConfig
+) -> dict[str, Any]:
+    """The figure from its counts (also summed from per-day parts, `server.metrics.day_parts`):
+    `counts` holds numerator, denominator, orphans, invalid, not_listed and excluded."""
+    numerator, denominator = counts["numerator"], counts["denominator"]
+    details = {
+        "pending": pending,
+        "overdue_open": overdue_open,
+        "projected_share": share_of(numerator, denominator + overdue_open),
+        "orphans": counts["orphans"],
+        "invalid": counts["invalid"],
+        "not_listed": counts["not_listed"],
+        "excluded": counts["excluded"],
+        "by_profession": dict(sorted(by_profession.items())),
+    }
+    return make_figure(unit, METRIC, period.start, period.end, numerator, denominator, config.target(METRIC), details)

@@ -68,8 +68,18 @@ class VisitLedger:
                 if visit.at <= as_of:
                     per_patient[visit.patient][visit.practitioner] += 1
         indices = [bice_boxerman(c) for c in per_patient.values() if sum(c.values()) >= COC_MIN_VISITS]
-        details = {
-            "coc_doctor_mean": round_half_up(sum(indices, Fraction(0)) / len(indices)) if indices else None,
-            "eligible_patients": len(indices),
-        }
-        return make_figure(unit, METRIC, period.start, period.end, own, with_fixed, config.target(METRIC), details)
+        return continuity_figure(unit, period, own, with_fixed, sum(indices, Fraction(0)), len(indices), config)
+
+
+def bice_boxerman_of_sums(visits: int, squares: int) -> Fraction:
+    """`bice_boxerman` from a patient's visit count n and the sum of squared visits per practitioner."""
+    return Fraction(squares - visits, visits * (visits - 1))
+
+
+def continuity_figure(unit: str, period: Period, own: int, with_fixed: int, index_sum: Fraction, eligible: int, config: UnitConfig) -> dict[str, Any]:
+    """The figure from its counts: `index_sum` is the sum of the eligible patients' indices."""
+    details = {
+        "coc_doctor_mean": round_half_up(index_sum / eligible) if eligible else None,
+        "eligible_patients": eligible,
+    }
+    return make_figure(unit, METRIC, period.start, period.end, own, with_fixed, config.target(METRIC), details)

@@ -109,5 +109,10 @@ class CallLedger:
             for call in calls
             if self.calls[call].rejected.at <= as_of  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
         ])
-        details = {**counts, "rejected": rejected, "strict_share": share_of(same_day, offered + rejected)}
-        return make_figure(unit, METRIC, period.start, period.end, same_day, offered, config.target(METRIC), details)
+        return telephone_figure(unit, period, same_day, offered, counts, rejected, config)
+
+
+def telephone_figure(unit: str, period: Period, same_day: int, offered: int, counts: dict[str, int], rejected: int, config: UnitConfig) -> dict[str, Any]:
+    """The figure from its counts (also summed from per-day parts, `server.metrics.day_parts`)."""
+    details = {**counts, "rejected": rejected, "strict_share": share_of(same_day, offered + rejected)}
+    return make_figure(unit, METRIC, period.start, period.end, same_day, offered, config.target(METRIC), details)

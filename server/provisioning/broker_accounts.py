@@ -3,6 +3,8 @@
 A device `D` of unit `U` gets:
 - the client (username) `U/D` (neither an HSA-id nor a device id can hold `/`, so the name is unambiguous),
   with a random password handed to the device once at enrollment; the broker keeps only its salted hash;
+  bound to the MQTT client id `U/D` (the plugin's `clientid`): the account can connect under no other id,
+  so it can take over no one's session (a server process's `vardkoll-server-…` included);
 - the role `vardkoll-device/U/D`, allowing exactly: publish to `{prefix}/U/D/events` and `{prefix}/U/D/status`,
   subscribe to and receive `{prefix}/U/D/ack` and `{prefix}/U/D/config`. Everything else falls to the
   plugin's defaults (publish and subscribe denied).
@@ -17,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vardkoll.protocol.topics import DEFAULT_PREFIX, ack_topic, config_topic, events_topic, status_topic
+from vardkoll.protocol.topics import DEFAULT_PREFIX, ack_topic, config_topic, device_client_id, events_topic, status_topic
 
 from .dynsec import BrokerAddress, DynsecClient, DynsecError
 
@@ -78,7 +80,7 @@ class BrokerAccounts:
                     client.check([
                         {"command": "createRole", "rolename": rolename, "textname": f"vardkoll device {device} of {unit}",
                          "acls": device_acls(unit, device, self.prefix)},
-                        {"command": "createClient", "username": username, "password": password,
+                        {"command": "createClient", "username": username, "password": password, "clientid": device_client_id(unit, device),
                          "textname": f"vardkoll device {device} of {unit}", "roles": [{"rolename": rolename}]},
                     ])
                 except DynsecError:

@@ -32,6 +32,7 @@ def publish_config(
     username: str | None = None,
     password: str | None = None,
     tls: bool = False,
+    ca_file: str | None = None,
     prefix: str = DEFAULT_PREFIX,
     timeout_s: float = 10.0,
 ) -> str:
@@ -61,7 +62,7 @@ def publish_config(
     if username:
         client.username_pw_set(username, password)
     if tls:
-        client.tls_set()
+        client.tls_set(ca_certs=ca_file)
     try:
         client.connect(host, port, keepalive=30)
     except OSError as exc:

@@ -3,7 +3,8 @@
     "config": {"version": "<in force, null for the file's own>", "state": "local" | "applied" | "refused" | "rolled_back",
                "rejected": {"version", "reason"}}
 
-(collector/remote_config.py, `RemoteState.status`). Only these fields are taken, checked for type and length.
+(collector/remote_config.py, `RemoteState.status`). The stored heartbeat holds only fields that passed
+protocol/heartbeat.py; these are checked for type and length again, as for any stored text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-STATES = ("local", "applied", "refused", "rolled_back")
+from vardkoll.protocol.heartbeat import CONFIG_STATES as STATES
 # What became of the newest pushed version, as far as the device has said.
 OUTCOMES = ("applied", "refused", "rolled_back", "pending")
 MAX_REASON_CHARS = 300

@@ -169,6 +169,19 @@ def _next(inbox: Any) -> tuple | None:
 # --- the main process -----------------------------------------------------------------------------------
 
 
+def stop_helper_processes() -> None:
+    """End the forkserver and the resource tracker that multiprocessing started for the workers, and
+    wait for them: left alone they outlive `vardkoll replay` for a moment and stay in its process group
+    (a caller waiting for the group to empty waits for them). multiprocessing has no public call for
+    this; both `_stop`s exist since Python 3.8 and only ever start afresh on the next use."""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            stop()
+
+
 class UnitWorkers:
     """Worker processes that each own some units. Feed every block with `route`, then ask `span()` and
     `figures(...)`; `rejected` and `duplicates` are complete after `figures`. Leaving the context stops
@@ -202,20 +215,38 @@ class UnitWorkers:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        # Each step in its own method: a loop variable left in this frame would keep a queue alive.
+        self._close_pipes(self._stop_workers(at_once=kind is not None))
+        # The queues' semaphores unregister from the resource tracker when freed: free them first.
+        self._inboxes.clear()
+        self._processes.clear()
+        gc.collect()
+        stop_helper_processes()
+
+    def _stop_workers(self, at_once: bool) -> list[bool]:
+        """Ask each worker to stop (or terminate it at once); which stopped cleanly."""
         for inbox, process in zip(self._inboxes, self._processes):
-            if kind is None and process.is_alive():
+            if not at_once and process.is_alive():
                 try:
                     inbox.put(None, timeout=1)
                 except Full:
                     pass
+        stopped_cleanly = []
         for process in self._processes:
-            process.join(timeout=5 if kind is None else 0)
+            process.join(timeout=0 if at_once else 5)
+            stopped_cleanly.append(not process.is_alive() and process.exitcode == 0)
             if process.is_alive():
                 process.terminate()
                 process.join()
-        for inbox in self._inboxes:
-            inbox.cancel_join_thread()  # never wait for a pipe nobody reads any more
+        return stopped_cleanly
+
+    def _close_pipes(self, stopped_cleanly: list[bool]) -> None:
+        for inbox, stopped in zip(self._inboxes, stopped_cleanly):
+            if not stopped:
+                inbox.cancel_join_thread()  # never wait for a pipe nobody reads any more
             inbox.close()
+            if stopped:
+                inbox.join_thread()  # its worker read everything: the feeder thread ends at once
         for outbox in self._outboxes:
             outbox.close()
 

@@ -59,7 +59,11 @@ class CallRow(SQLModel, table=True):
 
 class CaseRow(SQLModel, table=True):
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_unit_assessed_day", "unit", "assessed_day"), Index("ix_cases_unit_contact_day", "unit", "contact_day"))
+    __table_args__ = (
+        Index("ix_cases_unit_assessed_day", "unit", "assessed_day"),
+        Index("ix_cases_unit_contact_day", "unit", "contact_day"),
+        Index("ix_cases_unit_assessed", "unit", "assessed"),  # the cases open at a moment
+    )
 
     unit: str = Field(primary_key=True, max_length=40)
     case: str = Field(primary_key=True, max_length=64)
@@ -119,6 +123,27 @@ class UnitDayVersion(SQLModel, table=True):
     unit: str = Field(primary_key=True, max_length=40)
     day: date = Field(primary_key=True)
     version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class FigureDayPart(SQLModel, table=True):
+    """Per unit, metric (telephone, assessment) and local day: what that day adds to the metric's figures.
+
+    Ingest sets `version` to the unit's data version of each commit that changes a call or case row
+    anchored at the day (its offer or rejection day; its contact or assessment day), before and after
+    the change. A reader that computes the day's parts (as known now) from the rows files them with
+    the version it read before reading the rows; they are valid while both that version and the
+    settings hash are current (server/figures/day_parts.py). No row: nothing is anchored at that day."""
+
+    __tablename__ = "figure_day_parts"
+
+    unit: str = Field(primary_key=True, max_length=40)
+    metric: str = Field(primary_key=True, max_length=16)
+    day: date = Field(primary_key=True)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    parts_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    settings: str | None = Field(default=None, max_length=64)  # sha256 of the settings stamp
+    latest_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class StoredFigure(SQLModel, table=True):

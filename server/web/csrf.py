@@ -30,7 +30,7 @@ def csrf_token(request: Request) -> str:
     return hmac.new(token.encode(), _LABEL, hashlib.sha256).hexdigest() if token else ""
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True  # not sent (older browsers, some same-origin cases): the token alone decides
@@ -42,6 +42,6 @@ async def read_form(request: Request) -> dict[str, str] | None:
     """The posted form (first value per name) when the CSRF token and origin check out; None otherwise."""
     form = {name: values[0] for name, values in parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True).items()}
     expected = csrf_token(request)
-    if not expected or not _same_origin(request) or not hmac.compare_digest(form.get(FIELD, ""), expected):
+    if not expected or not same_origin(request) or not hmac.compare_digest(form.get(FIELD, ""), expected):
         return None
     return form

@@ -67,4 +67,9 @@ def moment(value: datetime | str | None, tz: ZoneInfo | str = "Europe/Stockholm"
     return f"{day(local.date())} kl. {local:%H:%M}"
 
 
-FILTERS = {"percent": percent, "number": number, "day": day, "period": period, "moment": moment}
+def instant(value: datetime | str) -> datetime:
+    """An ISO 8601 time (as the API writes it) as an aware datetime, to compare with another."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+FILTERS = {"percent": percent, "number": number, "day": day, "period": period, "moment": moment, "instant": instant}

@@ -20,6 +20,7 @@ from vardkoll.protocol.field_rules import is_hsa_id
 from vardkoll.server.metrics import METRICS
 
 from ..auth import OutOfScope, Principal, Role, require_role, require_unit
+from ..monitoring.version import version
 from ..services import Services
 from ..storage.registry_tables import UnitRow
 from . import charts, formatting
@@ -32,7 +33,7 @@ _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=selec
 _env.filters.update(formatting.FILTERS)
 _env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote,
                     hourly_chart=charts.hourly_calls, trend_chart=charts.trend, sparkline=charts.sparkline, hour_label=charts.hour_label,
-                    SEGMENTS=charts.SEGMENTS)
+                    SEGMENTS=charts.SEGMENTS, VERSION=version())
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",

@@ -23,10 +23,12 @@ from ..access_log.log import record_principal
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
 from .alerts_routes import alerts_router
+from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from .region_view import SORT_KEYS, Filters, region_table, region_view
 from .session import end_session, signed_in, start_session
+from .csrf import same_origin
 from .trends import unit_trends
 from .views import clinic_view, month_to_date
 
@@ -47,6 +49,11 @@ def login_page(request: Request, nasta: str | None = None) -> HTMLResponse:
 
 @web_router.post("/logga-in")
 async def login(request: Request) -> Response:
+    if not same_origin(request):
+        # Another site's form must not sign a browser in (login CSRF: the victim would then work, and
+        # enter data, under the attacker's token). SameSite keeps cookies off such requests, not this.
+        return render(request, "logga_in.html", status=403, principal=None, next="/",
+                      error="Inloggningen kom från en annan webbplats och avvisades. Öppna inloggningssidan här och försök igen.")
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("nasta") or ["/"])[0])
@@ -238,3 +245,4 @@ def static(name: str) -> Response:
 
 web_router.include_router(installation_router)
 web_router.include_router(alerts_router)
+web_router.include_router(help_router)

@@ -18,18 +18,15 @@ from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.metrics.assessment import OpenCase
 from vardkoll.server.metrics.call_hours import CallHour, calls_by_hour
 from vardkoll.server.metrics.calendar import end_of_day
+from vardkoll.server.metrics.definitions import DEFINITIONS
 
 from ..remote_config import PushedVersion, ReportedConfig, latest_versions, outcome_of, reported_config
-from ..figures.loading import load_calls, load_cases
+from ..figures.day_parts import open_case_ledgers
+from ..figures.loading import load_calls
 from ..services import Services
 from ..storage.registry_tables import DeviceRow, UnitRow
 
-METRIC_NAMES = {
-    "telephone": "Telefontillgänglighet (kontakt samma dag)",
-    "assessment": "Medicinsk bedömning inom 3 dagar",
-    "fixed_doctor": "Fast läkarkontakt",
-    "continuity": "Kontinuitet hos fast läkare",
-}
+METRIC_NAMES = {m: DEFINITIONS[m].name for m in METRICS}  # the names the help pages explain
 SHORT_NAMES = {"telephone": "Telefon", "assessment": "Bedömning 3 dagar", "fixed_doctor": "Fast läkare", "continuity": "Kontinuitet"}
 AT_RISK_WITHIN = timedelta(hours=24)
 MAX_LISTED_CASES = 50
@@ -54,7 +51,7 @@ def open_cases(services: Services, session: Session, unit: str, day: date, as_of
     """The in-scope cases still open at `as_of`, by pseudonym: the same set the assessment figure counts
     as `pending` and `overdue_open` (`CaseLedger.open_cases` decides), sorted by deadline."""
     config = services.units.config(unit, day)
-    ledger = load_cases(session, unit, Period(day, day), as_of, config)
+    ledger = open_case_ledgers(session, [unit], as_of, {unit: config})[unit]
     result = OpenCases()
     for case in ledger.open_cases(as_of, config):
         if case.overdue_at(as_of):
@@ -79,6 +76,7 @@ class ClinicView:
     cases: OpenCases
     tz: str
     hours: list[CallHour]  # the day's telephone figure by local hour
+    day_end: datetime | None = None  # the last instant of a past day shown (None: today)
 
 
 def clinic_view(services: Services, session: Session, unit: UnitRow, day: date | None, now: datetime) -> ClinicView:
@@ -93,7 +91,8 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     # up to it; only the hours not begun yet are told apart by `now`.
     hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
     return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours)
+                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours,
+                      None if day >= today else end_of_day(day, config.tz))
 
 
 @dataclass
@@ -106,12 +105,37 @@ class DeviceView:
     last_seen_at: datetime | None
     outbox_depth: int | None
     outbox_oldest_at: str | None
-    clock: str  # synced | unsynced | unknown
+    clock: str  # synced | unsynced | trusted (NTP state unknown, the collector's clock check passes) | untrusted | unknown
     device_clock_at: str | None
     version: str | None
+    clock_reason: str | None = None  # why the collector does not trust its clock (English, from the device)
     config_pushed: PushedVersion | None = None  # the newest remote config version sent to it
     config_reported: ReportedConfig | None = None  # what its last heartbeat says about its config
     config_outcome: str | None = None  # the newest pushed version: applied | refused | rolled_back | pending
+    software_update: "SoftwareUpdateNote | None" = None  # what the heartbeat says of the last software update offer
+
+
+@dataclass(frozen=True)
+class SoftwareUpdateNote:
+    """The heartbeat's `update` object (collector/updates/offer.py), checked for type and length."""
+
+    state: str  # staged | refused | rolled_back
+    version: str
+    reason: str | None
+
+
+def _software_update(beat: dict[str, Any]) -> SoftwareUpdateNote | None:
+    update = beat.get("update")
+    if not isinstance(update, dict):
+        return None
+    state = update.get("state")
+    rejected = update.get("rejected") if isinstance(update.get("rejected"), dict) else {}
+    if state == "staged" and isinstance(update.get("offered"), str):
+        return SoftwareUpdateNote("staged", update["offered"][:64], None)
+    if state in ("refused", "rolled_back") and isinstance(rejected.get("version"), str):
+        reason = rejected.get("reason")
+        return SoftwareUpdateNote(state, rejected["version"][:64], reason[:300] if isinstance(reason, str) else None)
+    return None
 
 
 def _heartbeat(text: str | None) -> dict[str, Any]:
@@ -122,6 +146,18 @@ def _heartbeat(text: str | None) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _clock(ntp_synced: Any, verdict: Any) -> str:
+    """What the page says of a device's clock: NTP's word first; where NTP cannot be asked (no systemd,
+    a container), the collector's own check (collector/clock.py: plausible, not stepped)."""
+    if verdict in ("implausible", "unvouched"):
+        return "untrusted"
+    if ntp_synced is True:
+        return "synced"
+    if ntp_synced is False:
+        return "unsynced"
+    return "trusted" if verdict == "ok" else "unknown"
 
 
 def installation_view(session: Session, unit: str) -> list[DeviceView]:
@@ -144,7 +180,8 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
             last_seen_at=row.last_seen_at,
             outbox_depth=depth if isinstance(depth, int) else None,
             outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
-            clock="synced" if synced is True else "unsynced" if synced is False else "unknown",
+            clock=_clock(synced, clock.get("state")),
+            clock_reason=str(clock["reason"]) if clock.get("state") in ("implausible", "unvouched") and clock.get("reason") else None,
             device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
             version=str(version) if version is not None else None,
         ))
@@ -152,4 +189,5 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
         newest = pushed.get(row.device)
         devices[-1].config_pushed, devices[-1].config_reported = newest, reported
         devices[-1].config_outcome = outcome_of(newest.version, reported) if newest else None
+        devices[-1].software_update = _software_update(beat)
     return devices

@@ -13,7 +13,7 @@ from vardkoll.server.auth import Role, issue_token
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 
-ADMIN_TOKEN = "x" * 32
+ADMIN_TOKEN = "api-test-Admin-token-0123456789"  # strong enough for the server's check
 VC01, VC02, VC10 = "SE2321000016-VC01", "SE2321000016-VC02", "SE2321000016-VC10"
 UPPSALA, GAVLEBORG = "Region Uppsala", "Region Gävleborg"
 

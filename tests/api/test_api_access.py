@@ -8,6 +8,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from vardkoll.server.monitoring import version
+
 from .api_world import ADMIN_TOKEN, GAVLEBORG, UPPSALA, VC01, VC02, VC10, Api, event, running_api
 
 PERIOD = "metric=telephone&from=2026-03-01&to=2026-03-31"
@@ -175,9 +177,9 @@ def _send(api: Api, route: Route, token: str | None, headers: dict[str, str] | N
 
 def test_the_table_covers_every_route(world):
     documented = {(method.upper(), path) for path, ops in world.client.get("/openapi.json").json()["paths"].items() for method in ops}
-    # Health needs no token; the live stream never ends, so its access is tested in tests/integration/test_live.py;
+    # Health (and the probes) need no token; the live stream never ends, so its access is tested in tests/integration/test_live.py;
     # enrolling takes a one-time code instead of a token (tests/api/test_enrollment.py).
-    unlisted = {("GET", "/api/v1/health"), ("GET", "/api/v1/live"), ("POST", "/api/v1/enroll")}
+    unlisted = {("GET", "/api/v1/health"), ("GET", "/api/v1/health/live"), ("GET", "/api/v1/health/ready"), ("GET", "/api/v1/live"), ("POST", "/api/v1/enroll")}
     assert documented - unlisted == {(route.method, route.template) for route in ROUTES.values()}
     assert set(ACCESS) == set(ROUTES)
 
@@ -209,7 +211,9 @@ def test_a_revoked_token_is_401_at_once(world):
 
 def test_health_needs_no_token(world):
     response = world.client.get("/api/v1/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok", "version": version()}
+    assert world.client.get("/api/v1/health/live").status_code == 200
+    assert world.client.get("/api/v1/health/ready").json()["database"] == "ok"
 
 
 def test_region_analyst_lists_only_their_regions_units_and_figures(world):

@@ -133,3 +133,34 @@ def test_dead_letters_filter_by_time_and_limit(api: Api):
     assert api.get("/api/v1/dead-letters", params={"since": "2026-03-02T08:00:00"}).status_code == 422
     assert api.get("/api/v1/dead-letters", params={"limit": 0}).status_code == 422
     assert api.get("/api/v1/dead-letters", params={"unit": "nope"}).status_code == 422
+
+
+def test_unicode_variants_of_a_personal_number_are_refused_and_stored_nowhere(api):
+    from support.number_variants import ISSUE_FORMS
+
+    bad = [event(f"pn-{index}", queue=f"ring {text}") for index, text in enumerate(ISSUE_FORMS)]
+    body = json.dumps([*bad, event("fine-1")], ensure_ascii=False).encode()
+    response = api.post("/api/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    result = response.json()
+    assert result["committed"] == ["fine-1"] and len(result["rejected"]) == len(ISSUE_FORMS)
+    assert all(r["reason"].startswith("array item") and "personal identity number" in r["reason"] for r in result["rejected"])
+    with api.services.sessions() as session:
+        stored = [row.body.decode() for row in session.scalars(select(StoredEvent))]
+        stored += [repr(row.__dict__) for row in session.scalars(select(DeadLetter))]
+    assert len(stored) == 1 + len(ISSUE_FORMS) and not any("ring" in text for text in stored[1:])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_a_poison_event_is_a_rejection_with_a_reason_never_a_500(backend, tmp_path, request):
+    """Year 9999 overflowed the local date (500 for the whole request); a 3 MB event and `listed: 2**63`
+    were accepted."""
+    url = f"sqlite:///{tmp_path}/t.db" if backend == "sqlite" else request.getfixturevalue("postgres_database_url")
+    snapshot = {"v": 1, "id": "big", "type": "listing.snapshot", "unit": VC01, "at": "2026-03-02T08:00:00+01:00", "listed": 2**63, "named_doctor": 1}
+    with running_api(url) as api:
+        response = api.post("/api/v1/events", json=[event("far", at="9999-12-31T23:59:59Z"), event("ok"), snapshot, event("fat", padding="x" * (3 << 20))])
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["committed"] == ["ok"]
+        reasons = {r["id"]: r["reason"] for r in result["rejected"]}
+        assert set(reasons) == {"far", "big", "fat"} and "'at'" in reasons["far"]

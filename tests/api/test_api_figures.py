@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .api_world import UPPSALA, VC01, Api, event
+from .api_world import UPPSALA, VC01, VC10, Api, event
 from vardkoll.server.replay import replay_path
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -169,3 +169,33 @@ def test_bad_query_is_422_naming_the_parameter(api, query, field, says):
 def test_bad_unit_in_path_is_422(api):
     response = api.get("/api/v1/units/VC01/compliance?metric=telephone&from=2026-03-01&to=2026-03-02")
     assert response.status_code == 422 and "HSA-id" in response.json()["detail"][0]["msg"]
+
+
+def test_a_figure_without_to_runs_to_today_in_the_units_time_zone(api, monkeypatch):
+    from vardkoll.server.api import figure_query
+
+    # 23:30 UTC on 2 March: already 3 March in Stockholm, still 2 March in New York.
+    monkeypatch.setattr(figure_query, "_now", lambda: datetime.fromisoformat("2026-03-02T23:30:00+00:00"))
+    api.register(VC01, UPPSALA)
+    api.register(VC10, "Region Demo", time_zone="America/New_York")
+    posted = api.post("/api/v1/events", json=[event("after-midnight", VC01, at="2026-03-03T00:10:00+01:00")])
+    assert posted.status_code == 200, posted.text
+    query = {"metric": "telephone", "from": "2026-03-02"}
+    implicit = api.get(f"/api/v1/units/{VC01}/compliance", params=query)
+    assert implicit.status_code == 200, implicit.text
+    assert implicit.json()["to"] == "2026-03-03" and implicit.json()["denominator"] == 1  # the call after Stockholm's midnight
+    assert implicit.json() == api.get(f"/api/v1/units/{VC01}/compliance", params={**query, "to": "2026-03-03"}).json()
+    assert api.get(f"/api/v1/units/{VC10}/compliance", params=query).json()["to"] == "2026-03-02"
+    assert [f["to"] for f in api.get("/api/v1/compliance", params={**query, "region": UPPSALA}).json()] == ["2026-03-03"]
+
+
+def test_without_to_units_in_several_time_zones_or_a_future_from_get_a_clear_reason(api, monkeypatch):
+    from vardkoll.server.api import figure_query
+
+    monkeypatch.setattr(figure_query, "_now", lambda: datetime.fromisoformat("2026-03-02T23:30:00+00:00"))
+    api.register(VC01, UPPSALA)
+    api.register(VC10, "Region Demo", time_zone="America/New_York")
+    mixed = api.get("/api/v1/compliance", params={"metric": "telephone", "from": "2026-03-01"})
+    assert mixed.status_code == 422 and "'to' is required here: the units are in 2 time zones" in mixed.text
+    future = api.get(f"/api/v1/units/{VC01}/compliance", params={"metric": "telephone", "from": "2026-03-04"})
+    assert future.status_code == 422 and "'to' (2026-03-03, today, the default) is before 'from' (2026-03-04)" in future.text

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 
 from vardkoll.protocol.topics import ack_topic, config_topic, events_topic, status_topic
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
+from vardkoll.server.services import build_consumer
 from vardkoll.server.provisioning import BrokerAccountError, code_digest
 from vardkoll.server.storage.enrollment_tables import EnrollmentCode
 from vardkoll.server.storage.registry_tables import DeviceRow
@@ -112,7 +112,7 @@ class Device:
 
 
 def device_of(broker, enrolled: dict[str, Any]) -> Device:
-    return Device(broker, enrolled["mqtt"]["username"], enrolled["mqtt"]["password"], enrolled["device"])
+    return Device(broker, enrolled["mqtt"]["username"], enrolled["mqtt"]["password"], enrolled["mqtt"]["client_id"])
 
 
 def batch(device: str, event_id: str, unit: str = VC01) -> bytes:
@@ -123,7 +123,7 @@ def batch(device: str, event_id: str, unit: str = VC01) -> bytes:
 def test_redeeming_a_code_makes_a_broker_account_that_publishes_its_events_and_receives_its_acks(api, dynsec_broker):
     enrolled = enroll(api)
     assert enrolled["mqtt"]["username"] == f"{VC01}/pi-vc01-1" and len(enrolled["mqtt"]["password"]) >= 40
-    consumer = MqttConsumer(api.services, client_id="test-server")  # with the account the deploy script made
+    consumer = build_consumer(api.services, client_id="test-server")  # with the account the deploy script made
     consumer.start()
     try:
         assert consumer.connected.wait(TIMEOUT_S)
@@ -262,3 +262,24 @@ def test_admin_cli_retire_deletes_the_broker_account_and_a_broker_failure_retire
     still.close()
     with api.services.sessions() as session:
         assert session.get(DeviceRow, (VC01, "pi-vc01-1")).retired_at is not None
+
+
+def test_a_device_account_cannot_take_over_the_server_session_nor_another_client_id(api, dynsec_broker):
+    """A device's account once connected with the server's client id and received another clinic's batches."""
+    enrolled = enroll(api)
+    assert enrolled["mqtt"]["client_id"] == f"{VC01}/pi-vc01-1"
+    server_id = "vardkoll-server-host-1"
+    consumer = build_consumer(api.services, client_id=server_id)
+    consumer.start()
+    try:
+        assert consumer.connected.wait(TIMEOUT_S)
+        for stolen in (server_id, f"{VC02}/pi-vc02-1", "pi-vc01-1"):
+            intruder = Device(dynsec_broker, enrolled["mqtt"]["username"], enrolled["mqtt"]["password"], stolen)
+            assert intruder.connack.is_failure, stolen
+            intruder.close()
+        assert wait_until(consumer.connected.is_set, 2) and consumer.client_id == server_id  # never thrown off
+        own = device_of(dynsec_broker, enrolled)
+        assert not own.connack.is_failure
+        own.close()
+    finally:
+        consumer.stop()

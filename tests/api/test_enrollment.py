@@ -55,7 +55,8 @@ def test_redeeming_registers_the_device_and_returns_a_device_token_and_broker_de
     body = response.json()
     assert body["unit"] == VC01 and body["device"] == "pi-vc01-1"
     # manual broker setup (the default): no broker account is handed out
-    assert body["mqtt"] == {"url": "mqtts://mqtt.example.test:8883", "topic_prefix": api.services.settings.topic_prefix, "username": None, "password": None}
+    assert body["mqtt"] == {"url": "mqtts://mqtt.example.test:8883", "topic_prefix": api.services.settings.topic_prefix, "username": None, "password": None,
+                            "client_id": f"{VC01}/pi-vc01-1"}
     assert api.post("/api/v1/events", json=[event("enrolled-1", VC01)], token=body["token"]).status_code == 200
     assert api.get(f"/api/v1/units/{VC01}", token=body["token"]).status_code == 403  # a device token, nothing more
     devices = api.get(f"/api/v1/units/{VC01}/devices").json()

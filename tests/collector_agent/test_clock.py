@@ -181,3 +181,30 @@ def test_the_bridge_sink_holds_presses_while_the_agent_says_the_clock_is_wrong(t
     reader.now = reading(REAL_NOW, boot=6, ntp=True)
     sink.add(offered(2) | {"device": DEVICE})  # asking again sees the clock ok and releases the first
     assert agent.outbox.stats().held == 0 and agent.outbox.stats().depth == 2
+
+
+def test_outbox_stats_prints_every_counter_the_docs_list(tmp_path):
+    """`vardkoll collector outbox-stats` prints the counters docs/collector.md names, duplicates and released included."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    box = Outbox(tmp_path / "o.db", unit=UNIT, device=DEVICE)
+    box.add([offered(1), offered(1), offered(2)])  # one duplicate
+    box.add([offered(3)], held_ids=["ev-0000003"], hold=HoldStamp(BOOT, offset_s=STALE - 50))
+    box.release_held(BOOT, offset_s=REAL_NOW - 50)  # one released
+    box.close()
+    config = tmp_path / "collector.toml"
+    config.write_text(f'unit = "{UNIT}"\ndevice = "{DEVICE}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\nusername = "u"\npassword = "p"\n'
+                      f'[outbox]\npath = "{tmp_path / "o.db"}"\n[pseudonyms]\nsecret_file = "{tmp_path / "key"}"\n')
+    vardkoll = str(Path(sys.executable).with_name("vardkoll"))
+    done = subprocess.run([vardkoll, "collector", "outbox-stats", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    printed = orjson.loads(done.stdout)
+    assert (printed["duplicates"], printed["released"], printed["added"], printed["depth"], printed["held"]) == (1, 1, 3, 3, 0)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "collector.md").read_text(encoding="utf-8")
+    counters = docs[docs.index("Counters, all persisted:"):docs.index("plus refusal and rejection reasons")]
+    documented = set(re.findall(r"`(\w+)`", counters))
+    assert len(documented) >= 10 and documented | {"refused_reasons", "rejected_reasons"} <= set(printed), documented - set(printed)

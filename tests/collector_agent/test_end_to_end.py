@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 
 from vardkoll.collector.agent import Agent
 from vardkoll.collector.config import CollectorConfig, ConnectorEntry
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
 from vardkoll.server.metrics import Period
 from vardkoll.server.replay import replay_path
-from vardkoll.server.services import build_services
+from vardkoll.server.services import build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.tables import StoredEvent
 
@@ -29,7 +28,7 @@ from .test_callback_csv import FIXTURE, FIXTURE_COLUMNS
 @pytest.fixture
 def server(database_url, mosquitto):
     services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="test-server")
+    consumer = build_consumer(services, client_id="test-server")
     consumer.start()
     assert consumer.connected.wait(10)
     yield services

@@ -26,10 +26,9 @@ from support import wait_until
 from vardkoll.collector.agent import Agent
 from vardkoll.collector.config import ConnectorEntry, load_config
 from vardkoll.collector.outbox import Outbox
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
 from vardkoll.server.metrics import Period
 from vardkoll.server.replay import replay_path
-from vardkoll.server.services import build_services
+from vardkoll.server.services import build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import DeviceRow
 from vardkoll.server.storage.tables import StoredEvent
@@ -57,7 +56,7 @@ class CountingServer:
             return reports
 
         self.services.ingest.ingest_many = counting
-        self.consumer = MqttConsumer(self.services, client_id="test-server")
+        self.consumer = build_consumer(self.services, client_id="test-server")
 
     def stored_ids(self) -> set[str]:
         with self.services.sessions() as session:

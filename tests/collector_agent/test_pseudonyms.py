@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vardkoll.collector.pseudonyms import KINDS, FirmwareBridgePseudonymiser, Pseudonymiser, SecretFileError, load_or_create_secret
+from vardkoll.collector.pseudonyms import KINDS, FirmwareBridgePseudonymiser, Pseudonymiser, SecretFileError, load_or_create_secret, read_secret
 from vardkoll.protocol import contains_personal_number
 from vardkoll.protocol.events import EVENT_ID_PATTERN, PSEUDONYM_PATTERN
 
@@ -72,6 +72,14 @@ def test_a_secret_readable_by_others_is_refused_with_the_fix(tmp_path):
 
 def test_the_secret_never_shows_in_repr():
     assert SECRET.hex() not in repr(Pseudonymiser(SECRET))
+
+
+def test_a_secret_file_of_raw_bytes_is_refused_with_a_reason_not_a_traceback(tmp_path):
+    path = tmp_path / "pseudonym.key"
+    path.write_bytes(bytes(range(0xC0, 0xE0)))  # 32 random-looking bytes instead of hex text
+    path.chmod(0o600)
+    with pytest.raises(SecretFileError, match="does not hold a hex secret"):
+        read_secret(path)
 
 
 @settings(max_examples=300)

@@ -179,6 +179,17 @@ def test_heartbeat_is_retained_and_carries_outbox_clock_and_version(tmp_path):
     assert len([p for p in client.published if p.topic.endswith("/status")]) == 2
 
 
+def test_a_heartbeat_text_holding_a_personal_number_is_withheld_before_it_leaves(tmp_path):
+    _, publisher, client, _ = make(tmp_path)
+    publisher._status_extra = lambda: {"config": {"version": None, "state": "refused",
+                                                  "rejected": {"version": "7", "reason": "cannot read /srv/export/121212​-1212.csv"}}}
+    client.connect()
+    publisher.tick()
+    beat = next(p for p in client.published if p.topic.endswith("/status")).json()
+    assert beat["config"]["rejected"] == {"version": "7", "reason": "(text withheld: it holds what looks like a personal identity number)"}
+    assert beat["status"] == "online" and beat["outbox"]["depth"] == 0
+
+
 def test_clock_state_unknown_when_it_cannot_be_asked(tmp_path):
     _, publisher, _, _ = make(tmp_path)
     publisher._clock_state = lambda: None

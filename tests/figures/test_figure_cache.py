@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from vardkoll.protocol import EventRejected, parse_event_line
+from vardkoll.server.figures import day_parts
 from vardkoll.server.figures import service as figure_service
 from vardkoll.server.figures.cache import FigureCache, figure_key, settings_stamp
 from vardkoll.server.ingest.service import Source
@@ -78,6 +79,24 @@ class LoadCounter:
         for name in ("load_calls", "load_cases", "load_snapshots", "load_visits"):
             original = getattr(figure_service, name)
             monkeypatch.setattr(figure_service, name, self._counting(original))
+        # Telephone and assessment figures sum day parts; they load rows only for days whose parts
+        # are missing or stale, once per figure computed.
+        monkeypatch.setattr(day_parts, "_ledger", self._counting(day_parts._ledger))
+        # Continuity figures come from SQL sums, several units per call: one count per figure.
+        continuity = figure_service.continuity_figures
+
+        def counted_continuity(session: Any, requests: list[Any], configs: dict[str, Any]) -> list[dict[str, Any]]:
+            self.calls += len(requests)
+            return continuity(session, requests, configs)
+
+        monkeypatch.setattr(figure_service, "continuity_figures", counted_continuity)
+        latest_snapshots = figure_service.load_latest_snapshots
+
+        def counted_snapshots(session: Any, units: list[str], cutoff: datetime) -> dict[str, Any]:
+            self.calls += len(units)
+            return latest_snapshots(session, units, cutoff)
+
+        monkeypatch.setattr(figure_service, "load_latest_snapshots", counted_snapshots)
 
     def _counting(self, original):
         def wrapper(*args, **kwargs):

@@ -31,10 +31,9 @@ pytest.importorskip("serial", reason="pyserial is not installed (the `bridge` ex
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (the `collector` extra)")
 pytest.importorskip("sqlalchemy", reason="the server extra is not installed")
 
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer  # noqa: E402
 from vardkoll.server.metrics import Period  # noqa: E402
 from vardkoll.server.replay import replay_path  # noqa: E402
-from vardkoll.server.services import build_services  # noqa: E402
+from vardkoll.server.services import build_consumer, build_services  # noqa: E402
 from vardkoll.server.settings import ServerSettings  # noqa: E402
 from vardkoll.server.storage.tables import StoredEvent  # noqa: E402
 
@@ -46,7 +45,7 @@ LONG_S = 60.0
 @pytest.fixture
 def server(database_url, mosquitto):
     services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, dev=True), apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="test-server-bridge")
+    consumer = build_consumer(services, client_id="test-server-bridge")
     consumer.start()
     assert consumer.connected.wait(LONG_S)
     yield services

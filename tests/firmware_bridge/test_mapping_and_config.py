@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import vardkoll.firmware_bridge as fb
-from vardkoll.firmware_bridge.config import ConfigError, DeviceConfig, InputMapping, load_config
+from vardkoll.firmware_bridge.config import ConfigError, DeviceConfig, InputMapping
 from vardkoll.firmware_bridge.mapping import CONNECTOR, bridge_pipeline, source_event, stamp
 from vardkoll.firmware_bridge.messages import EventMsg, Hello, MalformedMessage
 from vardkoll.protocol import contains_personal_number, validate_event
@@ -123,8 +123,15 @@ def test_malformed_hello_is_refused_not_crashed():
             Hello.decode(broken)
 
 
-def test_example_config_loads():
-    config = load_config(Path(fb.__file__).with_name("example-bridge.toml"))
+def test_example_config_loads_the_way_bridge_run_reads_it():
+    from vardkoll.collector.config import CollectorConfig
+    from vardkoll.firmware_bridge.config import read_document
+    from vardkoll.firmware_bridge.service import bridge_config_for_collector
+
+    document = read_document(Path(fb.__file__).with_name("example-bridge.toml"))
+    assert "pseudonym_key_file" not in document and "pseudonym_key" not in document  # the collector's secret is the key
+    config = bridge_config_for_collector(document, CollectorConfig(unit="SE2321000016-15SF", device="vc-norrby-pi-01"))
+    assert config.event_device == "vc-norrby-pi-01"
     assert config.unsynced_events == "receive_time"
     assert config.device("panel-mottagning-1").inputs[2].profession == "doctor"
 

@@ -21,7 +21,7 @@ from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import UnitRow
 
 UNIT = "SE2321000016-VC01"
-TOKEN = "t" * 32
+TOKEN = "live-test-Admin-token-0123456789"
 
 
 @pytest.fixture

@@ -13,11 +13,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from conftest import scenario_files
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.protocol.topics import ack_topic, events_topic
-from vardkoll.server.ingest.mqtt_consumer import MqttConsumer
 from vardkoll.server.metrics import Period
-from vardkoll.server.services import build_services
+from vardkoll.server.services import build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.tables import DeadLetter, StoredEvent
 
@@ -33,7 +32,7 @@ def _services(database_url: str, broker) -> object:
 @pytest.fixture
 def server(database_url, mosquitto):
     services = _services(database_url, mosquitto)
-    consumer = MqttConsumer(services, client_id="test-server")
+    consumer = build_consumer(services, client_id="test-server")
     consumer.start()
     assert consumer.connected.wait(10)
     yield services
@@ -108,7 +107,7 @@ def test_outside_dev_mode_only_registered_devices_may_publish(database_url, mosq
     from vardkoll.server.storage.registry_tables import DeviceRow
 
     services = build_services(ServerSettings(database_url=database_url, mqtt_url=mosquitto.url, admin_token="a" * 32, dev=False), apply_migrations=True)
-    consumer = MqttConsumer(services, client_id="test-server-prod")
+    consumer = build_consumer(services, client_id="test-server-prod")
     consumer.start()
     assert consumer.connected.wait(10)
     unit, device = "SE2321000016-VC01", "pi-new"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+import unicodedata
 from datetime import date
 
 import orjson
@@ -92,8 +93,15 @@ def valid_numbers(draw, coordination: bool | None = None) -> str:
 leap_days = st.sampled_from([y for y in range(1800, 2100) if calendar.isleap(y)]).map(lambda y: date(y, 2, 29))
 non_leap_years = st.sampled_from([y for y in range(1800, 2100) if not calendar.isleap(y)])
 birth_numbers = st.integers(min_value=1, max_value=999)
-# Surrounding text without ASCII digits, so the number keeps its own digit run.
-no_digit_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="0123456789"), max_size=20)
+
+
+def reads_as_no_digit(char: str) -> bool:
+    """Neither a digit of any script nor a character whose compatibility form holds one ("¹", "①")."""
+    return not any(unicodedata.category(c) == "Nd" for c in unicodedata.normalize("NFKC", char))
+
+
+# Surrounding text without anything read as a digit, so the number keeps its own digit run.
+no_digit_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)).filter(reads_as_no_digit), max_size=20)
 
 
 # --- fixed examples ------------------------------------------------------------------------------

@@ -111,6 +111,12 @@ class PostgresCluster:
                 raise PostgresError(f"pg_ctl start failed (exit {result.returncode}):\n{result.stdout}{result.stderr}\n--- {self.log_path}:\n{tail(self.log_path)}")
         raise AssertionError("unreachable")
 
+    def restart(self, mode: str = "immediate") -> None:
+        """Stop (`immediate`: like a crash, every connection cut, recovery at start) and start again on the same port."""
+        result = self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "-l", self.log_path, "-m", mode, "-w", "-t", "60", "restart"], timeout=90, check=False)
+        if result.returncode != 0:
+            raise PostgresError(f"pg_ctl restart failed (exit {result.returncode}):\n{result.stdout}{result.stderr}\n{tail(self.log_path)}")
+
     def stop(self) -> None:
         """Fast shutdown (`pg_ctl stop -m fast`), then delete the cluster's folder."""
         if self._running:
@@ -119,6 +125,9 @@ class PostgresCluster:
             if result.returncode != 0:
                 self._kill_postmaster()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def reload(self) -> None:
+        self._run([self.bindir / "pg_ctl", "-D", self.data_dir, "reload"], timeout=30)
 
     def _prepare_folders(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)

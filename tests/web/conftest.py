@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -11,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from support import free_port, on_ci
+from support import free_port
 from vardkoll.demo.broker import wait_for_port
 from vardkoll.server.app import create_app
 from vardkoll.server.services import Services, build_services
@@ -20,10 +19,13 @@ from vardkoll.server.web import web_router
 
 from .world import ADMIN_TOKEN, register
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where the screenshot test writes: docs/screenshots/ only when `./dev screenshots` asks
+    (VARDKOLL_SCREENSHOTS), otherwise a temporary folder, so a test run leaves the tree as it was."""
+    folder = Path(os.environ.get("VARDKOLL_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def dashboard_app(settings: ServerSettings, services: Services, background: bool) -> FastAPI:
@@ -64,23 +66,3 @@ def live_server(tmp_path, mosquitto) -> Iterator[tuple[str, Services]]:
     services.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's Chromium driven by Playwright (`playwright install` cannot download browsers here)."""
-    reason = None
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = reason or "the Python package playwright is not installed"
-    if reason:
-        if on_ci():
-            pytest.fail(f"{reason}: CI must run the browser tests", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()

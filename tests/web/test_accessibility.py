@@ -17,7 +17,8 @@ import pytest
 from .test_browser import DESKTOP, PHONE, post_events
 from .world import ADMIN_TOKEN, STOCKHOLM, UPPSALA, VC01, VC02, day_of_events
 
-PAGES = (("Klinikvy", f"/enhet/{VC01}"), ("Regionvy", f"/region/{quote(UPPSALA)}"), ("Installationsvy", f"/installation/{VC01}"))
+PAGES = (("Klinikvy", f"/enhet/{VC01}"), ("Regionvy", f"/region/{quote(UPPSALA)}"), ("Installationsvy", f"/installation/{VC01}"),
+         ("Hjälp", "/hjalp/klinikvy"))
 
 # Runs in the page: {checked: how many texts were measured, failures: [{what, text, ratio, needed}]}.
 CONTRAST_JS = """

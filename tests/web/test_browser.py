@@ -1,5 +1,6 @@
 """The dashboard in real headless Chromium (Debian's, driven by Playwright) against the whole server
-and a real Mosquitto: live updates, scope, the API's numbers, and screenshots for docs/screenshots/."""
+and a real Mosquitto: live updates, scope, the API's numbers, and the screenshots of docs/screenshots/
+(written there by `./dev screenshots`; a plain test run writes them to a temporary folder)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ except ImportError:  # the `chromium` fixture skips (or fails on CI) with the re
 from vardkoll.protocol.topics import events_topic
 from vardkoll.server.auth import Role
 
-from .conftest import SCREENSHOTS
 from .world import ADMIN_TOKEN, PAST_DAY, STOCKHOLM, UPPSALA, VC01, VC02, VC03, day_of_events, page_fields, token
 
 DESKTOP = {"width": 1920, "height": 1080}
@@ -140,7 +140,7 @@ def test_the_qr_code_on_the_page_decodes_to_the_issued_enrollment_code(chromium,
 
 
 @pytest.mark.parametrize("size, viewport", [("desktop", DESKTOP), ("mobil", PHONE)])
-def test_screenshots_of_every_page(chromium, live_server, size, viewport):
+def test_screenshots_of_every_page(chromium, live_server, screenshots, size, viewport):
     base, services = live_server
     now = datetime.now(STOCKHOLM)
     today = now.date()
@@ -150,28 +150,29 @@ def test_screenshots_of_every_page(chromium, live_server, size, viewport):
         events += day_of_events(VC02, today - timedelta(days=offset), seed=offset + 1, calls=15)
     events += day_of_events(VC01, today, latest=now, seed=9, calls=60)
     post_events(base, events)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     context = chromium.new_context(viewport=viewport, locale="sv-SE", timezone_id="Europe/Stockholm")
     page = context.new_page()
     refused = []
     page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(f"{base}/logga-in")
-    page.screenshot(path=str(SCREENSHOTS / f"logga-in-{size}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"logga-in-{size}.png"), full_page=True)
     page.fill("#token", ADMIN_TOKEN)
     page.click("button[type=submit]")
-    for name, path in (("klinikvy", f"/enhet/{VC01}"), ("regionvy", f"/region/{quote(UPPSALA)}"), ("installationsvy", f"/installation/{VC01}")):
+    pages = (("klinikvy", f"/enhet/{VC01}"), ("regionvy", f"/region/{quote(UPPSALA)}"), ("hjalp-klinikvy", "/hjalp/klinikvy"),
+             ("installationsvy", f"/installation/{VC01}"))
+    for name, path in pages:
         response = page.goto(base + path)
         assert response is not None and response.status == 200, path
         if name == "klinikvy":
             expect(page.locator("#live-status")).to_contain_text("Uppdaterad", timeout=10_000)
             page.locator("#timmar details summary").click()  # the hourly table, opened from the page
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
+        page.screenshot(path=str(screenshots / f"{name}-{size}.png"), full_page=True)
         assert_fits(page, name, viewport)
     page.fill("#ny-insamlare", "pi-reception-2")
     page.click("#skapa-kod")
     page.wait_for_load_state("domcontentloaded")
-    page.screenshot(path=str(SCREENSHOTS / f"engangskod-{size}.png"), full_page=True)
+    page.screenshot(path=str(screenshots / f"engangskod-{size}.png"), full_page=True)
     assert_fits(page, "engangskod", viewport)
     assert not refused, refused  # no page breaks the Content-Security-Policy
     context.close()
@@ -181,3 +182,20 @@ def assert_fits(page, name: str, viewport: dict) -> None:
     """Nothing overflows the viewport sideways except inside a scrollable wrapper."""
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{name} is {overflow} px wider than a {viewport['width']} px screen"
+
+
+def test_a_past_day_says_whether_data_came_in_after_it_not_the_units_newest_event_as_the_days(chromium, live_server):
+    base, services = live_server
+    later = {"v": 1, "id": "web-later-1", "type": "call.offered", "unit": VC01, "at": "2026-03-31T10:02:00+02:00", "call": "call-weblater1"}
+    post_events(base, day_of_events(VC01, PAST_DAY) + [later])
+    context, page = signed_in_page(chromium, base, token(services, Role.clinic_manager, unit=VC01))
+
+    page.goto(f"{base}/enhet/{VC01}?dag={PAST_DAY.isoformat()}")  # 2 mar: an event of 31 mar came in after it
+    line = page.locator("#telefon [data-field=freshness]").inner_text()
+    assert line == "nyare data finns: enhetens senaste händelse nu är 31 mar 2026 kl. 10:02", line
+    assert page.locator("tr[data-figure=telephone-month] [data-field=freshness]").inner_text() == line
+
+    page.goto(f"{base}/enhet/{VC01}?dag=2026-03-31")  # the newest event is of that day: nothing after it
+    line = page.locator("#telefon [data-field=freshness]").inner_text()
+    assert line == "senaste händelse 31 mar 2026 kl. 10:02; inget har kommit in efter den här dagen", line
+    context.close()

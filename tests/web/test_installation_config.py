@@ -72,3 +72,52 @@ def test_the_page_and_the_api_tell_the_same_outcome(web):
     api = client.get(f"/api/v1/units/{VC01}/devices/pi-reception/config").json()
     assert api["latest_outcome"] == "refused" and api["versions"][0]["version"] == "5"
     assert config_cell(client.get(f"/installation/{VC01}").text, "pi-reception").startswith("5 avvisad")
+
+
+def version_cell(html: str, device: str) -> str:
+    row = html[html.index(f'<tr data-device="{device}">'):]
+    row = row[:row.index("</tr>")]
+    cell = row[row.index('data-field="version"'):]
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1:cell.index("</td>")]))).strip()
+
+
+def test_the_version_column_shows_the_running_software_and_a_refused_or_rolled_back_update(web):
+    client, services = web
+    login(client, token(services, Role.installer, region=UPPSALA))
+
+    def beat(device: str, update: dict) -> None:
+        document = {"status": "online", "at": "2026-12-04T14:05:00+01:00", "version": "0.2.0", "update": update}
+        DeviceRegistry(services.sessions, accept_unregistered=False).record_status(VC01, device, orjson.dumps(document))
+
+    beat("pi-reception", {"running": "0.2.0", "state": "rolled_back", "rejected": {
+        "version": "0.2.1", "reason": "version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0"}})
+    beat("pi-telefoni", {"running": "0.2.0", "state": "staged", "offered": "0.3.0"})
+    html = client.get(f"/installation/{VC01}").text
+    assert version_cell(html, "pi-reception") == ("0.2.0 uppdatering till 0.2.1 återställd: "
+                                                  "version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0")
+    assert version_cell(html, "pi-telefoni") == "0.2.0 uppdatering till 0.3.0 hämtad och kontrollerad; installeras"
+
+    beat("pi-telefoni", {"running": "0.3.0", "state": "installed"})
+    assert version_cell(client.get(f"/installation/{VC01}").text, "pi-telefoni") == "0.2.0"
+
+
+def clock_cell(html: str, device: str) -> str:
+    row = html[html.index(f'<tr data-device="{device}">'):]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")], flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cells[3]))).strip()
+
+
+def test_the_clock_column_says_what_ntp_or_else_the_collectors_own_check_says(web):
+    client, services = web
+    login(client, token(services, Role.installer, region=UPPSALA))
+    registry = DeviceRegistry(services.sessions, accept_unregistered=False)
+    def beat(device: str, clock: dict) -> None:
+        registry.record_status(VC01, device, orjson.dumps({"status": "online", "at": "2026-11-23T14:05:00+01:00", "clock": clock}))
+
+    beat("pi-reception", {"ntp_synced": True, "state": "ok"})
+    beat("pi-telefoni", {"ntp_synced": "unknown", "state": "ok"})  # a container: NTP cannot be asked
+    html = client.get(f"/installation/{VC01}").text
+    assert clock_cell(html, "pi-reception").startswith("synkad (NTP)")
+    assert clock_cell(html, "pi-telefoni").startswith("godtagbar (NTP-läget okänt)")
+    beat("pi-telefoni", {"ntp_synced": "unknown", "state": "implausible", "reason": "the clock reads 1970-01-01, before 2026-11-01"})
+    assert clock_cell(client.get(f"/installation/{VC01}").text, "pi-telefoni").startswith("ej betrodd the clock reads 1970-01-01")

@@ -14,7 +14,7 @@ from vardkoll.server.services import Services
 from vardkoll.server.storage.config_tables import DeviceConfigVersion
 from vardkoll.server.storage.registry_tables import DeviceRow, UnitRow
 
-ADMIN_TOKEN = "w" * 32
+ADMIN_TOKEN = "web-test-Admin-token-0123456789"  # strong enough for the server's check
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 VC01, VC02, VC03, OTHER = "SE2321000016-VC01", "SE2321000016-VC02", "SE2321000016-VC03", "SE2321000016-GA01"
 UPPSALA, GAVLEBORG = "Region Uppsala", "Region Gävleborg"

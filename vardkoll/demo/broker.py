@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -42,10 +43,13 @@ class RunningBroker:
         self._stop()
 
 
-def start_broker(port: int | None = None) -> RunningBroker:
+def start_broker(port: int | None = None, kind: str = "auto") -> RunningBroker:
+    """`kind`: "auto" (mosquitto when installed, else amqtt), "mosquitto" or "amqtt"."""
     port = port or free_port()
     binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    return _start_mosquitto(binary, port) if binary else _start_amqtt(port)
+    if kind == "mosquitto" and binary is None:
+        raise RuntimeError("no mosquitto binary found (apt-get install mosquitto), or use --broker amqtt")
+    return _start_mosquitto(binary, port) if binary and kind != "amqtt" else _start_amqtt(port)
 
 
 def _start_mosquitto(binary: str, port: int) -> RunningBroker:
@@ -76,6 +80,9 @@ def _start_mosquitto(binary: str, port: int) -> RunningBroker:
 
 def _start_amqtt(port: int) -> RunningBroker:
     from amqtt.broker import Broker
+
+    # amqtt logs its own shutdown and refused MQTT 5 connections as errors with tracebacks: not the user's concern.
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},

@@ -1,7 +1,7 @@
 """alerts: rules per unit and region, subscriptions, the delivery outbox; alerts get notified/acknowledged
 
 Revision ID: 0009
-Revises: 0010 (relinked after main's 0010 arrived; the coordinator may renumber)
+Revises: 0008 (the chain runs 0007, 0010, 0008, 0009)
 
 Alerts raised before this migration count as handed out already (`notified_at` = now): nobody is sent
 yesterday's alerts on the day this version starts.
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0009'
-down_revision = '0010'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,7 @@
-"""Stand-ins for clinic collectors in the demo: they publish batches over MQTT exactly as the protocol
-asks (status with a last will, batches on the events topic, keep everything until the server's
-committed acknowledgement) but keep their outbox in memory."""
+"""A collector stand-in for the server's integration tests: it publishes batches over MQTT exactly as the
+protocol asks (status with a last will, batches on the events topic, keep everything until the server's
+committed acknowledgement) but keeps its outbox in memory. (It was the demo's, before the demo ran the
+real collector, `vardkoll/demo/edge.py`.)"""
 
 from __future__ import annotations
 

@@ -1,0 +1,180 @@
+"""Telephone and assessment figures summed from the per-day parts kept in `figure_day_parts`.
+
+A day's parts (server/metrics/day_parts.py) are computed from the rows anchored at it, as known now,
+the first time a reader needs them, and kept for every process: valid while the day's version (set by
+ingest whenever a row anchored at the day changes, server/ingest/day_marks.py) is the one read before
+the rows, and while the unit's settings hash is the one they were computed with. A figure for any
+period is then a sum over its days; only days whose parts are missing or stale, or that know of a
+stamp after the figure's moment, are counted from their rows. The open cases of an assessment figure
+are read at the figure's moment (one query for all units).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vardkoll.server.metrics import DEFINITION_VERSIONS, Period, UnitConfig
+from vardkoll.server.metrics.assessment import CaseLedger, CaseState
+from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPHONE_COUNTS, DayPart, day_part, empty_part, figure_from_parts, summed
+
+from ..ingest.entity_rows import CASE_STAMPS
+from ..storage.stamp_keys import epoch_us, from_epoch_us, stamp_key, stamp_of
+from ..storage.tables import CaseRow, FigureDayPart
+from .loading import load_calls, load_cases
+
+log = logging.getLogger("vardkoll.figures")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LAST = "|\U0010ffff"
+_CASE_STAMP_COLUMNS = tuple(getattr(CaseRow, name) for name in CASE_STAMPS)
+Request = tuple[str, Period, datetime]  # unit, period, moment
+
+
+@dataclass
+class _Computed:
+    """Parts computed now, to be kept: filed under the version read before the rows."""
+
+    unit: str
+    day: date
+    version: int
+    latest_us: int | None
+    body: bytes
+
+
+def _encode(metric: str, part: DayPart) -> bytes:
+    names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
+    return orjson.dumps([[part.counts[name] for name in names], part.by_profession])
+
+
+def _decode(metric: str, body: bytes, latest_us: int | None) -> DayPart:
+    names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
+    counts, by_profession = orjson.loads(body)
+    return DayPart(dict(zip(names, counts)), by_profession, None if latest_us is None else from_epoch_us(latest_us))
+
+
+def _days(period: Period) -> list[date]:
+    return [period.start + timedelta(days=n) for n in range((period.end - period.start).days + 1)]
+
+
+def _ledger(session: Session, metric: str, unit: str, days: set[date], config: UnitConfig) -> Any:
+    span = Period(min(days), max(days))
+    if metric == "telephone":
+        return load_calls(session, unit, span, config)
+    return load_cases(session, unit, span, _EPOCH, config)  # no open cases: only the rows anchored in the span
+
+
+def figures_from_parts(
+    session: Session, metric: str, requests: list[Request], configs: dict[str, UnitConfig], hashes: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[_Computed]]:
+    """The figure of each request, equal to the rules' answer for that unit, period and moment, and the
+    parts computed on the way (for `keep_parts`). `hashes`: each unit's settings hash."""
+    units = sorted({unit for unit, _, _ in requests})
+    first = min(period.start for _, period, _ in requests)
+    last = max(period.end for _, period, _ in requests)
+    table = FigureDayPart
+    stored: dict[str, dict[date, DayPart]] = defaultdict(dict)
+    stale: dict[str, dict[date, int]] = defaultdict(dict)  # unit -> day -> version read
+    rows = session.execute(
+        select(table.unit, table.day, table.version, table.parts_version, table.settings, table.latest_us, table.body).where(
+            table.metric == metric, table.unit.in_(units), table.day.between(first, last)
+        )
+    )
+    for unit, day, version, parts_version, settings, latest_us, body in rows:
+        if parts_version == version and settings == hashes[unit] and body is not None:
+            stored[unit][day] = _decode(metric, body, latest_us)
+        else:
+            stale[unit][day] = version
+    computed: list[_Computed] = []
+    ledgers: dict[str, Any] = {}
+    for unit, days in stale.items():
+        config = configs[unit]
+        ledger = ledgers[unit] = _ledger(session, metric, unit, set(days), config)
+        for day, version in days.items():
+            part = stored[unit][day] = day_part(metric, ledger, day, FOREVER, config)
+            latest_us = None if part.latest is None else epoch_us(part.latest)
+            computed.append(_Computed(unit, day, version, latest_us, _encode(metric, part)))
+    open_cases = _open_cases(session, [(unit, moment) for unit, _, moment in requests], configs) if metric == "assessment" else {}
+    empty = empty_part(metric)
+    figures = []
+    for unit, period, moment in requests:
+        config, known = configs[unit], stored[unit]
+        parts = [known.get(day, empty) for day in _days(period)]
+        unsettled = {day for day, part in zip(_days(period), parts) if not part.known_at(moment)}
+        if unsettled:
+            # Days that know of stamps after the moment: counted again as known at the moment.
+            ledger = ledgers.get(unit)
+            if ledger is None or not unsettled <= set(stale[unit]):
+                ledger = _ledger(session, metric, unit, unsettled | set(stale[unit]), config)
+            parts = [day_part(metric, ledger, day, moment, config) if day in unsettled else part for day, part in zip(_days(period), parts)]
+        figure = figure_from_parts(metric, unit, period, summed(metric, parts), config, open_cases.get((unit, moment), (0, 0)))
+        figure["definition_version"] = DEFINITION_VERSIONS[metric]
+        figures.append(figure)
+    return figures, computed
+
+
+def _open_cases(session: Session, wanted: list[tuple[str, datetime]], configs: dict[str, UnitConfig]) -> dict[tuple[str, datetime], tuple[int, int]]:
+    """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`)."""
+    result: dict[tuple[str, datetime], tuple[int, int]] = {}
+    by_moment: defaultdict[datetime, set[str]] = defaultdict(set)
+    for unit, moment in wanted:
+        by_moment[moment].add(unit)
+    for moment, units in by_moment.items():
+        for unit, ledger in open_case_ledgers(session, sorted(units), moment, configs).items():
+            result[(unit, moment)] = ledger._open_at(moment, configs[unit])
+    return result
+
+
+def open_case_ledgers(session: Session, units: list[str], moment: datetime, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
+    """Per unit, a ledger of the cases that can be open at `moment`: its `open_cases(moment)` is the
+    full ledger's. The query leaves out only rows the rules pass over anyway: contact after the
+    moment, assessed by then, unlisted, excluded or cancelled by then."""
+    key = stamp_key(moment, _LAST)
+    rows = session.execute(
+        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
+            CaseRow.unit.in_(units),
+            or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
+            CaseRow.contact <= key,
+            or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
+            or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
+            or_(CaseRow.cancelled.is_(None), CaseRow.cancelled > key),
+        )
+    )
+    ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
+    for unit, case, listed, profession, *keys in rows:
+        state = CaseState(**{name: stamp_of(key, configs[unit].tz) for name, key in zip(CASE_STAMPS, keys)})
+        if listed is not None:
+            state.listed = listed
+        state.profession = profession or ""
+        ledgers[unit].restore(case, state)
+    return ledgers
+
+
+def keep_parts(sessions: sessionmaker[Session], metric: str, computed: list[_Computed], hashes: dict[str, str]) -> None:
+    """File computed parts under the version read before their rows; a day whose version has moved on
+    since is left alone (its parts are stale already). A failure only costs computing them again."""
+    if not computed:
+        return
+    table = FigureDayPart.__table__
+    statement = (
+        update(table)
+        .where(and_(table.c.unit == bindparam("b_unit"), table.c.metric == metric, table.c.day == bindparam("b_day"), table.c.version == bindparam("b_version")))
+        .values(parts_version=bindparam("b_version"), settings=bindparam("b_settings"), latest_us=bindparam("b_latest"), body=bindparam("b_body"))
+    )
+    params = [
+        {"b_unit": c.unit, "b_day": c.day, "b_version": c.version, "b_settings": hashes[c.unit], "b_latest": c.latest_us, "b_body": c.body}
+        for c in sorted(computed, key=lambda c: (c.unit, c.day))
+    ]
+    try:
+        with sessions.begin() as session:
+            session.connection().execute(statement, params)
+    except SQLAlchemyError:
+        log.warning("could not keep %d computed day parts", len(computed), exc_info=True)
