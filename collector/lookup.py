@@ -126,14 +126,15 @@ KIND_NAMES = {"case": "ärende", "call": "samtal"}
 def answer(pseudonym: str, references: list[Reference], retention_days: int) -> str:
     """What `vardkoll collector lookup` prints, in Swedish (clinic staff read it)."""
     if not references:
-        return (f"{pseudonym}: okänd på den här insamlaren. Den har inte setts här de senaste {retention_days} dagarna "
-                "(eller kommer från en annan insamlare).\n")
+        return f"{pseudonym}: okänd på den här insamlaren. Den har inte setts här de senaste {retention_days} dagarna (eller kommer från en annan insamlare).\n"
     lines = []
     for ref in references:
         what = KIND_NAMES.get(ref.kind, ref.kind)
         if ref.reference is None:
-            lines.append(f"{pseudonym} ({what}, källa {ref.connector}): källsystemets id är ett personnummer och sparas inte. "
-                         f"Sök i källsystemet på tiden {ref.first_at}.")
+            lines.append(
+                f"{pseudonym} ({what}, källa {ref.connector}): källsystemets id är ett personnummer och sparas inte. "
+                f"Sök i källsystemet på tiden {ref.first_at}."
+            )
         else:
             lines.append(f"{pseudonym} ({what}, källa {ref.connector}): {ref.reference} (första händelsen {ref.first_at})")
     return "\n".join(lines) + "\n"

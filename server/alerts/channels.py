@@ -71,10 +71,12 @@ def send_email(settings: AlertSettings, message: Message, recipient: str, key: s
 
 
 def webhook_body(message: Message, key: str) -> bytes:
-    return orjson.dumps({
-        "text": f"*{message.subject}*\n{message.text}",
-        "vardkoll": {"subject": message.subject, "link": message.link, "fields": message.fields, "idempotency_key": key},
-    })
+    return orjson.dumps(
+        {
+            "text": f"*{message.subject}*\n{message.text}",
+            "vardkoll": {"subject": message.subject, "link": message.link, "fields": message.fields, "idempotency_key": key},
+        }
+    )
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -83,8 +85,7 @@ def signature(secret: str, body: bytes) -> str:
 
 def send_webhook(settings: AlertSettings, message: Message, url: str, secret: str | None, key: str) -> bytes:
     body = webhook_body(guard(message), key)
-    headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "X-Vardkoll-Delivery": key,
-               "User-Agent": "vardkoll-alerts"}
+    headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "X-Vardkoll-Delivery": key, "User-Agent": "vardkoll-alerts"}
     if secret:
         headers["X-Vardkoll-Signature"] = signature(secret, body)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")

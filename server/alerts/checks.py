@@ -93,10 +93,16 @@ def cases_at_risk(services: Services, unit: str, rules: AlertRules, now: datetim
     with services.sessions.begin() as session:
         ledger = load_cases(session, unit, days, _EPOCH, config)
         alerts = [
-            AlertRaised(unit, ASSESSMENT_AT_RISK, case.case, {
-                "contact_day": case.contact_day.isoformat(), "deadline": case.deadline.isoformat(),
-                "hours_left": max(0, int((case.deadline - now).total_seconds() // 3600)),
-            })
+            AlertRaised(
+                unit,
+                ASSESSMENT_AT_RISK,
+                case.case,
+                {
+                    "contact_day": case.contact_day.isoformat(),
+                    "deadline": case.deadline.isoformat(),
+                    "hours_left": max(0, int((case.deadline - now).total_seconds() // 3600)),
+                },
+            )
             for case in ledger.open_cases(now, config)
             if now < case.deadline <= horizon
         ]
@@ -106,8 +112,7 @@ def cases_at_risk(services: Services, unit: str, rules: AlertRules, now: datetim
 def telephone_below_target(services: Services, unit: str, rules: AlertRules, now: datetime) -> int:
     config = services.units.config(unit)
     local = now.astimezone(config.tz)
-    due = [f"{local.date().isoformat()}/{moment.strftime('%H:%M')}" for moment in rules.telephone_check_times
-           if moment <= local.time().replace(tzinfo=None)]
+    due = [f"{local.date().isoformat()}/{moment.strftime('%H:%M')}" for moment in rules.telephone_check_times if moment <= local.time().replace(tzinfo=None)]
     if not due:
         return 0
     with services.sessions() as session:
@@ -123,8 +128,13 @@ def telephone_below_target(services: Services, unit: str, rules: AlertRules, now
     checked.add((unit, due[-1]))
     if figure["share"] is None or figure["meets_target"] is not False:
         return 0
-    detail = {"day": today.isoformat(), "share": figure["share"], "target": figure["target"],
-              "numerator": figure["numerator"], "denominator": figure["denominator"]}
+    detail = {
+        "day": today.isoformat(),
+        "share": figure["share"],
+        "target": figure["target"],
+        "numerator": figure["numerator"],
+        "denominator": figure["denominator"],
+    }
     with services.sessions.begin() as session:
         return len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, due[-1], detail)], now))
 
@@ -152,8 +162,11 @@ def outboxes_growing(services: Services, unit: str, rules: AlertRules, now: date
     with services.sessions.begin() as session:
         rows = session.execute(select(DeviceRow.device, DeviceRow.last_status).where(DeviceRow.unit == unit, DeviceRow.retired_at.is_(None))).all()
         depths = {device: outbox_depth(status) for device, status in rows}
-        deep = [AlertRaised(unit, OUTBOX_GROWING, device, {"depth": depth, "threshold": threshold})
-                for device, depth in sorted(depths.items()) if threshold > 0 and depth is not None and depth >= threshold]
+        deep = [
+            AlertRaised(unit, OUTBOX_GROWING, device, {"depth": depth, "threshold": threshold})
+            for device, depth in sorted(depths.items())
+            if threshold > 0 and depth is not None and depth >= threshold
+        ]
         drained = [device for device, depth in depths.items() if threshold <= 0 or depth is None or depth < threshold / 2]
         return len(raise_alerts(session, deep, now)), clear_alerts(session, unit, OUTBOX_GROWING, drained, now)
 

@@ -35,8 +35,9 @@ def _percent(share: float | None) -> str:
     return "–" if share is None else f"{round(share * 100)} %"
 
 
-def digest_message(unit: str, unit_name: str, day: str, figures: dict[str, dict[str, Any]], due_today: list[str],
-                   silent: list[str], public_url: str) -> Message:
+def digest_message(
+    unit: str, unit_name: str, day: str, figures: dict[str, dict[str, Any]], due_today: list[str], silent: list[str], public_url: str
+) -> Message:
     link = f"{public_url.rstrip('/')}/enhet/{unit}"
     lines = [f"Dagens läge – {unit_name} ({unit}), {day}", "", "Gårdagens siffror mot målet:"]
     for metric, label in METRIC_LINES.items():
@@ -45,8 +46,7 @@ def digest_message(unit: str, unit_name: str, day: str, figures: dict[str, dict[
             lines.append(f"- {label}: inga data")
             continue
         verdict = "når målet" if figure["meets_target"] else ("under målet" if figure["meets_target"] is False else "inget mål")
-        lines.append(f"- {label}: {_percent(figure['share'])} ({figure['numerator']} av {figure['denominator']}), "
-                     f"mål {_percent(figure['target'])} – {verdict}")
+        lines.append(f"- {label}: {_percent(figure['share'])} ({figure['numerator']} av {figure['denominator']}), mål {_percent(figure['target'])} – {verdict}")
     lines += ["", f"Ärenden som måste bedömas i dag: {len(due_today)}"]
     lines += [f"- {case}" for case in due_today[:MAX_CASES_LISTED]]
     if len(due_today) > MAX_CASES_LISTED:
@@ -54,11 +54,21 @@ def digest_message(unit: str, unit_name: str, day: str, figures: dict[str, dict[
     if due_today:
         lines.append("Slå upp ett ärende i ert eget system: på insamlingsenheten, kör `vardkoll collector lookup PSEUDONYM`.")
     lines += ["", "Insamlingsenheter som inte hörs: " + (", ".join(silent) if silent else "inga"), "", f"Klinikvyn: {link}"]
-    return guard(Message(
-        subject=f"Vårdkoll: Dagens läge – {unit_name}", text="\n".join(lines), link=link,
-        fields={"kind": "digest", "unit": unit, "day": day, "due_today": len(due_today), "silent_devices": silent,
-                **{f"{m}_share": (figures[m]["share"] if m in figures else None) for m in METRIC_LINES}},
-    ))
+    return guard(
+        Message(
+            subject=f"Vårdkoll: Dagens läge – {unit_name}",
+            text="\n".join(lines),
+            link=link,
+            fields={
+                "kind": "digest",
+                "unit": unit,
+                "day": day,
+                "due_today": len(due_today),
+                "silent_devices": silent,
+                **{f"{m}_share": (figures[m]["share"] if m in figures else None) for m in METRIC_LINES},
+            },
+        )
+    )
 
 
 def build_digest(services: Services, unit: str, unit_name: str, now: datetime, public_url: str) -> Message:

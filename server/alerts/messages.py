@@ -80,12 +80,16 @@ def alert_message(alert: AlertRecord, unit_name: str, public_url: str, zone: Zon
     d = alert.detail
     if alert.kind in (ASSESSMENT_AT_RISK, ASSESSMENT_OVERDUE):
         when = "senast" if alert.kind == ASSESSMENT_AT_RISK else "passerade"
-        body = (f"Ärende {alert.subject} (kontaktdag {d.get('contact_day')}) behöver medicinsk bedömning; 3-dagarsgränsen "
-                f"{when} {_local(d.get('deadline'), zone)}.\n"
-                f"Slå upp ärendet i ert eget system: på insamlingsenheten, kör `vardkoll collector lookup {alert.subject}`.")
+        body = (
+            f"Ärende {alert.subject} (kontaktdag {d.get('contact_day')}) behöver medicinsk bedömning; 3-dagarsgränsen "
+            f"{when} {_local(d.get('deadline'), zone)}.\n"
+            f"Slå upp ärendet i ert eget system: på insamlingsenheten, kör `vardkoll collector lookup {alert.subject}`."
+        )
     elif alert.kind == TELEPHONE_BELOW_TARGET:
-        body = (f"Andelen samtal besvarade eller återringda samma dag är {_percent(d.get('share'))} i dag "
-                f"({d.get('numerator')} av {d.get('denominator')}); målet är {_percent(d.get('target'))}. Kontroll kl {alert.subject[-5:]}.")
+        body = (
+            f"Andelen samtal besvarade eller återringda samma dag är {_percent(d.get('share'))} i dag "
+            f"({d.get('numerator')} av {d.get('denominator')}); målet är {_percent(d.get('target'))}. Kontroll kl {alert.subject[-5:]}."
+        )
     elif alert.kind == COLLECTOR_SILENT:
         body = f"Insamlingsenheten {alert.subject} har inte hörts av sedan {_local(d.get('last_seen_at'), zone)}. Utan data visas inga siffror som uppfyllda."
     elif alert.kind == OUTBOX_GROWING:
@@ -97,9 +101,11 @@ def alert_message(alert: AlertRecord, unit_name: str, public_url: str, zone: Zon
     else:
         body = f"Larm {alert.kind}: {alert.subject}."
     title = TITLES.get(alert.kind, alert.kind)
-    return guard(Message(
-        subject=f"Vårdkoll: {title} – {unit_name}",
-        text=f"{title} – {unit_name} ({alert.unit})\n\n{body}\n\nLarmet: {link}",
-        link=link,
-        fields={"kind": alert.kind, "unit": alert.unit, "subject": alert.subject, "raised_at": alert.created_at.isoformat(), **d},
-    ))
+    return guard(
+        Message(
+            subject=f"Vårdkoll: {title} – {unit_name}",
+            text=f"{title} – {unit_name} ({alert.unit})\n\n{body}\n\nLarmet: {link}",
+            link=link,
+            fields={"kind": alert.kind, "unit": alert.unit, "subject": alert.subject, "raised_at": alert.created_at.isoformat(), **d},
+        )
+    )

@@ -64,9 +64,18 @@ def enqueue(session: Session, outgoing: list[Outgoing], now: datetime) -> int:
         return 0
     table = DeliveryRow.__table__
     rows = [
-        {"message_key": o.message_key, "channel": o.subscription.channel, "recipient": o.subscription.address,
-         "subscription_id": o.subscription.id, "unit": o.unit, "message": o.message.to_json(), "status": PENDING,
-         "attempts": 0, "next_attempt_at": held_until(o.subscription, now), "created_at": now}
+        {
+            "message_key": o.message_key,
+            "channel": o.subscription.channel,
+            "recipient": o.subscription.address,
+            "subscription_id": o.subscription.id,
+            "unit": o.unit,
+            "message": o.message.to_json(),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": held_until(o.subscription, now),
+            "created_at": now,
+        }
         for o in sorted(outgoing, key=lambda o: (o.message_key, o.subscription.channel, o.subscription.address))
     ]
     stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=["message_key", "channel", "recipient"]).returning(table.c.id)
@@ -137,7 +146,8 @@ def claim_next(sessions: sessionmaker[Session], holder: str, now: datetime, clai
             query = query.with_for_update(skip_locked=True)
         for (candidate,) in session.execute(query).all():
             claimed = session.execute(
-                update(table).where(table.c.id == candidate, _due(now))
+                update(table)
+                .where(table.c.id == candidate, _due(now))
                 .values(status=SENDING, claimed_by=holder, claimed_until=now + timedelta(seconds=claim_s), attempts=table.c.attempts + 1)
             )
             if claimed.rowcount == 1:
@@ -151,14 +161,21 @@ def claim_next(sessions: sessionmaker[Session], holder: str, now: datetime, clai
 def _finish(sessions: sessionmaker[Session], row: DeliveryRow, holder: str, **values: object) -> bool:
     table = DeliveryRow.__table__
     with sessions.begin() as session:
-        result = session.execute(update(table).where(table.c.id == row.id, table.c.status == SENDING, table.c.claimed_by == holder)
-                                 .values(claimed_by=None, claimed_until=None, **values))
+        result = session.execute(
+            update(table)
+            .where(table.c.id == row.id, table.c.status == SENDING, table.c.claimed_by == holder)
+            .values(claimed_by=None, claimed_until=None, **values)
+        )
         return result.rowcount == 1
 
 
 def deliver(
-    sessions: sessionmaker[Session], settings: AlertSettings, holder: str, clock: Callable[[], datetime],
-    limit: int = 200, keep_bytes: bool = False,
+    sessions: sessionmaker[Session],
+    settings: AlertSettings,
+    holder: str,
+    clock: Callable[[], datetime],
+    limit: int = 200,
+    keep_bytes: bool = False,
 ) -> DeliveryReport:
     """Send what is due, one claimed row at a time, at most `limit` rows."""
     report = DeliveryReport()
@@ -180,8 +197,15 @@ def deliver(
             final = not waiting and (isinstance(exc, PersonalDataInMessage) or row.attempts >= settings.delivery_max_attempts)
             # Without settings the row waits without using up its attempts.
             attempts = row.attempts - 1 if waiting else row.attempts
-            _finish(sessions, row, holder, status=FAILED if final else PENDING,
-                    attempts=attempts, last_error=str(exc)[:300], next_attempt_at=clock() + backoff(row.attempts, settings.delivery_retry_base_s))
+            _finish(
+                sessions,
+                row,
+                holder,
+                status=FAILED if final else PENDING,
+                attempts=attempts,
+                last_error=str(exc)[:300],
+                next_attempt_at=clock() + backoff(row.attempts, settings.delivery_retry_base_s),
+            )
             if final:
                 report.failed += 1
                 log.error("delivery_failed delivery=%s channel=%s reason=%s", row.id, row.channel, exc)

@@ -29,8 +29,9 @@ class AlertRules(BaseModel):
 
     at_risk_hours: int = Field(default=24, ge=0, le=72, description="a 3-day case alerts when its deadline is this near")
     overdue: bool = Field(default=True, description="a 3-day case past its deadline")
-    telephone_check_times: list[time] = Field(default=[time(10), time(14)], max_length=8,
-                                              description="local times at which today's telephone figure is held to its target")
+    telephone_check_times: list[time] = Field(
+        default=[time(10), time(14)], max_length=8, description="local times at which today's telephone figure is held to its target"
+    )
     collector_silent: bool = True
     outbox_depth_at_least: int = Field(default=500, ge=0, description="a collector's outbox (from its heartbeat) this deep")
     audit_mismatch: bool = True

@@ -78,13 +78,26 @@ def raise_alerts(session: Session, alerts: Iterable[AlertRaised], now: datetime)
     stmt = dialect_insert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["unit", "kind", "subject"],
-        set_={"detail": stmt.excluded.detail, "created_at": stmt.excluded.created_at, "cleared_at": None, "notified_at": None,
-              "acknowledged_at": None, "acknowledged_by": None},
+        set_={
+            "detail": stmt.excluded.detail,
+            "created_at": stmt.excluded.created_at,
+            "cleared_at": None,
+            "notified_at": None,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+        },
         where=table.c.cleared_at.is_not(None),
     ).returning(table.c.unit, table.c.kind, table.c.subject)
     # In key order, so that two writers (a lease handover overlapping) lock rows in the same order.
     rows = [
-        {"unit": a.unit, "kind": a.kind, "subject": a.subject, "detail": orjson.dumps(a.detail, option=orjson.OPT_SORT_KEYS).decode(), "created_at": now, "cleared_at": None}
+        {
+            "unit": a.unit,
+            "kind": a.kind,
+            "subject": a.subject,
+            "detail": orjson.dumps(a.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            "created_at": now,
+            "cleared_at": None,
+        }
         for _, a in sorted(wanted.items())
     ]
     raised = {tuple(row) for row in session.execute(stmt, rows)}
@@ -98,9 +111,7 @@ def clear_alerts(session: Session, unit: str, kind: str, subjects: Iterable[str]
         return 0
     table = Alert.__table__
     result = session.execute(
-        update(table)
-        .where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None))
-        .values(cleared_at=now)
+        update(table).where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None)).values(cleared_at=now)
     )
     return result.rowcount
 
@@ -114,15 +125,14 @@ def recent_alerts(sessions: sessionmaker[Session], unit: str | None, since: date
         query = query.where(Alert.kind == kind)
     with sessions() as session:
         rows = session.scalars(query.order_by(Alert.created_at, Alert.id)).all()
-        return [
-            record(row) for row in rows
-        ]
+        return [record(row) for row in rows]
 
 
 def record(row: Alert) -> AlertRecord:
     assert row.id is not None  # rows read back always have an id
-    return AlertRecord(row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at,
-                       row.acknowledged_at, row.acknowledged_by)
+    return AlertRecord(
+        row.id, row.unit, row.kind, row.subject, orjson.loads(row.detail), row.created_at, row.cleared_at, row.acknowledged_at, row.acknowledged_by
+    )
 
 
 STATES = ("open", "unacknowledged", "acknowledged", "cleared", "all")
@@ -159,6 +169,7 @@ def open_counts(session: Session, unit: str, kinds: Iterable[str] | None = None)
 def acknowledge(session: Session, alert_id: int, by: str, now: datetime) -> bool:
     """Record the first acknowledgement (who, when); False when it was acknowledged already."""
     table = Alert.__table__
-    result = session.execute(update(table).where(table.c.id == alert_id, table.c.acknowledged_at.is_(None))
-                             .values(acknowledged_at=now, acknowledged_by=by[:200]))
+    result = session.execute(
+        update(table).where(table.c.id == alert_id, table.c.acknowledged_at.is_(None)).values(acknowledged_at=now, acknowledged_by=by[:200])
+    )
     return result.rowcount == 1

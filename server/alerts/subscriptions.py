@@ -86,20 +86,41 @@ class SubscriptionOut(BaseModel):
     def of(row: SubscriptionRow) -> "SubscriptionOut":
         assert row.id is not None
         return SubscriptionOut(
-            id=row.id, name=row.name, scope=row.scope, unit=row.unit, region=row.region, channel=row.channel,
-            address=row.address, has_secret=bool(row.secret), kinds=orjson.loads(row.kinds) if row.kinds else None,
-            quiet_from=row.quiet_from, quiet_to=row.quiet_to, time_zone=row.time_zone, digest=row.digest,
-            created_at=row.created_at, created_by=row.created_by,
+            id=row.id,
+            name=row.name,
+            scope=row.scope,
+            unit=row.unit,
+            region=row.region,
+            channel=row.channel,
+            address=row.address,
+            has_secret=bool(row.secret),
+            kinds=orjson.loads(row.kinds) if row.kinds else None,
+            quiet_from=row.quiet_from,
+            quiet_to=row.quiet_to,
+            time_zone=row.time_zone,
+            digest=row.digest,
+            created_at=row.created_at,
+            created_by=row.created_by,
         )
 
 
 def new_row(data: SubscriptionIn, by: str, token_id: int | None, now: datetime) -> SubscriptionRow:
     return SubscriptionRow(
-        name=data.name, scope=data.scope, unit=data.unit, region=data.region, channel=data.channel, address=data.address,
-        secret=data.secret, kinds=orjson.dumps(data.kinds).decode() if data.kinds is not None else None,
+        name=data.name,
+        scope=data.scope,
+        unit=data.unit,
+        region=data.region,
+        channel=data.channel,
+        address=data.address,
+        secret=data.secret,
+        kinds=orjson.dumps(data.kinds).decode() if data.kinds is not None else None,
         quiet_from=data.quiet_from.strftime("%H:%M") if data.quiet_from else None,
         quiet_to=data.quiet_to.strftime("%H:%M") if data.quiet_to else None,
-        time_zone=data.time_zone, digest=data.digest, token_id=token_id, created_at=now, created_by=by,
+        time_zone=data.time_zone,
+        digest=data.digest,
+        token_id=token_id,
+        created_at=now,
+        created_by=by,
     )
 
 

@@ -42,7 +42,10 @@ def list_alerts(session: SessionDep, principal: Principal, unit: str | None, kin
 
 @router.get("/alerts")
 def alerts(
-    principal: RegistryReader, session: SessionDep, services: ServicesDep, request: Request,
+    principal: RegistryReader,
+    session: SessionDep,
+    services: ServicesDep,
+    request: Request,
     unit: Annotated[str | None, Query(description="only this unit's")] = None,
     kind: Annotated[str | None, Query(description=f"only this kind: {', '.join(ALERT_KINDS)}")] = None,
     state: Annotated[State, Query(description="open (not cleared), unacknowledged, acknowledged, cleared or all")] = "open",
@@ -85,7 +88,8 @@ def unit_rules(principal: RegistryReader, session: SessionDep, unit: UnitInPath)
     row = confine_to_unit(session, principal, unit)
     region = row.region if row else None
     return {
-        "unit": unit, "region": region,
+        "unit": unit,
+        "region": region,
         "effective": effective_rules(session, unit, region).model_dump(mode="json"),
         "region_overrides": stored_overrides(session, "region", region) if region else {},
         "unit_overrides": stored_overrides(session, "unit", unit),
@@ -162,7 +166,8 @@ def delete_subscription(principal: RegistryReader, session: SessionDep, subscrip
 
 @router.get("/alert-deliveries")
 def deliveries(
-    principal: Admin, session: SessionDep,
+    principal: Admin,
+    session: SessionDep,
     state: Annotated[Literal["pending", "sending", "sent", "failed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
@@ -172,8 +177,17 @@ def deliveries(
         query = query.where(DeliveryRow.status == state)
     rows = session.scalars(query.order_by(DeliveryRow.id.desc()).limit(limit))
     return [
-        {"id": r.id, "message_key": r.message_key, "channel": r.channel, "recipient": r.recipient, "unit": r.unit, "status": r.status,
-         "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(), "sent_at": r.sent_at.isoformat() if r.sent_at else None,
-         "last_error": r.last_error}
+        {
+            "id": r.id,
+            "message_key": r.message_key,
+            "channel": r.channel,
+            "recipient": r.recipient,
+            "unit": r.unit,
+            "status": r.status,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at.isoformat(),
+            "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+            "last_error": r.last_error,
+        }
         for r in rows
     ]

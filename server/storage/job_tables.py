@@ -13,8 +13,13 @@ from sqlmodel import Field, SQLModel
 from .utc_datetime import UtcDateTime
 
 ALERT_KINDS = (
-    "assessment_overdue", "assessment_at_risk", "telephone_below_target", "collector_silent", "outbox_growing",
-    "audit_mismatch", "dead_letter_burst",
+    "assessment_overdue",
+    "assessment_at_risk",
+    "telephone_below_target",
+    "collector_silent",
+    "outbox_growing",
+    "audit_mismatch",
+    "dead_letter_burst",
 )
 
 

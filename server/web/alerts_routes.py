@@ -55,8 +55,11 @@ def alerts_page(
             raise forbidden(principal, "larmen") from None
         units = _units(request, principal)
         if enhet and (not is_hsa_id(enhet) or enhet not in units):
-            raise forbidden(principal, f"larmen för enheten {enhet}") if is_hsa_id(enhet) else PageError(
-                404, "Okänd enhet", "Adressen innehåller inget giltigt HSA-id.")
+            raise (
+                forbidden(principal, f"larmen för enheten {enhet}")
+                if is_hsa_id(enhet)
+                else PageError(404, "Okänd enhet", "Adressen innehåller inget giltigt HSA-id.")
+            )
         kind = typ if typ in ALERT_KINDS else None
         state = status if status in STATE_PARAMS else "oppna"
         all_units = principal.role is Role.admin or (principal.role is Role.installer and principal.region is None)
@@ -65,9 +68,22 @@ def alerts_page(
             alerts = query_alerts(session, wanted, kind, STATE_PARAMS[state], 500)
         # Alerts name cases by pseudonym: a read of case-level data, recorded before it is served.
         record_principal(services_of(request).sessions, principal, request, "read:alerts", unit=enhet or None, detail=f"Larm {state}")
-        return render(request, "larm.html", principal=principal, alerts=alerts, units=units, titles=TITLES, kinds=ALERT_KINDS,
-                      states=STATE_NAMES, enhet=enhet or "", typ=kind or "", state=state, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
-                      back=request.url.query)
+        return render(
+            request,
+            "larm.html",
+            principal=principal,
+            alerts=alerts,
+            units=units,
+            titles=TITLES,
+            kinds=ALERT_KINDS,
+            states=STATE_NAMES,
+            enhet=enhet or "",
+            typ=kind or "",
+            state=state,
+            csrf=csrf_token(request),
+            csrf_field=CSRF_FIELD,
+            back=request.url.query,
+        )
 
     return page(request, build)
 
@@ -79,8 +95,13 @@ async def acknowledge_alert(request: Request, alert_id: int) -> Response:
         return login_redirect(request)
     form = await read_form(request)
     if form is None:
-        return error_page(request, principal, PageError(
-            403, "Formuläret kunde inte tas emot", "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Larm igen och försök på nytt."))
+        return error_page(
+            request,
+            principal,
+            PageError(
+                403, "Formuläret kunde inte tas emot", "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Larm igen och försök på nytt."
+            ),
+        )
     services = services_of(request)
     with services.sessions.begin() as session:
         row = session.get(Alert, alert_id)

@@ -29,11 +29,18 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -74,8 +81,9 @@ class SmtpReceiver:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, key)
         self.port = free_port()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, tls_context=context, require_starttls=True,
-                                      authenticator=_authenticate, auth_required=True)
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, tls_context=context, require_starttls=True, authenticator=_authenticate, auth_required=True
+        )
 
     def start(self) -> "SmtpReceiver":
         self._controller.start()
@@ -85,8 +93,14 @@ class SmtpReceiver:
         self._controller.stop()
 
     def env(self) -> dict[str, str]:
-        return {"VARDKOLL_SMTP_HOST": "127.0.0.1", "VARDKOLL_SMTP_PORT": str(self.port), "VARDKOLL_SMTP_USERNAME": SMTP_USER,
-                "VARDKOLL_SMTP_PASSWORD": SMTP_PASSWORD, "VARDKOLL_SMTP_CA_FILE": str(self.cert), "VARDKOLL_SMTP_FROM": "larm@vardkoll.test"}
+        return {
+            "VARDKOLL_SMTP_HOST": "127.0.0.1",
+            "VARDKOLL_SMTP_PORT": str(self.port),
+            "VARDKOLL_SMTP_USERNAME": SMTP_USER,
+            "VARDKOLL_SMTP_PASSWORD": SMTP_PASSWORD,
+            "VARDKOLL_SMTP_CA_FILE": str(self.cert),
+            "VARDKOLL_SMTP_FROM": "larm@vardkoll.test",
+        }
 
 
 @dataclass

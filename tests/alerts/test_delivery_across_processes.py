@@ -55,10 +55,20 @@ def test_an_at_risk_case_reaches_each_subscriber_once_across_kill_minus_nine_and
     smtp, hook = SmtpReceiver(tmp_path).start(), WebhookReceiver().start()
     smtp.refusing = hook.refusing = True
     exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
-    env = {**os.environ, "VARDKOLL_DATABASE_URL": database_url, "VARDKOLL_MQTT_URL": mosquitto.url, "VARDKOLL_DEV": "1",
-           "VARDKOLL_ADMIN_TOKEN": ADMIN, "VARDKOLL_PUBLIC_URL": "https://vardkoll.region.test", **smtp.env(),
-           "VARDKOLL_JOBS_LEASE_TTL_S": "3", "VARDKOLL_JOBS_ALERT_CHECKS_EVERY_S": "1", "VARDKOLL_JOBS_ALERT_DELIVERY_EVERY_S": "1",
-           "VARDKOLL_DELIVERY_CLAIM_S": "10", "VARDKOLL_DELIVERY_RETRY_BASE_S": "1"}
+    env = {
+        **os.environ,
+        "VARDKOLL_DATABASE_URL": database_url,
+        "VARDKOLL_MQTT_URL": mosquitto.url,
+        "VARDKOLL_DEV": "1",
+        "VARDKOLL_ADMIN_TOKEN": ADMIN,
+        "VARDKOLL_PUBLIC_URL": "https://vardkoll.region.test",
+        **smtp.env(),
+        "VARDKOLL_JOBS_LEASE_TTL_S": "3",
+        "VARDKOLL_JOBS_ALERT_CHECKS_EVERY_S": "1",
+        "VARDKOLL_JOBS_ALERT_DELIVERY_EVERY_S": "1",
+        "VARDKOLL_DELIVERY_CLAIM_S": "10",
+        "VARDKOLL_DELIVERY_RETRY_BASE_S": "1",
+    }
     subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
     ports = [free_port(), free_port()]
     servers = {port: start_server(env, port) for port in ports}
@@ -79,8 +89,21 @@ def test_an_at_risk_case_reaches_each_subscriber_once_across_kill_minus_nine_and
         # A case contacted three days ago (local): its deadline is the end of today, within 24 hours.
         contact = (datetime.now(ZoneInfo("Europe/Stockholm")) - timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
         collector.start()
-        collector.send([{"v": 1, "id": "01KJPNWMSGFA4TEXYJ59G44MF4", "type": "care.contact", "unit": UNIT, "at": contact.isoformat(),
-                         "case": "case-2b8e41", "listed": True, "channel": "phone", "patient": "pat-5d0c7a"}])
+        collector.send(
+            [
+                {
+                    "v": 1,
+                    "id": "01KJPNWMSGFA4TEXYJ59G44MF4",
+                    "type": "care.contact",
+                    "unit": UNIT,
+                    "at": contact.isoformat(),
+                    "case": "case-2b8e41",
+                    "listed": True,
+                    "channel": "phone",
+                    "patient": "pat-5d0c7a",
+                }
+            ]
+        )
         assert wait_for(lambda: _attempted(services, 3), 60), "the deliveries were never tried"
 
         # Kill the process that holds the job lease (and sends) while the receivers refuse, then let them take.

@@ -29,9 +29,16 @@ NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 10:00 in Stockholm
 
 def settings(smtp, **more) -> AlertSettings:
     env = smtp.env()
-    return AlertSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_username=env["VARDKOLL_SMTP_USERNAME"],
-                         smtp_password=env["VARDKOLL_SMTP_PASSWORD"], smtp_ca_file=str(smtp.cert), public_url="https://vk.test",
-                         delivery_retry_base_s=30, **more)
+    return AlertSettings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_username=env["VARDKOLL_SMTP_USERNAME"],
+        smtp_password=env["VARDKOLL_SMTP_PASSWORD"],
+        smtp_ca_file=str(smtp.cert),
+        public_url="https://vk.test",
+        delivery_retry_base_s=30,
+        **more,
+    )
 
 
 def subscribe(services: Services, when: datetime = NOW - timedelta(days=1), **fields) -> None:
@@ -60,8 +67,7 @@ def test_two_senders_at_once_send_each_message_once(services: Services, clinic: 
     assert hand_out(services.sessions, alert_settings, NOW) == 30
     assert hand_out(services.sessions, alert_settings, NOW) == 0, "handing out again adds nothing"
     reports = []
-    senders = [threading.Thread(target=lambda h=holder: reports.append(deliver(services.sessions, alert_settings, h, lambda: NOW)))
-               for holder in ("a", "b")]
+    senders = [threading.Thread(target=lambda h=holder: reports.append(deliver(services.sessions, alert_settings, h, lambda: NOW))) for holder in ("a", "b")]
     for sender in senders:
         sender.start()
     for sender in senders:
@@ -79,6 +85,7 @@ def test_a_crash_between_send_and_mark_sends_once_more_with_the_same_message_id(
     row = claim_next(services.sessions, "crashed", NOW, alert_settings.delivery_claim_s)
     assert row is not None
     from vardkoll.server.alerts.channels import idempotency_key
+
     send_email(alert_settings, Message.from_json(row.message), row.recipient, idempotency_key(row.message_key, row.recipient, row.channel))
     # ... and the process dies before marking it sent. Within the claim nobody else sends it:
     assert deliver(services.sessions, alert_settings, "next", lambda: NOW + timedelta(seconds=60)).sent == 0
@@ -116,7 +123,8 @@ def test_a_subscription_hears_of_alerts_raised_after_it_was_made(services: Servi
 def test_the_digest_is_swedish_and_goes_out_once_a_day(services: Services, clinic: Clinic, smtp) -> None:
     today = date(2026, 3, 10)
     clinic.ingest(
-        clinic.offered("call-1", local(today - timedelta(days=1), 8)), clinic.answered("call-1", local(today - timedelta(days=1), 8, 1)),
+        clinic.offered("call-1", local(today - timedelta(days=1), 8)),
+        clinic.answered("call-1", local(today - timedelta(days=1), 8, 1)),
         clinic.contact("case-due", local(today - timedelta(days=3), 9)),
     )
     subscribe(services, digest=True)

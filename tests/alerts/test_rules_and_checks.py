@@ -58,15 +58,18 @@ def test_a_case_whose_deadline_is_within_24_hours_is_at_risk_once(services: Serv
 
 def test_todays_telephone_figure_is_held_to_its_target_at_the_set_times(services: Services, clinic: Clinic) -> None:
     clinic.ingest(
-        clinic.offered("call-1", local(TODAY, 8, 5)), clinic.answered("call-1", local(TODAY, 8, 6)),
-        clinic.offered("call-2", local(TODAY, 8, 10)), clinic.abandoned("call-2", local(TODAY, 8, 11)),
+        clinic.offered("call-1", local(TODAY, 8, 5)),
+        clinic.answered("call-1", local(TODAY, 8, 6)),
+        clinic.offered("call-2", local(TODAY, 8, 10)),
+        clinic.abandoned("call-2", local(TODAY, 8, 11)),
     )
     run_checks(services, local(TODAY, 9, 59))
     assert alerts(services, TELEPHONE_BELOW_TARGET) == {}, "not before 10:00"
     run_checks(services, local(TODAY, 10, 1))
     # 1 of 2 offered calls answered: 0.5 against the default target 0.9.
     assert alerts(services, TELEPHONE_BELOW_TARGET) == {
-        "2026-03-10/10:00": {"day": "2026-03-10", "share": 0.5, "target": 0.9, "numerator": 1, "denominator": 2}}
+        "2026-03-10/10:00": {"day": "2026-03-10", "share": 0.5, "target": 0.9, "numerator": 1, "denominator": 2}
+    }
     run_checks(services, local(TODAY, 10, 2))
     assert len(alerts(services, TELEPHONE_BELOW_TARGET)) == 1, "once per check time"
 
@@ -74,10 +77,16 @@ def test_todays_telephone_figure_is_held_to_its_target_at_the_set_times(services
 def test_a_growing_outbox_and_a_burst_of_dead_letters_alert_and_clear(services: Services, clinic: Clinic) -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
     with services.sessions.begin() as session:
-        session.add(DeviceRow(unit=UNIT, device="pi-deep", registered_at=now, status="online", last_seen_at=now,
-                              last_status=orjson.dumps({"outbox": {"depth": 800}}).decode()))
-        session.add(DeviceRow(unit=UNIT, device="pi-fine", registered_at=now, status="online", last_seen_at=now,
-                              last_status=orjson.dumps({"outbox": {"depth": 3}}).decode()))
+        session.add(
+            DeviceRow(
+                unit=UNIT, device="pi-deep", registered_at=now, status="online", last_seen_at=now, last_status=orjson.dumps({"outbox": {"depth": 800}}).decode()
+            )
+        )
+        session.add(
+            DeviceRow(
+                unit=UNIT, device="pi-fine", registered_at=now, status="online", last_seen_at=now, last_status=orjson.dumps({"outbox": {"depth": 3}}).decode()
+            )
+        )
         session.add_all([DeadLetter(received_at=now - timedelta(minutes=i % 9), source="mqtt", unit=UNIT, reason="bad") for i in range(20)])
     run_checks(services, now)
     assert alerts(services, OUTBOX_GROWING) == {"pi-deep": {"depth": 800, "threshold": 500}}

@@ -52,13 +52,22 @@ def test_lookup_answers_a_case_seen_by_a_connector_and_the_map_stays_on_the_devi
     config_file = tmp_path / "collector.toml"
     wire = Everything(mosquitto.port)
     with LoopbackFhirServer() as server:
-        entry = ConnectorEntry(type="fhir_r4", name="journal", base_url=server.base_url, token_file=str(token_file),
-                               listing_organizations=["SE2321000016-15SF"], page_size=2)
-        config = CollectorConfig(unit=UNIT, device=DEVICE, poll_interval_s=0.2, mqtt={"url": mosquitto.url}, outbox={"path": tmp_path / "outbox.db"},
-                                 pseudonyms={"secret_file": tmp_path / "pseudonym.key"}, connectors=[entry],
-                                 publisher={"start_jitter_s": 0.1, "heartbeat_interval_s": 1})
-        config_file.write_text(f'unit = "{UNIT}"\ndevice = "{DEVICE}"\n[outbox]\npath = "{tmp_path / "outbox.db"}"\n'
-                               f'[pseudonyms]\nsecret_file = "{tmp_path / "pseudonym.key"}"\n')
+        entry = ConnectorEntry(
+            type="fhir_r4", name="journal", base_url=server.base_url, token_file=str(token_file), listing_organizations=["SE2321000016-15SF"], page_size=2
+        )
+        config = CollectorConfig(
+            unit=UNIT,
+            device=DEVICE,
+            poll_interval_s=0.2,
+            mqtt={"url": mosquitto.url},
+            outbox={"path": tmp_path / "outbox.db"},
+            pseudonyms={"secret_file": tmp_path / "pseudonym.key"},
+            connectors=[entry],
+            publisher={"start_jitter_s": 0.1, "heartbeat_interval_s": 1},
+        )
+        config_file.write_text(
+            f'unit = "{UNIT}"\ndevice = "{DEVICE}"\n[outbox]\npath = "{tmp_path / "outbox.db"}"\n[pseudonyms]\nsecret_file = "{tmp_path / "pseudonym.key"}"\n'
+        )
         agent = Agent(config, clock_state=lambda: None)
         thread = threading.Thread(target=agent.run, kwargs={"install_signal_handlers": False}, daemon=True)
         thread.start()
@@ -93,8 +102,9 @@ def test_the_map_forgets_after_the_retention_and_keeps_no_personal_number(tmp_pa
     lookup = LookupMap(tmp_path / "lookup.db", retention_days=60)
     pipeline = Pipeline(Pseudonymiser(b"k" * 32), UNIT, DEVICE, lookup)
     at = NOW - timedelta(days=1)
-    pipeline.to_wire("bokning", SourceEvent("care.contact", at, "B-1", {"case": ("case", "BOK-4711"), "patient": ("patient", "pat-9")},
-                                            {"listed": True, "channel": "phone"}))
+    pipeline.to_wire(
+        "bokning", SourceEvent("care.contact", at, "B-1", {"case": ("case", "BOK-4711"), "patient": ("patient", "pat-9")}, {"listed": True, "channel": "phone"})
+    )
     event = pipeline.to_wire("bokning", SourceEvent("care.contact", at, "B-2", {"case": ("case", "19121212-1212")}, {"listed": True, "channel": "phone"}))
     lookup.flush(NOW)
     case = pipeline.to_wire("bokning", SourceEvent("care.contact", at, "B-1", {"case": ("case", "BOK-4711")}, {"listed": True, "channel": "phone"}))["case"]

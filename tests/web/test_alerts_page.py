@@ -31,12 +31,16 @@ NOW = datetime.now(timezone.utc)
 
 def raise_some(services: Services) -> None:
     with services.sessions.begin() as session:
-        raise_alerts(session, [
-            AlertRaised(VC01, ASSESSMENT_AT_RISK, "case-vc01-a", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
-            AlertRaised(VC01, COLLECTOR_SILENT, "pi-reception", {"last_seen_at": None, "silent_after_s": 900}),
-            AlertRaised(VC02, ASSESSMENT_AT_RISK, "case-vc02-b", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
-            AlertRaised(OTHER, ASSESSMENT_AT_RISK, "case-ga01-c", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
-        ], NOW - timedelta(minutes=5))
+        raise_alerts(
+            session,
+            [
+                AlertRaised(VC01, ASSESSMENT_AT_RISK, "case-vc01-a", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
+                AlertRaised(VC01, COLLECTOR_SILENT, "pi-reception", {"last_seen_at": None, "silent_after_s": 900}),
+                AlertRaised(VC02, ASSESSMENT_AT_RISK, "case-vc02-b", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
+                AlertRaised(OTHER, ASSESSMENT_AT_RISK, "case-ga01-c", {"contact_day": "2026-11-30", "deadline": "2026-12-03T22:59:59+00:00"}),
+            ],
+            NOW - timedelta(minutes=5),
+        )
 
 
 @pytest.fixture
@@ -127,8 +131,7 @@ def test_rules_and_subscriptions_through_the_api(web):
     own = {"name": "Chef VC01", "scope": "unit", "unit": VC01, "channel": "email", "address": "chef@vc01.test", "digest": True}
     assert client.post("/api/v1/alert-subscriptions", json=own, headers=manager).status_code == 201
     assert client.post("/api/v1/alert-subscriptions", json={**own, "unit": VC02}, headers=manager).status_code == 403
-    assert client.post("/api/v1/alert-subscriptions", json={**own, "region": GAVLEBORG, "scope": "region", "unit": None},
-                       headers=manager).status_code == 403
+    assert client.post("/api/v1/alert-subscriptions", json={**own, "region": GAVLEBORG, "scope": "region", "unit": None}, headers=manager).status_code == 403
     bad = client.post("/api/v1/alert-subscriptions", json={**own, "address": "not an address"}, headers=manager)
     assert bad.status_code == 422 and "e-mail" in bad.text
     mine = client.get("/api/v1/alert-subscriptions", headers=manager).json()
