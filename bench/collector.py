@@ -107,7 +107,9 @@ def write_config(folder: Path, port: int, publisher: dict[str, object], connecto
 def start_collector(config: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = config.with_name("collector.log")
     with open(log, "wb") as stream:
-        process = subprocess.Popen([vardkoll_exe(), "collector", "run", "--config", str(config)], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [vardkoll_exe(), "collector", "run", "--config", str(config)], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     return process, log
 
 
@@ -284,8 +286,10 @@ def main() -> int:
     load_after = load()
     collector, bare = idle["collector"], idle["bare paho"]
     print(f"load average before {load_before}, after {load_after}; cpus {os.cpu_count()}; python {sys.version.split()[0]}")
-    print(f"memory, idle:        collector {collector['VmRSS']:.1f} MB RSS (anon {collector['RssAnon']:.1f}, file {collector['RssFile']:.1f});"
-          f" bare paho client {bare['VmRSS']:.1f} MB (ratio {collector['VmRSS'] / bare['VmRSS']:.2f}; SPEC: < 60 MB)")
+    print(
+        f"memory, idle:        collector {collector['VmRSS']:.1f} MB RSS (anon {collector['RssAnon']:.1f}, file {collector['RssFile']:.1f});"
+        f" bare paho client {bare['VmRSS']:.1f} MB (ratio {collector['VmRSS'] / bare['VmRSS']:.2f}; SPEC: < 60 MB)"
+    )
     print(f"memory, after drain: collector {drain_memory['VmRSS']:.1f} MB RSS, peak {drain_memory['VmHWM']:.1f} MB")
     print(f"idle CPU over {args.idle_s:.0f} s:  collector {collector['cpu_percent']:.2f} %, bare paho client {bare['cpu_percent']:.2f} % (SPEC: < 2 %)")
     print(f"drain of {len(events):,} events in batches of {args.batch}, unthrottled, through Mosquitto and the server's ingest (SQLite):")
@@ -294,8 +298,20 @@ def main() -> int:
     if throttled is not None:
         print(f"  collector, default throttle (max_events_per_s 200): {throttled:,.0f} events/s")
     if args.json:
-        args.json.write_text(orjson.dumps({"load_before": load_before, "load_after": load_after, "idle": idle, "drain_memory": drain_memory,
-                                           "baseline_events_per_s": baseline, "drain_events_per_s": drain, "throttled_events_per_s": throttled}, option=orjson.OPT_INDENT_2).decode())
+        args.json.write_text(
+            orjson.dumps(
+                {
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "idle": idle,
+                    "drain_memory": drain_memory,
+                    "baseline_events_per_s": baseline,
+                    "drain_events_per_s": drain,
+                    "throttled_events_per_s": throttled,
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
     return 0
 
 

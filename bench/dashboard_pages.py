@@ -128,8 +128,12 @@ def main() -> int:
     parser.add_argument("--skip-first", action="store_true", help="do not time the first computation of the day parts (fill them untimed)")
     parser.add_argument("--postgres", action="store_true", help="measure on a throwaway PostgreSQL cluster (the tables copied from the SQLite file)")
     parser.add_argument("--clone", type=int, default=0, help="measure a region of this many units: copies of the generated ones")
-    parser.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
-                        help="the last day of generated events (default today: the running month is shown)")
+    parser.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=datetime.now(timezone.utc).date(),
+        help="the last day of generated events (default today: the running month is shown)",
+    )
     args = parser.parse_args()
     last = args.end
     start = last - timedelta(days=args.days - 1)
@@ -235,15 +239,24 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                 row["warm"] = statistics.median(timed(client, page, args.rounds, headers))
                 fresh = []
                 for n in range(args.rounds):
-                    event = {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit,
-                             "at": datetime.now(timezone.utc).isoformat(), "call": f"call-bench-{time.time_ns()}"}
+                    event = {
+                        "v": 1,
+                        "id": f"bench-new-{time.time_ns()}-{n}",
+                        "type": "call.offered",
+                        "unit": unit,
+                        "at": datetime.now(timezone.utc).isoformat(),
+                        "call": f"call-bench-{time.time_ns()}",
+                    }
                     client.post("/api/v1/events", content=orjson.dumps([event]), headers=bearer)
                     fresh += timed(client, page, 1, headers)
                 row["new event"] = statistics.median(fresh)
                 results[(mode, name)] = row
                 print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
         if len(args.modes.split(",")) == 2:
-            print("  ratio day parts / rows (cold): " + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages))
+            print(
+                "  ratio day parts / rows (cold): "
+                + ", ".join(f"{name} {results[('day parts', name)]['cold'] / results[('rows', name)]['cold']:.3f}" for name in pages)
+            )
     services.engine.dispose()
     return 0
 

@@ -86,7 +86,9 @@ def run_baseline(port: int, url: str, work: list[tuple[str, bytes, int]]) -> flo
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS bare_events"))
-        connection.execute(text("CREATE TABLE bare_events (unit VARCHAR(40), event_id VARCHAR(64), type VARCHAR(32), at VARCHAR(40), body TEXT, PRIMARY KEY (unit, event_id))"))
+        connection.execute(
+            text("CREATE TABLE bare_events (unit VARCHAR(40), event_id VARCHAR(64), type VARCHAR(32), at VARCHAR(40), body TEXT, PRIMARY KEY (unit, event_id))")
+        )
     total = sum(n for _, _, n in work)
     done = threading.Event()
     stored = [0]
@@ -256,18 +258,26 @@ def main() -> int:
                 print("this benchmark needs the mosquitto binary", file=sys.stderr)
                 return 2
             try:
-                row = (run_baseline(broker.port, next(urls), work), run_same_rows_baseline(broker.port, next(urls), work), run_vardkoll(broker.port, next(urls), work))
+                row = (
+                    run_baseline(broker.port, next(urls), work),
+                    run_same_rows_baseline(broker.port, next(urls), work),
+                    run_vardkoll(broker.port, next(urls), work),
+                )
             finally:
                 broker.stop()
             rounds.append(row)
-            print(f"round {round_number}: events only {row[0]:,.0f}   same rows {row[1]:,.0f}   vardkoll {row[2]:,.0f} events/s   vardkoll/same rows {row[2] / row[1]:.2f}")
+            print(
+                f"round {round_number}: events only {row[0]:,.0f}   same rows {row[1]:,.0f}   vardkoll {row[2]:,.0f} events/s   vardkoll/same rows {row[2] / row[1]:.2f}"
+            )
     baseline, same, ours = (statistics.median(values) for values in zip(*rounds))
     ratio = statistics.median(ours_ / same_ for _, same_, ours_ in rounds)
     print(f"median of {args.repeat} rounds (events/s):")
     print(f"  bare paho + executemany, events only: {baseline:,.0f}   vardkoll/this {ours / baseline:.2f}")
     print(f"  bare paho + executemany, same rows:   {same:,.0f}   vardkoll/this {ratio:.2f} (median of the rounds' ratios)")
     print(f"  vardkoll ingest:                      {ours:,.0f}")
-    print(f"goal >= 20,000 events/s: {'met' if ours >= 20_000 else 'NOT met'}; goal >= 0.5 of the same-rows subscriber: {'met' if ratio >= 0.5 else 'NOT met'} ({ratio:.2f})")
+    print(
+        f"goal >= 20,000 events/s: {'met' if ours >= 20_000 else 'NOT met'}; goal >= 0.5 of the same-rows subscriber: {'met' if ratio >= 0.5 else 'NOT met'} ({ratio:.2f})"
+    )
     return 0
 
 

@@ -157,8 +157,7 @@ def make_batches(work: Workload, count: int, size: int) -> tuple[list[Batch], di
         events = [queue.popleft() for _ in range(min(size - 1, len(queue)))]
         number = len(batches)
         marker_id = f"mk-{number}"
-        events.append({"v": 1, "id": marker_id, "type": "call.offered", "unit": unit, "at": "", "call": f"mk-call-{number:06d}",
-                       "device": work.devices[unit]})
+        events.append({"v": 1, "id": marker_id, "type": "call.offered", "unit": unit, "at": "", "call": f"mk-call-{number:06d}", "device": work.devices[unit]})
         offered[unit] |= offered_calls(events)
         device = work.devices[unit]
         batches.append(Batch(number, unit, events_topic(unit, device), b"", len(events), marker_id, len(offered[unit])))
@@ -354,8 +353,18 @@ def wait_for_ingest(port: int, work: Workload, timeout_s: float = 30) -> None:
     client.disconnect()
 
 
-def run_live(port: int, base: str, token: str, work: Workload, batches: list[Batch], initial: dict[str, int], regions: list[str],
-             watched: set[str], interval_s: float, settle_s: float) -> dict[str, Any]:
+def run_live(
+    port: int,
+    base: str,
+    token: str,
+    work: Workload,
+    batches: list[Batch],
+    initial: dict[str, int],
+    regions: list[str],
+    watched: set[str],
+    interval_s: float,
+    settle_s: float,
+) -> dict[str, Any]:
     state = LiveState()
     stop = threading.Event()
     readers = []
@@ -410,11 +419,16 @@ def run_live(port: int, base: str, token: str, work: Workload, batches: list[Bat
         client.disconnect()
     events = sum(batch.events for batch in batches)
     return {
-        "batches": len(batches), "events": events, "publish_seconds": round(publish_seconds, 2), "events_per_s": round(events / publish_seconds),
-        "late_sends": late, "live_events": state.events - events_before,
+        "batches": len(batches),
+        "events": events,
+        "publish_seconds": round(publish_seconds, 2),
+        "events_per_s": round(events / publish_seconds),
+        "late_sends": late,
+        "live_events": state.events - events_before,
         "ack": [(b.acked - b.published) * 1000 for b in batches if b.acked is not None],
         "live": [(b.seen - b.published) * 1000 for b in measured if b.seen is not None],
-        "not_acked": sum(b.acked is None for b in batches), "not_seen": sum(b.seen is None for b in measured),
+        "not_acked": sum(b.acked is None for b in batches),
+        "not_seen": sum(b.seen is None for b in measured),
     }
 
 
@@ -466,8 +480,11 @@ def main() -> int:
         if len(batches) < count:
             print(f"only {len(batches)} batches of simulated events (wanted {count})", file=sys.stderr)
         prepared = prepare_database(url, work, args.region_count)
-        print(f"server: {backend}, {len(work.units)} units in {args.region_count} regions, today {today}: "
-              f"{prepared['preloaded_events']:,} events stored before the clock starts", flush=True)
+        print(
+            f"server: {backend}, {len(work.units)} units in {args.region_count} regions, today {today}: "
+            f"{prepared['preloaded_events']:,} events stored before the clock starts",
+            flush=True,
+        )
 
         rtt = mqtt_round_trip(broker.port, batches[: int(args.baseline_seconds / interval_s)], interval_s)
 
@@ -501,10 +518,12 @@ def main() -> int:
         server_cpu = (cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - wall_before)
 
     rows = {"mqtt": summary(rtt), "ack": summary(result["ack"]), "live": summary(result["live"])}
-    print(f"published {result['events']:,} events in {result['batches']:,} batches of {args.batch} over {result['publish_seconds']} s "
-          f"({result['events_per_s']:,} events/s; {result['late_sends']} sends more than one interval late); "
-          f"{result['live_events']:,} live events on {len(regions)} streams; server process CPU {server_cpu:.0%} of one core; "
-          f"load average before {' '.join(f'{x:.2f}' for x in load_before)}")
+    print(
+        f"published {result['events']:,} events in {result['batches']:,} batches of {args.batch} over {result['publish_seconds']} s "
+        f"({result['events_per_s']:,} events/s; {result['late_sends']} sends more than one interval late); "
+        f"{result['live_events']:,} live events on {len(regions)} streams; server process CPU {server_cpu:.0%} of one core; "
+        f"load average before {' '.join(f'{x:.2f}' for x in load_before)}"
+    )
     print(f"  {'row':<8}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'p99/mqtt':>10}")
     for name, s in rows.items():
         print(f"  {name:<8}{s['n']:>7}{s['p50']:>10.1f}{s['p95']:>10.1f}{s['p99']:>10.1f}{s['max']:>10.1f}{s['p99'] / rows['mqtt']['p99']:>10.1f}")
@@ -514,8 +533,15 @@ def main() -> int:
     print(f"  goal live p99 < {GOAL_P99_MS:.0f} ms: {'met' if p99 < GOAL_P99_MS else 'NOT met'} ({p99:.1f} ms)")
     print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
-        document = {"machine": machine(), "backend": backend, "rows": rows, "server_cpu": server_cpu, "settings": vars(args) | {"json": str(args.json)},
-                    **{k: v for k, v in result.items() if k not in ("ack", "live")}, **prepared}
+        document = {
+            "machine": machine(),
+            "backend": backend,
+            "rows": rows,
+            "server_cpu": server_cpu,
+            "settings": vars(args) | {"json": str(args.json)},
+            **{k: v for k, v in result.items() if k not in ("ack", "live")},
+            **prepared,
+        }
         args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2, default=str))
     return 0 if p99 < GOAL_P99_MS else 1
 

@@ -68,8 +68,10 @@ async def hold_stream(client: httpx.AsyncClient, unit: str, opened: asyncio.Even
 async def measure(base: str, streams: int) -> tuple[dict[str, float], dict[str, float], float]:
     limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as api, \
-            httpx.AsyncClient(base_url=base, headers=headers, timeout=None, limits=limits) as watchers:
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as api,
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=None, limits=limits) as watchers,
+    ):
         for unit in UNITS:
             (await api.post("/api/v1/units", json={"unit": unit, "name": f"Bench {unit[-4:]}", "region": "Region Bench"})).raise_for_status()
         await api_latencies_ms(api, 10)  # warm up
@@ -106,8 +108,13 @@ def run(database_url: str, streams: int, backend: str) -> None:
     port = free_port()
     exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
     # No broker: the server serves the API without one (it says so in /health) and the streams need none.
-    env = {**os.environ, "VARDKOLL_DATABASE_URL": database_url, "VARDKOLL_DEV": "1", "VARDKOLL_ADMIN_TOKEN": TOKEN,
-           "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    env = {
+        **os.environ,
+        "VARDKOLL_DATABASE_URL": database_url,
+        "VARDKOLL_DEV": "1",
+        "VARDKOLL_ADMIN_TOKEN": TOKEN,
+        "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+    }
     subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
     server = subprocess.Popen([exe, "server", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

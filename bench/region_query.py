@@ -162,10 +162,20 @@ def build_sqlite(path: Path, units: int, regions: int, days: int, start: date, s
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     services.engine.dispose()
     meta = {
-        "build_version": BUILD_VERSION, "generator_version": GENERATOR_VERSION, "seed": seed, "units": units, "regions": regions,
-        "days": days, "start": start.isoformat(), "lines": lines, "stored_events": new, "duplicates": duplicates,
-        "repeated_lines_left_out": repeats, "rows": rows,
-        "build_seconds": round(elapsed, 1), "built_through": "IngestService.ingest, batches of 20 000, SQLite (repeated lines left out)",
+        "build_version": BUILD_VERSION,
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "units": units,
+        "regions": regions,
+        "days": days,
+        "start": start.isoformat(),
+        "lines": lines,
+        "stored_events": new,
+        "duplicates": duplicates,
+        "repeated_lines_left_out": repeats,
+        "rows": rows,
+        "build_seconds": round(elapsed, 1),
+        "built_through": "IngestService.ingest, batches of 20 000, SQLite (repeated lines left out)",
     }
     partial.replace(path)
     Path(f"{partial}-wal").unlink(missing_ok=True)
@@ -439,16 +449,23 @@ def main() -> int:
 
     print(f"machine: {machine()}", flush=True)
     sqlite_path, meta = ensure_sqlite(args)
-    print(f"data: {meta['units']} units in {meta['regions']} regions, {meta['days']} days from {meta['start']}: {meta['stored_events']:,} events "
-          f"stored ({meta['rows']['calls']:,} calls, {meta['rows']['cases']:,} cases, {meta['rows']['doctor_visits']:,} doctor visits, "
-          f"{meta['rows']['listing_snapshots']:,} snapshots); {sqlite_path.stat().st_size / 1e9:.1f} GB as SQLite; built by {meta['built_through']}")
+    print(
+        f"data: {meta['units']} units in {meta['regions']} regions, {meta['days']} days from {meta['start']}: {meta['stored_events']:,} events "
+        f"stored ({meta['rows']['calls']:,} calls, {meta['rows']['cases']:,} cases, {meta['rows']['doctor_visits']:,} doctor visits, "
+        f"{meta['rows']['listing_snapshots']:,} snapshots); {sqlite_path.stat().st_size / 1e9:.1f} GB as SQLite; built by {meta['built_through']}"
+    )
     months = months_of(args.start, args.days)
     if args.months:
         step = max(1, len(months) // args.months)
         months = months[::step][: args.months]
-    regions = [region_of(i * (args.units // args.region_count) * max(1, args.region_count // args.regions), args.units // args.region_count) for i in range(args.regions)]
-    print(f"queries: regions {', '.join(regions)}; months {', '.join(p.start.strftime('%Y-%m') for p in months)}; metrics {', '.join(METRICS)}; "
-          f"warm rounds {args.repeat}")
+    regions = [
+        region_of(i * (args.units // args.region_count) * max(1, args.region_count // args.regions), args.units // args.region_count)
+        for i in range(args.regions)
+    ]
+    print(
+        f"queries: regions {', '.join(regions)}; months {', '.join(p.start.strftime('%Y-%m') for p in months)}; metrics {', '.join(METRICS)}; "
+        f"warm rounds {args.repeat}"
+    )
     results: dict[str, Any] = {"machine": machine(), "data": meta, "regions": regions, "months": [p.start.isoformat() for p in months]}
     if not args.no_sqlite:
         # Measured in place: the server only reads (and brings the schema up to date, as it would).

@@ -64,8 +64,21 @@ def ensure_events(path: Path, events: int, seed: int, units: int, regenerate: bo
     print(f"generating {events:,} events for {units} clinics (seed {seed}) into {path} ...")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "vardkoll.simulation", "--events", str(events), "--out", str(path),
-         "--seed", str(seed), "--units", str(units), "--start", DEFAULT_START.isoformat()],
+        [
+            sys.executable,
+            "-m",
+            "vardkoll.simulation",
+            "--events",
+            str(events),
+            "--out",
+            str(path),
+            "--seed",
+            str(seed),
+            "--units",
+            str(units),
+            "--start",
+            DEFAULT_START.isoformat(),
+        ],
         check=True,
     )
     print(f"generated in {time.perf_counter() - started:.1f} s")
@@ -266,17 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     meta = ensure_events(path, args.events, args.seed, args.units, args.regenerate)
     lines = meta["lines"]
     size_mb = path.stat().st_size / 1e6
-    print(f"{lines:,} lines ({meta['repeated_lines']:,} repeated), {size_mb:.0f} MB, {args.units} clinics; "
-          f"best of {args.repeat}\n")
+    print(f"{lines:,} lines ({meta['repeated_lines']:,} repeated), {size_mb:.0f} MB, {args.units} clinics; best of {args.repeat}\n")
 
     load_1min = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load_1min > 0.5:
-        print(f"  note: the machine is busy (load average {load_1min:.1f} over the last minute); "
-              f"the figures below are pessimistic\n")
+        print(f"  note: the machine is busy (load average {load_1min:.1f} over the last minute); the figures below are pessimistic\n")
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
-                    "load_1min_before": round(load_1min, 2)},
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "load_1min_before": round(load_1min, 2)},
         "file": {"path": str(path), "lines": lines, "repeated_lines": meta["repeated_lines"], "bytes": path.stat().st_size},
         "repeat": args.repeat,
     }
@@ -284,10 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     def show(name: str, what: str, timing: Timing) -> dict[str, Any]:
         rate = lines / timing.seconds
         ratio = rate / report["baseline"]["events_per_s"] if "baseline" in report else 1.0
-        print(f"  {name:<9} {what:<30} {timing.seconds:7.2f} s  {rate:>10,.0f} events/s  {ratio:6.3f}  "
-              f"{timing.cpu_s:7.2f} s  {timing.peak_tree_kib / 1024:6.0f} MB")
-        entry = {"seconds": round(timing.seconds, 3), "events_per_s": round(rate), "ratio_to_baseline": round(ratio, 4),
-                 "cpu_seconds": round(timing.cpu_s, 2), "peak_rss_mb": round(timing.peak_tree_kib / 1024)}
+        print(
+            f"  {name:<9} {what:<30} {timing.seconds:7.2f} s  {rate:>10,.0f} events/s  {ratio:6.3f}  "
+            f"{timing.cpu_s:7.2f} s  {timing.peak_tree_kib / 1024:6.0f} MB"
+        )
+        entry = {
+            "seconds": round(timing.seconds, 3),
+            "events_per_s": round(rate),
+            "ratio_to_baseline": round(ratio, 4),
+            "cpu_seconds": round(timing.cpu_s, 2),
+            "peak_rss_mb": round(timing.peak_tree_kib / 1024),
+        }
         report[name] = entry
         return entry
 
@@ -327,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             show("cli", "vardkoll replay > /dev/null", run_cli(command, path, args.repeat))
 
-    print("\n  (×base: throughput against the baseline; CPU: user + system of the best run, workers included;"
-          "\n   peak RSS: the whole process tree, sampled every 50 ms)\n")
+    print(
+        "\n  (×base: throughput against the baseline; CPU: user + system of the best run, workers included;"
+        "\n   peak RSS: the whole process tree, sampled every 50 ms)\n"
+    )
     met = False
     if "replay" in report:
         for name in ("replay", "cli"):

@@ -39,8 +39,15 @@ def io_counters() -> dict[str, int]:
 
 def event(index: int) -> dict[str, object]:
     minute, second = divmod(index % 3600, 60)
-    return {"v": 1, "id": f"bench-sd-{index:08d}", "type": "call.offered", "unit": UNIT, "device": DEVICE,
-            "at": f"2026-12-03T08:{minute:02d}:{second:02d}+01:00", "call": f"c{index:010d}pseudonym"}
+    return {
+        "v": 1,
+        "id": f"bench-sd-{index:08d}",
+        "type": "call.offered",
+        "unit": UNIT,
+        "device": DEVICE,
+        "at": f"2026-12-03T08:{minute:02d}:{second:02d}+01:00",
+        "call": f"c{index:010d}pseudonym",
+    }
 
 
 def measure_outbox(folder: Path, events: int, group: int) -> dict[str, float]:
@@ -54,9 +61,11 @@ def measure_outbox(folder: Path, events: int, group: int) -> dict[str, float]:
         outbox.acknowledge([str(e["id"]) for e in batch])
     outbox.close()  # the last checkpoint of the WAL into the database file
     after = io_counters()
-    return {"write_bytes_per_event": (after["write_bytes"] - before["write_bytes"]) / events,
-            "wchar_per_event": (after["wchar"] - before["wchar"]) / events,
-            "fsyncs_bound": events / group * 2}
+    return {
+        "write_bytes_per_event": (after["write_bytes"] - before["write_bytes"]) / events,
+        "wchar_per_event": (after["wchar"] - before["wchar"]) / events,
+        "fsyncs_bound": events / group * 2,
+    }
 
 
 def measure_append_fsync(folder: Path, events: int) -> float:
@@ -86,8 +95,10 @@ def main() -> int:
     print(f"load average {load}; {args.events} events per pattern; storage under {tempfile.gettempdir()}")
     print(f"baseline, append + fsync per event: {baseline / 1024:.1f} KiB per event")
     for name, numbers in results.items():
-        print(f"{name:>13}: {numbers['write_bytes_per_event'] / 1024:7.2f} KiB written per event "
-              f"(ratio to baseline {numbers['write_bytes_per_event'] / baseline:.2f}; handed to write(): {numbers['wchar_per_event'] / 1024:.2f} KiB)")
+        print(
+            f"{name:>13}: {numbers['write_bytes_per_event'] / 1024:7.2f} KiB written per event "
+            f"(ratio to baseline {numbers['write_bytes_per_event'] / baseline:.2f}; handed to write(): {numbers['wchar_per_event'] / 1024:.2f} KiB)"
+        )
     if args.json:
         args.json.write_text(json.dumps({"load": load, "baseline_write_bytes_per_event": baseline, **results}, indent=2) + "\n")
     return 0

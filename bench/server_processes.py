@@ -42,8 +42,17 @@ def run(processes: int, port: int, url: str, work: list[tuple[str, bytes, int]])
     servers = []
     for slot in range(processes):
         http_port = free_port()
-        servers.append((http_port, subprocess.Popen([vardkoll_exe(), "server", "--port", str(http_port)], env={**env, "VARDKOLL_INSTANCE": f"bench-{slot}"},
-                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        servers.append(
+            (
+                http_port,
+                subprocess.Popen(
+                    [vardkoll_exe(), "server", "--port", str(http_port)],
+                    env={**env, "VARDKOLL_INSTANCE": f"bench-{slot}"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ),
+            )
+        )
     try:
         for http_port, _ in servers:
             deadline = time.monotonic() + 60

@@ -84,8 +84,9 @@ class Agent:
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         self._remote_inbox: queue.Queue[bytes] = queue.Queue(maxsize=8)
         self.remote_state = remote_config.load_state(config.remote_state_file) if config.remote_config.enabled else remote_config.RemoteState()
-        self.updater = Updater(config.outbox.path.parent, config.software_update.trusted_keys, collector_version(),
-                               enabled=config.software_update.enabled, ping=self.notifier.ping)
+        self.updater = Updater(
+            config.outbox.path.parent, config.software_update.trusted_keys, collector_version(), enabled=config.software_update.enabled, ping=self.notifier.ping
+        )
         self.config = self._startup_config(config)
         self.connectors: dict[str, Connector] = {}
         self.publisher: Publisher
@@ -243,7 +244,10 @@ class Agent:
             if released.released:
                 log.info("released %d held event(s), their times corrected by %s s", released.released, ", ".join(f"{c:+.0f}" for c in released.corrections_s))
             if released.stranded:
-                log.error("%d held event(s) were stamped before the last reboot by a wrong clock and cannot be corrected; they stay held (dump-outbox shows them)", released.stranded)
+                log.error(
+                    "%d held event(s) were stamped before the last reboot by a wrong clock and cannot be corrected; they stay held (dump-outbox shows them)",
+                    released.stranded,
+                )
         return state
 
     def device_clock_hold(self) -> HoldStamp | None:

@@ -90,7 +90,9 @@ def enroll(
             detail = response.json().get("detail")
         except ValueError:
             detail = None
-        hint = {403: "the code was refused", 429: "too many attempts; wait and try again", 422: "the request was refused"}.get(response.status_code, "the server refused")
+        hint = {403: "the code was refused", 429: "too many attempts; wait and try again", 422: "the request was refused"}.get(
+            response.status_code, "the server refused"
+        )
         raise EnrollmentError(f"{hint} (HTTP {response.status_code}){': ' + str(detail) if isinstance(detail, str) else ''}")
     body = response.json()
     unit, token, mqtt = body["unit"], body["token"], body["mqtt"]
@@ -115,8 +117,16 @@ def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def render_config(unit: str, device: str, mqtt_url: str, topic_prefix: str, state_dir: Path, secret_file: Path,
-                  mqtt_username: str | None = None, mqtt_password_file: Path | None = None) -> str:
+def render_config(
+    unit: str,
+    device: str,
+    mqtt_url: str,
+    topic_prefix: str,
+    state_dir: Path,
+    secret_file: Path,
+    mqtt_username: str | None = None,
+    mqtt_password_file: Path | None = None,
+) -> str:
     if mqtt_username and mqtt_password_file:
         credentials = f"""# The device's own broker account, made by the server at enrollment:
 username = {_toml(mqtt_username)}

@@ -131,8 +131,13 @@ class OutboxStats:
 
     def as_report(self) -> dict[str, Any]:
         """Every counter, for `vardkoll collector outbox-stats` (docs/collector.md lists them)."""
-        return {**self.as_heartbeat(), "duplicates": self.duplicates, "released": self.released,
-                "refused_reasons": self.refused_reasons, "rejected_reasons": self.rejected_reasons}
+        return {
+            **self.as_heartbeat(),
+            "duplicates": self.duplicates,
+            "released": self.released,
+            "refused_reasons": self.refused_reasons,
+            "rejected_reasons": self.rejected_reasons,
+        }
 
 
 class OutboxError(RuntimeError):
@@ -182,7 +187,9 @@ class Outbox:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_held ON outbox (held) WHERE held = 1")
 
-    def add(self, events: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None, *, held_ids: Iterable[str] = (), hold: HoldStamp | None = None) -> AddReport:
+    def add(
+        self, events: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None, *, held_ids: Iterable[str] = (), hold: HoldStamp | None = None
+    ) -> AddReport:
         """Validate and store events (and a connector checkpoint) in one transaction. Events whose id is
         in `held_ids` are stored held with `hold` (their time came from an untrustworthy device clock)."""
         held = set(held_ids) if hold is not None else set()

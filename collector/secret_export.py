@@ -58,7 +58,15 @@ def fingerprint(secret: bytes) -> str:
     return Pseudonymiser(secret).pseudonym("event", "vardkoll secret fingerprint")[:10]
 
 
-def export_secret(secret: bytes, passphrase: str, *, unit: str | None = None, device: str | None = None, now: datetime | None = None, cost: tuple[int, int, int] = (SCRYPT_N, SCRYPT_R, SCRYPT_P)) -> bytes:
+def export_secret(
+    secret: bytes,
+    passphrase: str,
+    *,
+    unit: str | None = None,
+    device: str | None = None,
+    now: datetime | None = None,
+    cost: tuple[int, int, int] = (SCRYPT_N, SCRYPT_R, SCRYPT_P),
+) -> bytes:
     """The encrypted export file's bytes."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -160,4 +168,3 @@ def _parse(document: bytes, source: str) -> tuple[dict[str, Any], bytes, bytes, 
         raise SecretExportError(damaged)
     header = {key: value for key, value in data.items() if key != "ciphertext"}
     return header, salt, nonce, ciphertext, (n, r, p)
-

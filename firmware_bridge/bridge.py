@@ -302,8 +302,7 @@ class DeviceSession:
             reason = Reason.WRONG_KIND
         else:
             reason = Reason.NONE
-        fields = {"port": self.port, "device_id": hello.device_id, "claimed_unit": hello.unit,
-                  "firmware": ".".join(map(str, hello.firmware))}
+        fields = {"port": self.port, "device_id": hello.device_id, "claimed_unit": hello.unit, "firmware": ".".join(map(str, hello.firmware))}
         if reason is not Reason.NONE:
             self.device, self.hello = None, None
             self.stats.count(f"hello_refused.{reason.name.lower()}")
@@ -332,8 +331,7 @@ class DeviceSession:
             self.nack(Reason.UNKNOWN_INPUT, frame, press.local_seq)
             return
         config = self.bridge.config
-        when = stamp(press, self.bridge.clock(), unsynced_policy=config.unsynced_events,
-                     max_future_skew_s=config.max_future_skew_s)
+        when = stamp(press, self.bridge.clock(), unsynced_policy=config.unsynced_events, max_future_skew_s=config.max_future_skew_s)
         if when.source != "device":
             self.stats.count(f"events.{when.source}")
         if when.at is None:

@@ -133,7 +133,7 @@ def check_config(config: BridgeConfig) -> BridgeConfig:
             if not 0 <= input_id <= 255:
                 raise ConfigError(f"{at}: input ids are 0–255")
             if mapping.event == "care.contact" and mapping.channel is None:
-                raise ConfigError(f"{at}: care.contact needs channel (\"visit\" for a drop-in ticket)")
+                raise ConfigError(f'{at}: care.contact needs channel ("visit" for a drop-in ticket)')
             if mapping.event == "care.assessed" and (mapping.profession is None or mapping.form is None):
                 raise ConfigError(f"{at}: care.assessed needs profession and form")
     for index, device in enumerate(config.devices):

@@ -52,8 +52,7 @@ def case_ref(device: DeviceConfig, press: EventMsg, store_id: int) -> tuple[str,
     return "case-unlinked", joined_key(device.unit, device.device_id, store_id, press.local_seq)
 
 
-def source_event(device: DeviceConfig, mapping: InputMapping, press: EventMsg, store_id: int, at: datetime,
-                 tz: ZoneInfo) -> SourceEvent:
+def source_event(device: DeviceConfig, mapping: InputMapping, press: EventMsg, store_id: int, at: datetime, tz: ZoneInfo) -> SourceEvent:
     """The press as the pipeline's input: raw references only, `at` in the bridge's time zone."""
     fields: dict[str, Any]
     if mapping.event == "care.contact":

@@ -47,8 +47,7 @@ def bridge_config_for_collector(data: dict[str, Any], collector: CollectorConfig
     events for another unit, so such a device could never deliver anything)."""
     data = dict(data)
     if data.pop("pseudonym_key", None) is not None or data.pop("pseudonym_key_file", None) is not None:
-        log.warning("bridge config: pseudonym_key / pseudonym_key_file ignored; the collector's secret "
-                    "(pseudonyms.secret_file) is used")
+        log.warning("bridge config: pseudonym_key / pseudonym_key_file ignored; the collector's secret (pseudonyms.secret_file) is used")
     # Validation wants exactly one key setting; the key itself is passed to Bridge explicitly.
     data["pseudonym_key_file"] = str(collector.pseudonyms.secret_file)
     try:
@@ -56,12 +55,12 @@ def bridge_config_for_collector(data: dict[str, Any], collector: CollectorConfig
     except ConfigError as exc:
         raise BridgeSetupError(str(exc)) from None
     if config.event_device not in (None, collector.device):
-        raise BridgeSetupError(f"bridge config: event_device {config.event_device!r} differs from the collector's "
-                               f"device {collector.device!r}; remove it")
+        raise BridgeSetupError(f"bridge config: event_device {config.event_device!r} differs from the collector's device {collector.device!r}; remove it")
     for index, device in enumerate(config.devices):
         if device.unit != collector.unit:
-            raise BridgeSetupError(f"bridge config: devices[{index}] ({device.device_id}) is in unit {device.unit}, "
-                                   f"but the collector serves unit {collector.unit}")
+            raise BridgeSetupError(
+                f"bridge config: devices[{index}] ({device.device_id}) is in unit {device.unit}, but the collector serves unit {collector.unit}"
+            )
     return msgspec.structs.replace(config, event_device=collector.device)
 
 
@@ -70,16 +69,23 @@ class BridgeService:
 
     `start()` / `stop()` for embedding and tests; `run()` blocks until a signal or `stop()`."""
 
-    def __init__(self, bridge_config: BridgeConfig, collector_config: CollectorConfig, *, publish: bool = True,
-                 agent_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, bridge_config: BridgeConfig, collector_config: CollectorConfig, *, publish: bool = True, agent_options: dict[str, Any] | None = None
+    ) -> None:
         self.collector_config = collector_config
         self.agent = Agent(collector_config, **(agent_options or {})) if publish else None
         if self.agent is not None:
             self.outbox = self.agent.outbox
         else:
             box = collector_config.outbox
-            self.outbox = Outbox(box.path, unit=collector_config.unit, device=collector_config.device,
-                                 max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
+            self.outbox = Outbox(
+                box.path,
+                unit=collector_config.unit,
+                device=collector_config.device,
+                max_events=box.max_events,
+                max_bytes=box.max_bytes,
+                drop_policy=box.drop_policy,
+            )
         key = load_or_create_secret(collector_config.pseudonyms.secret_file)
         hold = self.agent.device_clock_hold if self.agent is not None else standalone_hold(collector_config.clock)
         self.bridge = Bridge(bridge_config, OutboxSink(self.outbox, hold=hold), key=key)
@@ -106,13 +112,16 @@ class BridgeService:
             return
         self._started = True
         if self.agent is not None:
-            self._agent_thread = threading.Thread(target=self.agent.run, kwargs={"install_signal_handlers": False},
-                                                  name="collector", daemon=True)
+            self._agent_thread = threading.Thread(target=self.agent.run, kwargs={"install_signal_handlers": False}, name="collector", daemon=True)
             self._agent_thread.start()
         self.bridge.start(ports)
-        log.info("bridge running: %d port(s), %d device(s), outbox %s%s", len(ports if ports is not None else
-                 self.bridge.config.ports), len(self.bridge.config.devices), self.outbox.path,
-                 "" if self.agent is not None else " (not publishing)")
+        log.info(
+            "bridge running: %d port(s), %d device(s), outbox %s%s",
+            len(ports if ports is not None else self.bridge.config.ports),
+            len(self.bridge.config.devices),
+            self.outbox.path,
+            "" if self.agent is not None else " (not publishing)",
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ports first (nothing new is acknowledged), then the collector (offline, outbox closed)."""

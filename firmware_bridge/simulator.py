@@ -269,6 +269,5 @@ class SimulatedDevice:
         self.time_offset_ms = time_ms - self._uptime_ms()
         for local_seq, stored in list(self.store.items()):
             if stored.boot == self.boot and not stored.message.time_synced:
-                message = replace(stored.message, flags=stored.message.flags | EVENT_TIME_SYNCED,
-                                  device_time_ms=stored.uptime_ms + self.time_offset_ms)
+                message = replace(stored.message, flags=stored.message.flags | EVENT_TIME_SYNCED, device_time_ms=stored.uptime_ms + self.time_offset_ms)
                 self.store[local_seq] = replace(stored, message=message)

@@ -146,16 +146,29 @@ def tls_files(folder: Path) -> None:
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=vardkoll arm64 proof ca", "-keyout", "ca.key", "-out", "ca.pem")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    openssl(
+        "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem"
+    )
 
 
 def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     tls_port, plain_port = free_port(), free_port()
-    (folder / "mosquitto.conf").write_text("\n".join([
-        "per_listener_settings false", "allow_anonymous true", "user root", "max_queued_messages 0",
-        f"listener {tls_port} 127.0.0.1", f"cafile {folder / 'ca.pem'}", f"certfile {folder / 'broker.pem'}", f"keyfile {folder / 'broker.key'}",
-        f"listener {plain_port} 127.0.0.1",
-    ]) + "\n")
+    (folder / "mosquitto.conf").write_text(
+        "\n".join(
+            [
+                "per_listener_settings false",
+                "allow_anonymous true",
+                "user root",
+                "max_queued_messages 0",
+                f"listener {tls_port} 127.0.0.1",
+                f"cafile {folder / 'ca.pem'}",
+                f"certfile {folder / 'broker.pem'}",
+                f"keyfile {folder / 'broker.key'}",
+                f"listener {plain_port} 127.0.0.1",
+            ]
+        )
+        + "\n"
+    )
     broker = subprocess.Popen(["mosquitto", "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=open(folder / "mosquitto.log", "wb"))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -171,8 +184,9 @@ def start_server(plain_port: int, folder: Path) -> Any:
     from vardkoll.server.services import build_services
     from vardkoll.server.settings import ServerSettings
 
-    services = build_services(ServerSettings(database_url=f"sqlite:///{folder / 'server.db'}", mqtt_url=f"mqtt://127.0.0.1:{plain_port}", dev=True),
-                              apply_migrations=True)
+    services = build_services(
+        ServerSettings(database_url=f"sqlite:///{folder / 'server.db'}", mqtt_url=f"mqtt://127.0.0.1:{plain_port}", dev=True), apply_migrations=True
+    )
     consumer = MqttConsumer(services, client_id="arm64-proof-server")
     consumer.start()
     need(consumer.connected.wait(15), "the server's ingest consumer did not connect")
@@ -219,8 +233,10 @@ def callback_export(calls: int) -> str:
     rows = [HEADER]
     for index in range(calls):
         minute, second = divmod(index, 60)
-        rows.append(f"PROOF-{index:06d};2026-12-03 08:{minute % 60:02d}:{second:02d};2026-12-03 08:{minute % 60:02d}:{second:02d};"
-                    f"2026-12-03 10:00;2026-12-03 10:{minute % 60:02d}:{second:02d};nådd;")
+        rows.append(
+            f"PROOF-{index:06d};2026-12-03 08:{minute % 60:02d}:{second:02d};2026-12-03 08:{minute % 60:02d}:{second:02d};"
+            f"2026-12-03 10:00;2026-12-03 10:{minute % 60:02d}:{second:02d};nådd;"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -258,8 +274,9 @@ BASELINE = "import ssl, time, paho.mqtt.client, orjson, pydantic; print('ready',
 def emulated_baseline(chroot: Chroot) -> dict[str, float]:
     """The same venv's Python under the same emulator, importing what a bare MQTT client over TLS needs
     and nothing of ours: most of the emulated RSS is qemu's and the interpreter's, not the collector's."""
-    process = subprocess.Popen(chroot.command("/opt/vardkoll-collector/current/bin/python", "-c", BASELINE, user="vardkoll-collector"),
-                               stdout=subprocess.PIPE, env=_utf8_env())
+    process = subprocess.Popen(
+        chroot.command("/opt/vardkoll-collector/current/bin/python", "-c", BASELINE, user="vardkoll-collector"), stdout=subprocess.PIPE, env=_utf8_env()
+    )
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
         time.sleep(3)
@@ -295,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     host = Path(tempfile.mkdtemp(prefix="vardkoll-arm64-host-"))
     broker = consumer = collector = None
     try:
-        machine = run(chroot.command("python3", "-c", "import platform, sys; print(platform.machine(), sys.version.split()[0])"), capture_output=True).stdout.split()
+        machine = run(
+            chroot.command("python3", "-c", "import platform, sys; print(platform.machine(), sys.version.split()[0])"), capture_output=True
+        ).stdout.split()
         results["machine"], results["python"] = machine
         step(f"inside: {' '.join(machine)}; installing offline (no network namespace)")
         with tarfile.open(bundle) as tar:
@@ -313,8 +332,14 @@ def main(argv: list[str] | None = None) -> int:
 
         step("vardkoll collector doctor (as vardkoll-collector)")
         clock = time.monotonic()
-        doctor = subprocess.run(chroot.command("/usr/local/bin/vardkoll", "collector", "doctor", "--timeout-s", "30", user="vardkoll-collector"),
-                                capture_output=True, text=True, encoding="utf-8", errors="replace", env=_utf8_env())
+        doctor = subprocess.run(
+            chroot.command("/usr/local/bin/vardkoll", "collector", "doctor", "--timeout-s", "30", user="vardkoll-collector"),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=_utf8_env(),
+        )
         results["doctor_s"] = round(time.monotonic() - clock, 1)
         print(doctor.stdout + doctor.stderr, file=sys.stderr)
         broker_ok = f"OK      Broker: ansluten till 127.0.0.1:{tls_port} med TLS"
@@ -324,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         step("vardkoll collector run (as vardkoll-collector)")
         log_path = host / "collector.log"
         with open(log_path, "wb") as log:
-            collector = subprocess.Popen(chroot.command("/usr/local/bin/vardkoll", "collector", "run", "--config", "/etc/vardkoll-collector/collector.toml",
-                                                        user="vardkoll-collector"), stdout=log, stderr=subprocess.STDOUT, env=_utf8_env())
+            collector = subprocess.Popen(
+                chroot.command("/usr/local/bin/vardkoll", "collector", "run", "--config", "/etc/vardkoll-collector/collector.toml", user="vardkoll-collector"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_utf8_env(),
+            )
         clock = time.monotonic()
         wait_for(lambda: b"connected to" in log_path.read_bytes(), 180, f"the collector to connect ({log_path})")
         results["start_to_connected_s"] = round(time.monotonic() - clock, 1)
@@ -349,9 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         cpu = proc_cpu_s(collector.pid) - cpu0
         counters = outbox_counters(chroot)
         results["log_bytes_per_event"] = round((log_path.stat().st_size - log_bytes_idle) / expected, 2)
-        results.update(events=expected, counters={k: counters.get(k) for k in ("added", "committed", "rejected", "dropped", "refused")},
-                       events_wall_s=round(wall, 1), cpu_ms_per_event=round(1000 * cpu / expected, 3),
-                       events_per_cpu_s=round(expected / cpu) if cpu else None, memory_after_events_mb=proc_memory_mb(collector.pid))
+        results.update(
+            events=expected,
+            counters={k: counters.get(k) for k in ("added", "committed", "rejected", "dropped", "refused")},
+            events_wall_s=round(wall, 1),
+            cpu_ms_per_event=round(1000 * cpu / expected, 3),
+            events_per_cpu_s=round(expected / cpu) if cpu else None,
+            memory_after_events_mb=proc_memory_mb(collector.pid),
+        )
         collector.send_signal(signal.SIGTERM)
         results["exit_code"] = collector.wait(60)
         need(results["exit_code"] == 0, f"the collector exited with {results['exit_code']} ({log_path})")

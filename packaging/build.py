@@ -136,9 +136,19 @@ def build_bundle(arch: str, out: Path, version: str | None = None, edit: Callabl
                 (top / target).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, top / target)
         (top / "install.sh").chmod(0o755)
-        (top / "BUNDLE.json").write_text(json.dumps({"product": "vardkoll-collector", "version": version, "arch": arch,
-                                                      "python": PYTHON_VERSION if arch != platform.machine() else f"{sys.version_info[0]}.{sys.version_info[1]}",
-                                                      "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")
+        (top / "BUNDLE.json").write_text(
+            json.dumps(
+                {
+                    "product": "vardkoll-collector",
+                    "version": version,
+                    "arch": arch,
+                    "python": PYTHON_VERSION if arch != platform.machine() else f"{sys.version_info[0]}.{sys.version_info[1]}",
+                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         out.mkdir(parents=True, exist_ok=True)
         bundle = out / f"{name}.tar.gz"
         with tarfile.open(bundle, "w:gz") as tar:

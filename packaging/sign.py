@@ -49,8 +49,9 @@ def sign_bundle(bundle: Path, key_path: Path, url: str) -> Path:
         raise SystemExit(f"sign.py: {key_path} is not an Ed25519 private key")
     info = bundle_info(bundle)
     version_key(info["version"])  # only dotted numbers can be compared on the device
-    manifest = UpdateManifest(version=info["version"], arch=info["arch"], python=info["python"], bundle=bundle.name,
-                              sha256=file_sha256(bundle), size=bundle.stat().st_size)
+    manifest = UpdateManifest(
+        version=info["version"], arch=info["arch"], python=info["python"], bundle=bundle.name, sha256=file_sha256(bundle), size=bundle.stat().st_size
+    )
     out = bundle.with_name(bundle.name.removesuffix(".tar.gz") + ".update.json")
     out.write_text(json.dumps({"update": {**sign(manifest, key), "url": url}}, indent=2) + "\n")
     return out

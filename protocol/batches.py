@@ -49,6 +49,8 @@ def _holds_oversized_event(payload: bytes) -> bool:
     if len(payload) <= MAX_EVENT_BYTES:
         return False
     return any(len(raw) > MAX_EVENT_BYTES for raw in _RAW_BATCH_DECODER.decode(payload).events)
+
+
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 

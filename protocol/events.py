@@ -14,7 +14,17 @@ from typing import Annotated, ClassVar, Literal, Union, get_args, get_type_hints
 import msgspec
 from msgspec import Meta, Struct
 
-from .field_rules import DEVICE_ID_PATTERN, EARLIEST_AT, EVENT_ID_PATTERN, HSA_ID_PATTERN, LATEST_AT, PSEUDONYM_PATTERN, RULE_PREFIX, check_event, check_pseudonyms
+from .field_rules import (
+    DEVICE_ID_PATTERN,
+    EARLIEST_AT,
+    EVENT_ID_PATTERN,
+    HSA_ID_PATTERN,
+    LATEST_AT,
+    PSEUDONYM_PATTERN,
+    RULE_PREFIX,
+    check_event,
+    check_pseudonyms,
+)
 
 PROTOCOL_VERSION = 1
 
@@ -156,7 +166,6 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
 )
 EVENT_TYPES: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_CLASSES)  # type: ignore[misc]  # every event class has a tag (a str) by construction
 CLASS_OF_TYPE: dict[str, type[EventBase]] = dict(zip(EVENT_TYPES, EVENT_CLASSES))
-
 
 
 def _pseudonym_fields(cls: type) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ def is_hsa_id(value: str) -> bool:
 def is_device_id(value: str) -> bool:
     return _device_id(value) is not None
 
+
 # Units and devices repeat on every event: once a value has passed, a set lookup answers. Only values
 # that passed are kept (an HSA-id or a device id is not personal data), and each set is bounded.
 _GOOD_UNITS: set[str] = set()

@@ -126,37 +126,47 @@ def _object(fields: dict[str, Rule]) -> Rule:
     return rule
 
 
-_HEARTBEAT = _object({
-    "status": _one_of("online", "offline"),
-    "device": _device,
-    "version": _version,
-    "uptime_s": _count,
-    "at": _time,
-    "clock": _object({
-        "ntp_synced": _one_of(True, False, "unknown"),
-        "state": _one_of("ok", "implausible", "unvouched", "unknown"),
-        "jumps": _count,
-        "floor": _time,
-        "reason": _reason,
-    }),
-    "outbox": _object({
-        **{name: _count for name in ("held", "depth", "bytes", "added", "dropped", "refused", "committed", "rejected")},
-        "oldest_at": _time_or_none,
-        "drop_policy": _one_of("drop_oldest", "drop_newest"),
-    }),
-    "publisher": _object({name: _count for name in ("in_flight_batches", "batches_sent", "resends", "batches_refused")}),
-    "config": _object({
-        "version": _version_or_none,
-        "state": _one_of(*CONFIG_STATES),
-        "rejected": _object({"version": _version, "reason": _reason}),
-    }),
-    "update": _object({
-        "running": _version,
-        "state": _one_of(*UPDATE_STATES),
-        "offered": _version,
-        "rejected": _object({"version": _version, "reason": _reason}),
-    }),
-})
+_HEARTBEAT = _object(
+    {
+        "status": _one_of("online", "offline"),
+        "device": _device,
+        "version": _version,
+        "uptime_s": _count,
+        "at": _time,
+        "clock": _object(
+            {
+                "ntp_synced": _one_of(True, False, "unknown"),
+                "state": _one_of("ok", "implausible", "unvouched", "unknown"),
+                "jumps": _count,
+                "floor": _time,
+                "reason": _reason,
+            }
+        ),
+        "outbox": _object(
+            {
+                **{name: _count for name in ("held", "depth", "bytes", "added", "dropped", "refused", "committed", "rejected")},
+                "oldest_at": _time_or_none,
+                "drop_policy": _one_of("drop_oldest", "drop_newest"),
+            }
+        ),
+        "publisher": _object({name: _count for name in ("in_flight_batches", "batches_sent", "resends", "batches_refused")}),
+        "config": _object(
+            {
+                "version": _version_or_none,
+                "state": _one_of(*CONFIG_STATES),
+                "rejected": _object({"version": _version, "reason": _reason}),
+            }
+        ),
+        "update": _object(
+            {
+                "running": _version,
+                "state": _one_of(*UPDATE_STATES),
+                "offered": _version,
+                "rejected": _object({"version": _version, "reason": _reason}),
+            }
+        ),
+    }
+)
 
 
 def read_status(payload: bytes) -> DeviceStatus:

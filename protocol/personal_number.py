@@ -33,12 +33,7 @@ __all__ = ["contains_personal_number", "find_personal_number", "raw_may_contain_
 _DIGIT, _SEP, _DOT, _EXP, _OTHER, _NON_ASCII = 48, 115, 112, 102, 120, 117
 _SEPARATORS = b"-+ /"
 _SHAPE = bytes(
-    _DIGIT if 48 <= b <= 57
-    else _SEP if b in _SEPARATORS
-    else _DOT if b == 46
-    else _EXP if b in b"eE"
-    else _NON_ASCII if b >= 128
-    else _OTHER
+    _DIGIT if 48 <= b <= 57 else _SEP if b in _SEPARATORS else _DOT if b == 46 else _EXP if b in b"eE" else _NON_ASCII if b >= 128 else _OTHER
     for b in range(256)
 )
 # Every written form holds NNNC either right after the day (a run of six or more digits) or after a

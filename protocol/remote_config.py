@@ -23,7 +23,7 @@ class ConfigDocumentError(ValueError):
 
 def check_sections(config: Any, version: str) -> dict[str, Any]:
     if not isinstance(config, dict):
-        raise ConfigDocumentError("the config document needs a \"config\" object")
+        raise ConfigDocumentError('the config document needs a "config" object')
     unknown = sorted(set(config) - REMOTE_KEYS)
     if unknown:
         raise ConfigDocumentError(f"version {version}: {', '.join(unknown)} cannot be set remotely (only {', '.join(sorted(REMOTE_KEYS))})")
@@ -38,7 +38,7 @@ def _version(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_VERSION_CHARS:
-        raise ConfigDocumentError(f"the config document needs a \"version\" (a string of 1–{MAX_VERSION_CHARS} characters)")
+        raise ConfigDocumentError(f'the config document needs a "version" (a string of 1–{MAX_VERSION_CHARS} characters)')
     return value.strip()
 
 
@@ -55,9 +55,9 @@ def decode_config_document(payload: bytes) -> tuple[str, dict[str, Any]]:
     except (ValueError, UnicodeDecodeError):
         raise ConfigDocumentError("the config document is not JSON") from None
     if not isinstance(document, dict) or document.get("v") != 1:
-        raise ConfigDocumentError("the config document must be an object with \"v\": 1")
+        raise ConfigDocumentError('the config document must be an object with "v": 1')
     version = _version(document.get("version"))
     config = document.get("config")
     if not isinstance(config, dict):
-        raise ConfigDocumentError(f"version {version}: the config document needs a \"config\" object")
+        raise ConfigDocumentError(f'version {version}: the config document needs a "config" object')
     return version, config

@@ -49,7 +49,7 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> TopicAddress | None
     head = prefix + "/"
     if not topic.startswith(head):
         return None
-    parts = topic[len(head):].split("/")
+    parts = topic[len(head) :].split("/")
     if len(parts) != 3 or not all(parts):
         return None
     return TopicAddress(*parts)

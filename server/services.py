@@ -64,6 +64,7 @@ def broker_accounts(settings: ServerSettings) -> BrokerAccounts | None:
         return None
     assert settings.broker_admin_username and settings.broker_admin_password  # checked by the settings
     url = parse_broker_url(settings.broker_admin_url or settings.mqtt_url)
-    address = BrokerAddress(url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls,
-                            settings.mqtt_ca_file)
+    address = BrokerAddress(
+        url.host, url.port, settings.broker_admin_username, settings.broker_admin_password.get_secret_value(), url.tls, settings.mqtt_ca_file
+    )
     return BrokerAccounts(address, settings.topic_prefix, settings.broker_admin_timeout_s)

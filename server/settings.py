@@ -83,8 +83,10 @@ class ServerSettings(BaseSettings):
     @model_validator(mode="after")
     def _broker_admin_given(self) -> "ServerSettings":
         if self.broker_accounts == "dynsec" and not (self.broker_admin_username and self.broker_admin_password):
-            raise ValueError("VARDKOLL_BROKER_ACCOUNTS=dynsec needs VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD "
-                             "(the dynsec admin account, deploy/broker/README.md); or set VARDKOLL_BROKER_ACCOUNTS=manual")
+            raise ValueError(
+                "VARDKOLL_BROKER_ACCOUNTS=dynsec needs VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD "
+                "(the dynsec admin account, deploy/broker/README.md); or set VARDKOLL_BROKER_ACCOUNTS=manual"
+            )
         return self
 
     def check_secure(self, host: str | None = None) -> None:
@@ -138,8 +140,16 @@ def token_weakness(token: str) -> str | None:
         return f"it has {len(token)} characters, at least {_TOKEN_MIN_LENGTH} are needed"
     if len(set(token)) < _TOKEN_MIN_DISTINCT:
         return f"it has only {len(set(token))} different characters, at least {_TOKEN_MIN_DISTINCT} are needed"
-    alphabet = sum(size for present, size in [(any(c.islower() for c in token), 26), (any(c.isupper() for c in token), 26),
-                                              (any(c.isdigit() for c in token), 10), (any(not c.isalnum() for c in token), 32)] if present)
+    alphabet = sum(
+        size
+        for present, size in [
+            (any(c.islower() for c in token), 26),
+            (any(c.isupper() for c in token), 26),
+            (any(c.isdigit() for c in token), 10),
+            (any(not c.isalnum() for c in token), 32),
+        ]
+        if present
+    )
     bits = len(token) * math.log2(alphabet)
     if bits < _TOKEN_MIN_BITS:
         return f"about {bits:.0f} bits of randomness, at least {_TOKEN_MIN_BITS} are needed (make it longer or mix letters, digits and symbols)"

@@ -122,9 +122,12 @@ def folder(module: str) -> str:
 
 def layer_breaches(edges: dict[str, set[str]]) -> list[str]:
     # The root package itself (`vardkoll/__init__.py`: the version, nothing imported) is every module's parent.
-    return sorted(f"{a} -> {b}" for a, targets in edges.items() for b in targets
-                  if b != "vardkoll" and folder(a) != folder(b) and folder(a) in MAY_IMPORT
-                  and folder(b) not in MAY_IMPORT[folder(a)])
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in edges.items()
+        for b in targets
+        if b != "vardkoll" and folder(a) != folder(b) and folder(a) in MAY_IMPORT and folder(b) not in MAY_IMPORT[folder(a)]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -118,14 +118,30 @@ def units_add(
         try:
             hours = json.loads(opening_hours)
         except json.JSONDecodeError as exc:
-            _fail(f"--opening-hours is not valid JSON ({exc.msg}); e.g. '{{\"mon\": [[\"08:00\", \"17:00\"]]}}'")
+            _fail(f'--opening-hours is not valid JSON ({exc.msg}); e.g. \'{{"mon": [["08:00", "17:00"]]}}\'')
     spec = _validated(
         UnitCreate,
-        {"unit": unit, "name": name, "region": region, "time_zone": time_zone, "opening_hours": hours,
-         "unreached_callback_counts": unreached_callback_counts, "ownership": ownership, "municipality_code": municipality_code,
-         "listed_patients": listed_patients},
-        {"unit": "UNIT", "name": "--name", "region": "--region", "time_zone": "--time-zone", "opening_hours": "--opening-hours",
-         "ownership": "--ownership", "municipality_code": "--municipality-code", "listed_patients": "--listed-patients"},
+        {
+            "unit": unit,
+            "name": name,
+            "region": region,
+            "time_zone": time_zone,
+            "opening_hours": hours,
+            "unreached_callback_counts": unreached_callback_counts,
+            "ownership": ownership,
+            "municipality_code": municipality_code,
+            "listed_patients": listed_patients,
+        },
+        {
+            "unit": "UNIT",
+            "name": "--name",
+            "region": "--region",
+            "time_zone": "--time-zone",
+            "opening_hours": "--opening-hours",
+            "ownership": "--ownership",
+            "municipality_code": "--municipality-code",
+            "listed_patients": "--listed-patients",
+        },
     )
     with _transaction() as session:
         try:
@@ -133,8 +149,10 @@ def units_add(
         except RegistryConflict:
             _fail(f"unit {unit} is already registered")
         _record(session, "units add", unit)
-    _said(f"registered unit {unit} ({name}) in region {region}, time zone {spec.time_zone}"
-          + (", with opening hours" if hours else ", no opening hours (every offered call counts)"))
+    _said(
+        f"registered unit {unit} ({name}) in region {region}, time zone {spec.time_zone}"
+        + (", with opening hours" if hours else ", no opening hours (every offered call counts)")
+    )
 
 
 @units_app.command("list")
@@ -147,8 +165,10 @@ def units_list(region: Annotated[Optional[str], typer.Option(help="only this reg
     if not rows:
         _said("no units registered" + (f" in region {region}" if region else ""))
         return
-    _table(["unit", "name", "region", "time zone", "opening hours", "unreached callbacks count"],
-           [[r.unit, r.name, r.region, r.time_zone, r.opening_hours or "-", "yes" if r.unreached_callback_counts else "no"] for r in rows])
+    _table(
+        ["unit", "name", "region", "time zone", "opening hours", "unreached callbacks count"],
+        [[r.unit, r.name, r.region, r.time_zone, r.opening_hours or "-", "yes" if r.unreached_callback_counts else "no"] for r in rows],
+    )
 
 
 @targets_app.command("set")
@@ -164,7 +184,8 @@ def targets_set(
 
     target: Any = None if value.lower() == "none" else value
     spec = _validated(
-        TargetCreate, {"metric": metric, "target": target, "valid_from": valid_from, "valid_to": valid_to},
+        TargetCreate,
+        {"metric": metric, "target": target, "valid_from": valid_from, "valid_to": valid_to},
         {"metric": "METRIC", "target": "VALUE", "valid_from": "--from", "valid_to": "--to", "": "--to"},
     )
     with _transaction() as session:
@@ -174,8 +195,10 @@ def targets_set(
             _fail(f"{exc}; register it first with `vardkoll admin units add`")
         _record(session, "targets set", unit, f"{metric} from {spec.valid_from}")
     until = f"through {row.valid_to}" if row.valid_to else "until further notice"
-    _said(f"{'replaced' if replaced else 'set'} target {row.id}: {unit} {metric} = {row.target if row.target is not None else 'none'}"
-          f" from {row.valid_from} {until}")
+    _said(
+        f"{'replaced' if replaced else 'set'} target {row.id}: {unit} {metric} = {row.target if row.target is not None else 'none'}"
+        f" from {row.valid_from} {until}"
+    )
 
 
 @targets_app.command("list")
@@ -230,10 +253,24 @@ def tokens_list() -> None:
     if not rows:
         _said("no tokens yet (VARDKOLL_ADMIN_TOKEN still works as an admin token)")
         return
-    _table(["id", "name", "role", "region", "unit", "device", "created", "expires", "last used", "revoked"],
-           [[r.id, r.name, r.role, r.region, r.unit, r.device, f"{r.created_at:%Y-%m-%d %H:%M}",
-             f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "", f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
-             f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else ""] for r in rows])
+    _table(
+        ["id", "name", "role", "region", "unit", "device", "created", "expires", "last used", "revoked"],
+        [
+            [
+                r.id,
+                r.name,
+                r.role,
+                r.region,
+                r.unit,
+                r.device,
+                f"{r.created_at:%Y-%m-%d %H:%M}",
+                f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "",
+                f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
+                f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+            ]
+            for r in rows
+        ],
+    )
 
 
 @tokens_app.command("revoke")
@@ -270,13 +307,16 @@ def tokens_rotate(
     with _transaction() as session:
         old = session.get(ApiToken, token_id)
         try:
-            new, secret, old = rotate_token(session, token_id, timedelta(hours=overlap_hours),
-                                            lifetime(ServerSettings(), Role(old.role) if old else Role.admin, valid_days))
+            new, secret, old = rotate_token(
+                session, token_id, timedelta(hours=overlap_hours), lifetime(ServerSettings(), Role(old.role) if old else Role.admin, valid_days)
+            )
         except (UnknownToken, RetiredToken) as exc:
             _fail(str(exc))
         _record(session, "tokens rotate", new.unit, f"token {token_id} replaced by {new.id}")
-    _said(f"token {new.id} replaces {token_id} '{new.name}', valid until {new.expires_at:%Y-%m-%d}; "
-          f"token {token_id} stops working at {old.expires_at:%Y-%m-%d %H:%M} UTC. The new secret follows; it is not shown again.")
+    _said(
+        f"token {new.id} replaces {token_id} '{new.name}', valid until {new.expires_at:%Y-%m-%d}; "
+        f"token {token_id} stops working at {old.expires_at:%Y-%m-%d %H:%M} UTC. The new secret follows; it is not shown again."
+    )
     typer.echo(secret)
 
 
@@ -364,8 +404,10 @@ def devices_push_config(
         except dc.BrokerUnavailable as exc:
             _fail(f"not published, nothing recorded: {exc}")
         _record(session, "devices push-config", unit, f"device {device} version {pushed.version}")
-    _said(f"published config version {pushed.version} for device {device} of {unit} (retained on {pushed.topic}); "
-          "its heartbeat reports whether it was applied or rolled back (`vardkoll admin devices config` or Installationsvy)")
+    _said(
+        f"published config version {pushed.version} for device {device} of {unit} (retained on {pushed.topic}); "
+        "its heartbeat reports whether it was applied or rolled back (`vardkoll admin devices config` or Installationsvy)"
+    )
 
 
 @devices_app.command("config")
@@ -389,9 +431,13 @@ def devices_config(unit: Annotated[str, typer.Argument(help="HSA-id")], device: 
         _said(f"no config version has been pushed to {device}")
         return
     newest = dc.outcome_of(history[0].version, reported)
-    _table(["version", "pushed at", "by", "sections", "outcome"],
-           [[v.version, f"{v.pushed_at:%Y-%m-%d %H:%M:%S}", v.pushed_by, json.dumps(v.sections, ensure_ascii=False),
-             (newest or "") if i == 0 else ""] for i, v in enumerate(history)])
+    _table(
+        ["version", "pushed at", "by", "sections", "outcome"],
+        [
+            [v.version, f"{v.pushed_at:%Y-%m-%d %H:%M:%S}", v.pushed_by, json.dumps(v.sections, ensure_ascii=False), (newest or "") if i == 0 else ""]
+            for i, v in enumerate(history)
+        ],
+    )
 
 
 @devices_app.command("list")

@@ -19,8 +19,9 @@ from typing import Annotated, Optional
 
 import typer
 
-bridge_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                         help="The serial bridge for ticket dispensers and button panels (docs/firmware-protocol.md).")
+bridge_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The serial bridge for ticket dispensers and button panels (docs/firmware-protocol.md)."
+)
 
 
 def _setup_logging(level: str) -> None:
@@ -31,8 +32,13 @@ def _setup_logging(level: str) -> None:
 def run(
     config: Annotated[Path, typer.Option("--config", help="the bridge's TOML (or JSON) config: ports and devices")],
     collector_config: Annotated[Path, typer.Option("--collector-config", help="the collector's TOML config: outbox, secret, MQTT")],
-    publish: Annotated[bool, typer.Option("--publish/--no-publish", help="also run the collector (publisher and connectors) "
-                                          "in this process; --no-publish when a separate collector sends the same outbox")] = True,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish/--no-publish",
+            help="also run the collector (publisher and connectors) in this process; --no-publish when a separate collector sends the same outbox",
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
     """Read the configured serial ports into the collector's outbox until SIGTERM or SIGINT."""

@@ -159,8 +159,9 @@ def server(
         engine.dispose()
     # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes only
     # VARDKOLL_TRUSTED_PROXIES (server/guards/proxies.py).
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False,
-                proxy_headers=False)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=log_config(settings.log_format, settings.log_level), access_log=False, proxy_headers=False
+    )
 
 
 @app.command()
@@ -175,8 +176,10 @@ def migrate(check: Annotated[bool, typer.Option("--check", help="only say whethe
     try:
         if check:
             state = schema_state(engine)
-            typer.echo(f"{where}: schema {state.current or 'none'}, this vardkoll needs {state.head}"
-                       + ("" if state.up_to_date else ": run `vardkoll migrate`"), err=True)
+            typer.echo(
+                f"{where}: schema {state.current or 'none'}, this vardkoll needs {state.head}" + ("" if state.up_to_date else ": run `vardkoll migrate`"),
+                err=True,
+            )
             raise typer.Exit(0 if state.up_to_date else 1)
         before = apply_migrations(engine)
     finally:
@@ -252,7 +255,10 @@ def collector_enroll(
     else:
         typer.echo("Servern skapar inga MQTT-konton: be driften om användarnamn och lösenord och för in dem under [mqtt] i konfigurationen", err=True)
     if result.secret_created:
-        typer.echo(f"Pseudonymnyckeln {result.secret_file} är skapad: spara en säker kopia (vardkoll collector export-secret) så att historiken kan flyttas till en ersättare", err=True)
+        typer.echo(
+            f"Pseudonymnyckeln {result.secret_file} är skapad: spara en säker kopia (vardkoll collector export-secret) så att historiken kan flyttas till en ersättare",
+            err=True,
+        )
 
 
 _DEFAULT_COLLECTOR_CONFIG = Path("/etc/vardkoll-collector/collector.toml")

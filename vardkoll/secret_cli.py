@@ -91,8 +91,7 @@ def run_export(out: Path, config: Path, secret_file: Path | None, passphrase_fil
     except OSError as exc:
         _fail(f"kan inte skriva {out} ({exc.strerror})")
     typer.echo(
-        f"exporterade pseudonymhemligheten krypterad till {out} (läge 0600, kontrollsumma {fingerprint(secret)}). "
-        "Förvara filen och lösenfrasen åtskilda.",
+        f"exporterade pseudonymhemligheten krypterad till {out} (läge 0600, kontrollsumma {fingerprint(secret)}). Förvara filen och lösenfrasen åtskilda.",
         err=True,
     )
 
@@ -122,7 +121,6 @@ def run_import(source: Path, config: Path, secret_file: Path | None, passphrase_
         _fail(f"kan inte skriva {path} ({exc.strerror}); kör kommandot som insamlarens användare")
     origin = f" från {imported.device}" if imported.device else ""
     typer.echo(
-        f"importerade pseudonymhemligheten{origin} till {path} (läge 0600, kontrollsumma {fingerprint(imported.secret)}). "
-        "Starta om insamlaren.",
+        f"importerade pseudonymhemligheten{origin} till {path} (läge 0600, kontrollsumma {fingerprint(imported.secret)}). Starta om insamlaren.",
         err=True,
     )

@@ -69,8 +69,12 @@ _HOUR = 3600
 _MINUTE = 60
 
 _PROFESSIONS_ASSESSMENT = (
-    ("nurse", 0.55), ("doctor", 0.30), ("physiotherapist", 0.06),
-    ("psychologist", 0.04), ("occupational_therapist", 0.02), ("other_licensed", 0.03),
+    ("nurse", 0.55),
+    ("doctor", 0.30),
+    ("physiotherapist", 0.06),
+    ("psychologist", 0.04),
+    ("occupational_therapist", 0.02),
+    ("other_licensed", 0.03),
 )
 _FORMS_ASSESSMENT = (("phone", 0.42), ("physical", 0.30), ("chat", 0.12), ("video", 0.08), ("letter", 0.04), ("home", 0.04))
 _FORMS_DIGITAL = (("chat", 0.55), ("video", 0.15), ("phone", 0.15), ("physical", 0.10), ("letter", 0.05))
@@ -340,8 +344,14 @@ def _care(rng: random.Random, out: _Day, unit: _Unit, day: date) -> None:
             out.emit(unit, contact + int(rng.uniform(5 * _MINUTE, 2 * _HOUR)), "care.contact", **dict(contact_fields, channel="phone"))
         forms = _FORMS_DIGITAL if channel == "digital" else _FORMS_ASSESSMENT
         if r < 0.003:  # data fault: an assessment dated before its contact (a wrong date keyed in)
-            out.emit(unit, contact - int(rng.uniform(26 * _HOUR, 3 * 24 * _HOUR)), "care.assessed", case=case,
-                     profession=_pick(rng, _PROFESSIONS_ASSESSMENT), form=_pick(rng, forms))
+            out.emit(
+                unit,
+                contact - int(rng.uniform(26 * _HOUR, 3 * 24 * _HOUR)),
+                "care.assessed",
+                case=case,
+                profession=_pick(rng, _PROFESSIONS_ASSESSMENT),
+                form=_pick(rng, forms),
+            )
         elif r < 0.033:  # cancelled before any assessment
             out.emit(unit, contact + int(rng.uniform(30 * _MINUTE, 2 * 24 * _HOUR)), "care.cancelled", case=case)
         elif r < 0.063:  # excluded: patient chooses to wait, or a medically motivated wait
@@ -349,8 +359,14 @@ def _care(rng: random.Random, out: _Day, unit: _Unit, day: date) -> None:
             out.emit(unit, contact + int(rng.uniform(10 * _MINUTE, 24 * _HOUR)), "care.excluded", case=case, reason=reason)
             if rng.random() < 0.7:
                 later = _next_working_day(day, rng.randint(4, 14))
-                out.emit(unit, clock.local(later, rng.uniform(8 * _HOUR, 17 * _HOUR)), "care.assessed", case=case,
-                         profession=_pick(rng, _PROFESSIONS_ASSESSMENT), form=_pick(rng, forms))
+                out.emit(
+                    unit,
+                    clock.local(later, rng.uniform(8 * _HOUR, 17 * _HOUR)),
+                    "care.assessed",
+                    case=case,
+                    profession=_pick(rng, _PROFESSIONS_ASSESSMENT),
+                    form=_pick(rng, forms),
+                )
         elif r < 0.078:  # still open (lost, or waiting beyond the archive)
             continue
         else:
@@ -359,8 +375,14 @@ def _care(rng: random.Random, out: _Day, unit: _Unit, day: date) -> None:
             out.emit(unit, assessed, "care.assessed", case=case, profession=profession, form=_pick(rng, forms))
             if rng.random() < 0.02:  # a follow-up assessment; only the first counts
                 later = _next_working_day(_clock_date(clock, assessed), rng.randint(1, 10))
-                out.emit(unit, clock.local(later, rng.uniform(8 * _HOUR, 17 * _HOUR)), "care.assessed", case=case,
-                         profession="doctor", form=_pick(rng, _FORMS_ASSESSMENT))
+                out.emit(
+                    unit,
+                    clock.local(later, rng.uniform(8 * _HOUR, 17 * _HOUR)),
+                    "care.assessed",
+                    case=case,
+                    profession="doctor",
+                    form=_pick(rng, _FORMS_ASSESSMENT),
+                )
 
 
 def _clock_date(clock: _Clock, epoch: int) -> date:
@@ -483,8 +505,7 @@ def _as_archived(rng: random.Random, events: list[dict[str, Any]]) -> Iterator[d
         yield heapq.heappop(redelivered)[2]
 
 
-def write_events(path: Path, events: int, seed: int = 1, units: int = 40, start_date: date = DEFAULT_START,
-                 progress: bool = True) -> dict[str, Any]:
+def write_events(path: Path, events: int, seed: int = 1, units: int = 40, start_date: date = DEFAULT_START, progress: bool = True) -> dict[str, Any]:
     """Write exactly `events` lines (gzip when the name ends in .gz), days being added until the count is
     reached (the last day is cut where it runs out). Returns what was written: lines, distinct events,
     repeated lines, bytes; the same goes to `<path>.meta.json` so a cached file can be checked."""
@@ -546,8 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     meta = write_events(args.out, args.events, args.seed, args.units, args.start)
-    print(f"wrote {meta['lines']:,} events ({meta['repeated_lines']:,} repeated lines) to {args.out} "
-          f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(f"wrote {meta['lines']:,} events ({meta['repeated_lines']:,} repeated lines) to {args.out} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -205,7 +205,9 @@ class AsteriskQueueLogConnector(Connector):
                 end = chunk.find(b"\n", cursor)
                 if end < 0:
                     rest = len(chunk) - cursor
-                    if rest > limit or (skip and rest) or (cursor == 0 and len(chunk) == self.config.max_bytes_per_batch):  # an over-long line: drop what there is, keep dropping
+                    if (
+                        rest > limit or (skip and rest) or (cursor == 0 and len(chunk) == self.config.max_bytes_per_batch)
+                    ):  # an over-long line: drop what there is, keep dropping
                         if not skip:
                             line += 1
                             self._bad(batch, name, line, f"longer than {limit} bytes")

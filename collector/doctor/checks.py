@@ -52,14 +52,24 @@ def effective_config(config: CollectorConfig) -> tuple[CollectorConfig, list[Fin
             effective = remote_config.merge(config, state.applied)
             findings.append(ok(area, f"version {state.applied.version} gäller (kontrollerna nedan gäller den)"))
         except remote_config.RemoteConfigRefused:
-            findings.append(warning(area, f"version {state.applied.version} passar inte längre ihop med konfigurationsfilen; filens inställningar gäller",
-                                    "Publicera en ny version för enheten (vardkoll admin devices push-config)."))
+            findings.append(
+                warning(
+                    area,
+                    f"version {state.applied.version} passar inte längre ihop med konfigurationsfilen; filens inställningar gäller",
+                    "Publicera en ny version för enheten (vardkoll admin devices push-config).",
+                )
+            )
     else:
         findings.append(ok(area, "ingen version har tagits emot; filens inställningar gäller"))
     if state.outcome in ("rolled_back", "refused") and state.rejected_version is not None:
         what = "rullades tillbaka" if state.outcome == "rolled_back" else "avvisades"
-        findings.append(warning(area, f"version {state.rejected_version} {what}: {state.rejected_reason}",
-                                "Rätta versionen (t.ex. brokeradressen) och publicera den under ett nytt versionsnamn."))
+        findings.append(
+            warning(
+                area,
+                f"version {state.rejected_version} {what}: {state.rejected_reason}",
+                "Rätta versionen (t.ex. brokeradressen) och publicera den under ett nytt versionsnamn.",
+            )
+        )
     return effective, findings
 
 
@@ -71,14 +81,21 @@ def secret_files(config: CollectorConfig) -> list[Finding]:
     key = config.pseudonyms.secret_file
     area = "Pseudonymnyckel"
     if not key.exists():
-        findings.append(warning(area, f"{key} finns inte ännu; den skapas när insamlaren startar första gången",
-                                "Ersätter enheten en gammal? Lägg då tillbaka nyckeln från säkerhetskopian innan start, annars går historiken inte att koppla ihop."))
+        findings.append(
+            warning(
+                area,
+                f"{key} finns inte ännu; den skapas när insamlaren startar första gången",
+                "Ersätter enheten en gammal? Lägg då tillbaka nyckeln från säkerhetskopian innan start, annars går historiken inte att koppla ihop.",
+            )
+        )
     else:
         try:
             mode = _mode(key)
             text = key.read_text().strip()
         except OSError as exc:
-            findings.append(error(area, f"{key} går inte att läsa ({exc.strerror})", f"Ge användaren som kör insamlaren läsrätt: chown vardkoll-collector {key}"))
+            findings.append(
+                error(area, f"{key} går inte att läsa ({exc.strerror})", f"Ge användaren som kör insamlaren läsrätt: chown vardkoll-collector {key}")
+            )
         else:
             if mode & 0o077:
                 findings.append(error(area, f"{key} har läsrätt för andra (läge {mode:o}); insamlaren vägrar starta", f"Kör: chmod 600 {key}"))
@@ -96,7 +113,13 @@ def secret_files(config: CollectorConfig) -> list[Finding]:
         if mode & 0o007:
             findings.append(error(name, f"{path} kan läsas av alla (läge {mode:o})", f"Kör: chmod 600 {path}"))
         elif not os.access(path, os.R_OK):
-            findings.append(error(name, f"{path} går inte att läsa för den här användaren", f"Ge insamlarens användare läsrätt, t.ex. chgrp vardkoll-collector {path} && chmod 640 {path}"))
+            findings.append(
+                error(
+                    name,
+                    f"{path} går inte att läsa för den här användaren",
+                    f"Ge insamlarens användare läsrätt, t.ex. chgrp vardkoll-collector {path} && chmod 640 {path}",
+                )
+            )
         else:
             findings.append(ok(name, f"{path} finns, läge {mode:o}"))
     return findings
@@ -134,21 +157,37 @@ def broker(config: CollectorConfig, timeout_s: float, client_factory: Callable[.
     try:
         reason = _connect(device_client_id(config.unit, config.device), mqtt, password, timeout_s, client_factory)
     except ssl.SSLError as exc:
-        return [error(area, f"TLS-handskakningen med {where} misslyckades ({exc.reason or type(exc).__name__})",
-                      "Kontrollera att adressen är brokerns och att [mqtt] ca_file pekar på rätt CA-certifikat.")]
+        return [
+            error(
+                area,
+                f"TLS-handskakningen med {where} misslyckades ({exc.reason or type(exc).__name__})",
+                "Kontrollera att adressen är brokerns och att [mqtt] ca_file pekar på rätt CA-certifikat.",
+            )
+        ]
     except socket.gaierror:
         return [error(area, f"namnet {mqtt.host} går inte att slå upp", "Kontrollera [mqtt] url och att enheten har DNS.")]
     except (ConnectionRefusedError, TimeoutError, socket.timeout, OSError) as exc:
         what = "vägrade anslutningen" if isinstance(exc, ConnectionRefusedError) else f"svarade inte ({type(exc).__name__})"
         return [error(area, f"{where} {what}", "Kontrollera [mqtt] url och port, att brokern körs och att brandväggen släpper igenom porten.")]
     if reason is None:
-        return [error(area, f"{where} svarade inte på inloggningen inom {timeout_s:.0f} s", "Kontrollera att porten är en MQTT-port och om TLS ska användas (mqtts://).")]
+        return [
+            error(
+                area,
+                f"{where} svarade inte på inloggningen inom {timeout_s:.0f} s",
+                "Kontrollera att porten är en MQTT-port och om TLS ska användas (mqtts://).",
+            )
+        ]
     code, text = reason
     if code == 0:
         return [ok(area, f"ansluten till {where} {tls} som {mqtt.username or '(anonym)'}")]
     if code in (0x86, 0x87, 4, 5):  # bad user name or password / not authorised (v5 and v3 codes)
-        return [error(area, f"{where} nekade inloggningen för {mqtt.username or '(anonym)'} ({text})",
-                      "Kontrollera [mqtt] username och lösenordet i password_file mot brokerns användare för enheten.")]
+        return [
+            error(
+                area,
+                f"{where} nekade inloggningen för {mqtt.username or '(anonym)'} ({text})",
+                "Kontrollera [mqtt] username och lösenordet i password_file mot brokerns användare för enheten.",
+            )
+        ]
     return [error(area, f"{where} nekade anslutningen ({text})", "Kontakta den som driftar brokern med felmeddelandet.")]
 
 
@@ -187,22 +226,29 @@ def _connect(client_id: str, mqtt: MqttConfig, password: str | None, timeout_s: 
 # -- clock --------------------------------------------------------------------------------------------
 
 
-def clock_state(offsets: list[clock.ClockComparison], now: Callable[[], float] = time.time,
-                ntp: Callable[[], tuple[bool | None, str]] = clock.ntp_state) -> list[Finding]:
+def clock_state(
+    offsets: list[clock.ClockComparison], now: Callable[[], float] = time.time, ntp: Callable[[], tuple[bool | None, str]] = clock.ntp_state
+) -> list[Finding]:
     area = "Klocka"
     findings = []
     synced, how = ntp()
     if synced is True:
         findings.append(ok(area, f"synkroniserad med NTP ({how})"))
     elif synced is False:
-        findings.append(error(area, f"inte synkroniserad med NTP ({how}); händelsernas tider kan bli fel",
-                              "Kör: sudo timedatectl set-ntp true, och se till att enheten når en NTP-server (UDP 123)."))
+        findings.append(
+            error(
+                area,
+                f"inte synkroniserad med NTP ({how}); händelsernas tider kan bli fel",
+                "Kör: sudo timedatectl set-ntp true, och se till att enheten når en NTP-server (UDP 123).",
+            )
+        )
     else:
         findings.append(warning(area, "NTP-läget går inte att läsa på den här enheten", "Kontrollera tiden för hand: date -u"))
     current = datetime.fromtimestamp(now(), timezone.utc)
     if current < clock.earliest_plausible():
-        findings.append(error(area, f"klockan visar {current:%Y-%m-%d %H:%M} UTC, före installationen av programmet",
-                              "Ställ klockan (NTP) innan insamlaren startar."))
+        findings.append(
+            error(area, f"klockan visar {current:%Y-%m-%d %H:%M} UTC, före installationen av programmet", "Ställ klockan (NTP) innan insamlaren startar.")
+        )
     for comparison in offsets:
         off = comparison.offset_s
         text = f"{abs(off):.0f} s {'före' if off > 0 else 'efter'} {comparison.source}"
@@ -239,18 +285,26 @@ def _origin(url: str) -> str:
 # -- sources ------------------------------------------------------------------------------------------
 
 
-def sources(config: CollectorConfig, timeout_s: float, transport: Any = None, now: Callable[[], float] = time.time) -> tuple[list[Finding], list[clock.ClockComparison]]:
+def sources(
+    config: CollectorConfig, timeout_s: float, transport: Any = None, now: Callable[[], float] = time.time
+) -> tuple[list[Finding], list[clock.ClockComparison]]:
     findings: list[Finding] = []
     clocks: list[clock.ClockComparison] = []
     if not config.connectors:
-        findings.append(warning("Källor", "inga källor är konfigurerade; insamlaren skickar bara status", "Lägg till en [[connectors]]-tabell per källa (docs/collector.md)."))
+        findings.append(
+            warning(
+                "Källor", "inga källor är konfigurerade; insamlaren skickar bara status", "Lägg till en [[connectors]]-tabell per källa (docs/collector.md)."
+            )
+        )
     for name in unlinked_callback_exports(config.connectors):
-        findings.append(error(
-            f"Källa {name}",
-            "återuppringningsexporten är inte kopplad till telefonsystemets samtal: varje återuppringning skulle räknas som ett samtal till",
-            "Ange i [connectors.columns] queue_call_id = kolumnen med telefonsystemets samtals-id (Asterisks uniqueid); "
-            "är exportens call_id samma id, ange samma kolumnnamn.",
-        ))
+        findings.append(
+            error(
+                f"Källa {name}",
+                "återuppringningsexporten är inte kopplad till telefonsystemets samtal: varje återuppringning skulle räknas som ett samtal till",
+                "Ange i [connectors.columns] queue_call_id = kolumnen med telefonsystemets samtals-id (Asterisks uniqueid); "
+                "är exportens call_id samma id, ange samma kolumnnamn.",
+            )
+        )
     for entry in config.connectors:
         area = f"Källa {entry.instance_name}"
         cls = REGISTRY.get(entry.type)
@@ -297,8 +351,14 @@ def _file(area: str, path: Path) -> Finding:
 def _fhir(area: str, settings: Any, timeout_s: float, transport: Any, now: Callable[[], float]) -> tuple[Finding, clock.ClockComparison | None]:
     from ..connectors.fhir_r4.client import FhirClient, FhirError, FhirUnavailable
 
-    client = FhirClient(settings.base_url, settings.token, timeout_s=min(timeout_s, settings.timeout_s),
-                        verify=str(settings.ca_file) if settings.ca_file else True, transport=transport, wall_clock=now)
+    client = FhirClient(
+        settings.base_url,
+        settings.token,
+        timeout_s=min(timeout_s, settings.timeout_s),
+        verify=str(settings.ca_file) if settings.ca_file else True,
+        transport=transport,
+        wall_clock=now,
+    )
     try:
         statement = client.get_json("metadata")
     except FhirUnavailable as exc:
@@ -342,7 +402,9 @@ def outbox(config: CollectorConfig, now: Callable[[], float] = time.time) -> lis
             return [error("Utkorg", f"{box.path} går inte att läsa som databas ({exc})", "Flytta undan filen (den kan vara skadad) och starta om insamlaren.")]
         when = f", äldsta från {datetime.fromtimestamp(oldest, timezone.utc):%Y-%m-%d %H:%M} UTC" if oldest is not None else ""
         if oldest is not None and now() - oldest > STALE_OUTBOX_S:
-            findings.append(warning("Utkorg", f"{depth} händelser väntar{when}", "Händelser har väntat över ett dygn: kontrollera brokeranslutningen (se Broker ovan)."))
+            findings.append(
+                warning("Utkorg", f"{depth} händelser väntar{when}", "Händelser har väntat över ett dygn: kontrollera brokeranslutningen (se Broker ovan).")
+            )
         else:
             findings.append(ok("Utkorg", f"{box.path}: {depth} händelser väntar{when}"))
     else:

@@ -62,9 +62,18 @@ def switch_current(prefix: Path, version: str) -> None:
 
 
 class Installer:
-    def __init__(self, state_dir: Path, prefix: Path, trusted_keys: Path, *, restart: Callable[[], None] = systemctl_restart,
-                 python: str = "python3", confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        prefix: Path,
+        trusted_keys: Path,
+        *,
+        restart: Callable[[], None] = systemctl_restart,
+        python: str = "python3",
+        confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.paths = UpdatePaths(state_dir / "update")
         self.prefix = prefix
         self.trusted_keys = trusted_keys
@@ -106,13 +115,18 @@ class Installer:
         write_json(self.paths.trial, {"version": manifest.version, "previous": previous})
         self.paths.confirmed.unlink(missing_ok=True)
         switch_current(self.prefix, manifest.version)
-        log.info("switched to %s (was %s); restarting the collector and waiting %.0f s for it to reach the broker",
-                 manifest.version, previous, self.confirm_timeout_s)
+        log.info(
+            "switched to %s (was %s); restarting the collector and waiting %.0f s for it to reach the broker",
+            manifest.version,
+            previous,
+            self.confirm_timeout_s,
+        )
         self.restart()
         if self._wait_confirmed(manifest.version):
             return self._keep(manifest.version, previous)
-        return self._roll_back(manifest.version, previous, f"version {manifest.version} did not reach the broker within "
-                               f"{self.confirm_timeout_s:.0f} s; rolled back to {previous}")
+        return self._roll_back(
+            manifest.version, previous, f"version {manifest.version} did not reach the broker within {self.confirm_timeout_s:.0f} s; rolled back to {previous}"
+        )
 
     def _checked_offer(self) -> UpdateManifest:
         document = read_json(self.paths.offer)
@@ -136,8 +150,12 @@ class Installer:
             bundle_info = read_json(top / "BUNDLE.json") or {}
             if bundle_info.get("version") != manifest.version:
                 raise UpdateRefused(f"version {manifest.version}: the bundle inside says version {bundle_info.get('version')}")
-            done = subprocess.run(["sh", str(top / "install.sh"), "--stage-only", "--prefix", str(self.prefix), "--python", self.python],
-                                  capture_output=True, text=True, timeout=1800)
+            done = subprocess.run(
+                ["sh", str(top / "install.sh"), "--stage-only", "--prefix", str(self.prefix), "--python", self.python],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             if done.returncode != 0:
                 last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
                 raise UpdateRefused(f"version {manifest.version} did not install: {last[0][:200]}")

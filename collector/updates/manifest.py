@@ -79,8 +79,14 @@ class UpdateManifest:
         if not isinstance(document, dict) or document.get("v") != FORMAT or document.get("product") != PRODUCT:
             raise UpdateRefused(f"the signed manifest is not a {PRODUCT} update of format {FORMAT}")
         try:
-            manifest = cls(version=str(document["version"]), arch=str(document["arch"]), python=str(document["python"]),
-                           bundle=str(document["bundle"]), sha256=str(document["sha256"]).lower(), size=int(document["size"]))
+            manifest = cls(
+                version=str(document["version"]),
+                arch=str(document["arch"]),
+                python=str(document["python"]),
+                bundle=str(document["bundle"]),
+                sha256=str(document["sha256"]).lower(),
+                size=int(document["size"]),
+            )
         except (KeyError, TypeError, ValueError):
             raise UpdateRefused("the signed manifest lacks version, arch, python, bundle, sha256 or size") from None
         version_key(manifest.version)
@@ -117,8 +123,11 @@ def load_public_keys(place: Path) -> dict[str, "Ed25519PublicKey"]:
 
 def sign(manifest: UpdateManifest, private_key: "Ed25519PrivateKey") -> dict[str, str]:
     data = manifest.encode()
-    return {"manifest": base64.b64encode(data).decode(), "signature": base64.b64encode(private_key.sign(data)).decode(),
-            "key": key_id(private_key.public_key())}
+    return {
+        "manifest": base64.b64encode(data).decode(),
+        "signature": base64.b64encode(private_key.sign(data)).decode(),
+        "key": key_id(private_key.public_key()),
+    }
 
 
 def verify(document: Any, trusted: dict[str, "Ed25519PublicKey"]) -> UpdateManifest:
@@ -126,7 +135,7 @@ def verify(document: Any, trusted: dict[str, "Ed25519PublicKey"]) -> UpdateManif
     from cryptography.exceptions import InvalidSignature
 
     if not isinstance(document, dict) or not isinstance(document.get("manifest"), str) or not isinstance(document.get("signature"), str):
-        raise UpdateRefused("the update needs \"manifest\" and \"signature\" (as made by packaging/sign.py)")
+        raise UpdateRefused('the update needs "manifest" and "signature" (as made by packaging/sign.py)')
     if not trusted:
         raise UpdateRefused("no trusted update key is installed (/etc/vardkoll-collector/update-keys/*.pub)")
     try:

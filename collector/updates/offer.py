@@ -122,8 +122,17 @@ def download(url: str, target: Path, limit_bytes: int, ping: Callable[[], None])
 
 
 class Updater:
-    def __init__(self, state_dir: Path, trusted_keys: Path, running: str, *, enabled: bool = True,
-                 ping: Callable[[], None] = lambda: None, machine: str | None = None, python: str | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        trusted_keys: Path,
+        running: str,
+        *,
+        enabled: bool = True,
+        ping: Callable[[], None] = lambda: None,
+        machine: str | None = None,
+        python: str | None = None,
+    ) -> None:
         self.paths = UpdatePaths(state_dir / "update")
         self.trusted_keys = trusted_keys
         self.running = running
@@ -159,8 +168,9 @@ class Updater:
 
     def _check_fits(self, manifest: UpdateManifest) -> None:
         if manifest.arch != self._machine or manifest.python != self._python:
-            raise UpdateRefused(f"version {manifest.version} is built for {manifest.arch} / Python {manifest.python}, "
-                                f"this device is {self._machine} / Python {self._python}")
+            raise UpdateRefused(
+                f"version {manifest.version} is built for {manifest.arch} / Python {manifest.python}, this device is {self._machine} / Python {self._python}"
+            )
         if not is_newer(manifest.version, self.running):
             raise UpdateRefused(f"version {manifest.version} is not newer than the running {self.running}")
 

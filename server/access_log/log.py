@@ -25,20 +25,57 @@ def client_of(request: Request) -> str:
 
 
 def record_access(
-    session: Session, who: str, role: str, action: str, *, token_id: int | None = None, unit: str | None = None,
-    region: str | None = None, detail: str = "", client: str = "", now: datetime | None = None,
+    session: Session,
+    who: str,
+    role: str,
+    action: str,
+    *,
+    token_id: int | None = None,
+    unit: str | None = None,
+    region: str | None = None,
+    detail: str = "",
+    client: str = "",
+    now: datetime | None = None,
 ) -> None:
     """Add one record; the caller commits (with the change it records, where there is one)."""
-    session.add(AccessRecord(at=now or datetime.now(timezone.utc), who=who[:200], token_id=token_id, role=role, action=action[:48],
-                             unit=unit, region=region, detail=detail[:300], client=client[:64]))
+    session.add(
+        AccessRecord(
+            at=now or datetime.now(timezone.utc),
+            who=who[:200],
+            token_id=token_id,
+            role=role,
+            action=action[:48],
+            unit=unit,
+            region=region,
+            detail=detail[:300],
+            client=client[:64],
+        )
+    )
 
 
-def record_principal(sessions: sessionmaker[Session], principal: Principal, request: Request, action: str, *,
-                     unit: str | None = None, region: str | None = None, detail: str = "") -> None:
+def record_principal(
+    sessions: sessionmaker[Session],
+    principal: Principal,
+    request: Request,
+    action: str,
+    *,
+    unit: str | None = None,
+    region: str | None = None,
+    detail: str = "",
+) -> None:
     """Record a read in its own transaction. A read is served only once it is recorded: a failure here raises."""
     with sessions.begin() as session:
-        record_access(session, principal.name, principal.role.value, action, token_id=principal.token_id, unit=unit,
-                      region=region, detail=detail, client=client_of(request))
+        record_access(
+            session,
+            principal.name,
+            principal.role.value,
+            action,
+            token_id=principal.token_id,
+            unit=unit,
+            region=region,
+            detail=detail,
+            client=client_of(request),
+        )
 
 
 def record_change_from_request(sessions: sessionmaker[Session], request: Request, status_code: int) -> None:
@@ -51,15 +88,24 @@ def record_change_from_request(sessions: sessionmaker[Session], request: Request
     unit = request.path_params.get("unit") or request.path_params.get("hsa")
     try:
         with sessions.begin() as session:
-            record_access(session, principal.name, principal.role.value, f"change:{request.method}", token_id=principal.token_id,
-                          unit=unit if isinstance(unit, str) else None, detail=str(template), client=client_of(request))
+            record_access(
+                session,
+                principal.name,
+                principal.role.value,
+                f"change:{request.method}",
+                token_id=principal.token_id,
+                unit=unit if isinstance(unit, str) else None,
+                detail=str(template),
+                client=client_of(request),
+            )
     except SQLAlchemyError:
         # The change is committed already; losing its record must be seen, never silent.
         log.error("access log: could not record %s %s by token %s", request.method, template, principal.token_id)
 
 
-def read_access_log(session: Session, since: datetime | None = None, until: datetime | None = None, unit: str | None = None,
-                    action: str | None = None, limit: int = 200) -> list[AccessRecord]:
+def read_access_log(
+    session: Session, since: datetime | None = None, until: datetime | None = None, unit: str | None = None, action: str | None = None, limit: int = 200
+) -> list[AccessRecord]:
     """Newest first."""
     query = select(AccessRecord).order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
     if since is not None:

@@ -18,10 +18,15 @@ from .figure_query import FigureQueryDep
 router = APIRouter(tags=["compliance"])
 
 FIGURE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"model": Figure, "description": "The SPEC 2.5 figure with `definition_version` and `data` (freshness); CSV with format=csv",
-          "content": {"text/csv": {}}}}
+    200: {
+        "model": Figure,
+        "description": "The SPEC 2.5 figure with `definition_version` and `data` (freshness); CSV with format=csv",
+        "content": {"text/csv": {}},
+    }
+}
 FIGURES_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"model": list[Figure], "description": "One figure per unit, sorted by unit; CSV with format=csv", "content": {"text/csv": {}}}}
+    200: {"model": list[Figure], "description": "One figure per unit, sorted by unit; CSV with format=csv", "content": {"text/csv": {}}}
+}
 
 
 def _json(document: Any) -> Response:
@@ -38,7 +43,10 @@ def unit_compliance(principal: FigureReader, unit: UnitInPath, query: FigureQuer
 
 @router.get("/compliance", responses=FIGURES_DOC)
 def compliance(
-    principal: FigureReader, query: FigureQueryDep, session: SessionDep, services: ServicesDep,
+    principal: FigureReader,
+    query: FigureQueryDep,
+    session: SessionDep,
+    services: ServicesDep,
     region: Annotated[str | None, Query(description="the region's units (default: all units you may see)")] = None,
 ) -> Response:
     """One figure per registered unit: of `region`, or of every unit the token may see."""

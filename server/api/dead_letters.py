@@ -34,7 +34,8 @@ class DeadLetterPublic(BaseModel):
 
 @router.get("/dead-letters")
 def dead_letters(
-    principal: DeadLetterReader, session: SessionDep,
+    principal: DeadLetterReader,
+    session: SessionDep,
     unit: Annotated[str | None, Query(description="only this unit's")] = None,
     since: Annotated[str | None, Query(description="only those received at or after this time (with offset)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -30,13 +30,21 @@ class DevicePublic(BaseModel):
     retired_at: datetime | None
     status: str | None
     last_seen_at: datetime | None
-    heartbeat: dict[str, Any] | None = Field(default=None, description="the device's last status message as it sent it: "
-                                             "version, outbox, clock, publisher, config (docs/collector.md)")
+    heartbeat: dict[str, Any] | None = Field(
+        default=None, description="the device's last status message as it sent it: version, outbox, clock, publisher, config (docs/collector.md)"
+    )
 
 
 def _public(row: DeviceRow) -> DevicePublic:
-    return DevicePublic(unit=row.unit, device=row.device, registered_at=row.registered_at, retired_at=row.retired_at, status=row.status,
-                        last_seen_at=row.last_seen_at, heartbeat=_heartbeat(row.last_status))
+    return DevicePublic(
+        unit=row.unit,
+        device=row.device,
+        registered_at=row.registered_at,
+        retired_at=row.retired_at,
+        status=row.status,
+        last_seen_at=row.last_seen_at,
+        heartbeat=_heartbeat(row.last_status),
+    )
 
 
 def _heartbeat(text: str | None) -> dict[str, Any] | None:

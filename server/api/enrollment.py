@@ -109,8 +109,7 @@ def replace(principal: DeviceManager, unit: UnitInPath, device: str, services: S
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unit {unit} is not registered; add it first")
     body = body or CodeRequest()
     try:
-        issued = replace_device(session, unit, device, principal.name, body.device, timedelta(hours=body.valid_hours),
-                                accounts=services.broker_accounts)
+        issued = replace_device(session, unit, device, principal.name, body.device, timedelta(hours=body.valid_hours), accounts=services.broker_accounts)
     except UnknownDevice as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except BrokerAccountError as exc:
@@ -139,8 +138,10 @@ def enroll(body: EnrollRequest, request: Request, services: ServicesDep, session
         session.rollback()  # the code stays unused
         log.error("enrollment of device %s refused by the broker: %s", body.device, exc)
         # The caller holds only a code: the broker's address and the admin account's name stay in the log.
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server could not create this device's broker account; "
-                            "the code has not been used: try again later, or tell the operator (server log)") from None
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the server could not create this device's broker account; the code has not been used: try again later, or tell the operator (server log)",
+        ) from None
     try:
         session.commit()
     except Exception:
@@ -150,9 +151,18 @@ def enroll(body: EnrollRequest, request: Request, services: ServicesDep, session
     settings = services.settings
     url = ProvisioningSettings().device_mqtt_url or settings.mqtt_url
     broker = enrolled.broker
-    return EnrolledPublic(unit=enrolled.unit, device=enrolled.device, token=enrolled.token,
-                          mqtt=MqttPublic(url=url, topic_prefix=settings.topic_prefix, username=broker.username if broker else None,
-                                          password=broker.password if broker else None, client_id=device_client_id(enrolled.unit, enrolled.device)))
+    return EnrolledPublic(
+        unit=enrolled.unit,
+        device=enrolled.device,
+        token=enrolled.token,
+        mqtt=MqttPublic(
+            url=url,
+            topic_prefix=settings.topic_prefix,
+            username=broker.username if broker else None,
+            password=broker.password if broker else None,
+            client_id=device_client_id(enrolled.unit, enrolled.device),
+        ),
+    )
 
 
 def _remove_quietly(accounts: BrokerAccounts, unit: str, device: str) -> None:

@@ -35,8 +35,7 @@ def _lines(sessions: sessionmaker[Session], unit: str, first_us: int, end_us: in
         with sessions() as session:
             rows = session.execute(
                 select(StoredEvent.at_us, StoredEvent.event_id, StoredEvent.body)
-                .where(StoredEvent.unit == unit, StoredEvent.at_us < end_us,
-                       tuple_(StoredEvent.at_us, StoredEvent.event_id) > tuple_(*after))
+                .where(StoredEvent.unit == unit, StoredEvent.at_us < end_us, tuple_(StoredEvent.at_us, StoredEvent.event_id) > tuple_(*after))
                 .order_by(StoredEvent.at_us, StoredEvent.event_id)
                 .limit(PAGE_ROWS)
             ).all()
@@ -47,8 +46,11 @@ def _lines(sessions: sessionmaker[Session], unit: str, first_us: int, end_us: in
         after = (rows[-1][0], rows[-1][1])
 
 
-@router.get("/units/{unit}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {}}, "description": "One stored event per line, by time"}})
+@router.get(
+    "/units/{unit}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One stored event per line, by time"}},
+)
 def export_events(
     request: Request,
     principal: FigureReader,
@@ -68,5 +70,8 @@ def export_events(
     end_us = _local_midnight_us(period_to + timedelta(days=1), time_zone)
     record_principal(services.sessions, principal, request, "read:events", unit=unit, detail=f"events {period_from} to {period_to}")
     filename = f"vardkoll-{unit}-events-{period_from}-{period_to}.jsonl"
-    return StreamingResponse(_lines(services.sessions, unit, first_us, end_us), media_type="application/x-ndjson",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        _lines(services.sessions, unit, first_us, end_us),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

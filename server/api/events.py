@@ -41,8 +41,9 @@ def _refused(services: Services, source: Source, refusal: BodyRejected, body: by
         services.ingest.refuse_payload(refusal.reason, source, body)
     else:  # too large to read: only the reason
         with services.sessions.begin() as session:
-            session.add(DeadLetter(received_at=datetime.now(timezone.utc), source=source.transport, unit=source.unit,
-                                   device=source.device, reason=refusal.reason))
+            session.add(
+                DeadLetter(received_at=datetime.now(timezone.utc), source=source.transport, unit=source.unit, device=source.device, reason=refusal.reason)
+            )
     return JSONResponse({"detail": refusal.reason}, status_code=refusal.status)
 
 

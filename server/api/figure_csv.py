@@ -15,6 +15,7 @@ def csv_response(figures: list[dict[str, Any]], query: FigureQuery, label: str) 
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", label)  # a header is latin-1 and the name must survive any file system
     filename = f"vardkoll-{label}-{query.metric}-{query.period.start}-{query.period.end}.csv"
     return Response(
-        figures_csv(figures), media_type="text/csv; charset=utf-8",
+        figures_csv(figures),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -57,5 +57,4 @@ def ready(request: Request, services: ServicesDep) -> JSONResponse:
     database = "ok" if _database_ok(services) else "unreachable"
     broker = _broker_state(request) or "not_consuming"
     ok = database == "ok" and broker != "disconnected"
-    return JSONResponse({"status": "ok" if ok else "unavailable", "database": database, "broker": broker, "version": version()},
-                        status_code=200 if ok else 503)
+    return JSONResponse({"status": "ok" if ok else "unavailable", "database": database, "broker": broker, "version": version()}, status_code=200 if ok else 503)

@@ -22,8 +22,7 @@ RegionInPath = Annotated[str, Path(min_length=1, max_length=100, description="th
 
 
 @router.get("/compliance", responses={200: {"model": RegionFigure}})
-def compliance_of_region(principal: FigureReader, region: RegionInPath, query: FigureQueryDep, session: SessionDep,
-                         services: ServicesDep) -> Response:
+def compliance_of_region(principal: FigureReader, region: RegionInPath, query: FigureQueryDep, session: SessionDep, services: ServicesDep) -> Response:
     """The whole region for a metric and period. Only those who see every unit of the region may ask."""
     confine_to_region(session, principal, region)
     if principal.role is Role.clinic_manager:

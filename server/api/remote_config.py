@@ -30,8 +30,9 @@ router = APIRouter(tags=["devices"])
 
 class ConfigPush(BaseModel):
     version: str = Field(description="this version's name; the device applies each version once", examples=["2026-11-23.2"])
-    sections: dict[str, Any] = Field(description="poll_interval_s, mqtt (no password), publisher, connectors",
-                                     examples=[{"publisher": {"max_events_per_s": 100}}])
+    sections: dict[str, Any] = Field(
+        description="poll_interval_s, mqtt (no password), publisher, connectors", examples=[{"publisher": {"max_events_per_s": 100}}]
+    )
 
 
 class ConfigVersionPublic(BaseModel):
@@ -71,30 +72,38 @@ def _device(session: SessionDep, unit: str, device: str) -> DeviceRow:
     return row
 
 
-@router.put("/units/{unit}/devices/{device}/config", response_model=PushedPublic,
-            responses={409: {"description": "the version equals the device's last one, or the device is retired"},
-                       503: {"description": "the broker could not take the document; nothing was recorded"}})
-def push_device_config(principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Path()], body: ConfigPush,
-                       session: SessionDep, services: ServicesDep) -> PushedPublic:
+@router.put(
+    "/units/{unit}/devices/{device}/config",
+    response_model=PushedPublic,
+    responses={
+        409: {"description": "the version equals the device's last one, or the device is retired"},
+        503: {"description": "the broker could not take the document; nothing was recorded"},
+    },
+)
+def push_device_config(
+    principal: DeviceManager, unit: UnitInPath, device: Annotated[str, Path()], body: ConfigPush, session: SessionDep, services: ServicesDep
+) -> PushedPublic:
     """Publish a remote config version for the device (retained, QoS 1) and record it. The collector
     applies it once and rolls back if it cannot reconnect with it; GET shows what it reported."""
     confine_to_unit(session, principal, unit)
     _device(session, unit, device)
     try:
-        pushed = push_config(session, services.config_publisher, unit, device, body.version, body.sections, principal.name,
-                             datetime.now(timezone.utc))
+        pushed = push_config(session, services.config_publisher, unit, device, body.version, body.sections, principal.name, datetime.now(timezone.utc))
     except ConfigRefused as exc:
         raise invalid("body", "sections", str(exc)) from None
     except UnknownDevice as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except SameVersion as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc} (at {exc.last.pushed_at.isoformat()} by {exc.last.pushed_by}); "
-                                                      "the collector ignores a version it has handled: give this one a new name") from None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{exc} (at {exc.last.pushed_at.isoformat()} by {exc.last.pushed_by}); the collector ignores a version it has handled: give this one a new name",
+        ) from None
     except (RetiredDevice, ConcurrentPush) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except BrokerUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"the config was not published and nothing was recorded: {exc}; try again when the broker is reachable") from None
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the config was not published and nothing was recorded: {exc}; try again when the broker is reachable"
+        ) from None
     session.commit()
     return PushedPublic(**_public(pushed).model_dump(), topic=pushed.topic or "")
 
@@ -107,7 +116,9 @@ def device_config(principal: RegistryReader, unit: UnitInPath, device: Annotated
     versions = config_history(session, unit, device)
     reported = reported_config(row.last_status)
     return ConfigHistory(
-        unit=unit, device=device, versions=[_public(v) for v in versions],
+        unit=unit,
+        device=device,
+        versions=[_public(v) for v in versions],
         reported=ReportedPublic(**reported.as_json(), heartbeat_at=reported.heartbeat_at) if reported else None,
         latest_outcome=outcome_of(versions[0].version, reported) if versions else None,
     )

@@ -79,8 +79,9 @@ TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the token's id")]
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_token(_: Admin, spec: TokenCreate, session: SessionDep, services: ServicesDep) -> TokenCreated:
-    row, secret = issue_token(session, spec.name, spec.role, spec.region, spec.unit, spec.device,
-                              valid_for=lifetime(services.settings, spec.role, spec.valid_days))
+    row, secret = issue_token(
+        session, spec.name, spec.role, spec.region, spec.unit, spec.device, valid_for=lifetime(services.settings, spec.role, spec.valid_days)
+    )
     session.commit()
     return TokenCreated(**TokenPublic.model_validate(row).model_dump(), token=secret)
 
@@ -90,8 +91,9 @@ def rotate(_: Admin, token_id: TokenId, spec: TokenRotation, session: SessionDep
     """A new token with the same name, role and scope; the old one works for `overlap_hours` more."""
     row = session.get(ApiToken, token_id)
     try:
-        new, secret, _old = rotate_token(session, token_id, timedelta(hours=spec.overlap_hours),
-                                         lifetime(services.settings, Role(row.role) if row else Role.admin, spec.valid_days))
+        new, secret, _old = rotate_token(
+            session, token_id, timedelta(hours=spec.overlap_hours), lifetime(services.settings, Role(row.role) if row else Role.admin, spec.valid_days)
+        )
     except UnknownToken as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except RetiredToken as exc:

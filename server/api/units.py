@@ -51,7 +51,8 @@ def _commit(session: Session, services: Services) -> None:
 
 @router.get("")
 def list_units(
-    principal: RegistryReader, session: SessionDep,
+    principal: RegistryReader,
+    session: SessionDep,
     region: Annotated[str | None, Query(description="only this region's units")] = None,
 ) -> list[UnitPublic]:
     if region is not None:

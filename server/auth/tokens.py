@@ -59,8 +59,14 @@ def check_scope(role: Role, region: str | None, unit: str | None, device: str | 
 
 
 def issue_token(
-    session: Session, name: str, role: Role, region: str | None = None, unit: str | None = None,
-    device: str | None = None, now: datetime | None = None, valid_for: timedelta = timedelta(days=365),
+    session: Session,
+    name: str,
+    role: Role,
+    region: str | None = None,
+    unit: str | None = None,
+    device: str | None = None,
+    now: datetime | None = None,
+    valid_for: timedelta = timedelta(days=365),
     rotated_from: int | None = None,
 ) -> tuple[ApiToken, str]:
     """Store a new token valid for `valid_for` and return it with its secret, which exists nowhere else afterwards."""
@@ -68,8 +74,15 @@ def issue_token(
     now = now or datetime.now(timezone.utc)
     secret = new_secret()
     row = ApiToken(
-        token_sha256=digest(secret), name=name, role=role.value, region=region, unit=unit, device=device,
-        created_at=now, expires_at=now + valid_for, rotated_from=rotated_from,
+        token_sha256=digest(secret),
+        name=name,
+        role=role.value,
+        region=region,
+        unit=unit,
+        device=device,
+        created_at=now,
+        expires_at=now + valid_for,
+        rotated_from=rotated_from,
     )
     session.add(row)
     session.flush()
@@ -85,8 +98,7 @@ class RetiredToken(ValueError):
     """A revoked or expired token cannot be rotated: issue a new one."""
 
 
-def rotate_token(session: Session, token_id: int, overlap: timedelta, valid_for: timedelta,
-                 now: datetime | None = None) -> tuple[ApiToken, str, ApiToken]:
+def rotate_token(session: Session, token_id: int, overlap: timedelta, valid_for: timedelta, now: datetime | None = None) -> tuple[ApiToken, str, ApiToken]:
     """A new token with the same name, role and scope; the old one keeps working for `overlap` (at most
     30 days, never longer than it had left), so its holder can switch without a gap. (new, secret, old)."""
     now = now or datetime.now(timezone.utc)

@@ -57,7 +57,9 @@ def continuity_figures(session: Session, requests: list[Request], configs: dict[
         )
         sums: defaultdict[str, Fraction] = defaultdict(Fraction)
         eligible: defaultdict[str, int] = defaultdict(int)
-        for unit, n, s, many in session.execute(select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)):
+        for unit, n, s, many in session.execute(
+            select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)
+        ):
             sums[unit] += many * bice_boxerman_of_sums(int(n), int(s))
             eligible[unit] += many
         for unit in units:

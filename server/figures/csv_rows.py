@@ -7,8 +7,19 @@ import io
 from typing import Any, Iterable
 
 COLUMNS = (
-    "unit", "metric", "from", "to", "numerator", "denominator", "share", "target", "meets_target",
-    "small_n", "definition_version", "last_event_at", "no_data",
+    "unit",
+    "metric",
+    "from",
+    "to",
+    "numerator",
+    "denominator",
+    "share",
+    "target",
+    "meets_target",
+    "small_n",
+    "definition_version",
+    "last_event_at",
+    "no_data",
 )
 
 

@@ -166,7 +166,9 @@ def keep_parts(sessions: sessionmaker[Session], metric: str, computed: list[_Com
     table = FigureDayPart.__table__
     statement = (
         update(table)
-        .where(and_(table.c.unit == bindparam("b_unit"), table.c.metric == metric, table.c.day == bindparam("b_day"), table.c.version == bindparam("b_version")))
+        .where(
+            and_(table.c.unit == bindparam("b_unit"), table.c.metric == metric, table.c.day == bindparam("b_day"), table.c.version == bindparam("b_version"))
+        )
         .values(parts_version=bindparam("b_version"), settings=bindparam("b_settings"), latest_us=bindparam("b_latest"), body=bindparam("b_body"))
     )
     params = [

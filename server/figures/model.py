@@ -94,7 +94,6 @@ class Figure(BaseModel):
     data: Freshness
 
 
-
 class OwnershipPart(BaseModel):
     """The region's units of one ownership, summed."""
 

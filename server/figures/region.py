@@ -17,8 +17,9 @@ from .service import FigureService
 UNKNOWN_OWNERSHIP = "okänd"
 
 
-def region_figure(figures: FigureService, session: Session, region: str, units: list[UnitRow], metric: str, period: Period,
-                  as_of: datetime | None = None) -> dict[str, Any]:
+def region_figure(
+    figures: FigureService, session: Session, region: str, units: list[UnitRow], metric: str, period: Period, as_of: datetime | None = None
+) -> dict[str, Any]:
     per_unit = figures.figures([row.unit for row in units], metric, period, as_of) if units else []
     ownership_of = {row.unit: row.ownership or UNKNOWN_OWNERSHIP for row in units}
     numerator = sum(f["numerator"] for f in per_unit)
@@ -43,8 +44,13 @@ def region_figure(figures: FigureService, session: Session, region: str, units: 
         "units": len(units),
         "units_without_data": sum(1 for f in per_unit if f["data"]["no_data"]),
         "by_ownership": [
-            {"ownership": name, "units": len(part), "numerator": (n := sum(f["numerator"] for f in part)),
-             "denominator": (d := sum(f["denominator"] for f in part)), "share": share_of(n, d)}
+            {
+                "ownership": name,
+                "units": len(part),
+                "numerator": (n := sum(f["numerator"] for f in part)),
+                "denominator": (d := sum(f["denominator"] for f in part)),
+                "share": share_of(n, d),
+            }
             for name, part in sorted(parts.items())
         ],
         "comparison": {"label": comparison.label, "value": comparison.value} if comparison else None,

@@ -30,8 +30,13 @@ log = logging.getLogger("vardkoll.figures")
 
 
 class FigureService:
-    def __init__(self, sessions: sessionmaker[Session], units: UnitDirectory, cache: FigureCache | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        units: UnitDirectory,
+        cache: FigureCache | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
         """`cache`: computed figures by data version (see `cache`); the default holds 20 000, `FigureCache(0)` none.
         `clock` tells which periods have ended (only those are kept in the database, see `store`)."""
         self._sessions = sessions
@@ -47,7 +52,12 @@ class FigureService:
         return self.figures([unit], metric, period, as_of, cached)[0]
 
     def figures(
-        self, units: list[str], metric: str, period: Period, as_of: datetime | None = None, cached: bool = True,
+        self,
+        units: list[str],
+        metric: str,
+        period: Period,
+        as_of: datetime | None = None,
+        cached: bool = True,
         keep_in_memory: bool = True,
     ) -> list[dict[str, Any]]:
         """`cached=False` computes every figure from the stored rows (neither cache nor store is read
@@ -101,7 +111,13 @@ class FigureService:
         return [{**found[unit], "data": freshness[unit]} for unit in units]
 
     def _compute_many(
-        self, session: Session, metric: str, requests: list[Request], configs: dict[str, UnitConfig], stamps: dict[str, Hashable], cached: bool,
+        self,
+        session: Session,
+        metric: str,
+        requests: list[Request],
+        configs: dict[str, UnitConfig],
+        stamps: dict[str, Hashable],
+        cached: bool,
         parts_to_keep: list[tuple[list[Any], dict[str, str]]],
     ) -> list[dict[str, Any]]:
         """Each (unit, period, moment) computed: telephone and assessment summed from day parts

@@ -50,9 +50,7 @@ def unit_dependency_versions(session: Session, unit: str, throughs: list[date]) 
     """One unit's dependency version for each of several dates (one query for a whole trend)."""
     if not throughs:
         return []
-    rows = session.execute(
-        select(UnitDayVersion.day, UnitDayVersion.version).where(UnitDayVersion.unit == unit, UnitDayVersion.day <= max(throughs))
-    ).all()
+    rows = session.execute(select(UnitDayVersion.day, UnitDayVersion.version).where(UnitDayVersion.unit == unit, UnitDayVersion.day <= max(throughs))).all()
     return [max((version for day, version in rows if day <= through), default=0) for through in throughs]
 
 
@@ -124,11 +122,29 @@ def save_stored(session: Session, metric: str, period: Period, figures: list[tup
     session.execute(
         stmt,
         [
-            {"unit": unit, "metric": metric, "period_from": period.start, "period_to": period.end, "settings": settings,
-             "version": version, "body": orjson.dumps(figure), "computed_at": now}
+            {
+                "unit": unit,
+                "metric": metric,
+                "period_from": period.start,
+                "period_to": period.end,
+                "settings": settings,
+                "version": version,
+                "body": orjson.dumps(figure),
+                "computed_at": now,
+            }
             for unit, settings, version, figure in sorted(figures, key=lambda item: item[0])
         ],
     )
 
 
-__all__ = ["STORE_FORMAT", "dependency_versions", "last_utc_date", "load_stored", "load_stored_periods", "prune_stored", "save_stored", "settings_hash", "unit_dependency_versions"]
+__all__ = [
+    "STORE_FORMAT",
+    "dependency_versions",
+    "last_utc_date",
+    "load_stored",
+    "load_stored_periods",
+    "prune_stored",
+    "save_stored",
+    "settings_hash",
+    "unit_dependency_versions",
+]

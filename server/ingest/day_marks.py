@@ -44,7 +44,9 @@ def mark_changed_days(session: Session, rows: EntityRows, versions: dict[str, in
     execute_rows(session, FigureDayPart.__table__, _COLUMNS, marks, _TAIL)
 
 
-def _stored_days(session: Session, table: Any, key_column: Any, day_columns: tuple[Any, ...], keys: dict[str, list[str]]) -> Iterable[tuple[str, tuple[Any, ...]]]:
+def _stored_days(
+    session: Session, table: Any, key_column: Any, day_columns: tuple[Any, ...], keys: dict[str, list[str]]
+) -> Iterable[tuple[str, tuple[Any, ...]]]:
     for unit in sorted(keys):
         wanted = keys[unit]
         for start in range(0, len(wanted), _CHUNK):

@@ -68,8 +68,14 @@ class ReadBatch:
 class MqttConsumer:
     """Takes what it uses: the settings, ingest, and the device registry (who may publish, status)."""
 
-    def __init__(self, settings: ServerSettings, ingest: IngestService, devices: DeviceRegistry, client_id: str | None = None,
-                 on_commit: Callable[[set[str]], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        ingest: IngestService,
+        devices: DeviceRegistry,
+        client_id: str | None = None,
+        on_commit: Callable[[set[str]], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._ingest = ingest
         self._devices = devices
@@ -168,8 +174,12 @@ class MqttConsumer:
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             # Two processes with one id would throw each other off for ever: this one steps aside.
             fresh = f"{self._client_id}-{uuid.uuid4().hex[:6]}"
-            log.error("another connection took over the MQTT client id %s (two server processes with one VARDKOLL_INSTANCE?); "
-                      "continuing as %s: give each process its own VARDKOLL_INSTANCE", self._client_id, fresh)
+            log.error(
+                "another connection took over the MQTT client id %s (two server processes with one VARDKOLL_INSTANCE?); "
+                "continuing as %s: give each process its own VARDKOLL_INSTANCE",
+                self._client_id,
+                fresh,
+            )
             threading.Thread(target=self._reconnect_as, args=(self._protocol, fresh), daemon=True).start()
         elif reason_code.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason_code)

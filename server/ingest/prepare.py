@@ -80,8 +80,9 @@ _DAY_US = 86_400_000_000
 DEFAULT_CLOCK_SKEW = timedelta(hours=24)
 
 
-def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, received_at: datetime,
-            clock_skew: timedelta = DEFAULT_CLOCK_SKEW) -> PreparedIngest:
+def prepare(
+    batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, received_at: datetime, clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> PreparedIngest:
     """An event that two batches of the group carry counts in the first; the second reports it
     committed as a duplicate (or refuses it, if its content differs). An event further ahead of
     `received_at` than `clock_skew` is refused: it would count in figures of days to come and move the
@@ -111,8 +112,17 @@ def prepare(batches: list[tuple[Iterable[Any], Source]], units: UnitDirectory, r
     ordered = sorted(first_seen)
     archive, entity, activity = new_rows(ordered, first_seen, epochs, configs, received_at)
     return PreparedIngest(
-        sources=[source for _, source in batches], reports=reports, accepted=accepted, ordered=ordered, events=first_seen,
-        epochs=epochs, configs=configs, received_at=received_at, archive_rows=archive, entity_rows=entity, activity=activity,
+        sources=[source for _, source in batches],
+        reports=reports,
+        accepted=accepted,
+        ordered=ordered,
+        events=first_seen,
+        epochs=epochs,
+        configs=configs,
+        received_at=received_at,
+        archive_rows=archive,
+        entity_rows=entity,
+        activity=activity,
     )
 
 
@@ -161,7 +171,10 @@ def _admit(item: Any, source: Source, report: IngestReport, latest_us: int) -> t
         report.reject(event.id, "field 'at' is before 1970", event.unit)
         return None
     if micros > latest_us:
-        report.reject(event.id, "field 'at' is further ahead of the server's clock than the allowed clock skew "
-                      "(VARDKOLL_MAX_CLOCK_SKEW_S); check the sending system's clock", event.unit)
+        report.reject(
+            event.id,
+            "field 'at' is further ahead of the server's clock than the allowed clock skew (VARDKOLL_MAX_CLOCK_SKEW_S); check the sending system's clock",
+            event.unit,
+        )
         return None
     return event, micros

@@ -89,8 +89,11 @@ class IngestService:
             by_database = is_database_error(exc)
             log.error("event refused by the database or by ingest (%s); kept as a dead letter", error_kind(exc), exc_info=not by_database)
             refused = "the database refused the event" if by_database else "the event could not be stored"
-            report.reject(event_id, f"{refused} ({error_kind(exc)}); it was set aside, the rest of its batch was stored",
-                          unit if isinstance(unit, str) and len(unit) <= 40 else None)
+            report.reject(
+                event_id,
+                f"{refused} ({error_kind(exc)}); it was set aside, the rest of its batch was stored",
+                unit if isinstance(unit, str) and len(unit) <= 40 else None,
+            )
             try:
                 with self._sessions.begin() as session:
                     self._dead_letters(session, report, source, received_at)
@@ -131,7 +134,9 @@ class IngestService:
                 # Some were stored before. They must not be merged again (a conflicting one would bring
                 # its stamps), so the rows are built again for the new ones only.
                 accepted = [{key: event for key, event in mine.items() if key in new_keys} for mine in prepared.accepted]
-                self._judge_repeats(session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys])
+                self._judge_repeats(
+                    session, [(event, report) for mine, report in zip(prepared.accepted, reports) for key, event in mine.items() if key not in new_keys]
+                )
                 stored_now = [key for key in prepared.ordered if key in new_keys]
                 _, rows, activity = new_rows(stored_now, prepared.events, prepared.epochs, prepared.configs, None)
             # The units' rows first: their lock orders this commit after any other of the same units,
@@ -153,8 +158,13 @@ class IngestService:
         with self._sessions.begin() as session:
             session.add(
                 DeadLetter(
-                    received_at=received_at or datetime.now(timezone.utc), source=source.transport, unit=source.unit,
-                    device=source.device, reason=reason, payload_sha256=hashlib.sha256(payload).hexdigest(), payload_bytes=len(payload),
+                    received_at=received_at or datetime.now(timezone.utc),
+                    source=source.transport,
+                    unit=source.unit,
+                    device=source.device,
+                    reason=reason,
+                    payload_sha256=hashlib.sha256(payload).hexdigest(),
+                    payload_bytes=len(payload),
                 )
             )
 

@@ -71,7 +71,14 @@ def raise_alerts(session: Session, alerts: Iterable[AlertRaised], now: datetime)
     ).returning(table.c.unit, table.c.kind, table.c.subject)
     # In key order, so that two writers (a lease handover overlapping) lock rows in the same order.
     rows = [
-        {"unit": a.unit, "kind": a.kind, "subject": a.subject, "detail": orjson.dumps(a.detail, option=orjson.OPT_SORT_KEYS).decode(), "created_at": now, "cleared_at": None}
+        {
+            "unit": a.unit,
+            "kind": a.kind,
+            "subject": a.subject,
+            "detail": orjson.dumps(a.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            "created_at": now,
+            "cleared_at": None,
+        }
         for _, a in sorted(wanted.items())
     ]
     raised = {tuple(row) for row in session.execute(stmt, rows)}
@@ -85,9 +92,7 @@ def clear_alerts(session: Session, unit: str, kind: str, subjects: Iterable[str]
         return 0
     table = Alert.__table__
     result = session.execute(
-        update(table)
-        .where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None))
-        .values(cleared_at=now)
+        update(table).where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None)).values(cleared_at=now)
     )
     return result.rowcount
 

@@ -40,9 +40,7 @@ def try_acquire(sessions: sessionmaker[Session], name: str, holder: str, ttl_s: 
     table = Lease.__table__
     with sessions.begin() as session:
         renewed = session.execute(
-            update(table)
-            .where(table.c.name == name, or_(table.c.holder == holder, table.c.expires_at < now))
-            .values(holder=holder, expires_at=expires_at)
+            update(table).where(table.c.name == name, or_(table.c.holder == holder, table.c.expires_at < now)).values(holder=holder, expires_at=expires_at)
         )
         if renewed.rowcount == 1:
             return True

@@ -95,12 +95,19 @@ def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob
 
     audit_zone = ZoneInfo(settings.audit_time_zone)
     return [
-        ScheduledJob("deadline_sweep", IntervalTrigger(seconds=settings.deadline_sweep_every_s), deadline_sweep, misfire_grace_s=int(settings.deadline_sweep_every_s)),
-        ScheduledJob("silent_collectors", IntervalTrigger(seconds=settings.silent_check_every_s), silent_collectors, misfire_grace_s=int(settings.silent_check_every_s)),
+        ScheduledJob(
+            "deadline_sweep", IntervalTrigger(seconds=settings.deadline_sweep_every_s), deadline_sweep, misfire_grace_s=int(settings.deadline_sweep_every_s)
+        ),
+        ScheduledJob(
+            "silent_collectors", IntervalTrigger(seconds=settings.silent_check_every_s), silent_collectors, misfire_grace_s=int(settings.silent_check_every_s)
+        ),
         ScheduledJob("figure_rollups", IntervalTrigger(seconds=settings.rollups_every_s), figure_rollups, misfire_grace_s=int(settings.rollups_every_s)),
-        ScheduledJob("self_audit", CronTrigger(hour=settings.audit_at.hour, minute=settings.audit_at.minute, timezone=audit_zone), self_audit, misfire_grace_s=3600),
-        ScheduledJob("retention", CronTrigger(hour=settings.retention_at.hour, minute=settings.retention_at.minute, timezone=audit_zone), retention,
-                     misfire_grace_s=3600),
+        ScheduledJob(
+            "self_audit", CronTrigger(hour=settings.audit_at.hour, minute=settings.audit_at.minute, timezone=audit_zone), self_audit, misfire_grace_s=3600
+        ),
+        ScheduledJob(
+            "retention", CronTrigger(hour=settings.retention_at.hour, minute=settings.retention_at.minute, timezone=audit_zone), retention, misfire_grace_s=3600
+        ),
     ]
 
 
@@ -199,7 +206,11 @@ class JobRunner:
             # The type and the code locations only: an exception's message may quote data.
             frames = traceback.extract_tb(exc.__traceback__)
             _log(
-                logging.ERROR, "job_failed", job=name, error=type(exc).__name__, duration_ms=_ms(started),
+                logging.ERROR,
+                "job_failed",
+                job=name,
+                error=type(exc).__name__,
+                duration_ms=_ms(started),
                 at=";".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in frames[-4:]),
             )
             return JobOutcome.FAILED

@@ -48,7 +48,9 @@ class AuditOutcome:
 def differences(stored: dict[str, Any], recomputed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{"details.pending": {"stored": 3, "recomputed": 4}, ...}: every key whose values differ."""
     a, b = _flatten(stored), _flatten(recomputed)
-    return {key: {"stored": a.get(key), "recomputed": b.get(key)} for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key) or (key in a) != (key in b)}
+    return {
+        key: {"stored": a.get(key), "recomputed": b.get(key)} for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key) or (key in a) != (key in b)
+    }
 
 
 def _flatten(figure: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -92,11 +94,7 @@ def audit_unit_day(services: Services, unit: str, day: date) -> list[AuditOutcom
             recomputed = recompute_day(session, unit, day, config)
         if _data_version(services, unit) == before:
             break  # no commit for this unit while reading: both sides saw the same events
-    return [
-        AuditOutcome(unit, day, metric, not diff, diff)
-        for metric in METRICS
-        for diff in [differences(stored[metric], recomputed[metric])]
-    ]
+    return [AuditOutcome(unit, day, metric, not diff, diff) for metric in METRICS for diff in [differences(stored[metric], recomputed[metric])]]
 
 
 def run_self_audit(services: Services, now: datetime) -> list[AuditOutcome]:
@@ -117,7 +115,14 @@ def store_outcomes(services: Services, outcomes: list[AuditOutcome], now: dateti
         return
     table = AuditRow.__table__
     rows = [
-        {"unit": o.unit, "day": o.day, "metric": o.metric, "ok": o.ok, "difference": orjson.dumps(o.difference).decode() if o.difference else None, "checked_at": now}
+        {
+            "unit": o.unit,
+            "day": o.day,
+            "metric": o.metric,
+            "ok": o.ok,
+            "difference": orjson.dumps(o.difference).decode() if o.difference else None,
+            "checked_at": now,
+        }
         for o in outcomes
     ]
     mismatches = [

@@ -1,15 +1,15 @@
 """Settings of the scheduled jobs: one typed model, snake_case, times in their units.
 
-    {
-      "lease_ttl_s": 30,                      # the lease is renewed every ttl/3
-      "deadline_sweep_every_s": 60,
-      "overdue_late_window_s": 259200,        # cases known late still alert if overdue within 3 days
-      "silent_check_every_s": 60,
-      "silent_after_s": 900,                  # a collector not heard from for 15 minutes is silent
-      "rollups_every_s": 900,                 # stored figures of past months and weeks kept current
-      "audit_at": "03:15",
-      "audit_time_zone": "Europe/Stockholm"
-    }
+{
+  "lease_ttl_s": 30,                      # the lease is renewed every ttl/3
+  "deadline_sweep_every_s": 60,
+  "overdue_late_window_s": 259200,        # cases known late still alert if overdue within 3 days
+  "silent_check_every_s": 60,
+  "silent_after_s": 900,                  # a collector not heard from for 15 minutes is silent
+  "rollups_every_s": 900,                 # stored figures of past months and weeks kept current
+  "audit_at": "03:15",
+  "audit_time_zone": "Europe/Stockholm"
+}
 """
 
 from __future__ import annotations

@@ -34,14 +34,14 @@ def detect_silent_collectors(sessions: sessionmaker[Session], now: datetime, sil
     active = devices.c.retired_at.is_(None)
     with sessions.begin() as session:
         session.execute(update(devices).where(active, devices.c.status == SILENT, heard_from >= cutoff).values(status="online"))
-        session.execute(
-            update(devices).where(active, heard_from < cutoff, or_(devices.c.status.is_(None), devices.c.status != SILENT)).values(status=SILENT)
-        )
+        session.execute(update(devices).where(active, heard_from < cutoff, or_(devices.c.status.is_(None), devices.c.status != SILENT)).values(status=SILENT))
         silent = session.execute(select(devices.c.unit, devices.c.device, devices.c.last_seen_at).where(active, devices.c.status == SILENT)).all()
         raised = raise_alerts(
             session,
             [
-                AlertRaised(unit, COLLECTOR_SILENT, device, {"last_seen_at": seen.isoformat() if seen else None, "silent_after_s": int(silent_after.total_seconds())})
+                AlertRaised(
+                    unit, COLLECTOR_SILENT, device, {"last_seen_at": seen.isoformat() if seen else None, "silent_after_s": int(silent_after.total_seconds())}
+                )
                 for unit, device, seen in silent
             ],
             now,
@@ -53,9 +53,7 @@ def detect_silent_collectors(sessions: sessionmaker[Session], now: datetime, sil
 def _clear_heard_again(session: Session, silent: set[tuple[str, str]], now: datetime) -> int:
     """Clear the open silence alerts of every device no longer silent (heard again, or retired)."""
     alerts = Alert.__table__
-    open_alerts = session.execute(
-        select(alerts.c.unit, alerts.c.subject).where(and_(alerts.c.kind == COLLECTOR_SILENT, alerts.c.cleared_at.is_(None)))
-    ).all()
+    open_alerts = session.execute(select(alerts.c.unit, alerts.c.subject).where(and_(alerts.c.kind == COLLECTOR_SILENT, alerts.c.cleared_at.is_(None)))).all()
     by_unit: dict[str, list[str]] = {}
     for unit, device in open_alerts:
         if (unit, device) not in silent:

@@ -172,8 +172,14 @@ class CaseLedger:
         tally = self._completed(period, as_of, by_profession)
         pending, overdue_open = self._open_at(as_of, config)
         not_listed, excluded = self._out_of_scope_contacts(period, as_of)
-        counts = {"numerator": tally.numerator, "denominator": tally.denominator, "orphans": tally.orphans, "invalid": tally.invalid,
-                  "not_listed": not_listed, "excluded": excluded}
+        counts = {
+            "numerator": tally.numerator,
+            "denominator": tally.denominator,
+            "orphans": tally.orphans,
+            "invalid": tally.invalid,
+            "not_listed": not_listed,
+            "excluded": excluded,
+        }
         return assessment_figure(unit, period, counts, by_profession, pending, overdue_open, config)
 
 

@@ -13,14 +13,10 @@ from .calendar import DEFAULT_TIME_ZONE, zone
 MetricName = Literal["assessment", "continuity", "fixed_doctor", "telephone"]
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
 
-DEFAULT_TARGETS: Mapping[str, float | None] = MappingProxyType(
-    {"telephone": 0.90, "assessment": 0.90, "fixed_doctor": 0.55, "continuity": None}
-)
+DEFAULT_TARGETS: Mapping[str, float | None] = MappingProxyType({"telephone": 0.90, "assessment": 0.90, "fixed_doctor": 0.55, "continuity": None})
 
 # The version of each metric's definition. Raise it whenever a rule changes what a figure means.
-DEFINITION_VERSIONS: Mapping[str, int] = MappingProxyType(
-    {"telephone": 1, "assessment": 1, "fixed_doctor": 1, "continuity": 1}
-)
+DEFINITION_VERSIONS: Mapping[str, int] = MappingProxyType({"telephone": 1, "assessment": 1, "fixed_doctor": 1, "continuity": 1})
 
 OpeningHours = Mapping[int, tuple[tuple[time, time], ...]]  # weekday (Monday 0) → [open, close) spans
 

@@ -59,8 +59,12 @@ def telephone_day(ledger: CallLedger, day: date, as_of: datetime, config: UnitCo
     """The day's telephone counts as known at `as_of`, from a ledger holding at least the day's calls."""
     figure = ledger.figure("", Period(day, day), as_of, config)
     details = figure["details"]
-    counts = {"same_day": figure["numerator"], "offered": figure["denominator"], **{name: details[name] for name in CATEGORIES},
-              "rejected": details["rejected"]}
+    counts = {
+        "same_day": figure["numerator"],
+        "offered": figure["denominator"],
+        **{name: details[name] for name in CATEGORIES},
+        "rejected": details["rejected"],
+    }
     offered = ledger.by_offer_date.get(day, ())
     latest = [_latest(getattr(ledger.calls[call], name) for name in _CALL_FIELDS) for call in offered]
     latest += [ledger.calls[call].rejected.at for call in ledger.by_rejection_date.get(day, ())]  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
@@ -71,8 +75,11 @@ def assessment_day(ledger: CaseLedger, day: date, as_of: datetime, config: UnitC
     """The day's assessment counts (not the open cases) as known at `as_of`."""
     figure = ledger.figure("", Period(day, day), as_of, config)
     details = figure["details"]
-    counts = {"numerator": figure["numerator"], "denominator": figure["denominator"],
-              **{name: details[name] for name in ("orphans", "invalid", "not_listed", "excluded")}}
+    counts = {
+        "numerator": figure["numerator"],
+        "denominator": figure["denominator"],
+        **{name: details[name] for name in ("orphans", "invalid", "not_listed", "excluded")},
+    }
     # Completed cases read every stamp of their case; contacts only the contact and the exclusion.
     latest = [_latest(getattr(ledger.cases[case], name) for name in _CASE_FIELDS) for case in ledger.by_assessment_date.get(day, ())]
     latest += [_latest((ledger.cases[case].contact, ledger.cases[case].excluded)) for case in ledger.by_contact_date.get(day, ())]

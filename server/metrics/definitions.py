@@ -42,87 +42,99 @@ class Term:
 
 
 # In the order the pages show them (METRICS is alphabetical).
-DEFINITIONS: dict[str, Definition] = {d.metric: d for d in (
-    Definition(
-        "telephone",
-        "Telefontillgänglighet (kontakt samma dag)",
-        "Andelen inkommande samtal om rådgivning eller bokning, under telefontiden, som fick kontakt med "
-        "vårdcentralen samma dag: samtalet besvarades direkt, eller vårdcentralen ringde tillbaka samma dag. "
-        "Det är vårdgarantins ”0” i den nationella uppföljningen (Väntetider i vården).",
-        (
-            "Nämnare: samtal som kom in i kön eller i återuppringningssystemet en dag i perioden (har enheten "
-            "telefontider inlagda räknas bara samtal inom dem).",
-            "Täljare: de av dem som besvarades eller ringdes tillbaka samma dag som de kom in. En återuppringning "
-            "där patienten inte nåddes räknas som kontakt, om inte regionen har bestämt annat.",
-            "Avvisade samtal (kön var full eller stängd) kom aldrig in i kön och finns inte i nämnaren. De visas "
-            "för sig, och i den strikta andelen.",
+DEFINITIONS: dict[str, Definition] = {
+    d.metric: d
+    for d in (
+        Definition(
+            "telephone",
+            "Telefontillgänglighet (kontakt samma dag)",
+            "Andelen inkommande samtal om rådgivning eller bokning, under telefontiden, som fick kontakt med "
+            "vårdcentralen samma dag: samtalet besvarades direkt, eller vårdcentralen ringde tillbaka samma dag. "
+            "Det är vårdgarantins ”0” i den nationella uppföljningen (Väntetider i vården).",
+            (
+                "Nämnare: samtal som kom in i kön eller i återuppringningssystemet en dag i perioden (har enheten "
+                "telefontider inlagda räknas bara samtal inom dem).",
+                "Täljare: de av dem som besvarades eller ringdes tillbaka samma dag som de kom in. En återuppringning "
+                "där patienten inte nåddes räknas som kontakt, om inte regionen har bestämt annat.",
+                "Avvisade samtal (kön var full eller stängd) kom aldrig in i kön och finns inte i nämnaren. De visas för sig, och i den strikta andelen.",
+            ),
+            "Titta på samtalen per timme: när kommer de, och när fylls kön? Lägg bemanning och "
+            "återuppringningstider där topparna är, och se till att bokade återuppringningar görs samma dag. "
+            "Många avvisade samtal betyder att kön är för liten eller stängs för tidigt.",
         ),
-        "Titta på samtalen per timme: när kommer de, och när fylls kön? Lägg bemanning och "
-        "återuppringningstider där topparna är, och se till att bokade återuppringningar görs samma dag. "
-        "Många avvisade samtal betyder att kön är för liten eller stängs för tidigt.",
-    ),
-    Definition(
-        "assessment",
-        "Medicinsk bedömning inom 3 dagar",
-        "Andelen ärenden där patienten fick en medicinsk bedömning av legitimerad personal inom tre dagar från "
-        "den dag hen sökte vårdcentralen för ett nytt eller förvärrat besvär (vårdgarantins ”3”). Kontaktdagen "
-        "är dag 0, och en bedömning senast dag 3 är i tid. Sedan 1 juli 2022 gäller garantin patienter som är "
-        "listade på vårdcentralen.",
-        (
-            "Nämnare: ärenden som fick sin första bedömning en dag i perioden (avslutade ärenden, som i den "
-            "nationella rapporteringen).",
-            "Täljare: de av dem som bedömdes senast dag 3.",
-            "Utanför måttet: patienter som inte är listade, ärenden där patienten själv valt att vänta eller "
-            "väntan är medicinskt motiverad, och ärenden som avslutats utan bedömning.",
-            "Öppna ärenden visas för sig: försenade (gränsen har passerats; de blir för sena när de bedöms) och "
-            "de som riskerar att passera gränsen inom 24 timmar.",
+        Definition(
+            "assessment",
+            "Medicinsk bedömning inom 3 dagar",
+            "Andelen ärenden där patienten fick en medicinsk bedömning av legitimerad personal inom tre dagar från "
+            "den dag hen sökte vårdcentralen för ett nytt eller förvärrat besvär (vårdgarantins ”3”). Kontaktdagen "
+            "är dag 0, och en bedömning senast dag 3 är i tid. Sedan 1 juli 2022 gäller garantin patienter som är "
+            "listade på vårdcentralen.",
+            (
+                "Nämnare: ärenden som fick sin första bedömning en dag i perioden (avslutade ärenden, som i den nationella rapporteringen).",
+                "Täljare: de av dem som bedömdes senast dag 3.",
+                "Utanför måttet: patienter som inte är listade, ärenden där patienten själv valt att vänta eller "
+                "väntan är medicinskt motiverad, och ärenden som avslutats utan bedömning.",
+                "Öppna ärenden visas för sig: försenade (gränsen har passerats; de blir för sena när de bedöms) och "
+                "de som riskerar att passera gränsen inom 24 timmar.",
+            ),
+            "Börja med listan ”Bedöm före gränsen” i Klinikvy: de ärendena hinner fortfarande bli bedömda i tid. "
+            "Försenade ärenden bör bedömas så snart som möjligt; de räknas som för sena, men patienten väntar "
+            "fortfarande. Återkommer förseningarna samma veckodagar, se över bemanningen de dagarna.",
         ),
-        "Börja med listan ”Bedöm före gränsen” i Klinikvy: de ärendena hinner fortfarande bli bedömda i tid. "
-        "Försenade ärenden bör bedömas så snart som möjligt; de räknas som för sena, men patienten väntar "
-        "fortfarande. Återkommer förseningarna samma veckodagar, se över bemanningen de dagarna.",
-    ),
-    Definition(
-        "fixed_doctor",
-        "Fast läkarkontakt",
-        "Andelen listade patienter som har en namngiven fast läkare (fast läkarkontakt). Det förvalda målet är "
-        "det nationella målet för andelen.",
-        (
-            "Från listningssystemets senaste dagliga uppgift till och med periodens sista dag: täljare = "
-            "listade patienter med namngiven fast läkare, nämnare = listade patienter.",
-            "Riktmärke för kapacitet: högst 1 100 listade patienter per fast läkare (se snittet per läkare).",
+        Definition(
+            "fixed_doctor",
+            "Fast läkarkontakt",
+            "Andelen listade patienter som har en namngiven fast läkare (fast läkarkontakt). Det förvalda målet är det nationella målet för andelen.",
+            (
+                "Från listningssystemets senaste dagliga uppgift till och med periodens sista dag: täljare = "
+                "listade patienter med namngiven fast läkare, nämnare = listade patienter.",
+                "Riktmärke för kapacitet: högst 1 100 listade patienter per fast läkare (se snittet per läkare).",
+            ),
+            "Jämför snittet listade per läkare med riktmärket 1 100. Fler läkare med eget listningsansvar, eller "
+            "att fördela patienter som saknar namngiven läkare, höjer andelen.",
         ),
-        "Jämför snittet listade per läkare med riktmärket 1 100. Fler läkare med eget listningsansvar, eller "
-        "att fördela patienter som saknar namngiven läkare, höjer andelen.",
-    ),
-    Definition(
-        "continuity",
-        "Kontinuitet hos fast läkare",
-        "Hur ofta patienterna faktiskt träffar sin fasta läkare. Någon nationell definition finns inte: att ha "
-        "en fast läkare säger lite om att man träffar den, så båda mäts.",
-        (
-            "Nämnare: läkarbesök i perioden av listade patienter som har en fast läkare.",
-            "Täljare: de besök där patienten träffade just sin fasta läkare.",
-            "Kontinuitetsindex (COC) från 0 (en ny läkare varje gång) till 1 (alltid samma läkare), i snitt över "
-            "patienter med minst 3 läkarbesök de senaste 18 månaderna.",
+        Definition(
+            "continuity",
+            "Kontinuitet hos fast läkare",
+            "Hur ofta patienterna faktiskt träffar sin fasta läkare. Någon nationell definition finns inte: att ha "
+            "en fast läkare säger lite om att man träffar den, så båda mäts.",
+            (
+                "Nämnare: läkarbesök i perioden av listade patienter som har en fast läkare.",
+                "Täljare: de besök där patienten träffade just sin fasta läkare.",
+                "Kontinuitetsindex (COC) från 0 (en ny läkare varje gång) till 1 (alltid samma läkare), i snitt över "
+                "patienter med minst 3 läkarbesök de senaste 18 månaderna.",
+            ),
+            "Det finns inget förvalt mål: jämför med enhetens egen utgångsnivå (målet är 20 procent bättre). Boka "
+            "i första hand patientens fasta läkare, även för återbesök och förnyade recept.",
         ),
-        "Det finns inget förvalt mål: jämför med enhetens egen utgångsnivå (målet är 20 procent bättre). Boka "
-        "i första hand patientens fasta läkare, även för återbesök och förnyade recept.",
-    ),
-)}
+    )
+}
 
 TERMS: tuple[Term, ...] = (
-    Term("strikt-andel", "Strikt andel (räknat med de avvisade samtalen)",
-         "Samma täljare som telefontillgängligheten, men med de avvisade samtalen i nämnaren: täljare / (nämnare "
-         "+ avvisade). Den visar den dolda kön som den nationella siffran missar."),
-    Term("litet-underlag", "Litet underlag",
-         f"Färre än {SMALL_N} i nämnaren. Ett enda samtal eller ärende flyttar då andelen mycket: tolka den med "
-         "försiktighet. Siffran visas här men tas bort ur offentliga sammanställningar."),
-    Term("ingen-data", "Ingen data",
-         "Inga händelser har kommit in för enheten. Det betyder inte att målet klaras, utan att vi inte vet. "
-         "Se efter i Installationsvy om enhetens insamlare hörs av."),
-    Term("definitionsversion", "Definitionsversion",
-         "Varje siffra anger vilken version av definitionen den är räknad med. Versionen höjs när en regel ändras "
-         "så att siffran betyder något annat, så att siffror med olika version inte jämförs som om de vore lika."),
+    Term(
+        "strikt-andel",
+        "Strikt andel (räknat med de avvisade samtalen)",
+        "Samma täljare som telefontillgängligheten, men med de avvisade samtalen i nämnaren: täljare / (nämnare "
+        "+ avvisade). Den visar den dolda kön som den nationella siffran missar.",
+    ),
+    Term(
+        "litet-underlag",
+        "Litet underlag",
+        f"Färre än {SMALL_N} i nämnaren. Ett enda samtal eller ärende flyttar då andelen mycket: tolka den med "
+        "försiktighet. Siffran visas här men tas bort ur offentliga sammanställningar.",
+    ),
+    Term(
+        "ingen-data",
+        "Ingen data",
+        "Inga händelser har kommit in för enheten. Det betyder inte att målet klaras, utan att vi inte vet. "
+        "Se efter i Installationsvy om enhetens insamlare hörs av.",
+    ),
+    Term(
+        "definitionsversion",
+        "Definitionsversion",
+        "Varje siffra anger vilken version av definitionen den är räknad med. Versionen höjs när en regel ändras "
+        "så att siffran betyder något annat, så att siffror med olika version inte jämförs som om de vore lika.",
+    ),
 )
 
 SILENT_DEVICE: tuple[str, ...] = (

@@ -103,12 +103,14 @@ class CallLedger:
                 same_day += contact
                 if category is not None:
                     counts[category] += 1
-        rejected = len([
-            call
-            for _, calls in days_in(self.by_rejection_date, period)
-            for call in calls
-            if self.calls[call].rejected.at <= as_of  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
-        ])
+        rejected = len(
+            [
+                call
+                for _, calls in days_in(self.by_rejection_date, period)
+                for call in calls
+                if self.calls[call].rejected.at <= as_of  # type: ignore[union-attr]  # a call in the by-rejection index has a rejected stamp
+            ]
+        )
         return telephone_figure(unit, period, same_day, offered, counts, rejected, config)
 
 

@@ -125,7 +125,12 @@ class RequestIdMiddleware:
         finally:
             path = scope.get("path", "")  # units, devices and page names; codes and tokens never travel in a path
             access_log.info(
-                "%s %s %s", scope.get("method"), path, status,
-                extra={"http": {"method": scope.get("method"), "path": path, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}},
+                "%s %s %s",
+                scope.get("method"),
+                path,
+                status,
+                extra={
+                    "http": {"method": scope.get("method"), "path": path, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+                },
             )
             _request_id.reset(token)

@@ -27,15 +27,23 @@ PlatformCollector(registry=REGISTRY)
 
 EVENTS_INGESTED = Counter("vardkoll_events_ingested", "Events stored for the first time", ["transport"], registry=REGISTRY)
 EVENTS_DUPLICATE = Counter("vardkoll_events_duplicate", "Events received again (stored before; counted once)", ["transport"], registry=REGISTRY)
-EVENTS_REFUSED = Counter("vardkoll_events_refused", "Events refused, by kind of reason (the reasons are in the dead letters)", ["transport", "reason"], registry=REGISTRY)
-PAYLOADS_REFUSED = Counter("vardkoll_payloads_refused", "Whole payloads refused before any event was read, by kind of reason", ["transport", "reason"], registry=REGISTRY)
+EVENTS_REFUSED = Counter(
+    "vardkoll_events_refused", "Events refused, by kind of reason (the reasons are in the dead letters)", ["transport", "reason"], registry=REGISTRY
+)
+PAYLOADS_REFUSED = Counter(
+    "vardkoll_payloads_refused", "Whole payloads refused before any event was read, by kind of reason", ["transport", "reason"], registry=REGISTRY
+)
 BATCHES_ACKED = Counter("vardkoll_batches_acked", "MQTT batches answered on the device's ack topic", ["outcome"], registry=REGISTRY)
 COMMIT_SECONDS = Histogram(
-    "vardkoll_ingest_commit_seconds", "Time to commit one group of batches (events, metric state, dead letters)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY,
+    "vardkoll_ingest_commit_seconds",
+    "Time to commit one group of batches (events, metric state, dead letters)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
 )
 JOB_RUNS = Counter("vardkoll_job_runs", "Scheduled job runs in this process (only the lease holder runs jobs)", ["job", "outcome"], registry=REGISTRY)
-JOB_LAST_SUCCESS = Gauge("vardkoll_job_last_success_timestamp_seconds", "When a job last finished without error in this process (Unix time)", ["job"], registry=REGISTRY)
+JOB_LAST_SUCCESS = Gauge(
+    "vardkoll_job_last_success_timestamp_seconds", "When a job last finished without error in this process (Unix time)", ["job"], registry=REGISTRY
+)
 
 REFUSAL_KINDS = ("personal_number", "too_large", "malformed", "invalid", "wrong_unit", "wrong_device", "unregistered_device", "conflicting_id", "unit_unknown")
 

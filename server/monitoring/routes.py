@@ -28,8 +28,11 @@ def metrics(request: Request) -> Response:
         scheme, _, token = given.partition(" ")
         allowed = [secret.get_secret_value() for secret in (settings.metrics_token, settings.admin_token) if secret is not None]
         if scheme.lower() != "bearer" or not any(hmac.compare_digest(token.encode(), secret.encode()) for secret in allowed):
-            return JSONResponse({"detail": "a metrics token is needed (Authorization: Bearer …; VARDKOLL_METRICS_TOKEN)"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "a metrics token is needed (Authorization: Bearer …; VARDKOLL_METRICS_TOKEN)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -53,4 +56,6 @@ def state_probe(app: FastAPI) -> StateProbe:
         except Exception:  # noqa: BLE001  (the database is away: the gauge is left out, readiness says why)
             return None
 
-    return StateProbe(live_streams=lambda: app.state.live.open_streams, pool_in_use=pool_in_use, broker_connected=broker_connected, silent_devices=silent_devices)
+    return StateProbe(
+        live_streams=lambda: app.state.live.open_streams, pool_in_use=pool_in_use, broker_connected=broker_connected, silent_devices=silent_devices
+    )

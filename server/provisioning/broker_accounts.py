@@ -62,8 +62,13 @@ class BrokerAccounts:
     """Creates and removes device accounts through an admin connection made per call (enrollment and
     retirement are rare; a long-lived admin connection would be one more thing to keep alive)."""
 
-    def __init__(self, address: BrokerAddress, prefix: str = DEFAULT_PREFIX, timeout_s: float = 5.0,
-                 connect: Callable[[BrokerAddress, float], DynsecClient] = DynsecClient) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        prefix: str = DEFAULT_PREFIX,
+        timeout_s: float = 5.0,
+        connect: Callable[[BrokerAddress, float], DynsecClient] = DynsecClient,
+    ) -> None:
         self.address = address
         self.prefix = prefix
         self.timeout_s = timeout_s
@@ -77,12 +82,24 @@ class BrokerAccounts:
             with self._connect(self.address, self.timeout_s) as client:
                 client.check(_removal(username, rolename), tolerated=NOT_FOUND)
                 try:
-                    client.check([
-                        {"command": "createRole", "rolename": rolename, "textname": f"vardkoll device {device} of {unit}",
-                         "acls": device_acls(unit, device, self.prefix)},
-                        {"command": "createClient", "username": username, "password": password, "clientid": device_client_id(unit, device),
-                         "textname": f"vardkoll device {device} of {unit}", "roles": [{"rolename": rolename}]},
-                    ])
+                    client.check(
+                        [
+                            {
+                                "command": "createRole",
+                                "rolename": rolename,
+                                "textname": f"vardkoll device {device} of {unit}",
+                                "acls": device_acls(unit, device, self.prefix),
+                            },
+                            {
+                                "command": "createClient",
+                                "username": username,
+                                "password": password,
+                                "clientid": device_client_id(unit, device),
+                                "textname": f"vardkoll device {device} of {unit}",
+                                "roles": [{"rolename": rolename}],
+                            },
+                        ]
+                    )
                 except DynsecError:
                     client.run(_removal(username, rolename))  # leave nothing half made
                     raise

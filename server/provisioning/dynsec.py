@@ -112,14 +112,18 @@ class DynsecClient:
         try:
             self._client.connect(self.address.host, self.address.port, keepalive=30)
         except (OSError, ssl.SSLError) as exc:
-            raise BrokerUnreachable(f"cannot reach the broker at {where} ({type(exc).__name__}); check VARDKOLL_BROKER_ADMIN_URL or VARDKOLL_MQTT_URL") from None
+            raise BrokerUnreachable(
+                f"cannot reach the broker at {where} ({type(exc).__name__}); check VARDKOLL_BROKER_ADMIN_URL or VARDKOLL_MQTT_URL"
+            ) from None
         self._client.loop_start()
         try:
             if not self._connected.wait(self.timeout_s):
                 raise NoAnswer(f"the broker at {where} did not answer CONNECT within {self.timeout_s:g} s")
             if self._refusal is not None:
-                raise AdminRefused(f"the broker at {where} refused the admin account {self.address.username!r} ({self._refusal}); "
-                                   "check VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD")
+                raise AdminRefused(
+                    f"the broker at {where} refused the admin account {self.address.username!r} ({self._refusal}); "
+                    "check VARDKOLL_BROKER_ADMIN_USERNAME and VARDKOLL_BROKER_ADMIN_PASSWORD"
+                )
             self._client.subscribe(RESPONSE_TOPIC, qos=1)
             if not self._subscribed.wait(self.timeout_s):
                 raise NoAnswer(f"the broker at {where} did not confirm the subscription to {RESPONSE_TOPIC} within {self.timeout_s:g} s")
@@ -154,8 +158,10 @@ class DynsecClient:
             if not answered:
                 for cid in ids:
                     self._answers.pop(cid, None)
-                raise NoAnswer(f"no answer from the dynamic security plugin on {self.address.where} within {self.timeout_s:g} s; "
-                               "is the plugin loaded (deploy/broker/mosquitto.conf) and may the admin account publish to $CONTROL/dynamic-security/#?")
+                raise NoAnswer(
+                    f"no answer from the dynamic security plugin on {self.address.where} within {self.timeout_s:g} s; "
+                    "is the plugin loaded (deploy/broker/mosquitto.conf) and may the admin account publish to $CONTROL/dynamic-security/#?"
+                )
             return [self._answers.pop(cid) for cid in ids]
 
     def check(self, commands: list[dict[str, Any]], tolerated: frozenset[str] = frozenset()) -> list[dict[str, Any]]:

@@ -56,12 +56,12 @@ class Enrolled:
     broker: DeviceCredentials | None = None  # None when broker accounts are made by hand
 
 
-def issue_code(session: Session, unit: str, created_by: str, device: str | None = None,
-               valid_for: timedelta = DEFAULT_VALIDITY, now: datetime | None = None) -> IssuedCode:
+def issue_code(
+    session: Session, unit: str, created_by: str, device: str | None = None, valid_for: timedelta = DEFAULT_VALIDITY, now: datetime | None = None
+) -> IssuedCode:
     now = now or datetime.now(timezone.utc)
     code = new_code()
-    row = EnrollmentCode(code_sha256=code_digest(code), unit=unit, device=device, created_by=created_by[:200],
-                         created_at=now, expires_at=now + valid_for)
+    row = EnrollmentCode(code_sha256=code_digest(code), unit=unit, device=device, created_by=created_by[:200], created_at=now, expires_at=now + valid_for)
     session.add(row)
     session.flush()
     return IssuedCode(code, unit, device, row.expires_at)
@@ -70,7 +70,9 @@ def issue_code(session: Session, unit: str, created_by: str, device: str | None 
 def _check_rate(session: Session, client: str, now: datetime) -> None:
     since = now - FAILURE_WINDOW
     session.execute(delete(EnrollmentFailure).where(EnrollmentFailure.at < since))
-    failures = session.scalars(select(EnrollmentFailure.at).where(EnrollmentFailure.client == client, EnrollmentFailure.at >= since).order_by(EnrollmentFailure.at)).all()
+    failures = session.scalars(
+        select(EnrollmentFailure.at).where(EnrollmentFailure.client == client, EnrollmentFailure.at >= since).order_by(EnrollmentFailure.at)
+    ).all()
     if len(failures) >= FAILURE_LIMIT:
         oldest = failures[len(failures) - FAILURE_LIMIT]
         raise TooManyFailures(max(1, int((oldest + FAILURE_WINDOW - now).total_seconds()) + 1))
@@ -80,8 +82,7 @@ def record_failure(session: Session, client: str, now: datetime | None = None) -
     session.add(EnrollmentFailure(client=client[:64], at=now or datetime.now(timezone.utc)))
 
 
-def redeem_code(session: Session, code: str, device: str, client: str, now: datetime | None = None,
-                accounts: BrokerAccounts | None = None) -> Enrolled:
+def redeem_code(session: Session, code: str, device: str, client: str, now: datetime | None = None, accounts: BrokerAccounts | None = None) -> Enrolled:
     """Redeem `code` for `device`. Raises TooManyFailures (before looking at the code) or CodeRefused; the
     caller commits in both the success and the refusal case (a refusal is recorded as a failure). Raises
     BrokerAccountError when `accounts` cannot make the device's broker account: the caller rolls back."""

@@ -23,8 +23,7 @@ from .broker_accounts import BrokerAccounts
 from .enrollment import DEFAULT_VALIDITY, IssuedCode, issue_code
 
 
-def retire_device(session: Session, unit: str, device: str, accounts: BrokerAccounts | None = None,
-                  now: datetime | None = None) -> DeviceRow:
+def retire_device(session: Session, unit: str, device: str, accounts: BrokerAccounts | None = None, now: datetime | None = None) -> DeviceRow:
     """Retire `device` (if it is not already), revoke its API tokens and delete its broker account (again,
     if it was retired before: that is harmless and heals an account left behind). The caller commits."""
     now = now or datetime.now(timezone.utc)
@@ -43,9 +42,16 @@ def retire_device(session: Session, unit: str, device: str, accounts: BrokerAcco
     return row
 
 
-def replace_device(session: Session, unit: str, device: str, created_by: str, successor: str | None = None,
-                   valid_for: timedelta = DEFAULT_VALIDITY, now: datetime | None = None,
-                   accounts: BrokerAccounts | None = None) -> IssuedCode:
+def replace_device(
+    session: Session,
+    unit: str,
+    device: str,
+    created_by: str,
+    successor: str | None = None,
+    valid_for: timedelta = DEFAULT_VALIDITY,
+    now: datetime | None = None,
+    accounts: BrokerAccounts | None = None,
+) -> IssuedCode:
     """Retire `device` (see `retire_device`) and issue a one-time code for the successor (only `successor`
     may redeem it when given). The caller commits."""
     now = now or datetime.now(timezone.utc)

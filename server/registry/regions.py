@@ -18,9 +18,14 @@ class UnknownBenchmark(LookupError):
 
 def set_benchmark(session: Session, region: str, spec: BenchmarkCreate) -> tuple[RegionBenchmark, bool]:
     """Add one, or replace the one with the same metric, kind and start: (row, whether it replaced one)."""
-    row = session.scalars(select(RegionBenchmark).where(
-        RegionBenchmark.region == region, RegionBenchmark.metric == spec.metric, RegionBenchmark.kind == spec.kind,
-        RegionBenchmark.valid_from == spec.valid_from)).first()
+    row = session.scalars(
+        select(RegionBenchmark).where(
+            RegionBenchmark.region == region,
+            RegionBenchmark.metric == spec.metric,
+            RegionBenchmark.kind == spec.kind,
+            RegionBenchmark.valid_from == spec.valid_from,
+        )
+    ).first()
     replaced = row is not None
     if row is None:
         row = RegionBenchmark(region=region, **spec.model_dump())
@@ -32,8 +37,11 @@ def set_benchmark(session: Session, region: str, spec: BenchmarkCreate) -> tuple
 
 
 def region_benchmarks(session: Session, region: str) -> list[RegionBenchmark]:
-    return list(session.scalars(select(RegionBenchmark).where(RegionBenchmark.region == region)
-                                .order_by(RegionBenchmark.metric, RegionBenchmark.kind, RegionBenchmark.valid_from)))
+    return list(
+        session.scalars(
+            select(RegionBenchmark).where(RegionBenchmark.region == region).order_by(RegionBenchmark.metric, RegionBenchmark.kind, RegionBenchmark.valid_from)
+        )
+    )
 
 
 def remove_benchmark(session: Session, region: str, benchmark_id: int) -> None:
@@ -45,7 +53,15 @@ def remove_benchmark(session: Session, region: str, benchmark_id: int) -> None:
 
 def benchmark_on(session: Session, region: str, metric: str, kind: str, on: date) -> RegionBenchmark | None:
     """The benchmark of that kind valid on `on` (a period's last day); the latest start wins."""
-    return session.scalars(select(RegionBenchmark).where(
-        RegionBenchmark.region == region, RegionBenchmark.metric == metric, RegionBenchmark.kind == kind,
-        RegionBenchmark.valid_from <= on, (RegionBenchmark.valid_to.is_(None)) | (RegionBenchmark.valid_to >= on),
-    ).order_by(RegionBenchmark.valid_from.desc()).limit(1)).first()
+    return session.scalars(
+        select(RegionBenchmark)
+        .where(
+            RegionBenchmark.region == region,
+            RegionBenchmark.metric == metric,
+            RegionBenchmark.kind == kind,
+            RegionBenchmark.valid_from <= on,
+            (RegionBenchmark.valid_to.is_(None)) | (RegionBenchmark.valid_to >= on),
+        )
+        .order_by(RegionBenchmark.valid_from.desc())
+        .limit(1)
+    ).first()

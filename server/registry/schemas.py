@@ -79,9 +79,17 @@ class UnitPublic(BaseModel):
     @classmethod
     def of(cls, row: UnitRow) -> "UnitPublic":
         hours = json.loads(row.opening_hours) if row.opening_hours else None
-        return cls(unit=row.unit, name=row.name, region=row.region, time_zone=row.time_zone, opening_hours=hours,
-                   unreached_callback_counts=row.unreached_callback_counts, ownership=row.ownership,  # type: ignore[arg-type]  # stored only through the Literal above
-                   municipality_code=row.municipality_code, listed_patients=row.listed_patients)
+        return cls(
+            unit=row.unit,
+            name=row.name,
+            region=row.region,
+            time_zone=row.time_zone,
+            opening_hours=hours,
+            unreached_callback_counts=row.unreached_callback_counts,
+            ownership=row.ownership,  # type: ignore[arg-type]  # stored only through the Literal above
+            municipality_code=row.municipality_code,
+            listed_patients=row.listed_patients,
+        )
 
 
 class TargetCreate(BaseModel):

@@ -66,13 +66,9 @@ def unit_targets(session: Session, unit: str) -> list[TargetRow]:
 def set_target(session: Session, unit: str, spec: TargetCreate, replace: bool = False) -> tuple[TargetRow, bool]:
     """Add a target; with `replace`, one with the same metric and start is overwritten. (row, whether it replaced one)."""
     registered_unit(session, unit)
-    row = session.scalars(
-        select(TargetRow).where(TargetRow.unit == unit, TargetRow.metric == spec.metric, TargetRow.valid_from == spec.valid_from)
-    ).first()
+    row = session.scalars(select(TargetRow).where(TargetRow.unit == unit, TargetRow.metric == spec.metric, TargetRow.valid_from == spec.valid_from)).first()
     if row is not None and not replace:
-        raise RegistryConflict(
-            f"unit {unit} already has a {spec.metric} target from {spec.valid_from} (id {row.id}); delete it first or pick another start"
-        )
+        raise RegistryConflict(f"unit {unit} already has a {spec.metric} target from {spec.valid_from} (id {row.id}); delete it first or pick another start")
     replaced = row is not None
     if row is None:
         row = TargetRow(unit=unit, **spec.model_dump())

@@ -69,13 +69,16 @@ def _checked(version: str, sections: Any) -> tuple[str, dict[str, Any]]:
 
 def _newest(session: Session, unit: str, device: str) -> DeviceConfigVersion | None:
     return session.scalars(
-        select(DeviceConfigVersion).where(DeviceConfigVersion.unit == unit, DeviceConfigVersion.device == device)
-        .order_by(DeviceConfigVersion.seq.desc()).limit(1)
+        select(DeviceConfigVersion)
+        .where(DeviceConfigVersion.unit == unit, DeviceConfigVersion.device == device)
+        .order_by(DeviceConfigVersion.seq.desc())
+        .limit(1)
     ).first()
 
 
-def push_config(session: Session, publish: ConfigPublisher, unit: str, device: str, version: str, sections: Any,
-                pushed_by: str, now: datetime) -> PushedVersion:
+def push_config(
+    session: Session, publish: ConfigPublisher, unit: str, device: str, version: str, sections: Any, pushed_by: str, now: datetime
+) -> PushedVersion:
     """Check, publish retained, record (flushed; the caller commits). Raises ConfigRefused, UnknownDevice,
     RetiredDevice, SameVersion, publisher.BrokerUnavailable (nothing recorded) or ConcurrentPush."""
     version, sections = _checked(version, sections)
@@ -88,23 +91,30 @@ def push_config(session: Session, publish: ConfigPublisher, unit: str, device: s
     if newest is not None and newest.version == version:
         raise SameVersion(PushedVersion.of(newest))
     topic = publish(unit, device, version, sections)
-    record = DeviceConfigVersion(unit=unit, device=device, seq=(newest.seq if newest else 0) + 1, version=version,
-                                 sections=orjson.dumps(sections).decode(), pushed_by=pushed_by[:200], pushed_at=now)
+    record = DeviceConfigVersion(
+        unit=unit,
+        device=device,
+        seq=(newest.seq if newest else 0) + 1,
+        version=version,
+        sections=orjson.dumps(sections).decode(),
+        pushed_by=pushed_by[:200],
+        pushed_at=now,
+    )
     session.add(record)
     try:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise ConcurrentPush(f"another config version for device {device} was recorded at the same moment; "
-                             "look at the history and push again if needed") from None
+        raise ConcurrentPush(
+            f"another config version for device {device} was recorded at the same moment; look at the history and push again if needed"
+        ) from None
     return replace(PushedVersion.of(record), topic=topic)
 
 
 def config_history(session: Session, unit: str, device: str) -> list[PushedVersion]:
     """Every version pushed to the device, newest first."""
     rows = session.scalars(
-        select(DeviceConfigVersion).where(DeviceConfigVersion.unit == unit, DeviceConfigVersion.device == device)
-        .order_by(DeviceConfigVersion.seq.desc())
+        select(DeviceConfigVersion).where(DeviceConfigVersion.unit == unit, DeviceConfigVersion.device == device).order_by(DeviceConfigVersion.seq.desc())
     )
     return [PushedVersion.of(row) for row in rows]
 

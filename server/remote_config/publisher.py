@@ -22,9 +22,20 @@ def broker_publisher(settings: ServerSettings, timeout_s: float = PUBLISH_TIMEOU
     def publish(unit: str, device: str, version: str, sections: dict[str, Any]) -> str:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         try:
-            return publish_config(unit, device, version, sections, host=settings.mqtt_host, port=settings.mqtt_port,
-                                  username=settings.mqtt_username, password=password, tls=settings.mqtt_tls, ca_file=settings.mqtt_ca_file,
-                                  prefix=settings.topic_prefix, timeout_s=timeout_s)
+            return publish_config(
+                unit,
+                device,
+                version,
+                sections,
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                username=settings.mqtt_username,
+                password=password,
+                tls=settings.mqtt_tls,
+                ca_file=settings.mqtt_ca_file,
+                prefix=settings.topic_prefix,
+                timeout_s=timeout_s,
+            )
         except RemoteConfigError as exc:  # the document was checked before: what is left is the broker
             raise BrokerUnavailable(str(exc)) from None
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from vardkoll.protocol.heartbeat import CONFIG_STATES as STATES
+
 # What became of the newest pushed version, as far as the device has said.
 OUTCOMES = ("applied", "refused", "rolled_back", "pending")
 MAX_REASON_CHARS = 300
@@ -53,8 +54,9 @@ def reported_config(heartbeat: str | None) -> ReportedConfig | None:
     if not isinstance(config, dict) or config.get("state") not in STATES:
         return None
     rejected = config.get("rejected") if isinstance(config.get("rejected"), dict) else {}
-    return ReportedConfig(_text(config.get("version")), config["state"], _text(rejected.get("version")),
-                          _text(rejected.get("reason"), MAX_REASON_CHARS), _text(beat.get("at")))
+    return ReportedConfig(
+        _text(config.get("version")), config["state"], _text(rejected.get("version")), _text(rejected.get("reason"), MAX_REASON_CHARS), _text(beat.get("at"))
+    )
 
 
 def outcome_of(version: str, reported: ReportedConfig | None) -> str | None:

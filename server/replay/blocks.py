@@ -91,9 +91,7 @@ def _parse_one_by_one(lines: list[bytes], numbers: Iterable[int], decode: Callab
     return parsed
 
 
-def read_blocks(
-    stream: IO[bytes], on_bytes: Callable[[int], None] | None = None, block_bytes: int | None = None
-) -> Iterator[tuple[bytes, int]]:
+def read_blocks(stream: IO[bytes], on_bytes: Callable[[int], None] | None = None, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
     """(block of whole lines without its last newline, number of its first line): about `block_bytes`
     read at once, then the rest of the last line."""
     block_bytes = block_bytes or BLOCK_BYTES

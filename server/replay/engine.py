@@ -124,7 +124,9 @@ def _period(span: Period | None, start: date | None, end: date | None) -> Period
         return None
     start, end = start or span.start, end or span.end
     if end < start:
-        raise ReplayPeriodError(f"the period would end ({end}) before it starts ({start}): the events cover {span.start} to {span.end}; give both --from and --to")
+        raise ReplayPeriodError(
+            f"the period would end ({end}) before it starts ({start}): the events cover {span.start} to {span.end}; give both --from and --to"
+        )
     return Period(start, end)
 
 

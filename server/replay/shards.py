@@ -107,9 +107,7 @@ class WorkerFailed(RuntimeError):
     """A worker process raised or died; the message holds its traceback or exit code."""
 
 
-def apply_lines(
-    engine: MetricEngine, owned: Container[str], data: bytes, numbers: Iterable[int], rejected: list[tuple[int, str]]
-) -> int:
+def apply_lines(engine: MetricEngine, owned: Container[str], data: bytes, numbers: Iterable[int], rejected: list[tuple[int, str]]) -> int:
     """Parse lines (joined by "\\n", numbered by `numbers`) and apply their events in order, as a replay
     in one process does; rejected lines and re-used ids go to `rejected`. Returns the duplicates."""
     parsed = parse_lines(data, numbers)

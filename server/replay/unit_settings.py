@@ -56,9 +56,7 @@ class UnitSettings(BaseModel):
             time_zone=self.time_zone or config.time_zone,
             targets={**DEFAULT_TARGETS, **(self.targets or {})},
             opening_hours=hours,
-            unreached_callback_counts=(
-                config.unreached_callback_counts if self.unreached_callback_counts is None else self.unreached_callback_counts
-            ),
+            unreached_callback_counts=(config.unreached_callback_counts if self.unreached_callback_counts is None else self.unreached_callback_counts),
         )
 
 

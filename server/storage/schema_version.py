@@ -82,6 +82,4 @@ def check_schema(engine: Engine) -> None:
             f"the database {where} is at schema {state.current}, which this vardkoll (schema {state.head}) does not know: "
             "it was migrated by a newer vardkoll; run that version"
         ) from None
-    raise SchemaMismatch(
-        f"the database {where} is at schema {state.current}, this vardkoll needs {state.head}: run `vardkoll migrate`"
-    )
+    raise SchemaMismatch(f"the database {where} is at schema {state.current}, this vardkoll needs {state.head}: run `vardkoll migrate`")

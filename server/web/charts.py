@@ -43,7 +43,7 @@ def _fmt(value: float) -> str:
 
 
 def hour_label(hour: CallHour, hours: list[CallHour]) -> str:
-    """"08–09"; on a DST day, the hour's offset as well ("02–03 sommartid")."""
+    """ "08–09"; on a DST day, the hour's offset as well ("02–03 sommartid")."""
     end = (hour.start.astimezone(timezone.utc) + timedelta(hours=1)).astimezone(hour.start.tzinfo)
     # The wall clock: "01–03" where spring skips 02; in autumn the first 02 hour ends at 02 again, and
     # is "02–03 sommartid" in words.
@@ -63,10 +63,12 @@ def hourly_calls(hours: list[CallHour], as_of: datetime | None, title: str) -> M
     band = plot_w / len(hours)
     bar = band * 0.74
     uid = next(_ids)
-    parts = [f'<svg viewBox="0 0 {width} {height}" class="chart hourly" role="img" aria-labelledby="hc-t{uid} hc-d{uid}">',
-             f'<title id="hc-t{uid}">{escape(title)}</title><desc id="hc-d{uid}">{escape(_hourly_summary(hours))}</desc>',
-             f'<defs><pattern id="hatch{uid}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
-             f'<rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch-line"/></pattern></defs>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" class="chart hourly" role="img" aria-labelledby="hc-t{uid} hc-d{uid}">',
+        f'<title id="hc-t{uid}">{escape(title)}</title><desc id="hc-d{uid}">{escape(_hourly_summary(hours))}</desc>',
+        f'<defs><pattern id="hatch{uid}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        f'<rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch-line"/></pattern></defs>',
+    ]
     for tick in range(5):
         value = y_max * tick / 4
         y = top + plot_h - plot_h * tick / 4
@@ -87,14 +89,17 @@ def hourly_calls(hours: list[CallHour], as_of: datetime | None, title: str) -> M
             h = plot_h * value / y_max
             base -= h
             fill = f' fill="url(#hatch{uid})"' if name == "rejected" else ""
-            parts.append(f'<rect x="{_fmt(x)}" y="{_fmt(base)}" width="{_fmt(bar)}" height="{_fmt(h)}" class="seg-{name}"{fill}>'
-                         f'<title>kl. {label}: {value} {meaning}</title></rect>')
+            parts.append(
+                f'<rect x="{_fmt(x)}" y="{_fmt(base)}" width="{_fmt(bar)}" height="{_fmt(h)}" class="seg-{name}"{fill}>'
+                f"<title>kl. {label}: {value} {meaning}</title></rect>"
+            )
     if as_of is not None and hours and hours[0].start <= as_of:
         elapsed = (as_of.astimezone(timezone.utc) - hours[0].start.astimezone(timezone.utc)) / timedelta(hours=1)
         if elapsed < len(hours):
             x = left + band * elapsed
-            parts.append(f'<line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{top}" y2="{top + plot_h}" class="now"/>'
-                         f'<text x="{_fmt(x + 4)}" y="{top + 10}" class="tick">nu</text>')
+            parts.append(
+                f'<line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{top}" y2="{top + plot_h}" class="now"/><text x="{_fmt(x + 4)}" y="{top + 10}" class="tick">nu</text>'
+            )
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis"/></svg>')
     return Markup("".join(parts))
 
@@ -133,12 +138,16 @@ def trend(points: list[TrendPoint], target: float | None, title: str, css: str =
 
     described = "; ".join(f"{p.long_label}{' (hittills)' if p.partial else ''}: {percent(p.share)}" for p in points)
     target_text = f" Mål {percent(target, 0)}." if target is not None else ""
-    parts = [f'<svg viewBox="0 0 {width} {height}" class="chart {css}" role="img" aria-labelledby="tr-t{uid} tr-d{uid}">',
-             f'<title id="tr-t{uid}">{escape(title)}</title><desc id="tr-d{uid}">{escape(described + "." + target_text)}</desc>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" class="chart {css}" role="img" aria-labelledby="tr-t{uid} tr-d{uid}">',
+        f'<title id="tr-t{uid}">{escape(title)}</title><desc id="tr-d{uid}">{escape(described + "." + target_text)}</desc>',
+    ]
     for tick in (0, 0.5, 1):
         y = y_of(tick)
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" class="grid"/>'
-                     f'<text x="{left - 5}" y="{_fmt(y + 4)}" class="tick" text-anchor="end">{int(tick * 100)}&#160;%</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" class="grid"/>'
+            f'<text x="{left - 5}" y="{_fmt(y + 4)}" class="tick" text-anchor="end">{int(tick * 100)}&#160;%</text>'
+        )
     if target is not None:
         y = y_of(target)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" class="target"/>')
@@ -151,9 +160,11 @@ def trend(points: list[TrendPoint], target: float | None, title: str, css: str =
             parts.append(f'<text x="{_fmt(x)}" y="{_fmt(top + plot_h - 4)}" class="gap" text-anchor="middle">–</text>')
             continue
         marker = "point small" if point.small_n else "point"
-        parts.append(f'<circle cx="{_fmt(x)}" cy="{_fmt(y_of(point.share))}" r="3.6" class="{marker}">'
-                     f'<title>{escape(point.long_label)}: {percent(point.share)} ({number(point.numerator)} av {number(point.denominator)})'
-                     f'{" – litet underlag" if point.small_n else ""}</title></circle>')
+        parts.append(
+            f'<circle cx="{_fmt(x)}" cy="{_fmt(y_of(point.share))}" r="3.6" class="{marker}">'
+            f"<title>{escape(point.long_label)}: {percent(point.share)} ({number(point.numerator)} av {number(point.denominator)})"
+            f"{' – litet underlag' if point.small_n else ''}</title></circle>"
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -168,9 +179,11 @@ def sparkline(points: list[TrendPoint], target: float | None, title: str) -> Mar
         return pad + (height - 2 * pad) * (1 - share)
 
     described = "; ".join(f"{p.long_label}: {percent(p.share)}" for p in points)
-    parts = [f'<svg viewBox="0 0 {width} {height}" class="chart spark" role="img" aria-labelledby="sp-t{uid} sp-d{uid}">',
-             f'<title id="sp-t{uid}">{escape(title)}</title><desc id="sp-d{uid}">{escape(described)}</desc>',
-             f'<rect x="0" y="0" width="{width}" height="{height}" class="spark-bg"/>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" class="chart spark" role="img" aria-labelledby="sp-t{uid} sp-d{uid}">',
+        f'<title id="sp-t{uid}">{escape(title)}</title><desc id="sp-d{uid}">{escape(described)}</desc>',
+        f'<rect x="0" y="0" width="{width}" height="{height}" class="spark-bg"/>',
+    ]
     if target is not None:
         parts.append(f'<line x1="0" x2="{width}" y1="{_fmt(y_of(target))}" y2="{_fmt(y_of(target))}" class="target"/>')
     xs = [pad + step * (i + 0.5) for i in range(len(points))]

@@ -33,7 +33,20 @@ def code_spans(text: str) -> Markup:
 def help_page(request: Request, view: str | None = None) -> HTMLResponse:
     principal = signed_in(request)
     if view is not None and view not in HELP_PAGES:
-        return error_page(request, principal, PageError(404, "Sidan finns inte",
-                                                        f"Det finns ingen hjälpsida ”{view[:40]}”. Hjälp finns för: {', '.join(HELP_PAGES.values())}."))
-    return render(request, "hjalp.html", principal=principal, view=view, pages=HELP_PAGES, definitions=list(DEFINITIONS.values()),
-                  terms=TERMS, silent_device=SILENT_DEVICE, target_text=target_text, code_spans=code_spans)
+        return error_page(
+            request,
+            principal,
+            PageError(404, "Sidan finns inte", f"Det finns ingen hjälpsida ”{view[:40]}”. Hjälp finns för: {', '.join(HELP_PAGES.values())}."),
+        )
+    return render(
+        request,
+        "hjalp.html",
+        principal=principal,
+        view=view,
+        pages=HELP_PAGES,
+        definitions=list(DEFINITIONS.values()),
+        terms=TERMS,
+        silent_device=SILENT_DEVICE,
+        target_text=target_text,
+        code_spans=code_spans,
+    )

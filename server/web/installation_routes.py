@@ -33,9 +33,21 @@ installation_router = APIRouter(include_in_schema=False)
 def _installation_page(request: Request, principal: Principal, row: UnitRow, status: int = 200, error: str | None = None) -> HTMLResponse:
     with services_of(request).sessions() as session:
         devices = installation_view(session, row.unit)
-    return render(request, "installation.html", status=status, principal=principal, unit=row, devices=devices, now=utc_now(),
-                  can_manage=principal.role in DEVICE_MANAGERS, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
-                  validities=CODE_VALIDITY_HOURS, error=error, broker_accounts=services_of(request).broker_accounts is not None)
+    return render(
+        request,
+        "installation.html",
+        status=status,
+        principal=principal,
+        unit=row,
+        devices=devices,
+        now=utc_now(),
+        can_manage=principal.role in DEVICE_MANAGERS,
+        csrf=csrf_token(request),
+        csrf_field=CSRF_FIELD,
+        validities=CODE_VALIDITY_HOURS,
+        error=error,
+        broker_accounts=services_of(request).broker_accounts is not None,
+    )
 
 
 @installation_router.get("/installation/{hsa}", response_class=HTMLResponse)
@@ -61,8 +73,15 @@ async def _device_form(request: Request, hsa: str, what: str) -> tuple[Principal
         return error_page(request, principal, error)
     form = await read_form(request)
     if form is None:
-        return error_page(request, principal, PageError(
-            403, "Formuläret kunde inte tas emot", "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Installationer igen och försök på nytt."))
+        return error_page(
+            request,
+            principal,
+            PageError(
+                403,
+                "Formuläret kunde inte tas emot",
+                "Formuläret har gått ut eller kom från en annan webbplats. Öppna sidan Installationer igen och försök på nytt.",
+            ),
+        )
     return principal, row, form
 
 
@@ -82,8 +101,17 @@ def _successor(form: dict[str, str]) -> str | None:
 def _code_page(request: Request, principal: Principal, row: UnitRow, issued: Any, replaced: str | None = None) -> HTMLResponse:
     server = str(request.base_url).rstrip("/")
     command = f"vardkoll collector enroll --server {server} --code {issued.code}" + (f" --device {issued.device}" if issued.device else "")
-    return render(request, "engangskod.html", principal=principal, unit=row, issued=issued, replaced=replaced, server=server, command=command,
-                  qr=qr_svg(issued.code, f"QR-kod med engångskoden {issued.code}"))
+    return render(
+        request,
+        "engangskod.html",
+        principal=principal,
+        unit=row,
+        issued=issued,
+        replaced=replaced,
+        server=server,
+        command=command,
+        qr=qr_svg(issued.code, f"QR-kod med engångskoden {issued.code}"),
+    )
 
 
 @installation_router.post("/installation/{hsa}/engangskod", response_class=HTMLResponse)
@@ -121,9 +149,14 @@ async def replace(request: Request, hsa: str) -> Response:
         return _installation_page(request, principal, row, status=400, error=f"Insamlaren ”{old[:64]}” finns inte på enheten.")
     except BrokerAccountError as exc:
         log.error("replacement of device %s of %s refused by the broker: %s", old[:64], row.unit, exc)
-        return _installation_page(request, principal, row, status=503, error=(
-            f"Insamlaren ”{old[:64]}” kunde inte spärras i MQTT-brokern, så inget har ändrats. Försök igen om en stund; "
-            "kvarstår felet, be driften titta i serverns logg."))
+        return _installation_page(
+            request,
+            principal,
+            row,
+            status=503,
+            error=(
+                f"Insamlaren ”{old[:64]}” kunde inte spärras i MQTT-brokern, så inget har ändrats. Försök igen om en stund; "
+                "kvarstår felet, be driften titta i serverns logg."
+            ),
+        )
     return _code_page(request, principal, row, issued, replaced=old)
-
-

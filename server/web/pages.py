@@ -31,9 +31,19 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _env.filters.update(formatting.FILTERS)
-_env.globals.update(METRIC_NAMES=METRIC_NAMES, SHORT_NAMES=SHORT_NAMES, METRICS=METRICS, NO_DATA=formatting.NO_DATA, quote=quote,
-                    hourly_chart=charts.hourly_calls, trend_chart=charts.trend, sparkline=charts.sparkline, hour_label=charts.hour_label,
-                    SEGMENTS=charts.SEGMENTS, VERSION=version())
+_env.globals.update(
+    METRIC_NAMES=METRIC_NAMES,
+    SHORT_NAMES=SHORT_NAMES,
+    METRICS=METRICS,
+    NO_DATA=formatting.NO_DATA,
+    quote=quote,
+    hourly_chart=charts.hourly_calls,
+    trend_chart=charts.trend,
+    sparkline=charts.sparkline,
+    hour_label=charts.hour_label,
+    SEGMENTS=charts.SEGMENTS,
+    VERSION=version(),
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
@@ -48,6 +58,7 @@ ROLE_NAMES = {
     Role.installer: "installatör",
     Role.device: "insamlare",
 }
+
 
 class PageError(Exception):
     def __init__(self, status: int, title: str, message: str) -> None:
@@ -122,5 +133,3 @@ def page(request: Request, build: Any) -> Response:
         return build(principal)
     except PageError as error:
         return error_page(request, principal, error)
-
-

@@ -72,7 +72,7 @@ class RegionView:
 
 
 def whole_year(end: date, today: date) -> Period:
-    """"Hela året": 1 January to `end`, in whole days only, so through yesterday when `end` is today
+    """ "Hela året": 1 January to `end`, in whole days only, so through yesterday when `end` is today
     (on 1 January that is the whole previous year). A period that ended yesterday stays cached, and
     stored, while today's events arrive (server/figures/store.py)."""
     last = min(end, today - timedelta(days=1))
@@ -101,15 +101,16 @@ def region_table(services: Services, units: list[UnitRow], period: Period, sort:
     return _sorted([UnitFigures(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)], sort, descending)
 
 
-def region_view(services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool,
-                filters: Filters, today: date) -> RegionView:
+def region_view(
+    services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool, filters: Filters, today: date
+) -> RegionView:
     table = region_table(services, units, period, sort, descending)
     year = whole_year(period.end, today)
     months = month_periods(period.end)
     # Per unit one series (12 months and the year so far): its stored rows are read once.
     series = {r.unit.unit: services.figures.series(r.unit.unit, filters.metric, [p.period for p in months] + [year]) for r in table}
-    rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)])
-            for r in table]
+    rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)]) for r in table]
     at_target = {m: _at_target([r.figures[m] for r in table]) for m in METRICS}
-    return RegionView(region, period, year, [r for r in rows if filters.keeps(r)], len(table), at_target,
-                      _at_target([r.year for r in rows]), filters, sort, descending)
+    return RegionView(
+        region, period, year, [r for r in rows if filters.keeps(r)], len(table), at_target, _at_target([r.year for r in rows]), filters, sort, descending
+    )

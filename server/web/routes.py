@@ -50,8 +50,14 @@ async def login(request: Request) -> Response:
     if not same_origin(request):
         # Another site's form must not sign a browser in (login CSRF: the victim would then work, and
         # enter data, under the attacker's token). SameSite keeps cookies off such requests, not this.
-        return render(request, "logga_in.html", status=403, principal=None, next="/",
-                      error="Inloggningen kom från en annan webbplats och avvisades. Öppna inloggningssidan här och försök igen.")
+        return render(
+            request,
+            "logga_in.html",
+            status=403,
+            principal=None,
+            next="/",
+            error="Inloggningen kom från en annan webbplats och avvisades. Öppna inloggningssidan här och försök igen.",
+        )
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("nasta") or ["/"])[0])
@@ -109,7 +115,9 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
     # recomputed after an event; the settled periods come from the figure cache or the stored figures.
     trends = unit_trends(services.figures, hsa, view.day)
     return {
-        "view": view, "month": month, "trends": trends,
+        "view": view,
+        "month": month,
+        "trends": trends,
         "live_urls": [f"/api/v1/live?{urlencode(live, doseq=True)}", f"/api/v1/live?{urlencode(live_month)}"],
         "fragment_url": fragment,
     }
@@ -214,6 +222,7 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
 def region_csv(request: Request, namn: str, metric: str, params: RegionParamsDep) -> Response:
     """Regionvy's table as CSV for one metric: the rows the page shows (period, filters, order), each
     the API's figure in the API's CSV columns (`GET /api/v1/compliance?…&format=csv`)."""
+
     def build(principal: Principal) -> Response:
         if metric not in METRICS:
             raise PageError(404, "Sidan finns inte", f"”{metric[:40]}” är inget mått. Välj ett av: {', '.join(METRICS)}.")
@@ -222,8 +231,11 @@ def region_csv(request: Request, namn: str, metric: str, params: RegionParamsDep
         table = [r for r in region_table(services_of(request), rows, q.period, q.sort, q.descending) if q.filters.keeps(r)]
         label = re.sub(r"[^A-Za-z0-9._-]+", "_", namn) + ("-urval" if q.filters.active else "")
         filename = f"vardkoll-{label}-{metric}-{q.period.start}-{q.period.end}.csv"
-        return Response(figures_csv(r.figures[metric] for r in table), media_type="text/csv; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(
+            figures_csv(r.figures[metric] for r in table),
+            media_type="text/csv; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     return page(request, build)
 

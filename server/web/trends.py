@@ -51,14 +51,16 @@ def month_periods(day: date, count: int = MONTHS) -> list[TrendPeriod]:
         start = months_earlier(day.replace(day=1), back)
         following = months_earlier(start, -1)
         end = min(following - timedelta(days=1), day)
-        result.append(TrendPeriod(Period(start, end), SHORT_MONTHS[start.month - 1], f"{MONTH_NAMES[start.month - 1]} {start.year}",
-                                  end < following - timedelta(days=1)))
+        result.append(
+            TrendPeriod(Period(start, end), SHORT_MONTHS[start.month - 1], f"{MONTH_NAMES[start.month - 1]} {start.year}", end < following - timedelta(days=1))
+        )
     return result
 
 
 def point(period: TrendPeriod, figure: dict[str, Any]) -> TrendPoint:
-    return TrendPoint(period.label, period.long_label, figure["share"], figure["numerator"], figure["denominator"],
-                      bool(figure["details"].get("small_n")), period.partial)
+    return TrendPoint(
+        period.label, period.long_label, figure["share"], figure["numerator"], figure["denominator"], bool(figure["details"].get("small_n")), period.partial
+    )
 
 
 @dataclass
@@ -80,6 +82,8 @@ def unit_trends(figures: FigureService, unit: str, day: date) -> dict[str, dict[
     for metric in METRICS:
         # One series for both, so the stored rows are read once (FigureService.series).
         series = figures.series(unit, metric, [p.period for p in weeks + months])
-        result[metric] = {"weeks": Trend(metric, weeks, series[:len(weeks)], series[len(weeks) - 1]["target"]),
-                          "months": Trend(metric, months, series[len(weeks):], series[-1]["target"])}
+        result[metric] = {
+            "weeks": Trend(metric, weeks, series[: len(weeks)], series[len(weeks) - 1]["target"]),
+            "months": Trend(metric, months, series[len(weeks) :], series[-1]["target"]),
+        }
     return result

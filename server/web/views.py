@@ -90,9 +90,18 @@ def clinic_view(services: Services, session: Session, unit: UnitRow, day: date |
     # Counted as the day figure counts (as of the end of the day, the API's default), so the hours add
     # up to it; only the hours not begun yet are told apart by `now`.
     hours = calls_by_hour(load_calls(session, unit.unit, day_period, config), day, end_of_day(day, config.tz), config, now=as_of)
-    return ClinicView(unit, day, day == today, as_of, figures_today, figures_month,
-                      open_cases(services, session, unit.unit, day, as_of), unit.time_zone, hours,
-                      None if day >= today else end_of_day(day, config.tz))
+    return ClinicView(
+        unit,
+        day,
+        day == today,
+        as_of,
+        figures_today,
+        figures_month,
+        open_cases(services, session, unit.unit, day, as_of),
+        unit.time_zone,
+        hours,
+        None if day >= today else end_of_day(day, config.tz),
+    )
 
 
 @dataclass
@@ -171,20 +180,22 @@ def installation_view(session: Session, unit: str) -> list[DeviceView]:
         synced = clock.get("ntp_synced")
         depth = outbox.get("depth")
         version = beat.get("version")
-        devices.append(DeviceView(
-            device=row.device,
-            status=row.status if row.status in ("online", "offline", "silent") else "unknown",
-            retired=row.retired_at is not None,
-            retired_at=row.retired_at,
-            registered_at=row.registered_at,
-            last_seen_at=row.last_seen_at,
-            outbox_depth=depth if isinstance(depth, int) else None,
-            outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
-            clock=_clock(synced, clock.get("state")),
-            clock_reason=str(clock["reason"]) if clock.get("state") in ("implausible", "unvouched") and clock.get("reason") else None,
-            device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
-            version=str(version) if version is not None else None,
-        ))
+        devices.append(
+            DeviceView(
+                device=row.device,
+                status=row.status if row.status in ("online", "offline", "silent") else "unknown",
+                retired=row.retired_at is not None,
+                retired_at=row.retired_at,
+                registered_at=row.registered_at,
+                last_seen_at=row.last_seen_at,
+                outbox_depth=depth if isinstance(depth, int) else None,
+                outbox_oldest_at=outbox.get("oldest_at") if isinstance(outbox.get("oldest_at"), str) else None,
+                clock=_clock(synced, clock.get("state")),
+                clock_reason=str(clock["reason"]) if clock.get("state") in ("implausible", "unvouched") and clock.get("reason") else None,
+                device_clock_at=beat.get("at") if isinstance(beat.get("at"), str) else None,
+                version=str(version) if version is not None else None,
+            )
+        )
         reported = reported_config(row.last_status)
         newest = pushed.get(row.device)
         devices[-1].config_pushed, devices[-1].config_reported = newest, reported

@@ -73,7 +73,6 @@ def test_token_scope_must_fit_role(admin):
     assert "--role must be one of" in admin("tokens", "create", "--role", "root", "--name", "x").output
 
 
-
 def test_devices_add_retire_and_list_say_what_changed(admin):
     assert admin("devices", "add", VC01, "pi-1").exit_code == 2  # the unit must be registered first
     admin("units", "add", VC01, "--name", "Vårdcentralen Ett", "--region", UPPSALA)

@@ -36,14 +36,14 @@ def world(tmp_path_factory) -> Iterator[Api]:
             "device_vc01": api.token("device", unit=VC01, device="pi-1"),
         }
         api.services.config_publisher = lambda unit, device, version, sections: f"vardkoll/v1/{unit}/{device}/config"  # no broker here
-        response = api.post("/api/v1/events", json=[event("seen-1", VC01), event("seen-2", VC10), event("bad-vc01", VC01, call="x")],
-                            token=api.tokens["device_vc01"])
+        response = api.post(
+            "/api/v1/events", json=[event("seen-1", VC01), event("seen-2", VC10), event("bad-vc01", VC01, call="x")], token=api.tokens["device_vc01"]
+        )
         assert response.status_code == 200
         yield api
 
 
-ROLES = ["admin_env", "admin", "analyst_uppsala", "analyst_gavleborg", "manager_vc01", "manager_vc10", "installer_uppsala",
-         "installer_anywhere", "device_vc01"]
+ROLES = ["admin_env", "admin", "analyst_uppsala", "analyst_gavleborg", "manager_vc01", "manager_vc10", "installer_uppsala", "installer_anywhere", "device_vc01"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,10 @@ def _temporary_token(api: Api) -> str:
 
 
 def _temporary_benchmark(api: Api) -> str:
-    created = api.post(f"/api/v1/regions/{SCRATCH}/benchmarks", json={
-        "metric": "assessment", "kind": "target", "label": "mål", "value": 0.9, "valid_from": f"{2100 + next(_serial)}-01-01"})
+    created = api.post(
+        f"/api/v1/regions/{SCRATCH}/benchmarks",
+        json={"metric": "assessment", "kind": "target", "label": "mål", "value": 0.9, "valid_from": f"{2100 + next(_serial)}-01-01"},
+    )
     return f"/api/v1/regions/{SCRATCH}/benchmarks/{created.json()['id']}"
 
 
@@ -93,14 +95,19 @@ ROUTES = {
     "figure list of region": Route("GET", "/api/v1/compliance", _fixed(f"/api/v1/compliance?{PERIOD}&region={UPPSALA}")),
     "units": Route("GET", "/api/v1/units", _fixed("/api/v1/units")),
     "units of region": Route("GET", "/api/v1/units", _fixed(f"/api/v1/units?region={UPPSALA}")),
-    "register unit": Route("POST", "/api/v1/units", _fixed("/api/v1/units"),
-                           lambda: {"unit": f"SE2321000016-NEW{next(_serial)}", "name": "Ny", "region": SCRATCH}),
+    "register unit": Route(
+        "POST", "/api/v1/units", _fixed("/api/v1/units"), lambda: {"unit": f"SE2321000016-NEW{next(_serial)}", "name": "Ny", "region": SCRATCH}
+    ),
     "unit": Route("GET", UNIT, _fixed(f"/api/v1/units/{VC01}")),
     "change unit": Route("PUT", UNIT, _fixed(f"/api/v1/units/{VC01}"), lambda: {"name": "Vårdcentral VC01"}),
     "unregister unit": Route("DELETE", UNIT, _temporary_unit),
     "targets": Route("GET", UNIT + "/targets", _fixed(f"/api/v1/units/{VC01}/targets")),
-    "set target": Route("POST", UNIT + "/targets", _fixed(f"/api/v1/units/{VC01}/targets"),
-                        lambda: {"metric": "telephone", "target": 0.85, "valid_from": f"{2100 + next(_serial)}-01-01"}),
+    "set target": Route(
+        "POST",
+        UNIT + "/targets",
+        _fixed(f"/api/v1/units/{VC01}/targets"),
+        lambda: {"metric": "telephone", "target": 0.85, "valid_from": f"{2100 + next(_serial)}-01-01"},
+    ),
     "delete target": Route("DELETE", UNIT + "/targets/{target_id}", _temporary_target),
     "post events": Route("POST", "/api/v1/events", _fixed("/api/v1/events"), lambda: [event(f"access-{next(_serial)}", VC01)]),
     "dead letters": Route("GET", "/api/v1/dead-letters", _fixed("/api/v1/dead-letters")),
@@ -113,8 +120,12 @@ ROUTES = {
     "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
     "region figure": Route("GET", "/api/v1/regions/{region}/compliance", _fixed(f"/api/v1/regions/{UPPSALA}/compliance?{PERIOD}")),
     "region benchmarks": Route("GET", "/api/v1/regions/{region}/benchmarks", _fixed(f"/api/v1/regions/{UPPSALA}/benchmarks")),
-    "set region benchmark": Route("POST", "/api/v1/regions/{region}/benchmarks", _fixed(f"/api/v1/regions/{SCRATCH}/benchmarks"), lambda: {
-        "metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": f"{2100 + next(_serial)}-01-01"}),
+    "set region benchmark": Route(
+        "POST",
+        "/api/v1/regions/{region}/benchmarks",
+        _fixed(f"/api/v1/regions/{SCRATCH}/benchmarks"),
+        lambda: {"metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": f"{2100 + next(_serial)}-01-01"},
+    ),
     "delete region benchmark": Route("DELETE", "/api/v1/regions/{region}/benchmarks/{benchmark_id}", _temporary_benchmark),
     "tokens": Route("GET", "/api/v1/tokens", _fixed("/api/v1/tokens")),
     "revoke token": Route("DELETE", "/api/v1/tokens/{token_id}", _temporary_token),
@@ -124,47 +135,48 @@ ROUTES = {
     "create enrollment code": Route("POST", UNIT + "/enrollment-codes", _fixed(f"/api/v1/units/{VC01}/enrollment-codes")),
     "replace device": Route("POST", UNIT + "/devices/{device}/replacement", lambda api: _temporary_device(api) + "/replacement"),
     "device config": Route("GET", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config"),
-    "push device config": Route("PUT", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config",
-                                lambda: {"version": "1", "sections": {"poll_interval_s": 5}}),
+    "push device config": Route(
+        "PUT", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config", lambda: {"version": "1", "sections": {"poll_interval_s": 5}}
+    ),
 }
 
 # Expected status per route, in the order of ROLES:
 #        admin_env admin analyst_U analyst_G manager01 manager10 inst_U inst_all device01
 ACCESS = {
-    "unit figure":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "unit figure csv":       (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "figure list":           (200, 200, 200, 200, 200, 200, 403, 403, 403),
+    "unit figure": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit figure csv": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "figure list": (200, 200, 200, 200, 200, 200, 403, 403, 403),
     "figure list of region": (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "units":                 (200, 200, 200, 200, 200, 200, 200, 200, 403),
-    "units of region":       (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "register unit":         (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "unit":                  (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "change unit":           (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "unregister unit":       (204, 204, 403, 403, 403, 403, 403, 403, 403),
-    "targets":               (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "set target":            (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "delete target":         (204, 204, 403, 403, 403, 403, 403, 403, 403),
-    "post events":           (200, 200, 403, 403, 403, 403, 403, 403, 200),
-    "dead letters":          (200, 200, 200, 200, 200, 200, 200, 200, 403),
-    "dead letters of unit":  (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "create token":          (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "tokens":                (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "revoke token":          (204, 204, 403, 403, 403, 403, 403, 403, 403),
-    "devices":               (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "register device":       (200, 200, 403, 403, 403, 403, 200, 200, 403),
-    "retire device":         (200, 200, 403, 403, 403, 403, 200, 200, 403),
+    "units": (200, 200, 200, 200, 200, 200, 200, 200, 403),
+    "units of region": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "register unit": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "unit": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "change unit": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "unregister unit": (204, 204, 403, 403, 403, 403, 403, 403, 403),
+    "targets": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "set target": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "delete target": (204, 204, 403, 403, 403, 403, 403, 403, 403),
+    "post events": (200, 200, 403, 403, 403, 403, 403, 403, 200),
+    "dead letters": (200, 200, 200, 200, 200, 200, 200, 200, 403),
+    "dead letters of unit": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "create token": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "tokens": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "revoke token": (204, 204, 403, 403, 403, 403, 403, 403, 403),
+    "devices": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "register device": (200, 200, 403, 403, 403, 403, 200, 200, 403),
+    "retire device": (200, 200, 403, 403, 403, 403, 200, 200, 403),
     "create enrollment code": (201, 201, 403, 403, 403, 403, 201, 201, 403),
-    "replace device":        (201, 201, 403, 403, 403, 403, 201, 201, 403),
-    "device config":         (200, 200, 200, 403, 200, 403, 200, 200, 403),
-    "push device config":    (200, 200, 403, 403, 403, 403, 200, 200, 403),
-    "rotate token":          (201, 201, 403, 403, 403, 403, 403, 403, 403),
-    "unit series":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "series of region":      (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "unit events":           (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "access log":            (200, 200, 403, 403, 403, 403, 403, 403, 403),
-    "region figure":         (200, 200, 200, 403, 403, 403, 403, 403, 403),
-    "region benchmarks":     (200, 200, 200, 403, 200, 403, 403, 403, 403),
-    "set region benchmark":  (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "replace device": (201, 201, 403, 403, 403, 403, 201, 201, 403),
+    "device config": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "push device config": (200, 200, 403, 403, 403, 403, 200, 200, 403),
+    "rotate token": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "unit series": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "series of region": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit events": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "access log": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "region figure": (200, 200, 200, 403, 403, 403, 403, 403, 403),
+    "region benchmarks": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "set region benchmark": (201, 201, 403, 403, 403, 403, 403, 403, 403),
     "delete region benchmark": (204, 204, 403, 403, 403, 403, 403, 403, 403),
 }
 
@@ -247,9 +259,7 @@ def test_dead_letters_are_confined_to_scope(world):
 
 def test_installer_does_not_read_figures_but_sees_their_regions_units(world):
     token = world.tokens["installer_uppsala"]
-    assert [u["unit"] for u in world.get("/api/v1/units", token=token).json()] == sorted(
-        u["unit"] for u in world.get(f"/api/v1/units?region={UPPSALA}").json()
-    )
+    assert [u["unit"] for u in world.get("/api/v1/units", token=token).json()] == sorted(u["unit"] for u in world.get(f"/api/v1/units?region={UPPSALA}").json())
     assert world.get(f"/api/v1/units/{VC10}", token=token).status_code == 403
 
 

@@ -36,13 +36,17 @@ def test_an_empty_array_is_fine(api):
 
 def test_bad_events_are_rejected_with_reasons_and_kept_as_dead_letters(api):
     device = api.token("device", unit=VC01, device="pi-7")
-    response = api.post("/api/v1/events", token=device, json=[
-        event("ok-1"),
-        {"v": 1, "id": "bad-1", "type": "call.teleport", "unit": VC01, "at": "2026-03-02T08:00:00+01:00"},
-        event("bad-2", at="2026-03-02T08:00:00"),
-        event("bad-3", call=None),
-        "not an event",
-    ])
+    response = api.post(
+        "/api/v1/events",
+        token=device,
+        json=[
+            event("ok-1"),
+            {"v": 1, "id": "bad-1", "type": "call.teleport", "unit": VC01, "at": "2026-03-02T08:00:00+01:00"},
+            event("bad-2", at="2026-03-02T08:00:00"),
+            event("bad-3", call=None),
+            "not an event",
+        ],
+    )
     assert response.status_code == 200
     result = response.json()
     assert result["committed"] == ["ok-1"] and result["new"] == 1
@@ -66,8 +70,11 @@ def test_a_conflicting_reuse_of_an_id_is_rejected(api):
 
 @pytest.mark.parametrize("where", ["queue", "id", "nested"])
 def test_a_personal_number_is_refused_and_its_digits_are_stored_nowhere(api, where):
-    bad = {"queue": event("pn-1", queue=f"patient {PERSONAL_NUMBER}"), "id": event(PERSONAL_NUMBER),
-           "nested": event("pn-1", extra={"notes": [f"ring {PERSONAL_NUMBER}"]})}[where]
+    bad = {
+        "queue": event("pn-1", queue=f"patient {PERSONAL_NUMBER}"),
+        "id": event(PERSONAL_NUMBER),
+        "nested": event("pn-1", extra={"notes": [f"ring {PERSONAL_NUMBER}"]}),
+    }[where]
     response = api.post("/api/v1/events", json=[bad, event("fine-1")])
     assert response.status_code == 200
     result = response.json()

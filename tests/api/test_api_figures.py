@@ -59,8 +59,13 @@ def _as_replayed(figure: dict) -> dict:
 def test_unit_figures_equal_replay_after_posting_the_events(api, expected_path):
     jsonl = expected_path.with_name(expected_path.name.replace(".expected.json", ".jsonl"))
     args = json.loads(expected_path.read_text())["replay_args"]
-    replayed = replay_path(jsonl, datetime.fromisoformat(args["from"]).date(), datetime.fromisoformat(args["to"]).date(),
-                           datetime.fromisoformat(args["as_of"]) if "as_of" in args else None, workers=0)
+    replayed = replay_path(
+        jsonl,
+        datetime.fromisoformat(args["from"]).date(),
+        datetime.fromisoformat(args["to"]).date(),
+        datetime.fromisoformat(args["as_of"]) if "as_of" in args else None,
+        workers=0,
+    )
     _post_shuffled(api, _events_of(jsonl), seed=len(jsonl.name))
     for expected in replayed["results"]:
         response = api.get(f"/api/v1/units/{expected['unit']}/compliance", params={"metric": expected["metric"], **_query(args)})
@@ -128,8 +133,13 @@ def test_target_valid_on_the_periods_last_day_is_used(api):
 
 
 def test_as_of_counts_only_what_was_known_then(api):
-    api.post("/api/v1/events", json=[event("o-1", at="2026-03-02T08:00:00+01:00", call="call-0001"),
-                                      event("a-1", type="call.answered", at="2026-03-02T09:00:00+01:00", call="call-0001")])
+    api.post(
+        "/api/v1/events",
+        json=[
+            event("o-1", at="2026-03-02T08:00:00+01:00", call="call-0001"),
+            event("a-1", type="call.answered", at="2026-03-02T09:00:00+01:00", call="call-0001"),
+        ],
+    )
     base = {"metric": "telephone", "from": "2026-03-02", "to": "2026-03-02"}
     early = api.get(f"/api/v1/units/{VC01}/compliance", params={**base, "as_of": "2026-03-02T08:30:00+01:00"}).json()
     assert (early["numerator"], early["denominator"]) == (0, 1)

@@ -8,11 +8,21 @@ HOURS = {"mon": [["08:00", "12:00"], ["13:00", "17:00"]], "fri": [["08:00", "15:
 
 
 def test_registry_round_trip(api):
-    created = api.post("/api/v1/units", json={"unit": VC01, "name": "Vårdcentralen Ett", "region": UPPSALA, "opening_hours": HOURS,
-                                              "unreached_callback_counts": False})
+    created = api.post(
+        "/api/v1/units", json={"unit": VC01, "name": "Vårdcentralen Ett", "region": UPPSALA, "opening_hours": HOURS, "unreached_callback_counts": False}
+    )
     assert created.status_code == 201
-    public = {"unit": VC01, "name": "Vårdcentralen Ett", "region": UPPSALA, "time_zone": "Europe/Stockholm", "opening_hours": HOURS,
-              "unreached_callback_counts": False, "ownership": None, "municipality_code": None, "listed_patients": None}
+    public = {
+        "unit": VC01,
+        "name": "Vårdcentralen Ett",
+        "region": UPPSALA,
+        "time_zone": "Europe/Stockholm",
+        "opening_hours": HOURS,
+        "unreached_callback_counts": False,
+        "ownership": None,
+        "municipality_code": None,
+        "listed_patients": None,
+    }
     assert created.json() == public
     assert api.get(f"/api/v1/units/{VC01}").json() == public
     assert api.get("/api/v1/units").json() == [public]
@@ -39,10 +49,18 @@ def _problems(response) -> dict[str, str]:
 
 
 def test_invalid_unit_says_what_is_wrong(api):
-    problems = _problems(api.post("/api/v1/units", json={
-        "unit": "VC01", "name": "", "region": UPPSALA, "time_zone": "Europe/Uppsala",
-        "opening_hours": {"mon": [["17:00", "08:00"]], "someday": [["08:00", "09:00"]]},
-    }))
+    problems = _problems(
+        api.post(
+            "/api/v1/units",
+            json={
+                "unit": "VC01",
+                "name": "",
+                "region": UPPSALA,
+                "time_zone": "Europe/Uppsala",
+                "opening_hours": {"mon": [["17:00", "08:00"]], "someday": [["08:00", "09:00"]]},
+            },
+        )
+    )
     assert "HSA-id" in problems["unit"]
     assert "at least 1 character" in problems["name"]
     assert "unknown time zone" in problems["time_zone"]
@@ -67,8 +85,7 @@ def test_targets_round_trip_and_go_with_their_unit(api):
     api.register(VC01, UPPSALA)
     created = api.post(f"/api/v1/units/{VC01}/targets", json={"metric": "assessment", "target": 0.85, "valid_from": "2026-01-01"})
     assert created.status_code == 201
-    assert created.json() == {"id": created.json()["id"], "unit": VC01, "metric": "assessment", "target": 0.85,
-                              "valid_from": "2026-01-01", "valid_to": None}
+    assert created.json() == {"id": created.json()["id"], "unit": VC01, "metric": "assessment", "target": 0.85, "valid_from": "2026-01-01", "valid_to": None}
     assert api.get(f"/api/v1/units/{VC01}/targets").json() == [created.json()]
     same_start = api.post(f"/api/v1/units/{VC01}/targets", json={"metric": "assessment", "target": 0.9, "valid_from": "2026-01-01"})
     assert same_start.status_code == 409
@@ -84,8 +101,9 @@ def test_invalid_target_says_what_is_wrong(api):
     api.register(VC01, UPPSALA)
     problems = _problems(api.post(f"/api/v1/units/{VC01}/targets", json={"metric": "speed", "target": 1.5, "valid_from": "2026-02-30"}))
     assert set(problems) == {"metric", "target", "valid_from"}
-    backwards = _problems(api.post(f"/api/v1/units/{VC01}/targets", json={"metric": "telephone", "target": 0.9, "valid_from": "2026-03-01",
-                                                                          "valid_to": "2026-02-01"}))
+    backwards = _problems(
+        api.post(f"/api/v1/units/{VC01}/targets", json={"metric": "telephone", "target": 0.9, "valid_from": "2026-03-01", "valid_to": "2026-02-01"})
+    )
     assert "before valid_from" in " ".join(backwards.values())
     assert api.post(f"/api/v1/units/{VC02}/targets", json={"metric": "telephone", "target": 0.9, "valid_from": "2026-03-01"}).status_code == 404
 

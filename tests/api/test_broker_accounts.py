@@ -38,15 +38,27 @@ def create_server_account(broker) -> None:
     """The deploy script, run as an operator would (its refusals fail the test)."""
     admin, password = broker.dynsec_admin
     env = {**os.environ, "VARDKOLL_SERVER_MQTT_PASSWORD": SERVER_ACCOUNT[1], "VARDKOLL_MQTT_USERNAME": SERVER_ACCOUNT[0]}
-    done = subprocess.run([str(REPO / "deploy/broker/create-server-account.sh"), "-h", broker.host, "-p", str(broker.port), "-u", admin, "-P", password],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(REPO / "deploy/broker/create-server-account.sh"), "-h", broker.host, "-p", str(broker.port), "-u", admin, "-P", password],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
 def api_on(broker, database_url: str, admin_password: str = DYNSEC_ADMIN[1]):
-    return running_api(database_url, mqtt_url=broker.url, mqtt_username=SERVER_ACCOUNT[0], mqtt_password=SERVER_ACCOUNT[1],
-                       broker_accounts="dynsec", broker_admin_username=DYNSEC_ADMIN[0], broker_admin_password=admin_password,
-                       broker_admin_timeout_s=3)
+    return running_api(
+        database_url,
+        mqtt_url=broker.url,
+        mqtt_username=SERVER_ACCOUNT[0],
+        mqtt_password=SERVER_ACCOUNT[1],
+        broker_accounts="dynsec",
+        broker_admin_username=DYNSEC_ADMIN[0],
+        broker_admin_password=admin_password,
+        broker_admin_timeout_s=3,
+    )
 
 
 @pytest.fixture
@@ -145,8 +157,14 @@ def test_a_device_may_not_publish_or_subscribe_under_another_device_or_unit(api,
     admin = Device(dynsec_broker, *DYNSEC_ADMIN, client_id="observer")  # the admin role may subscribe to every topic
     assert not admin.subscribe("vardkoll/v1/#").is_failure
     try:
-        foreign = [events_topic(VC01, "pi-vc01-2"), events_topic(VC02, "pi-vc01-1"), status_topic(VC02, "pi-vc02-1"),
-                   ack_topic(VC01, "pi-vc01-1"), config_topic(VC01, "pi-vc01-1"), "vardkoll/v1/elsewhere"]
+        foreign = [
+            events_topic(VC01, "pi-vc01-2"),
+            events_topic(VC02, "pi-vc01-1"),
+            status_topic(VC02, "pi-vc02-1"),
+            ack_topic(VC01, "pi-vc01-1"),
+            config_topic(VC01, "pi-vc01-1"),
+            "vardkoll/v1/elsewhere",
+        ]
         answers = device.publish_all(foreign, batch("pi-vc01-1", "stray"))
         assert {topic: code.getName() for topic, code in answers.items()} == dict.fromkeys(foreign, "Not authorized")
         assert device.publish(events_topic(VC01, "pi-vc01-1"), batch("pi-vc01-1", "own")).getName() == "Success"
@@ -248,8 +266,14 @@ def test_admin_cli_retire_deletes_the_broker_account_and_a_broker_failure_retire
     from vardkoll.admin_cli import admin_app
 
     enrolled = enroll(api)
-    for name, value in {"DATABASE_URL": str(api.services.engine.url), "MQTT_URL": dynsec_broker.url, "BROKER_ACCOUNTS": "dynsec",
-                        "BROKER_ADMIN_USERNAME": DYNSEC_ADMIN[0], "BROKER_ADMIN_PASSWORD": "wrong-admin-password", "BROKER_ADMIN_TIMEOUT_S": "3"}.items():
+    for name, value in {
+        "DATABASE_URL": str(api.services.engine.url),
+        "MQTT_URL": dynsec_broker.url,
+        "BROKER_ACCOUNTS": "dynsec",
+        "BROKER_ADMIN_USERNAME": DYNSEC_ADMIN[0],
+        "BROKER_ADMIN_PASSWORD": "wrong-admin-password",
+        "BROKER_ADMIN_TIMEOUT_S": "3",
+    }.items():
         monkeypatch.setenv(f"VARDKOLL_{name}", value)
     refused = CliRunner().invoke(admin_app, ["devices", "retire", VC01, "pi-vc01-1"], catch_exceptions=False)
     assert refused.exit_code == 2 and "was not retired (nothing changed)" in refused.output and "refused the admin account" in refused.output

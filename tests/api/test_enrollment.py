@@ -55,8 +55,13 @@ def test_redeeming_registers_the_device_and_returns_a_device_token_and_broker_de
     body = response.json()
     assert body["unit"] == VC01 and body["device"] == "pi-vc01-1"
     # manual broker setup (the default): no broker account is handed out
-    assert body["mqtt"] == {"url": "mqtts://mqtt.example.test:8883", "topic_prefix": api.services.settings.topic_prefix, "username": None, "password": None,
-                            "client_id": f"{VC01}/pi-vc01-1"}
+    assert body["mqtt"] == {
+        "url": "mqtts://mqtt.example.test:8883",
+        "topic_prefix": api.services.settings.topic_prefix,
+        "username": None,
+        "password": None,
+        "client_id": f"{VC01}/pi-vc01-1",
+    }
     assert api.post("/api/v1/events", json=[event("enrolled-1", VC01)], token=body["token"]).status_code == 200
     assert api.get(f"/api/v1/units/{VC01}", token=body["token"]).status_code == 403  # a device token, nothing more
     devices = api.get(f"/api/v1/units/{VC01}/devices").json()
@@ -133,8 +138,7 @@ def test_guessing_is_limited_per_client(api):
 
 def test_replacing_a_device_retires_it_stops_its_token_and_gives_a_code_for_the_successor(api):
     old = enroll(api, new_code(api), device="pi-vc01-old").json()
-    response = api.post(f"/api/v1/units/{VC01}/devices/pi-vc01-old/replacement", token=api.token("installer", region=UPPSALA),
-                        json={"device": "pi-vc01-new"})
+    response = api.post(f"/api/v1/units/{VC01}/devices/pi-vc01-old/replacement", token=api.token("installer", region=UPPSALA), json={"device": "pi-vc01-new"})
     assert response.status_code == 201, response.text
     body = response.json()
     assert CODE.match(body["code"]) and body["unit"] == VC01 and body["device"] == "pi-vc01-new"

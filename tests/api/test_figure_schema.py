@@ -32,8 +32,20 @@ def test_the_figure_endpoints_publish_the_figure_schema(api):
     assert many["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/Figure"}
     assert "text/csv" in one and "text/csv" in many
     figure = document["components"]["schemas"]["Figure"]
-    assert list(figure["properties"]) == ["unit", "metric", "from", "to", "numerator", "denominator", "share", "target",
-                                          "meets_target", "details", "definition_version", "data"]
+    assert list(figure["properties"]) == [
+        "unit",
+        "metric",
+        "from",
+        "to",
+        "numerator",
+        "denominator",
+        "share",
+        "target",
+        "meets_target",
+        "details",
+        "definition_version",
+        "data",
+    ]
 
 
 def test_every_answer_fits_the_schema_and_dumps_to_the_same_bytes(api):
@@ -58,6 +70,8 @@ def test_the_telephone_figure_is_byte_for_byte_the_spec_shape(api):
     api.post("/api/v1/events", json=_events())
     body = api.get(f"/api/v1/units/{VC01}/compliance", params={"metric": "telephone", "from": "2026-03-02", "to": "2026-03-02"}).content
     head = body[: body.index(b',"definition_version"')]
-    assert head == (b'{"unit":"SE2321000016-VC01","metric":"telephone","from":"2026-03-02","to":"2026-03-02","numerator":4,'
-                    b'"denominator":8,"share":0.5,"target":0.9,"meets_target":false,"details":{"answered":2,"callback_same_day":2,'
-                    b'"callback_later":0,"callback_pending":2,"abandoned":1,"rejected":2,"strict_share":0.4,"small_n":true}')
+    assert head == (
+        b'{"unit":"SE2321000016-VC01","metric":"telephone","from":"2026-03-02","to":"2026-03-02","numerator":4,'
+        b'"denominator":8,"share":0.5,"target":0.9,"meets_target":false,"details":{"answered":2,"callback_same_day":2,'
+        b'"callback_later":0,"callback_pending":2,"abandoned":1,"rejected":2,"strict_share":0.4,"small_n":true}'
+    )

@@ -46,16 +46,20 @@ def test_the_region_is_the_sum_of_its_units_by_ownership(api):
 
 def test_the_region_target_and_the_national_figure_stand_beside_it(api):
     _region(api)
-    for spec in ({"metric": "telephone", "kind": "target", "label": "Regionens mål", "value": 0.85, "valid_from": "2026-01-01"},
-                 {"metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": "2026-01-01"},
-                 {"metric": "telephone", "kind": "comparison", "label": "Riket 2025", "value": 0.5, "valid_from": "2025-01-01", "valid_to": "2025-12-31"}):
+    for spec in (
+        {"metric": "telephone", "kind": "target", "label": "Regionens mål", "value": 0.85, "valid_from": "2026-01-01"},
+        {"metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": "2026-01-01"},
+        {"metric": "telephone", "kind": "comparison", "label": "Riket 2025", "value": 0.5, "valid_from": "2025-01-01", "valid_to": "2025-12-31"},
+    ):
         assert api.post(f"/api/v1/regions/{UPPSALA}/benchmarks", json=spec).status_code == 201
     figure = api.get(f"/api/v1/regions/{UPPSALA}/compliance", params=DAY).json()
     assert (figure["target"], figure["meets_target"]) == (0.85, False)  # 0.8 < 0.85
     assert figure["comparison"] == {"label": "Riket", "value": 0.89}
     assert len(api.get(f"/api/v1/regions/{UPPSALA}/benchmarks").json()) == 3
-    backwards = api.post(f"/api/v1/regions/{UPPSALA}/benchmarks", json={"metric": "telephone", "kind": "target", "label": "x", "value": 0.9,
-                                                                       "valid_from": "2026-02-01", "valid_to": "2026-01-01"})
+    backwards = api.post(
+        f"/api/v1/regions/{UPPSALA}/benchmarks",
+        json={"metric": "telephone", "kind": "target", "label": "x", "value": 0.9, "valid_from": "2026-02-01", "valid_to": "2026-01-01"},
+    )
     assert backwards.status_code == 422
 
 
@@ -65,5 +69,11 @@ def test_only_those_who_see_the_whole_region_get_its_figure(api):
     assert api.get(f"/api/v1/regions/{UPPSALA}/compliance", token=api.token("region_analyst", region=GAVLEBORG), params=DAY).status_code == 403
     assert api.get(f"/api/v1/regions/{UPPSALA}/compliance", token=api.token("clinic_manager", unit=VC01), params=DAY).status_code == 403
     assert api.get(f"/api/v1/regions/{GAVLEBORG}/compliance", params=DAY).status_code == 404
-    assert api.post(f"/api/v1/regions/{UPPSALA}/benchmarks", token=api.token("region_analyst", region=UPPSALA),
-                    json={"metric": "telephone", "kind": "target", "label": "x", "value": 0.9, "valid_from": "2026-01-01"}).status_code == 403
+    assert (
+        api.post(
+            f"/api/v1/regions/{UPPSALA}/benchmarks",
+            token=api.token("region_analyst", region=UPPSALA),
+            json={"metric": "telephone", "kind": "target", "label": "x", "value": 0.9, "valid_from": "2026-01-01"},
+        ).status_code
+        == 403
+    )

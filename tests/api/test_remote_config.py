@@ -58,8 +58,10 @@ def test_a_pushed_version_is_published_recorded_and_listed_newest_first(api):
     installer = api.token("installer", region=UPPSALA)
     second = api.put(CONFIG, json={"version": "2026-11-23.2", "sections": {"poll_interval_s": 5}}, token=installer)
     assert second.status_code == 200, second.text
-    assert broker.published == [(VC01, DEVICE, "2026-11-23.1", {"publisher": {"max_events_per_s": 100}}),
-                                (VC01, DEVICE, "2026-11-23.2", {"poll_interval_s": 5})]
+    assert broker.published == [
+        (VC01, DEVICE, "2026-11-23.1", {"publisher": {"max_events_per_s": 100}}),
+        (VC01, DEVICE, "2026-11-23.2", {"poll_interval_s": 5}),
+    ]
     history = api.get(CONFIG).json()
     assert [(v["version"], v["sections"], v["pushed_by"]) for v in history["versions"]] == [
         ("2026-11-23.2", {"poll_interval_s": 5}, f"test installer {UPPSALA}"),
@@ -82,9 +84,11 @@ def test_the_same_version_as_the_last_one_is_409_and_not_published(api):
 
 def test_sections_a_device_does_not_take_from_the_centre_are_refused_with_the_rule(api):
     broker = with_device(api)
-    for sections, rule in (({"unit": "SE2321000016-XX01"}, "unit cannot be set remotely"),
-                           ({"mqtt": {"password": "hemligt"}}, "mqtt.password cannot be sent over MQTT"),
-                           ({"outbox": {"path": "/tmp/x"}}, "outbox cannot be set remotely")):
+    for sections, rule in (
+        ({"unit": "SE2321000016-XX01"}, "unit cannot be set remotely"),
+        ({"mqtt": {"password": "hemligt"}}, "mqtt.password cannot be sent over MQTT"),
+        ({"outbox": {"path": "/tmp/x"}}, "outbox cannot be set remotely"),
+    ):
         response = api.put(CONFIG, json={"version": "3", "sections": sections})
         assert response.status_code == 422 and rule in response.json()["detail"][0]["msg"], response.text
         assert "hemligt" not in response.text
@@ -139,12 +143,22 @@ def test_through_a_real_broker_the_device_finds_the_document_retained_and_its_he
     beat = {"status": "online", "at": "2026-11-23T14:05:00+01:00", "config": {"version": "2026-11-23.1", "state": "applied"}}
     registry.record_status(VC01, DEVICE, orjson.dumps(beat))
     assert api.get(CONFIG).json()["latest_outcome"] == "pending"  # an older heartbeat: not handled yet
-    rolled_back = {**beat, "config": {"version": "2026-11-23.1", "state": "rolled_back",
-                                      "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"}}}
+    rolled_back = {
+        **beat,
+        "config": {
+            "version": "2026-11-23.1",
+            "state": "rolled_back",
+            "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"},
+        },
+    }
     registry.record_status(VC01, DEVICE, orjson.dumps(rolled_back))
     history = api.get(CONFIG).json()
-    assert history["reported"] == {"version": "2026-11-23.1", "state": "rolled_back", "heartbeat_at": "2026-11-23T14:05:00+01:00",
-                                   "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"}}
+    assert history["reported"] == {
+        "version": "2026-11-23.1",
+        "state": "rolled_back",
+        "heartbeat_at": "2026-11-23T14:05:00+01:00",
+        "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"},
+    }
     assert history["latest_outcome"] == "rolled_back"
     registry.record_status(VC01, DEVICE, orjson.dumps({**beat, "config": {"version": "2026-11-23.2", "state": "applied"}}))
     assert api.get(CONFIG).json()["latest_outcome"] == "applied"

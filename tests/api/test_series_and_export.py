@@ -30,9 +30,14 @@ def _events_of(jsonl: Path) -> list:
 def test_week_periods_start_on_mondays_and_are_cut_at_the_span():
     # 2026-03-04 is a Wednesday; 2026-03-15 a Sunday.
     assert periods_of(Period(date(2026, 3, 4), date(2026, 3, 15)), "week") == [
-        Period(date(2026, 3, 4), date(2026, 3, 8)), Period(date(2026, 3, 9), date(2026, 3, 15))]
+        Period(date(2026, 3, 4), date(2026, 3, 8)),
+        Period(date(2026, 3, 9), date(2026, 3, 15)),
+    ]
     assert periods_of(Period(date(2025, 12, 15), date(2026, 2, 2)), "month") == [
-        Period(date(2025, 12, 15), date(2025, 12, 31)), Period(date(2026, 1, 1), date(2026, 1, 31)), Period(date(2026, 2, 1), date(2026, 2, 2))]
+        Period(date(2025, 12, 15), date(2025, 12, 31)),
+        Period(date(2026, 1, 1), date(2026, 1, 31)),
+        Period(date(2026, 2, 1), date(2026, 2, 2)),
+    ]
     assert len(periods_of(Period(date(2024, 2, 28), date(2024, 3, 1)), "day")) == 3  # a leap day
 
 
@@ -55,7 +60,10 @@ def test_a_day_series_is_each_days_figure(api):
     assert response.status_code == 200, response.text
     days = response.json()
     assert [(f["from"], f["to"], f["numerator"], f["denominator"], f["share"]) for f in days] == [
-        ("2026-03-02", "2026-03-02", 1, 2, 0.5), ("2026-03-03", "2026-03-03", 1, 1, 1.0), ("2026-03-04", "2026-03-04", 0, 0, None)]
+        ("2026-03-02", "2026-03-02", 1, 2, 0.5),
+        ("2026-03-03", "2026-03-03", 1, 1, 1.0),
+        ("2026-03-04", "2026-03-04", 0, 0, None),
+    ]
     for figure in days:
         single = api.get(f"/api/v1/units/{VC01}/compliance", params={"metric": "telephone", "from": figure["from"], "to": figure["to"]})
         assert single.json() == figure

@@ -38,8 +38,18 @@ def _toml(value: Any) -> str:
     return orjson.dumps(str(value) if isinstance(value, Path) else value).decode()
 
 
-def write_config(folder: Path, broker_url: str, *, unit: str = EXAMPLE_UNIT, device: str = EXAMPLE_DEVICE, outbox: dict[str, Any] | None = None,
-                 publisher: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None, connectors: list[dict[str, Any]] = (), top: dict[str, Any] | None = None) -> Path:
+def write_config(
+    folder: Path,
+    broker_url: str,
+    *,
+    unit: str = EXAMPLE_UNIT,
+    device: str = EXAMPLE_DEVICE,
+    outbox: dict[str, Any] | None = None,
+    publisher: dict[str, Any] | None = None,
+    mqtt: dict[str, Any] | None = None,
+    connectors: list[dict[str, Any]] = (),
+    top: dict[str, Any] | None = None,
+) -> Path:
     """A collector TOML config with state under `folder`; tables are given as dicts."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"unit = {_toml(unit)}", f"device = {_toml(device)}"]
@@ -80,7 +90,13 @@ class CollectorProcess:
 
     def start(self) -> "CollectorProcess":
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([vardkoll_exe(), "collector", "run", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.process = subprocess.Popen(
+                [vardkoll_exe(), "collector", "run", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.starts += 1
         return self
 

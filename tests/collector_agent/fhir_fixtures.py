@@ -49,7 +49,7 @@ class FhirFixtures:
         if self.token is not None and authorization != f"Bearer {self.token}":
             return 401, {}, b'{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}'
         prefix = urlsplit(self.base).path.rstrip("/")
-        rest = path[len(prefix):].strip("/") if path.startswith(prefix) else None
+        rest = path[len(prefix) :].strip("/") if path.startswith(prefix) else None
         params = dict(query)
         if rest == "metadata":
             return 200, {}, json.dumps(CAPABILITY).encode()

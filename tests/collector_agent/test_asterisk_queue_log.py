@@ -139,7 +139,9 @@ def test_an_incomplete_last_line_waits_for_its_newline(log_folder):
 
 def test_over_long_and_non_utf8_lines_are_bad_and_skipped(log_folder):
     (log_folder / "queue_log").write_bytes(
-        b"1772435700|1772435700.130|q|NONE|ENTERQUEUE||" + b"x" * 600 + b"|1\n"
+        b"1772435700|1772435700.130|q|NONE|ENTERQUEUE||"
+        + b"x" * 600
+        + b"|1\n"
         + b"1772435701|1772435701.131|q|NONE|ENTERQUEUE||\xff\xfe|1\n"
         + b"1772435702|1772435702.132|q|NONE|ENTERQUEUE||anonymous|1\n"
     )

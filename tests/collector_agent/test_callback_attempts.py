@@ -67,11 +67,13 @@ def queue_log() -> str:
 
 HEADER = "callback_id;samtals_id;call_time;callback_booked;callback_made;outcome\n"
 MONDAY_EXPORT = HEADER + f"CB-1;{CALL_IDS['A']};2026-03-02 08:00:00;2026-03-02 08:01:00;2026-03-02 15:00:00;ej nådd\n"
-TUESDAY_EXPORT = HEADER + "".join([
-    f"CB-2;{CALL_IDS['A']};2026-03-02 08:00:00;2026-03-02 08:01:00;2026-03-03 09:00:00;nådd\n",
-    f"CB-3;{CALL_IDS['C']};2026-03-02 08:20:00;2026-03-02 08:21:00;2026-03-03 10:00:00;nådd\n",
-    f"CB-4;{CALL_IDS['F']};2026-03-03 08:05:00;2026-03-03 08:06:00;2026-03-03 11:00:00;nådd\n",
-])
+TUESDAY_EXPORT = HEADER + "".join(
+    [
+        f"CB-2;{CALL_IDS['A']};2026-03-02 08:00:00;2026-03-02 08:01:00;2026-03-03 09:00:00;nådd\n",
+        f"CB-3;{CALL_IDS['C']};2026-03-02 08:20:00;2026-03-02 08:21:00;2026-03-03 10:00:00;nådd\n",
+        f"CB-4;{CALL_IDS['F']};2026-03-03 08:05:00;2026-03-03 08:06:00;2026-03-03 11:00:00;nådd\n",
+    ]
+)
 CALLBACK_SETTINGS = {"settle_s": 0, "columns": {"call_id": "callback_id", "queue_call_id": "samtals_id", "callback_slot": None}}
 ASTERISK_SETTINGS = {"exit_with_key": "abandoned", "callback_keys": ["1"]}
 
@@ -123,8 +125,14 @@ def test_a_callback_export_arriving_a_day_late_gives_the_same_figures_as_in_orde
         both_days = replay(tmp_path, arrived, "2026-03-02", "2026-03-03")
         assert (both_days["numerator"], both_days["denominator"]) == (4, 6)
         details = both_days["details"]
-        assert (details["answered"], details["callback_same_day"], details["callback_later"], details["abandoned"],
-                details["callback_pending"], details["rejected"]) == (2, 2, 1, 1, 0, 0)
+        assert (
+            details["answered"],
+            details["callback_same_day"],
+            details["callback_later"],
+            details["abandoned"],
+            details["callback_pending"],
+            details["rejected"],
+        ) == (2, 2, 1, 1, 0, 0)
         monday_only = replay(tmp_path, arrived, "2026-03-02", "2026-03-02")
         assert (monday_only["numerator"], monday_only["denominator"]) == (2, 4)
 
@@ -135,14 +143,14 @@ def write_config(tmp_path: Path, callback_columns: str) -> Path:
 unit = "{UNIT}"
 device = "{DEVICE}"
 [outbox]
-path = "{tmp_path / 'outbox.db'}"
+path = "{tmp_path / "outbox.db"}"
 [pseudonyms]
-secret_file = "{tmp_path / 'secret.key'}"
+secret_file = "{tmp_path / "secret.key"}"
 [remote_config]
 enabled = false
 [[connectors]]
 type = "asterisk_queue_log"
-path = "{tmp_path / 'queue_log'}"
+path = "{tmp_path / "queue_log"}"
 [[connectors]]
 type = "callback_csv"
 folder = "{tmp_path}"

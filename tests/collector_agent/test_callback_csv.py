@@ -21,7 +21,21 @@ from .fakes import FakeMqttClient
 
 FIXTURE = Path(__file__).parent / "fixtures" / "callback-export-2026-03-02.csv"
 FAKE_PHONES = [f"070-17406{n:02d}" for n in range(5, 18)]
-FAKE_NAMES = ["Testsson", "Exempelsson", "Provsson", "Demosson", "Fiktivsson", "Testdotter", "Bertil", "Cecilia", "Dag Fel", "Eva Fel", "Frans", "Gun Fel", "Hugo"]
+FAKE_NAMES = [
+    "Testsson",
+    "Exempelsson",
+    "Provsson",
+    "Demosson",
+    "Fiktivsson",
+    "Testdotter",
+    "Bertil",
+    "Cecilia",
+    "Dag Fel",
+    "Eva Fel",
+    "Frans",
+    "Gun Fel",
+    "Hugo",
+]
 SOURCE_IDS = [f"TQ-10{n:02d}" for n in range(1, 14)]
 # The fixture's export has a slot column and a separate queue-status column besides the defaults.
 FIXTURE_COLUMNS = {"callback_slot": "callback_slot", "queue_status": "queue_status"}
@@ -155,7 +169,14 @@ def test_the_agent_stores_pseudonymous_valid_events_and_no_phone_number_name_or_
     assert (report.added, report.refused, len(report.problems)) == (20, 0, 4)
     rows = agent.outbox.batch_after(0, 100)
     events = [orjson.loads(row.body) for row in rows]
-    assert Counter(e["type"] for e in events) == {"call.offered": 7, "call.callback_booked": 5, "call.callback_done": 4, "call.answered": 1, "call.abandoned": 1, "call.rejected": 2}
+    assert Counter(e["type"] for e in events) == {
+        "call.offered": 7,
+        "call.callback_booked": 5,
+        "call.callback_done": 4,
+        "call.answered": 1,
+        "call.abandoned": 1,
+        "call.rejected": 2,
+    }
     assert all(e["unit"] == UNIT and e["device"] == DEVICE for e in events)
     assert len({e["call"] for e in events}) == 9  # one pseudonym per call, shared by its events
     agent.outbox.close()

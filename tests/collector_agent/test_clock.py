@@ -123,9 +123,12 @@ class FakeReader:
 
 def make_agent(tmp_path, reader: FakeReader) -> tuple[Agent, ButtonConnector, FakeMqttClient, FakeClock]:
     config = CollectorConfig(
-        unit=UNIT, device=DEVICE,
-        outbox={"path": tmp_path / "outbox.db"}, pseudonyms={"secret_file": tmp_path / "pseudonym.key"},
-        publisher={"start_jitter_s": 0, "max_events_per_s": 1000}, clock={"floor": "2026-11-01"},
+        unit=UNIT,
+        device=DEVICE,
+        outbox={"path": tmp_path / "outbox.db"},
+        pseudonyms={"secret_file": tmp_path / "pseudonym.key"},
+        publisher={"start_jitter_s": 0, "max_events_per_s": 1000},
+        clock={"floor": "2026-11-01"},
     )
     client, clock = FakeMqttClient(), FakeClock()
     agent = Agent(config, client=client, clock=clock, clock_reader=reader)
@@ -196,15 +199,16 @@ def test_outbox_stats_prints_every_counter_the_docs_list(tmp_path):
     box.release_held(BOOT, offset_s=REAL_NOW - 50)  # one released
     box.close()
     config = tmp_path / "collector.toml"
-    config.write_text(f'unit = "{UNIT}"\ndevice = "{DEVICE}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\nusername = "u"\npassword = "p"\n'
-                      f'[outbox]\npath = "{tmp_path / "o.db"}"\n[pseudonyms]\nsecret_file = "{tmp_path / "key"}"\n')
+    config.write_text(
+        f'unit = "{UNIT}"\ndevice = "{DEVICE}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\nusername = "u"\npassword = "p"\n'
+        f'[outbox]\npath = "{tmp_path / "o.db"}"\n[pseudonyms]\nsecret_file = "{tmp_path / "key"}"\n'
+    )
     vardkoll = str(Path(sys.executable).with_name("vardkoll"))
-    done = subprocess.run([vardkoll, "collector", "outbox-stats", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([vardkoll, "collector", "outbox-stats", "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     printed = orjson.loads(done.stdout)
     assert (printed["duplicates"], printed["released"], printed["added"], printed["depth"], printed["held"]) == (1, 1, 3, 3, 0)
     docs = (Path(__file__).resolve().parents[2] / "docs" / "collector.md").read_text(encoding="utf-8")
-    counters = docs[docs.index("Counters, all persisted:"):docs.index("plus refusal and rejection reasons")]
+    counters = docs[docs.index("Counters, all persisted:") : docs.index("plus refusal and rejection reasons")]
     documented = set(re.findall(r"`(\w+)`", counters))
     assert len(documented) >= 10 and documented | {"refused_reasons", "rejected_reasons"} <= set(printed), documented - set(printed)

@@ -94,10 +94,14 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path, Path]:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
 
     for name in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=vardkoll test {name}", "-keyout", f"{name}.key", "-out", f"{name}.pem")
+        openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=vardkoll test {name}", "-keyout", f"{name}.key", "-out", f"{name}.pem"
+        )
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    openssl(
+        "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem"
+    )
     return folder / "ca.pem", folder / "broker.pem", folder / "broker.key", folder / "other-ca.pem"
 
 
@@ -120,7 +124,9 @@ def test_tls_with_the_right_ca_connects_and_with_another_ca_fails_the_handshake(
 def test_the_cli_prints_the_report_and_exits_non_zero_on_a_failure(tmp_path, secured_broker):
     config = write_config(tmp_path, secured_broker.url)
     (tmp_path / "state" / "pseudonym.key").chmod(0o644)
-    result = subprocess.run([sys.executable, "-m", "vardkoll.collector", "doctor", "--config", str(config), "--timeout-s", "5"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vardkoll.collector", "doctor", "--config", str(config), "--timeout-s", "5"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "OK      Broker: ansluten till" in result.stdout
     assert "FEL     Pseudonymnyckel:" in result.stdout and "läge 644" in result.stdout
@@ -187,8 +193,13 @@ def test_the_checks_use_the_last_good_remote_version_and_a_rollback_is_a_warning
     from vardkoll.collector.remote_config import RemoteConfig, RemoteState, save_state
 
     config = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")  # the file names a dead port ...
-    state = RemoteState(applied=RemoteConfig("5", {"mqtt": {"url": secured_broker.url}}), last_seen="6", outcome="rolled_back",
-                        rejected_version="6", rejected_reason="no broker connection within 30 s; rolled back")
+    state = RemoteState(
+        applied=RemoteConfig("5", {"mqtt": {"url": secured_broker.url}}),
+        last_seen="6",
+        outcome="rolled_back",
+        rejected_version="6",
+        rejected_reason="no broker connection within 30 s; rolled back",
+    )
     save_state(tmp_path / "state" / "remote-config.json", state)  # ... version 5 moved the device to a live broker
     report = run_doctor(config, timeout_s=5, ntp=synced)
     assert "OK      Fjärrkonfiguration: version 5 gäller (kontrollerna nedan gäller den)" in report.text

@@ -208,7 +208,9 @@ def _events_of_the_export(config_path: Path, scratch: Path) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(FIXTURE, folder / FIXTURE.name)
     connectors = [ConnectorEntry(type=entry.type, **{**entry.settings, "folder": str(folder)}) for entry in config.connectors]
-    scratch_config = config.model_copy(update={"outbox": config.outbox.model_copy(update={"path": scratch / "outbox.db", "max_events": 10_000}), "connectors": connectors})
+    scratch_config = config.model_copy(
+        update={"outbox": config.outbox.model_copy(update={"path": scratch / "outbox.db", "max_events": 10_000}), "connectors": connectors}
+    )
     agent = Agent(scratch_config, client=FakeMqttClient(), clock_state=lambda: None)
     assert agent.collect_once().added == 20
     produced = scratch / "produced.jsonl"

@@ -97,7 +97,11 @@ def test_a_sweep_maps_encounters_and_appointments_to_care_and_visit_events():
     by_key = {(e.type, e.source_key): e for e in events_of(sweep(make(FhirFixtures())))}
     visit = by_key["visit.completed", "Encounter/enc-1"]
     assert visit.fields == {"profession": "doctor", "listed": True, "fixed_doctor": None, "form": "physical"}
-    assert visit.refs == {"patient": ("patient", "Patient/pat-1"), "practitioner": ("practitioner", "SE0000000000-TESTLAK1"), "fixed_doctor": ("practitioner", "SE0000000000-TESTLAK1")}
+    assert visit.refs == {
+        "patient": ("patient", "Patient/pat-1"),
+        "practitioner": ("practitioner", "SE0000000000-TESTLAK1"),
+        "fixed_doctor": ("practitioner", "SE0000000000-TESTLAK1"),
+    }
     phone = by_key["visit.completed", "Encounter/enc-2"]  # a PractitionerRole, a Patient read one by one
     assert phone.fields == {"profession": "nurse", "listed": False, "fixed_doctor": None, "form": "phone"}
     assert phone.refs["practitioner"] == ("practitioner", "SE0000000000-TESTSSK1") and "fixed_doctor" not in phone.refs
@@ -196,7 +200,9 @@ def test_a_refused_token_is_reported_without_the_token(caplog):
     connector = make(fixtures)
     with caplog.at_level(logging.DEBUG):
         (batch,) = sweep(connector)
-    assert batch.problems == ["FHIR request failed: https://fhir.test.invalid/r4/Encounter: HTTP 401: the token was refused; check `token_file`/`token_env` and the token's scopes"]
+    assert batch.problems == [
+        "FHIR request failed: https://fhir.test.invalid/r4/Encounter: HTTP 401: the token was refused; check `token_file`/`token_env` and the token's scopes"
+    ]
     assert fixtures.requests[0].authorization == f"Bearer {TOKEN}"
     assert TOKEN not in caplog.text and TOKEN not in repr(connector.config)
 
@@ -229,7 +235,10 @@ def test_no_personal_data_reaches_the_wire_events():
     text = orjson.dumps(wire).decode()
     for value in PERSONAL + ["pat-1", "pat-2", "prac-lk1", "TESTLAK1", "appt-1", "enc-1"]:
         assert value not in text
-    assert all(set(event) <= {"v", "id", "type", "unit", "device", "at", "case", "patient", "listed", "channel", "profession", "form", "practitioner", "fixed_doctor"} for event in wire)
+    assert all(
+        set(event) <= {"v", "id", "type", "unit", "device", "at", "case", "patient", "listed", "channel", "profession", "form", "practitioner", "fixed_doctor"}
+        for event in wire
+    )
 
 
 def test_a_patient_whose_logical_id_is_a_personal_number_leaves_no_trace(caplog):
@@ -262,7 +271,9 @@ def test_end_to_end_over_a_real_loopback_http_server_into_the_outbox_and_replay(
     token_file.write_text(TOKEN)
     token_file.chmod(0o600)
     with LoopbackFhirServer() as server:
-        entry = ConnectorEntry(type="fhir_r4", name="journal", base_url=server.base_url, token_file=str(token_file), listing_organizations=["SE2321000016-15SF"], page_size=2)
+        entry = ConnectorEntry(
+            type="fhir_r4", name="journal", base_url=server.base_url, token_file=str(token_file), listing_organizations=["SE2321000016-15SF"], page_size=2
+        )
         config = CollectorConfig(
             unit=UNIT,
             device=DEVICE,
@@ -295,9 +306,19 @@ def test_both_hl7_sweden_bindings_of_hsa_id_and_legitimation_code_are_read():
     from vardkoll.collector.connectors.fhir_r4 import mapping
 
     connector = make(FhirFixtures())
-    newer = {"resourceType": "Practitioner", "id": "p9", "identifier": [{"system": "urn:oid:1.2.752.29.6.2.1", "value": "SE0000000000-TESTLAK9"}],
-             "qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "SJ"}]}}, {"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "LK"}]}}]}
+    newer = {
+        "resourceType": "Practitioner",
+        "id": "p9",
+        "identifier": [{"system": "urn:oid:1.2.752.29.6.2.1", "value": "SE0000000000-TESTLAK9"}],
+        "qualification": [
+            {"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "SJ"}]}},
+            {"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.1", "code": "LK"}]}},
+        ],
+    }
     key, practitioner, role = mapping.practitioner_key({"reference": "Practitioner/p9"}, {"Practitioner/p9": newer}.get)
     assert key == "SE0000000000-TESTLAK9"
     assert mapping.profession_of(practitioner, role, connector.tables) == "doctor"  # LK before SJ, whatever the order
-    assert mapping.profession_of({"qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.3", "code": "US"}]}}]}, None, connector.tables) is None
+    assert (
+        mapping.profession_of({"qualification": [{"code": {"coding": [{"system": "urn:oid:1.2.752.116.3.1.3", "code": "US"}]}}]}, None, connector.tables)
+        is None
+    )

@@ -101,7 +101,13 @@ def _pipeline_resolves_nested_refs() -> bool:
     from vardkoll.collector.connectors.base import SourceEvent
     from datetime import datetime, timezone
 
-    source = SourceEvent("listing.snapshot", datetime(2026, 3, 2, tzinfo=timezone.utc), "k", {"doctors.0.doctor": ("practitioner", "x")}, {"listed": 1, "named_doctor": 1, "doctors": [{"doctor": None, "listed": 1, "active": True}]})
+    source = SourceEvent(
+        "listing.snapshot",
+        datetime(2026, 3, 2, tzinfo=timezone.utc),
+        "k",
+        {"doctors.0.doctor": ("practitioner", "x")},
+        {"listed": 1, "named_doctor": 1, "doctors": [{"doctor": None, "listed": 1, "active": True}]},
+    )
     event = Pipeline(Pseudonymiser(b"k" * 32), UNIT, DEVICE).to_wire("listing", source)
     return event["doctors"][0]["doctor"] is not None
 

@@ -78,7 +78,9 @@ def test_fields_the_protocol_does_not_know_never_reach_the_disk(outbox):
 def test_nothing_is_deleted_without_an_acknowledgement_listing_it(outbox):
     outbox.add(offered_many(5))
     outbox.batch_after(0, 5)  # read for sending: still there
-    report = outbox.acknowledge(committed=["ev-0000001", "ev-0000003", "never-sent"], rejected=[("ev-0000004", "field 'call' must be a pseudonym"), (None, "event must be an object")])
+    report = outbox.acknowledge(
+        committed=["ev-0000001", "ev-0000003", "never-sent"], rejected=[("ev-0000004", "field 'call' must be a pseudonym"), (None, "event must be an object")]
+    )
     assert (report.committed, report.rejected, report.unknown) == (2, 1, 1)
     assert [row.event_id for row in outbox.batch_after(0, 10)] == ["ev-0000000", "ev-0000002"]
     stats = outbox.stats()

@@ -23,7 +23,16 @@ def make(tmp_path, events=0, **config):
     defaults = {"start_jitter_s": 0, "max_events_per_s": 1000, "batch_events": 100}
     clock, client = FakeClock(), FakeMqttClient()
     publisher = Publisher(
-        outbox, UNIT, DEVICE, PublisherConfig(**{**defaults, **config}), MQTT, client=client, clock=clock, rng=random.Random(7), clock_state=lambda: True, version="test"
+        outbox,
+        UNIT,
+        DEVICE,
+        PublisherConfig(**{**defaults, **config}),
+        MQTT,
+        client=client,
+        clock=clock,
+        rng=random.Random(7),
+        clock_state=lambda: True,
+        version="test",
     )
     return outbox, publisher, client, clock
 
@@ -181,8 +190,9 @@ def test_heartbeat_is_retained_and_carries_outbox_clock_and_version(tmp_path):
 
 def test_a_heartbeat_text_holding_a_personal_number_is_withheld_before_it_leaves(tmp_path):
     _, publisher, client, _ = make(tmp_path)
-    publisher._status_extra = lambda: {"config": {"version": None, "state": "refused",
-                                                  "rejected": {"version": "7", "reason": "cannot read /srv/export/121212​-1212.csv"}}}
+    publisher._status_extra = lambda: {
+        "config": {"version": None, "state": "refused", "rejected": {"version": "7", "reason": "cannot read /srv/export/121212​-1212.csv"}}
+    }
     client.connect()
     publisher.tick()
     beat = next(p for p in client.published if p.topic.endswith("/status")).json()

@@ -183,7 +183,11 @@ def test_a_trial_cut_short_by_a_restart_counts_as_rolled_back(tmp_path):
     save_state(state_file, RemoteState(applied=good, last_seen="4", outcome="applied", pending=RemoteConfig("5", {"poll_interval_s": 3.0})))
     agent = fake_agent(tmp_path)
     assert agent.config.poll_interval_s == 0.9
-    assert agent.remote_state.status() == {"version": "4", "state": "rolled_back", "rejected": {"version": "5", "reason": "the collector stopped while trying this version"}}
+    assert agent.remote_state.status() == {
+        "version": "4",
+        "state": "rolled_back",
+        "rejected": {"version": "5", "reason": "the collector stopped while trying this version"},
+    }
     assert load_state(state_file).pending is None
     agent.outbox.close()
 

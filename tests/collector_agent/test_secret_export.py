@@ -46,7 +46,15 @@ def test_export_then_import_on_a_new_device_gives_identical_pseudonyms(tmp_path,
     old_secret = load_or_create_secret(old / "pseudonym.key")
     exported = tmp_path / "usb" / "vc.vksecret"
 
-    result = cli("export-secret", "--out", str(exported), "--config", str(write_config(old.parent / "old", old / "pseudonym.key")), "--passphrase-file", str(passphrase_file))
+    result = cli(
+        "export-secret",
+        "--out",
+        str(exported),
+        "--config",
+        str(write_config(old.parent / "old", old / "pseudonym.key")),
+        "--passphrase-file",
+        str(passphrase_file),
+    )
     assert result.exit_code == 0, result.output
     assert "exporterade" in result.output and mode(exported) == 0o600
     assert old_secret.hex() not in exported.read_text()  # encrypted, not copied
@@ -92,7 +100,10 @@ def test_a_tampered_file_is_refused(field):
     [
         (b"not json", "är inte en exporterad pseudonymhemlighet"),
         (b'{"format": "vardkoll-pseudonym-secret", "version": 9}', "formatversion 9 stöds inte"),
-        (b'{"format": "vardkoll-pseudonym-secret", "version": 1, "kdf": {"name": "scrypt", "n": 1073741824, "r": 8, "p": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "cipher": "AES-256-GCM", "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}', "orimliga parametrar"),
+        (
+            b'{"format": "vardkoll-pseudonym-secret", "version": 1, "kdf": {"name": "scrypt", "n": 1073741824, "r": 8, "p": 1, "salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "cipher": "AES-256-GCM", "nonce": "AAAAAAAAAAAAAAAA", "ciphertext": "AAAA"}',
+            "orimliga parametrar",
+        ),
     ],
 )
 def test_a_damaged_or_hostile_file_is_a_clear_error(document, message):

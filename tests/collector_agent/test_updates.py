@@ -31,8 +31,15 @@ def offer(tmp_path: Path, key: Ed25519PrivateKey, version: str = "0.2.0", conten
     source = tmp_path / "usb" / BUNDLE
     source.parent.mkdir(exist_ok=True)
     source.write_bytes(content)
-    fields = {"version": version, "arch": "x86_64", "python": "3.11", "bundle": BUNDLE,
-              "sha256": hashlib.sha256(content).hexdigest(), "size": len(content), **changes}
+    fields = {
+        "version": version,
+        "arch": "x86_64",
+        "python": "3.11",
+        "bundle": BUNDLE,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size": len(content),
+        **changes,
+    }
     return {**sign(UpdateManifest(**fields), key), "url": source.as_uri()}
 
 

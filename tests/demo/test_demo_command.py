@@ -25,6 +25,7 @@ import httpx
 import orjson
 
 from support import free_port
+
 METRICS = ("telephone", "assessment", "fixed_doctor", "continuity")
 COMPARED = ("numerator", "denominator", "share", "meets_target", "details")
 
@@ -33,8 +34,13 @@ class Demo:
     def __init__(self, folder: Path, port: int) -> None:
         self.exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
         self.folder = folder
-        self.process = subprocess.Popen([self.exe, "demo", "--port", str(port), "--clinics", "4", "--folder", str(folder)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            [self.exe, "demo", "--port", str(port), "--clinics", "4", "--folder", str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -87,7 +93,7 @@ def _listening(port: int) -> bool:
 def _replay_printed(demo: Demo) -> dict[tuple[str, str], dict]:
     """Run the `vardkoll replay …` line the demo printed, as printed."""
     line = next(line for line in demo.lines if "vardkoll replay " in line)
-    argv = shlex.split(line[line.index("vardkoll replay "):])
+    argv = shlex.split(line[line.index("vardkoll replay ") :])
     result = subprocess.run([demo.exe, *argv[1:]], capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     document = orjson.loads(result.stdout)
@@ -99,8 +105,9 @@ def _api_figures(demo: Demo, state: dict) -> dict[tuple[str, str], dict]:
     figures = {}
     for clinic in state["clinics"]:
         for metric in METRICS:
-            response = demo.get(f"/api/v1/units/{clinic['unit']}/compliance", metric=metric, **{"from": state["first_day"]},
-                                to=state["today"], as_of=state["history_until"])
+            response = demo.get(
+                f"/api/v1/units/{clinic['unit']}/compliance", metric=metric, **{"from": state["first_day"]}, to=state["today"], as_of=state["history_until"]
+            )
             assert response.status_code == 200, response.text
             figures[(clinic["unit"], metric)] = response.json()
     return figures
@@ -113,7 +120,12 @@ def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stop
     try:
         demo.wait_for("Press Ctrl-C", 120)
         state = demo.state()
-        assert {(c["phone"], c["records"]) for c in state["clinics"]} == {("asterisk", "fhir"), ("callback", "serial"), ("callback", "fhir"), ("asterisk", "serial")}
+        assert {(c["phone"], c["records"]) for c in state["clinics"]} == {
+            ("asterisk", "fhir"),
+            ("callback", "serial"),
+            ("callback", "fhir"),
+            ("asterisk", "serial"),
+        }
         asterisk = next(c for c in state["clinics"] if c["phone"] == "asterisk" and c["records"] == "fhir")
 
         # While the history streams in, the figures grow; meanwhile the Asterisk clinic's collector is killed.
@@ -179,7 +191,7 @@ def test_the_demo_runs_real_collectors_loses_nothing_when_one_is_killed_and_stop
 
         # The printed curl example works as printed.
         curl = next(line for line in demo.lines if "curl -H" in line)
-        command = curl[curl.index("curl "):]
+        command = curl[curl.index("curl ") :]
         if shutil.which("curl"):
             printed = subprocess.run(command + " --fail --silent --show-error", shell=True, capture_output=True, timeout=30)
             assert printed.returncode == 0, printed.stderr
@@ -212,8 +224,13 @@ def test_without_mosquitto_the_demo_runs_on_its_in_process_broker(tmp_path):
     port = free_port()
     folder = tmp_path / "demo"
     exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
-    process = subprocess.Popen([exe, "demo", "--port", str(port), "--clinics", "1", "--broker", "amqtt", "--folder", str(folder)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [exe, "demo", "--port", str(port), "--clinics", "1", "--broker", "amqtt", "--folder", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 150
         while not (folder / "demo.json").exists() or orjson.loads((folder / "demo.json").read_bytes())["history_complete_after_s"] is None:

@@ -63,7 +63,7 @@ def blocks(path: Path) -> list[Block]:
         language = words[0].lower() if words else ""
         block = Block(path.name, text.count("\n", 0, match.start()) + 1, language, match["body"])
         if "output" in words[1:]:
-            follows = found[-1] if found and not text[previous_end:match.start()].strip() else None
+            follows = found[-1] if found and not text[previous_end : match.start()].strip() else None
             if follows is None or follows.language not in RUNNABLE:
                 raise AssertionError(f"{block.where}: an output block must directly follow a sh or python block")
             follows.output = block

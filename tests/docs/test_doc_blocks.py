@@ -14,7 +14,7 @@ def test_usage_syntax_runs_with_its_optional_flags_and_continuations_join():
 
 def test_an_output_block_belongs_to_the_command_block_right_above_it(tmp_path):
     doc = tmp_path / "guide.md"
-    doc.write_text("```sh\necho '{\"a\": 1}'\n```\n```json output\n{\"a\": 1}\n```\n\n```json\n{}\n```\n")
+    doc.write_text('```sh\necho \'{"a": 1}\'\n```\n```json output\n{"a": 1}\n```\n\n```json\n{}\n```\n')
     found = blocks(doc)
     assert [b.language for b in found] == ["sh", "json"]
     assert found[0].output is not None and found[0].output.body == '{"a": 1}\n'

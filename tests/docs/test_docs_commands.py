@@ -86,9 +86,12 @@ def placeholders(work: Path, base_url: str, port: int) -> list[tuple[str, str]]:
         (EXAMPLE_SERVER, base_url),
         ("EVENTS.jsonl", str(SCENARIOS / "telephone-day.jsonl")),
         ("replay out.jsonl", f"replay {SCENARIOS / 'telephone-day.jsonl'}"),  # "what your collector would send"
-        ("--from DATE", "--from 2026-03-02"), ("--to DATE", "--to 2026-03-02"),
-        ("--as-of TIME", "--as-of 2026-03-02T12:00:00+01:00"), ("--units FILE", "--units units.json"),
-        ("--host H", "--host 127.0.0.1"), ("--port P", f"--port {port}"),
+        ("--from DATE", "--from 2026-03-02"),
+        ("--to DATE", "--to 2026-03-02"),
+        ("--as-of TIME", "--as-of 2026-03-02T12:00:00+01:00"),
+        ("--units FILE", "--units units.json"),
+        ("--host H", "--host 127.0.0.1"),
+        ("--port P", f"--port {port}"),
         ("/etc/vardkoll-collector/collector.toml", str(work / "collector.toml")),
         ("/media/usb/", f"{work}/"),
     ]
@@ -111,8 +114,12 @@ def region_with_the_scenarios(services: Services) -> tuple[dict[str, str], list[
         session.add(UnitRow(unit="SE2321000016-VC01", name="Vårdcentralen Årsta", region="Region Demo"))
         session.add(UnitRow(unit="SE2321000016-VC02", name="Vårdcentralen Söderby", region="Region Demo"))
         _, analyst = issue_token(session, "api-guide", Role.region_analyst, "Region Demo", None)
-    events = [orjson.loads(line) for name in ("telephone-day", "assessment-week", "fixed-doctor-month", "dst")
-              for line in (SCENARIOS / f"{name}.jsonl").read_bytes().splitlines() if line.strip()]
+    events = [
+        orjson.loads(line)
+        for name in ("telephone-day", "assessment-week", "fixed-doctor-month", "dst")
+        for line in (SCENARIOS / f"{name}.jsonl").read_bytes().splitlines()
+        if line.strip()
+    ]
     return {"VARDKOLL_TOKEN": analyst}, events
 
 
@@ -140,8 +147,14 @@ def server(tmp_path, mosquitto) -> Iterator[Callable[[str], tuple[str, dict[str,
         if events:
             posted = httpx.post(f"{base}/api/v1/events", content=orjson.dumps(events), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
             assert posted.status_code == 200 and not posted.json()["rejected"], posted.text
-        env = {"VARDKOLL_DATABASE_URL": database, "VARDKOLL_MQTT_URL": mosquitto.url, "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
-               "TOKEN": ADMIN_TOKEN, "VARDKOLL_URL": base, **extra}
+        env = {
+            "VARDKOLL_DATABASE_URL": database,
+            "VARDKOLL_MQTT_URL": mosquitto.url,
+            "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
+            "TOKEN": ADMIN_TOKEN,
+            "VARDKOLL_URL": base,
+            **extra,
+        }
         return base, env
 
     yield start
@@ -158,8 +171,8 @@ def scratch_folder(work: Path, mqtt_url: str) -> None:
         if entry.name not in (".git", "vardkoll.db"):
             (work / entry.name).symlink_to(entry)
     metrics = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    example = metrics[metrics.index("Example (`units.json`):"):]
-    (work / "units.json").write_text(example[example.index("```json") + 7:example.index("```", example.index("```json") + 7)])
+    example = metrics[metrics.index("Example (`units.json`):") :]
+    (work / "units.json").write_text(example[example.index("```json") + 7 : example.index("```", example.index("```json") + 7)])
     for name in ("sections.toml", "throttle.toml"):
         (work / name).write_text("[publisher]\nmax_events_per_s = 100\n")
     state = work / "state"
@@ -170,7 +183,8 @@ def scratch_folder(work: Path, mqtt_url: str) -> None:
         'unit = "SE2321000016-15SF"\ndevice = "vc-norrby-pi-01"\n'
         f'[mqtt]\nurl = "{mqtt_url}"\nusername = "SE2321000016-15SF/vc-norrby-pi-01"\npassword = "docs-test"\n'
         f'[outbox]\npath = "{state / "outbox.db"}"\n[pseudonyms]\nsecret_file = "{state / "pseudonym.key"}"\n'
-        f'[[connectors]]\ntype = "callback_csv"\nfolder = "{work / "exports"}"\n')
+        f'[[connectors]]\ntype = "callback_csv"\nfolder = "{work / "exports"}"\n'
+    )
 
 
 def run(command: str, work: Path, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -181,8 +195,7 @@ def run_at_a_terminal(command: str, work: Path, env: dict[str, str], answers: li
     """`command` with a pseudo-terminal as its terminal, answering each prompt (ending in ": ") as a person
     would; an answer typed before its prompt would be flushed when the prompt turns echo off."""
     terminal, device = pty.openpty()
-    process = subprocess.Popen(["bash", "-c", command], cwd=work, env=env, stdin=device, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(["bash", "-c", command], cwd=work, env=env, stdin=device, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     os.close(device)
     out, err, screen, pending = b"", b"", b"", list(answers)
     deadline = time.monotonic() + 180
@@ -207,15 +220,15 @@ def run_at_a_terminal(command: str, work: Path, env: dict[str, str], answers: li
         rest_out, rest_err = process.communicate(timeout=30)
     finally:
         os.close(terminal)
-    return subprocess.CompletedProcess(command, process.returncode, (out + rest_out).decode(errors="replace"),
-                                       (err + rest_err + screen).decode(errors="replace"))
+    return subprocess.CompletedProcess(
+        command, process.returncode, (out + rest_out).decode(errors="replace"), (err + rest_err + screen).decode(errors="replace")
+    )
 
 
 def runs_until_stopped(command: str, work: Path, env: dict[str, str], ready: Callable[[str], bool]) -> str | None:
     """None when the command gets ready (`ready(output so far)`) within 60 s and stops cleanly on SIGTERM,
     as systemd or Ctrl-C would stop it; else what went wrong and what it said."""
-    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=work, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     assert process.stdout is not None
     said, problem = b"", None
     deadline = time.monotonic() + 60
@@ -246,6 +259,7 @@ def answers_health(port: int) -> Callable[[str], bool]:
             return httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
     return ready
 
 

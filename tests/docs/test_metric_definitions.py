@@ -14,10 +14,11 @@ METRICS_MD = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 def test_docs_metrics_section_8_is_the_generated_definitions():
     text = METRICS_MD.read_text(encoding="utf-8")
-    section = text[text.index(BEGIN):text.index(END) + len(END)]
+    section = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert section == markdown(), (
         "docs/metrics.md section 8 differs from server/metrics/definitions.py: "
-        "run .venv/bin/python -m vardkoll.server.metrics.definitions --write docs/metrics.md")
+        "run .venv/bin/python -m vardkoll.server.metrics.definitions --write docs/metrics.md"
+    )
 
 
 def test_every_metric_has_a_definition_and_the_docs_table_states_the_codes_targets():

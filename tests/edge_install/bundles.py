@@ -37,8 +37,14 @@ def unpack(bundle: Path, into: Path) -> Path:
 def stage(unpacked: Path, prefix: Path) -> Path:
     prefix.mkdir(parents=True, exist_ok=True)
     """`install.sh --stage-only`: the version's venv under PREFIX/versions, nothing else touched."""
-    result = subprocess.run([str(unpacked / "install.sh"), "--stage-only", "--prefix", str(prefix), "--python", base_python()],
-                            capture_output=True, text=True, timeout=600, env=_without_venv(), cwd=prefix.parent)
+    result = subprocess.run(
+        [str(unpacked / "install.sh"), "--stage-only", "--prefix", str(prefix), "--python", base_python()],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_without_venv(),
+        cwd=prefix.parent,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return Path(result.stdout.strip().splitlines()[-1])
 
@@ -71,7 +77,9 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=vardkoll test ca", "-keyout", "ca.key", "-out", "ca.pem")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    openssl(
+        "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem"
+    )
     return folder / "ca.pem", folder / "broker.pem", folder / "broker.key"
 
 
@@ -126,8 +134,9 @@ def load_build_module() -> Any:
 
 def make_update_keys(folder: Path) -> tuple[Path, Path]:
     """An Ed25519 key pair as `packaging/sign.py keygen` makes it: (private .key, folder of trusted .pub)."""
-    result = subprocess.run([sys.executable, str(ROOT / "packaging" / "sign.py"), "keygen", "--out", str(folder / "release")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "packaging" / "sign.py"), "keygen", "--out", str(folder / "release")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     trusted = folder / "trusted"
     trusted.mkdir()
@@ -139,8 +148,9 @@ def sign_bundle(bundle: Path, key: Path, url: str) -> dict[str, Any]:
     """`packaging/sign.py sign`: the `update` section to push."""
     import json
 
-    result = subprocess.run([sys.executable, str(ROOT / "packaging" / "sign.py"), "sign", str(bundle), "--key", str(key), "--url", url],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "packaging" / "sign.py"), "sign", str(bundle), "--key", str(key), "--url", url], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(Path(result.stdout.strip()).read_text())["update"]
 
@@ -156,8 +166,13 @@ class DeviceCollector:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([str(self.prefix / "current" / "bin" / "vardkoll"), "collector", "run", "--config", str(self.config)],
-                                            stdout=log, stderr=subprocess.STDOUT, env=installed_env(), cwd=self.config.parent)
+            self.process = subprocess.Popen(
+                [str(self.prefix / "current" / "bin" / "vardkoll"), "collector", "run", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=installed_env(),
+                cwd=self.config.parent,
+            )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

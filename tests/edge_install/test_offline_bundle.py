@@ -28,16 +28,29 @@ def test_the_bundle_pins_every_wheel_it_ships_and_nothing_of_the_server(unpacked
     assert all(" --hash=sha256:" in line for line in requirements)
     assert any(line.startswith("vardkoll[collector,bridge]==") for line in requirements)
     assert not [name for name in wheels if name.lower().startswith(SERVER_ONLY)]
-    for part in ("install.sh", "units/vardkoll-collector.service", "units/vardkoll-bridge.service", "units/vardkoll-collector-update.path",
-                 "journald/vardkoll.conf", "udev/99-vardkoll-serial.rules", "examples/collector.example.toml", "examples/bridge.example.toml"):
+    for part in (
+        "install.sh",
+        "units/vardkoll-collector.service",
+        "units/vardkoll-bridge.service",
+        "units/vardkoll-collector-update.path",
+        "journald/vardkoll.conf",
+        "udev/99-vardkoll-serial.rules",
+        "examples/collector.example.toml",
+        "examples/bridge.example.toml",
+    ):
         assert (unpacked_bundle / part).is_file(), part
     assert json.loads((unpacked_bundle / "BUNDLE.json").read_text())["product"] == "vardkoll-collector"
 
 
 def test_the_offline_install_has_the_collector_and_the_bridge_but_not_the_server(installed: Path):
     python = installed / "bin" / "python"
-    ok = subprocess.run([str(python), "-c", "import vardkoll.collector.agent, vardkoll.firmware_bridge.bridge, serial, cryptography, paho.mqtt"],
-                        capture_output=True, text=True, env=installed_env(), cwd=installed)
+    ok = subprocess.run(
+        [str(python), "-c", "import vardkoll.collector.agent, vardkoll.firmware_bridge.bridge, serial, cryptography, paho.mqtt"],
+        capture_output=True,
+        text=True,
+        env=installed_env(),
+        cwd=installed,
+    )
     assert ok.returncode == 0, ok.stderr
     missing = subprocess.run([str(python), "-c", "import fastapi"], capture_output=True, text=True, env=installed_env(), cwd=installed)
     assert "No module named 'fastapi'" in missing.stderr
@@ -50,12 +63,22 @@ def test_the_installed_collector_checks_and_runs_against_a_tls_broker(installed:
     exports = tmp_path / "exports"
     exports.mkdir()
     shutil.copy(FIXTURE, exports / FIXTURE.name)
-    config = write_config(tmp_path / "state", f"mqtts://127.0.0.1:{broker.port}", mqtt={"ca_file": ca},
-                          connectors=[{"type": "callback_csv", "folder": exports, "settle_s": 0, "columns": FIXTURE_COLUMNS}])
+    config = write_config(
+        tmp_path / "state",
+        f"mqtts://127.0.0.1:{broker.port}",
+        mqtt={"ca_file": ca},
+        connectors=[{"type": "callback_csv", "folder": exports, "settle_s": 0, "columns": FIXTURE_COLUMNS}],
+    )
     vardkoll = str(installed / "bin" / "vardkoll")
 
-    doctor = subprocess.run([vardkoll, "collector", "doctor", "--config", str(config), "--timeout-s", "5"], capture_output=True, text=True,
-                            timeout=60, env=installed_env(), cwd=tmp_path)
+    doctor = subprocess.run(
+        [vardkoll, "collector", "doctor", "--config", str(config), "--timeout-s", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=installed_env(),
+        cwd=tmp_path,
+    )
     assert f"OK      Broker: ansluten till 127.0.0.1:{broker.port} med TLS" in doctor.stdout, doctor.stdout + doctor.stderr
     assert "Traceback" not in doctor.stderr
 
@@ -68,6 +91,7 @@ def test_the_installed_collector_checks_and_runs_against_a_tls_broker(installed:
     process = subprocess.Popen([vardkoll, "collector", "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     notes: list[str] = []
     try:
+
         def heard(message: str) -> bool:
             try:
                 notes.extend(notify.recv(4096).decode().splitlines())

@@ -28,8 +28,7 @@ def test_the_units_pass_systemd_analyze_verify(installed: Path, tmp_path: Path):
     for name in UNITS:
         text = (ROOT / "deploy" / "collector" / name).read_text()
         (tmp_path / name).write_text(text.replace("/opt/vardkoll-collector/current", str(installed)))
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(tmp_path / name) for name in UNITS)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(tmp_path / name) for name in UNITS)], capture_output=True, text=True, timeout=60)
     # verify exits 0 on unknown keys and other warnings: any output is a finding.
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
 

@@ -53,7 +53,8 @@ def _offer(watcher: TopicWatcher, config_version: str, update: dict[str, Any]) -
 
 
 def test_a_signed_update_installs_and_reports_its_version_and_one_that_cannot_connect_is_rolled_back(
-        installed: Path, update_bundles: dict[str, Path], tmp_path: Path, mosquitto):
+    installed: Path, update_bundles: dict[str, Path], tmp_path: Path, mosquitto
+):
     key, trusted = make_update_keys(tmp_path)
     prefix = installed.parent.parent  # the session's offline install of this tree; versions/BASE stays
     assert installed.name == BASE

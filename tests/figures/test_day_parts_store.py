@@ -80,7 +80,12 @@ def answered(figures: FigureService, unit: str, metric: str, period: Period, mom
 
 @settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
-    st.lists(drafts(), min_size=6, max_size=40), st.data(), st.sampled_from(HOURS), st.booleans(), st.sampled_from(HOURS), st.booleans(),
+    st.lists(drafts(), min_size=6, max_size=40),
+    st.data(),
+    st.sampled_from(HOURS),
+    st.booleans(),
+    st.sampled_from(HOURS),
+    st.booleans(),
 )
 def test_figures_from_kept_day_parts_equal_the_engine(services, items, data, hours, unreached, later_hours, later_unreached):
     unit = f"SE2321000016-DP{next(_numbers):05d}"
@@ -141,9 +146,16 @@ def visits(draw):
     # Most visits in the last two months, the rest spread back past the start of the 18-month window.
     minutes = draw(st.one_of(st.integers(0, 60 * 24 * 610), st.integers(60 * 24 * 540, 60 * 24 * 610)))
     at = (VISIT_BASE + timedelta(minutes=minutes)).astimezone(draw(st.sampled_from(OFFSETS)))
-    return {"v": 1, "type": "visit.completed", "at": at.isoformat(), "patient": draw(st.sampled_from(PATIENTS)),
-            "practitioner": draw(st.sampled_from(DOCTORS)), "profession": draw(st.sampled_from(["doctor", "doctor", "nurse"])),
-            "listed": draw(st.booleans()), "fixed_doctor": draw(st.sampled_from([None, *DOCTORS]))}
+    return {
+        "v": 1,
+        "type": "visit.completed",
+        "at": at.isoformat(),
+        "patient": draw(st.sampled_from(PATIENTS)),
+        "practitioner": draw(st.sampled_from(DOCTORS)),
+        "profession": draw(st.sampled_from(["doctor", "doctor", "nurse"])),
+        "listed": draw(st.booleans()),
+        "fixed_doctor": draw(st.sampled_from([None, *DOCTORS])),
+    }
 
 
 @settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -163,11 +175,31 @@ def test_continuity_worked_example(services):
     (2² + 1² − 3) / (3 · 2) = 1/3), patient B meets doc-anna 3 times (index 1); mean 2/3 = 0.6667.
     Of the 6 visits, 4 are with a named fixed doctor (doc-anna), 3 of them with her."""
     unit = "SE2321000016-CV99999"
-    rows = [("pat-aaa", "doc-anna", "doc-anna"), ("pat-aaa", "doc-anna", None), ("pat-aaa", "doc-bert", "doc-anna"),
-            ("pat-bbb", "doc-anna", "doc-anna"), ("pat-bbb", "doc-anna", "doc-anna"), ("pat-bbb", "doc-anna", None)]
-    events = [validate_event({"v": 1, "id": f"ev-{n}", "type": "visit.completed", "unit": unit, "at": f"2026-05-{n + 4:02d}T10:00:00+02:00",
-                              "patient": patient, "practitioner": doctor, "profession": "doctor", "listed": True, "fixed_doctor": fixed})
-              for n, (patient, doctor, fixed) in enumerate(rows)]
+    rows = [
+        ("pat-aaa", "doc-anna", "doc-anna"),
+        ("pat-aaa", "doc-anna", None),
+        ("pat-aaa", "doc-bert", "doc-anna"),
+        ("pat-bbb", "doc-anna", "doc-anna"),
+        ("pat-bbb", "doc-anna", "doc-anna"),
+        ("pat-bbb", "doc-anna", None),
+    ]
+    events = [
+        validate_event(
+            {
+                "v": 1,
+                "id": f"ev-{n}",
+                "type": "visit.completed",
+                "unit": unit,
+                "at": f"2026-05-{n + 4:02d}T10:00:00+02:00",
+                "patient": patient,
+                "practitioner": doctor,
+                "profession": "doctor",
+                "listed": True,
+                "fixed_doctor": fixed,
+            }
+        )
+        for n, (patient, doctor, fixed) in enumerate(rows)
+    ]
     services.ingest.ingest(events, HTTP)
     figure = answered(running_service(services), unit, "continuity", Period(date(2026, 5, 1), date(2026, 5, 31)), None)
     assert (figure["numerator"], figure["denominator"]) == (3, 4)
@@ -178,8 +210,14 @@ def test_continuity_worked_example(services):
 def snapshots(draw):
     at = (VISIT_BASE + timedelta(minutes=draw(st.integers(60 * 24 * 540, 60 * 24 * 610)))).astimezone(draw(st.sampled_from(OFFSETS)))
     listed = draw(st.integers(0, 50))
-    return {"v": 1, "type": "listing.snapshot", "at": at.isoformat(), "listed": listed, "named_doctor": draw(st.integers(0, listed)),
-            "doctors": [{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]]}
+    return {
+        "v": 1,
+        "type": "listing.snapshot",
+        "at": at.isoformat(),
+        "listed": listed,
+        "named_doctor": draw(st.integers(0, listed)),
+        "doctors": [{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]],
+    }
 
 
 @settings(deadline=None, max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

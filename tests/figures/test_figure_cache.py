@@ -156,8 +156,17 @@ def test_an_ingest_for_a_unit_gives_the_freshly_computed_figure(two_units, loads
     events = [
         event(id="new-1", type="call.answered", unit=VC02, at=at("11:02:00"), call="call-shared"),
         event(id="new-2", type="care.assessed", unit=VC02, at=at("15:00:00"), case="case-shared", profession="nurse", form="phone"),
-        event(id="new-3", type="visit.completed", unit=VC02, at=at("16:00:00"), patient="pat-u02b", practitioner="doc-carl",
-              profession="doctor", listed=True, fixed_doctor="doc-bert"),
+        event(
+            id="new-3",
+            type="visit.completed",
+            unit=VC02,
+            at=at("16:00:00"),
+            patient="pat-u02b",
+            practitioner="doc-carl",
+            profession="doctor",
+            listed=True,
+            fixed_doctor="doc-bert",
+        ),
         event(id="new-4", type="listing.snapshot", unit=VC02, at=at("03:00:00"), listed=40, named_doctor=20),
     ]
     assert two_units.ingest.ingest(events, HTTP).units_changed == {VC02}
@@ -232,8 +241,12 @@ def test_a_commit_landing_while_a_request_reads_leaves_no_stale_figure(two_units
 
 
 def test_the_cache_never_answers_for_another_as_of_or_period(two_units):
-    moments = [None, datetime(2026, 5, 4, 9, 30, tzinfo=STOCKHOLM_SUMMER), datetime(2026, 5, 4, 12, 0, 30, tzinfo=STOCKHOLM_SUMMER),
-               datetime(2026, 5, 4, 7, 0, tzinfo=timezone.utc)]
+    moments = [
+        None,
+        datetime(2026, 5, 4, 9, 30, tzinfo=STOCKHOLM_SUMMER),
+        datetime(2026, 5, 4, 12, 0, 30, tzinfo=STOCKHOLM_SUMMER),
+        datetime(2026, 5, 4, 7, 0, tzinfo=timezone.utc),
+    ]
     periods = [DAY, Period(date(2026, 5, 1), date(2026, 5, 31)), Period(date(2026, 5, 5), date(2026, 5, 5)), Period(date(2026, 5, 3), date(2026, 5, 4))]
     for _ in range(2):  # the second round is answered from the cache
         for period in periods:

@@ -33,8 +33,10 @@ def services(tmp_path):
 
 
 def store(services, *events: tuple[str, str, datetime], received_at: datetime = NOW) -> None:
-    items = [parse_event_line(orjson.dumps({"v": 1, "id": event_id, "type": kind, "unit": UNIT, "at": at.isoformat(), "call": f"call-{event_id}"}))
-             for event_id, kind, at in events]
+    items = [
+        parse_event_line(orjson.dumps({"v": 1, "id": event_id, "type": kind, "unit": UNIT, "at": at.isoformat(), "call": f"call-{event_id}"}))
+        for event_id, kind, at in events
+    ]
     report = services.ingest.ingest(items, Source("http"), received_at=received_at)
     assert report.new == len(items)
 

@@ -45,8 +45,7 @@ def run_c(c_harness: Path):
     """Run harness commands; returns the output lines."""
 
     def run(commands: list[str]) -> list[str]:
-        result = subprocess.run([str(c_harness)], input="\n".join(commands) + "\n", capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run([str(c_harness)], input="\n".join(commands) + "\n", capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout.splitlines()
 
@@ -113,8 +112,7 @@ def make_device(link_dir: Path) -> Iterator:
     devices: list[SimulatedDevice] = []
 
     def make(device_id: str, kind: str, unit: str = UNIT, **kwargs) -> SimulatedDevice:
-        device = SimulatedDevice(device_id, unit, kind, link_dir / device_id, hello_retry_s=0.05, retransmit_s=0.2,
-                                 **kwargs)
+        device = SimulatedDevice(device_id, unit, kind, link_dir / device_id, hello_retry_s=0.05, retransmit_s=0.2, **kwargs)
         device.plug()
         devices.append(device)
         return device

@@ -94,17 +94,28 @@ def main() -> None:
     ]
     messages = [
         {"name": "hello", "build": ["hello", 1, 1, 4, 2, 0x7E7D0102, "disp-entre-1", UNIT], "payload": hello.encode().hex()},
-        {"name": "hello_panel", "build": ["hello", 2, 0, 9, 0, 0, "panel.A_2", "SE232100001612-X"],
-         "payload": Hello("panel.A_2", "SE232100001612-X", 2, (0, 9, 0), 0).encode().hex()},
+        {
+            "name": "hello_panel",
+            "build": ["hello", 2, 0, 9, 0, 0, "panel.A_2", "SE232100001612-X"],
+            "payload": Hello("panel.A_2", "SE232100001612-X", 2, (0, 9, 0), 0).encode().hex(),
+        },
         {"name": "hello_device_id_too_long", "build": ["hello", 1, 1, 0, 0, 0, "d" * 33, UNIT], "payload": None},
         {"name": "hello_device_id_bad_char", "build": ["hello", 1, 1, 0, 0, 0, "disp/1", UNIT], "payload": None},
         {"name": "event", "build": ["event", 42, 1, 1, 1_772_434_800_000, 42], "payload": event.encode().hex()},
-        {"name": "event_max_values", "build": ["event", 2**32 - 1, 255, 255, 2**64 - 1, 2**32 - 1],
-         "payload": EventMsg(2**32 - 1, 255, 255, 2**64 - 1, 2**32 - 1).encode().hex()},
+        {
+            "name": "event_max_values",
+            "build": ["event", 2**32 - 1, 255, 255, 2**64 - 1, 2**32 - 1],
+            "payload": EventMsg(2**32 - 1, 255, 255, 2**64 - 1, 2**32 - 1).encode().hex(),
+        },
         {"name": "nack", "build": ["nack", 11, 9, 65535, 123456], "payload": Nack(11, 9, 65535, 123456).encode().hex()},
     ]
     parses = [
-        {"name": "hello_ack_accepted", "type": 2, "payload": HelloAck(True, 0, 1_772_434_800_123).encode().hex(), "result": ["hello_ack", 1, 0, 1_772_434_800_123]},
+        {
+            "name": "hello_ack_accepted",
+            "type": 2,
+            "payload": HelloAck(True, 0, 1_772_434_800_123).encode().hex(),
+            "result": ["hello_ack", 1, 0, 1_772_434_800_123],
+        },
         {"name": "hello_ack_refused", "type": 2, "payload": HelloAck(False, 3, 5).encode().hex(), "result": ["hello_ack", 0, 3, 5]},
         {"name": "hello_ack_short", "type": 2, "payload": "0100", "result": None},
         {"name": "hello_ack_accepted_2", "type": 2, "payload": "02" + "00" * 9, "result": None},

@@ -98,8 +98,7 @@ class RecordingSink:
 
 
 def make_device(device_id: str, kind: str, link: Path) -> SimulatedDevice:
-    device = SimulatedDevice(device_id, UNIT, kind, link, hello_retry_s=0.1, retransmit_s=0.5,
-                             store_id=0x5EED0000 + len(device_id))
+    device = SimulatedDevice(device_id, UNIT, kind, link, hello_retry_s=0.1, retransmit_s=0.5, store_id=0x5EED0000 + len(device_id))
     device.plug()
     return device
 
@@ -189,9 +188,10 @@ def test_bridge_run_command_delivers_and_stops_cleanly_on_sigterm(tmp_path, serv
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "vardkoll.bridge_cli", "run", "--config", str(bridge_path),
-             "--collector-config", str(collector_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            [sys.executable, "-m", "vardkoll.bridge_cli", "run", "--config", str(bridge_path), "--collector-config", str(collector_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     try:
         assert dispenser.helloed.wait(LONG_S), log_path.read_text()

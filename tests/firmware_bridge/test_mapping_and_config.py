@@ -85,9 +85,17 @@ def test_ids_and_cases_are_the_values_the_bridge_made_before_it_used_the_pipelin
     dispenser, panel = config.device("disp-entre-1"), config.device("panel-1")
     at = NOW.replace(microsecond=123000)
     contact = build_event(KEY, dispenser, dispenser.inputs[1], press(3, ref=41, at=at), 7, at, TZ, "vc-bridge-1")
-    assert contact == {"v": 1, "id": "fw-etrypblEEdumFymCAuzqlBsn", "type": "care.contact", "unit": UNIT,
-                       "device": "vc-bridge-1", "at": "2026-03-02T09:00:00.123+01:00", "case": "kqzjptqlixsAhmfAtoybxqclt",
-                       "listed": True, "channel": "visit"}
+    assert contact == {
+        "v": 1,
+        "id": "fw-etrypblEEdumFymCAuzqlBsn",
+        "type": "care.contact",
+        "unit": UNIT,
+        "device": "vc-bridge-1",
+        "at": "2026-03-02T09:00:00.123+01:00",
+        "case": "kqzjptqlixsAhmfAtoybxqclt",
+        "listed": True,
+        "channel": "visit",
+    }
     no_ref = build_event(KEY, dispenser, dispenser.inputs[1], press(4, at=at), 7, at, TZ)
     assert (no_ref["id"], no_ref["case"], "device" in no_ref) == ("fw-ffsfybvFkblkkkjgrtnFiBqv", "kziBceguCFkbwydBlvDyFADkE", False)
     linked = build_event(KEY, panel, panel.inputs[2], press(5, input_id=2, ref=41, at=at), 9, at, TZ, "vc-bridge-1")
@@ -100,8 +108,12 @@ def test_only_the_collectors_pseudonym_module_holds_a_keyed_hash():
     """One seam for privacy review: raw ids meet the secret in collector/pipeline.py, through the schemes in
     collector/pseudonyms.py, and nowhere else in the edge code."""
     root = Path(__file__).parents[2]
-    keyed = sorted(str(path.relative_to(root)) for folder in ("collector", "firmware_bridge", "protocol")
-                   for path in (root / folder).rglob("*.py") if re.search(r"^\s*(import hmac|from hmac )", path.read_text(), re.M))
+    keyed = sorted(
+        str(path.relative_to(root))
+        for folder in ("collector", "firmware_bridge", "protocol")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"^\s*(import hmac|from hmac )", path.read_text(), re.M)
+    )
     assert keyed == ["collector/pseudonyms.py"]
 
 

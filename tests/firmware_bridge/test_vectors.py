@@ -183,8 +183,7 @@ def test_c_and_python_decode_random_noisy_streams_alike(run_c):
 
 def test_frames_encoded_by_c_decode_in_python_and_back(run_c):
     rng = random.Random(7)
-    cases = [(rng.randrange(256), rng.randrange(65536), bytes(rng.randrange(256) for _ in range(rng.randint(0, MAX_PAYLOAD))))
-             for _ in range(200)]
+    cases = [(rng.randrange(256), rng.randrange(65536), bytes(rng.randrange(256) for _ in range(rng.randint(0, MAX_PAYLOAD)))) for _ in range(200)]
     wires = run_c([f"encode {t} {s} {hex_or_dash(p.hex())}" for t, s, p in cases])
     for (msg_type, seq, payload), line in zip(cases, wires):
         wire = bytes.fromhex(line.removeprefix("wire "))

@@ -41,10 +41,22 @@ def ledger_rows(events):
         (calls if type(event) in CallLedger.event_classes else cases).apply(event, stamp)
     key = lambda stamp: None if stamp is None else stamp_key(stamp.at, stamp.event_id)  # noqa: E731
     day = lambda stamp: None if stamp is None else stamp.day  # noqa: E731
-    call_rows = [[UNIT, call, *(key(getattr(state, name)) for name in CALL_STAMPS), day(state.offered), day(state.rejected)]
-                 for call, state in sorted(calls.calls.items())]
-    case_rows = [[UNIT, case, *(key(getattr(state, name)) for name in CASE_STAMPS), day(state.contact), state.listed if state.contact else None,
-                  day(state.assessed), state.profession if state.assessed else None] for case, state in sorted(cases.cases.items())]
+    call_rows = [
+        [UNIT, call, *(key(getattr(state, name)) for name in CALL_STAMPS), day(state.offered), day(state.rejected)]
+        for call, state in sorted(calls.calls.items())
+    ]
+    case_rows = [
+        [
+            UNIT,
+            case,
+            *(key(getattr(state, name)) for name in CASE_STAMPS),
+            day(state.contact),
+            state.listed if state.contact else None,
+            day(state.assessed),
+            state.profession if state.assessed else None,
+        ]
+        for case, state in sorted(cases.cases.items())
+    ]
     return call_rows, case_rows
 
 

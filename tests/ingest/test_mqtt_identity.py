@@ -27,8 +27,10 @@ def test_without_an_instance_each_process_takes_the_lowest_free_slot_and_a_resta
 
 
 def test_a_killed_process_leaves_its_slot_free(tmp_path):
-    code = ("import sys, os; from pathlib import Path; from vardkoll.server.ingest.mqtt_identity import ServerIdentity; "
-            f"i = ServerIdentity(None, {BROKER!r}, Path({str(tmp_path)!r})); print(i.client_id, flush=True); os.kill(os.getpid(), 9)")
+    code = (
+        "import sys, os; from pathlib import Path; from vardkoll.server.ingest.mqtt_identity import ServerIdentity; "
+        f"i = ServerIdentity(None, {BROKER!r}, Path({str(tmp_path)!r})); print(i.client_id, flush=True); os.kill(os.getpid(), 9)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == f"vardkoll-server-{HOST}-1"
     assert ServerIdentity(None, BROKER, tmp_path).client_id == f"vardkoll-server-{HOST}-1"

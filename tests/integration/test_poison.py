@@ -200,4 +200,3 @@ def test_a_retained_batch_is_refused_once_and_not_taken_again_on_reconnect(datab
     with services.sessions() as session:
         assert len(session.scalars(select(DeadLetter)).all()) == 1
     services.engine.dispose()
-

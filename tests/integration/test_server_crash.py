@@ -93,8 +93,9 @@ class Stream:
             event = orjson.loads(line)
             event.pop("device", None)
             self.per_unit[event["unit"]].append(event)
-        self.collectors = [DemoCollector(unit, f"dev-{unit[-4:].lower()}", port, True, resend_after_s=resend_after_s, batch_events=100)
-                           for unit in self.per_unit]
+        self.collectors = [
+            DemoCollector(unit, f"dev-{unit[-4:].lower()}", port, True, resend_after_s=resend_after_s, batch_events=100) for unit in self.per_unit
+        ]
 
     def __enter__(self) -> "Stream":
         for collector in self.collectors:

@@ -76,8 +76,12 @@ def test_the_app_factory_refuses_no_admin_token_and_a_weak_one(tmp_path, token, 
     env = {"VARDKOLL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "VARDKOLL_DEV": "0", **({"VARDKOLL_ADMIN_TOKEN": token} if token else {})}
     os_env = {k: v for k, v in os.environ.items() if k != "VARDKOLL_ADMIN_TOKEN"}
     subprocess.run([VARDKOLL, "migrate"], env={**os_env, **env}, check=True, capture_output=True)
-    process = subprocess.Popen([UVICORN, "--factory", "vardkoll.server.app:create_app", "--host", "127.0.0.1", "--port", str(free_port())],
-                               env={**os_env, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [UVICORN, "--factory", "vardkoll.server.app:create_app", "--host", "127.0.0.1", "--port", str(free_port())],
+        env={**os_env, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
@@ -117,14 +121,20 @@ def test_dev_mode_under_uvicorn_factory_on_all_addresses_answers_only_loopback(t
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies(tmp_path, trusted):
     port = free_port()
-    env = {"VARDKOLL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}", "VARDKOLL_ADMIN_TOKEN": TOKEN, "VARDKOLL_TRUSTED_PROXIES": trusted,
-           "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    env = {
+        "VARDKOLL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        "VARDKOLL_ADMIN_TOKEN": TOKEN,
+        "VARDKOLL_TRUSTED_PROXIES": trusted,
+        "VARDKOLL_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+    }
     server = run([VARDKOLL, "server", "--port", str(port)], env)
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: bool(health(base)), 30), stop(server)
-        statuses = [httpx.post(f"{base}/api/v1/enroll", json={"code": "WRONG-CODE-0000", "device": "pi-1"},
-                               headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(15)]
+        statuses = [
+            httpx.post(f"{base}/api/v1/enroll", json={"code": "WRONG-CODE-0000", "device": "pi-1"}, headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(15)
+        ]
     finally:
         stop(server)
     if trusted:  # each guess from another client, as the proxy says: none reaches the limit

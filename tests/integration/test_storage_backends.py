@@ -74,8 +74,13 @@ def load_scenario(expected_path: Path) -> Scenario:
     args, expected = document["replay_args"], document["expected"]
     as_of = datetime.fromisoformat(args["as_of"]) if "as_of" in args else None
     return Scenario(
-        expected_path.name.removesuffix(".expected.json"), parse_lines(events_path.read_bytes()), expected["results"],
-        Period(date.fromisoformat(args["from"]), date.fromisoformat(args["to"])), as_of, expected["duplicates"], len(expected["rejected"]),
+        expected_path.name.removesuffix(".expected.json"),
+        parse_lines(events_path.read_bytes()),
+        expected["results"],
+        Period(date.fromisoformat(args["from"]), date.fromisoformat(args["to"])),
+        as_of,
+        expected["duplicates"],
+        len(expected["rejected"]),
     )
 
 
@@ -229,9 +234,15 @@ def test_shuffled_batches_committed_in_groups_give_the_replay_figures(expected_p
 def test_an_event_in_two_batches_of_one_group_counts_once_and_both_acknowledge_it(open_services):
     services = open_services()
     unit = "SE2321000016-VC77"
-    offered = parse_event_line(orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:00:00+02:00", "call": "call-grp1"}))
-    other = parse_event_line(orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:05:00+02:00", "call": "call-grp1"}))
-    a, b, c = services.ingest.ingest_many([([offered], Source("mqtt", unit, "pi-a")), ([offered], Source("mqtt", unit, "pi-b")), ([other], Source("mqtt", unit, "pi-c"))])
+    offered = parse_event_line(
+        orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:00:00+02:00", "call": "call-grp1"})
+    )
+    other = parse_event_line(
+        orjson.dumps({"v": 1, "id": "grp-1", "type": "call.offered", "unit": unit, "at": "2026-05-04T09:05:00+02:00", "call": "call-grp1"})
+    )
+    a, b, c = services.ingest.ingest_many(
+        [([offered], Source("mqtt", unit, "pi-a")), ([offered], Source("mqtt", unit, "pi-b")), ([other], Source("mqtt", unit, "pi-c"))]
+    )
     assert (a.new, a.duplicates, a.committed) == (1, 0, ["grp-1"])
     assert (b.new, b.duplicates, b.committed) == (0, 1, ["grp-1"])
     assert (c.new, c.committed, c.rejected) == (0, [], [("grp-1", "event id was already used by a different event of this unit")])
@@ -253,8 +264,10 @@ def test_an_id_reused_for_another_event_in_a_later_batch_brings_none_of_its_cont
     first = services.ingest.ingest([event(id="reuse-1", type="call.offered", at="2026-05-04T09:00:00+02:00", call="call-reuse1")], HTTP)
     assert first.new == 1
     later = services.ingest.ingest(
-        [event(id="reuse-1", type="call.offered", at="2026-05-04T08:00:00+02:00", call="call-reuse2"),
-         event(id="reuse-2", type="call.answered", at="2026-05-04T09:01:00+02:00", call="call-reuse1")],
+        [
+            event(id="reuse-1", type="call.offered", at="2026-05-04T08:00:00+02:00", call="call-reuse2"),
+            event(id="reuse-2", type="call.answered", at="2026-05-04T09:01:00+02:00", call="call-reuse1"),
+        ],
         HTTP,
     )
     assert (later.new, later.committed) == (1, ["reuse-2"])
@@ -275,8 +288,16 @@ def test_the_rows_ingest_writes_read_back_through_the_orm_as_written(open_servic
     received = datetime(2026, 5, 4, 23, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     items = [
         event(id="rt-1", type="care.contact", at="2026-05-04T23:30:00+02:00", case="case-rt1", listed=False, channel="phone"),
-        event(id="rt-2", type="visit.completed", at="2026-05-05T00:15:00+02:00", patient="pat-rt01", practitioner="doc-rt01",
-              profession="doctor", listed=True, fixed_doctor=None),
+        event(
+            id="rt-2",
+            type="visit.completed",
+            at="2026-05-05T00:15:00+02:00",
+            patient="pat-rt01",
+            practitioner="doc-rt01",
+            profession="doctor",
+            listed=True,
+            fixed_doctor=None,
+        ),
     ]
     report = services.ingest.ingest(items, Source("mqtt", unit, "pi-rt"), received_at=received)
     assert report.new == 2

@@ -63,7 +63,9 @@ class Clinic:
         return {"v": 1, "id": f"ev-{self.unit[-4:]}-{next(self._ids):06d}", "unit": self.unit, "at": at}
 
     def ingest(self, *events: EventBase) -> None:
-        report = self.services.ingest.ingest(list(events), Source("http"), received_at=datetime(2027, 1, 1, tzinfo=timezone.utc))  # after every event of the tests: none is ahead of it
+        report = self.services.ingest.ingest(
+            list(events), Source("http"), received_at=datetime(2027, 1, 1, tzinfo=timezone.utc)
+        )  # after every event of the tests: none is ahead of it
         assert not report.rejected, report.rejected
 
     # cases

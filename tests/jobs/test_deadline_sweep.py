@@ -39,12 +39,17 @@ def test_each_overdue_case_alerts_once_and_no_other_case_ever_does(services: Ser
     c = clinic
     c.ingest(
         c.contact("case-open-mon", local(MON, 9)),  # never assessed: overdue after Thursday
-        c.contact("case-in-time", local(MON, 9)), c.assessed("case-in-time", local(THU, 16)),  # wait 3 days: compliant
-        c.contact("case-excluded", local(MON, 9)), c.excluded("case-excluded", local(TUE, 10)),
+        c.contact("case-in-time", local(MON, 9)),
+        c.assessed("case-in-time", local(THU, 16)),  # wait 3 days: compliant
+        c.contact("case-excluded", local(MON, 9)),
+        c.excluded("case-excluded", local(TUE, 10)),
         c.contact("case-unlisted", local(MON, 9), listed=False),
-        c.contact("case-cancelled", local(MON, 9)), c.cancelled("case-cancelled", local(TUE, 10)),
-        c.contact("case-late", local(MON, 9)), c.assessed("case-late", local(SAT, 10)),  # open when the deadline passes
-        c.contact("case-closed-0001", local(MON, 9)), c.assessed("case-closed-0001", local(FRI, 0, 1)),  # too late, but closed before the sweep
+        c.contact("case-cancelled", local(MON, 9)),
+        c.cancelled("case-cancelled", local(TUE, 10)),
+        c.contact("case-late", local(MON, 9)),
+        c.assessed("case-late", local(SAT, 10)),  # open when the deadline passes
+        c.contact("case-closed-0001", local(MON, 9)),
+        c.assessed("case-closed-0001", local(FRI, 0, 1)),  # too late, but closed before the sweep
         c.assessed("case-orphan", local(THU, 9)),  # an assessment without contact is a data fault, not a case
         c.contact("case-open-tue", local(TUE, 9)),  # overdue after Friday
     )

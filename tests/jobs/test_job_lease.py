@@ -99,4 +99,3 @@ def test_holder_ids_name_the_host_and_process_and_differ_per_start() -> None:
     assert first != second
     host, pid, token = first.rsplit(":", 2)
     assert host and pid.isdigit() and len(token) == 8 and len(first) <= 128
-

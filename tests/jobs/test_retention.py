@@ -28,9 +28,13 @@ def test_old_raw_data_goes_and_the_figures_stay(services, clinic):
     register_unit(services, UNIT)
     old_day = date(2024, 1, 8)  # 792 days before NOW: past the default 730
     recent_day = date(2026, 3, 9)
-    clinic.ingest(clinic.offered("call-old-1", local(old_day, 9)), clinic.answered("call-old-1", local(old_day, 9, 5)),
-                  clinic.offered("call-old-2", local(old_day, 10)),
-                  clinic.offered("call-new-1", local(recent_day, 9)), clinic.answered("call-new-1", local(recent_day, 9, 1)))
+    clinic.ingest(
+        clinic.offered("call-old-1", local(old_day, 9)),
+        clinic.answered("call-old-1", local(old_day, 9, 5)),
+        clinic.offered("call-old-2", local(old_day, 10)),
+        clinic.offered("call-new-1", local(recent_day, 9)),
+        clinic.answered("call-new-1", local(recent_day, 9, 1)),
+    )
     old_period = Period(old_day, old_day)
     before = services.figures.figure(UNIT, "telephone", old_period, cached=False)
     assert (before["numerator"], before["denominator"]) == (1, 2)

@@ -29,24 +29,37 @@ def ingest_a_day(c: Clinic) -> None:
     c.ingest(
         # telephone: answered; called back the same day; called back the next day (unknown at the end of
         # the day: pending); abandoned; rejected
-        c.offered("call-answered", local(DAY, 8)), c.answered("call-answered", local(DAY, 8, 5)),
-        c.offered("call-cb-same", local(DAY, 8, 10)), c.callback_booked("call-cb-same", local(DAY, 8, 11)), c.callback_done("call-cb-same", local(DAY, 14)),
-        c.offered("call-cb-next", local(DAY, 9)), c.callback_booked("call-cb-next", local(DAY, 9, 1)), c.callback_done("call-cb-next", local(DAY + timedelta(days=1), 10)),
-        c.offered("call-gave-up", local(DAY, 9, 30)), c.abandoned("call-gave-up", local(DAY, 9, 32)),
+        c.offered("call-answered", local(DAY, 8)),
+        c.answered("call-answered", local(DAY, 8, 5)),
+        c.offered("call-cb-same", local(DAY, 8, 10)),
+        c.callback_booked("call-cb-same", local(DAY, 8, 11)),
+        c.callback_done("call-cb-same", local(DAY, 14)),
+        c.offered("call-cb-next", local(DAY, 9)),
+        c.callback_booked("call-cb-next", local(DAY, 9, 1)),
+        c.callback_done("call-cb-next", local(DAY + timedelta(days=1), 10)),
+        c.offered("call-gave-up", local(DAY, 9, 30)),
+        c.abandoned("call-gave-up", local(DAY, 9, 32)),
         c.rejected("call-rejected", local(DAY, 8, 1)),
         # assessment: in time, late, pending, and two cases from long before the 18 months (one still open)
-        c.contact("case-in-time", before(days=2)), c.assessed("case-in-time", local(DAY, 10), profession="doctor"),
-        c.contact("case-late-01", before(days=6)), c.assessed("case-late-01", local(DAY, 11)),
+        c.contact("case-in-time", before(days=2)),
+        c.assessed("case-in-time", local(DAY, 10), profession="doctor"),
+        c.contact("case-late-01", before(days=6)),
+        c.assessed("case-late-01", local(DAY, 11)),
         c.contact("case-pending", local(DAY, 12)),
         c.contact("case-two-years-open", before(months=24)),
-        c.contact("case-two-years-done", before(months=22)), c.assessed("case-two-years-done", local(DAY, 13)),
+        c.contact("case-two-years-done", before(months=22)),
+        c.assessed("case-two-years-done", local(DAY, 13)),
         # fixed doctor: today's snapshot, and an old one that no longer counts
         c.snapshot(before(months=20), listed=900, named_doctor=400),
         c.snapshot(local(DAY, 6), listed=1000, named_doctor=600),
         # continuity: p1 three visits within 18 months; p2 one visit before the window and three in it
-        c.visit("patient-p1", "doctor-aaa", before(months=17)), c.visit("patient-p1", "doctor-bbb", before(months=1)), c.visit("patient-p1", "doctor-aaa", local(DAY, 9)),
-        c.visit("patient-p2", "doctor-bbb", before(months=19)), c.visit("patient-p2", "doctor-aaa", before(months=2)),
-        c.visit("patient-p2", "doctor-aaa", before(months=1)), c.visit("patient-p2", "doctor-aaa", local(DAY, 15)),
+        c.visit("patient-p1", "doctor-aaa", before(months=17)),
+        c.visit("patient-p1", "doctor-bbb", before(months=1)),
+        c.visit("patient-p1", "doctor-aaa", local(DAY, 9)),
+        c.visit("patient-p2", "doctor-bbb", before(months=19)),
+        c.visit("patient-p2", "doctor-aaa", before(months=2)),
+        c.visit("patient-p2", "doctor-aaa", before(months=1)),
+        c.visit("patient-p2", "doctor-aaa", local(DAY, 15)),
     )
 
 

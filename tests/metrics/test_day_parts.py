@@ -81,11 +81,15 @@ def test_worked_example_a_callback_after_the_period_makes_the_last_day_count_aga
     made on 31 March. For the period ending 30 March (as known at its end) the second is pending; as
     known now it is a later callback, so the day's part is not what the period's end knew."""
     raw = [
-        ("call.offered", "call-c1", "2026-03-30T09:00:00+02:00", {}), ("call.answered", "call-c1", "2026-03-30T09:01:00+02:00", {}),
-        ("call.offered", "call-c2", "2026-03-30T10:00:00+02:00", {}), ("call.callback_booked", "call-c2", "2026-03-30T10:01:00+02:00", {}),
+        ("call.offered", "call-c1", "2026-03-30T09:00:00+02:00", {}),
+        ("call.answered", "call-c1", "2026-03-30T09:01:00+02:00", {}),
+        ("call.offered", "call-c2", "2026-03-30T10:00:00+02:00", {}),
+        ("call.callback_booked", "call-c2", "2026-03-30T10:01:00+02:00", {}),
         ("call.callback_done", "call-c2", "2026-03-31T08:00:00+02:00", {"reached": True}),
     ]
-    events = [validate_event({"v": 1, "id": f"ev-{n}", "type": kind, "unit": UNIT, "call": call, "at": at, **extra}) for n, (kind, call, at, extra) in enumerate(raw)]
+    events = [
+        validate_event({"v": 1, "id": f"ev-{n}", "type": kind, "unit": UNIT, "call": call, "at": at, **extra}) for n, (kind, call, at, extra) in enumerate(raw)
+    ]
     state = UnitState(UNIT)
     for event in events:
         state.apply(event)

@@ -31,12 +31,19 @@ def events(draw):
     event.update(call_and_case_fields(draw, kind, CALLS, CASES))
     if kind == "listing.snapshot":
         listed = draw(st.integers(0, 50))
-        event.update(listed=listed, named_doctor=draw(st.integers(0, listed)),
-                     doctors=[{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]])
+        event.update(
+            listed=listed,
+            named_doctor=draw(st.integers(0, listed)),
+            doctors=[{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]],
+        )
     if kind == "visit.completed":
-        event.update(patient=draw(st.sampled_from(PEOPLE)), practitioner=draw(st.sampled_from(DOCTORS)),
-                     profession=draw(st.sampled_from(["doctor", "doctor", "nurse"])), listed=draw(st.booleans()),
-                     fixed_doctor=draw(st.sampled_from([None, *DOCTORS])))
+        event.update(
+            patient=draw(st.sampled_from(PEOPLE)),
+            practitioner=draw(st.sampled_from(DOCTORS)),
+            profession=draw(st.sampled_from(["doctor", "doctor", "nurse"])),
+            listed=draw(st.booleans()),
+            fixed_doctor=draw(st.sampled_from([None, *DOCTORS])),
+        )
     return event
 
 

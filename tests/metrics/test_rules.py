@@ -83,7 +83,12 @@ def test_an_event_resent_by_another_device_is_a_duplicate():
 
 @pytest.mark.parametrize(
     ("day", "expected"),
-    [(date(2026, 8, 31), date(2025, 2, 28)), (date(2026, 3, 31), date(2024, 9, 30)), (date(2025, 8, 29), date(2024, 2, 29)), (date(2026, 6, 15), date(2024, 12, 15))],
+    [
+        (date(2026, 8, 31), date(2025, 2, 28)),
+        (date(2026, 3, 31), date(2024, 9, 30)),
+        (date(2025, 8, 29), date(2024, 2, 29)),
+        (date(2026, 6, 15), date(2024, 12, 15)),
+    ],
 )
 def test_eighteen_months_earlier_is_clamped_to_the_end_of_a_shorter_month(day, expected):
     assert months_earlier(day, 18) == expected

@@ -42,7 +42,9 @@ def _event(n: int, **extra: object) -> dict:
 
 @pytest.fixture
 def client(tmp_path, mosquitto):
-    settings = ServerSettings(database_url=f"sqlite:///{tmp_path / 'm.db'}", mqtt_url=mosquitto.url, dev=True, metrics_token=METRICS_TOKEN, admin_token=ADMIN_TOKEN)
+    settings = ServerSettings(
+        database_url=f"sqlite:///{tmp_path / 'm.db'}", mqtt_url=mosquitto.url, dev=True, metrics_token=METRICS_TOKEN, admin_token=ADMIN_TOKEN
+    )
     with TestClient(create_app(settings, build_services(settings, apply_migrations=True))) as client:
         assert wait_until(lambda: client.app.state.consumer.connected.is_set(), 10)
         yield client
@@ -64,7 +66,9 @@ def test_counters_move_with_the_traffic(client, mosquitto):
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     publisher.connect(mosquitto.host, mosquitto.port)
     publisher.loop_start()
-    publisher.publish(events_topic(UNIT, "dev-mt"), orjson.dumps({"device": "dev-mt", "events": [_event(99, queue="ring 19121212-1212")]}), qos=1).wait_for_publish(10)
+    publisher.publish(
+        events_topic(UNIT, "dev-mt"), orjson.dumps({"device": "dev-mt", "events": [_event(99, queue="ring 19121212-1212")]}), qos=1
+    ).wait_for_publish(10)
     publisher.publish(events_topic(UNIT, "dev-mt"), b"not json", qos=1).wait_for_publish(10)
     publisher.loop_stop()
     assert wait_until(lambda: _sample(client.get("/metrics").text, "vardkoll_events_refused_total", transport="mqtt", reason="personal_number") > 0, 10)
@@ -86,12 +90,19 @@ def test_counters_move_with_the_traffic(client, mosquitto):
 
 def test_events_over_http_are_counted_under_their_transport(client):
     before = client.get("/metrics").text
-    answer = client.post("/api/v1/events", content=orjson.dumps([_event(1), _event(2), {**_event(3), "type": "call.unknown"}]),
-                         headers={"content-type": "application/json", "authorization": f"Bearer {ADMIN_TOKEN}"})
+    answer = client.post(
+        "/api/v1/events",
+        content=orjson.dumps([_event(1), _event(2), {**_event(3), "type": "call.unknown"}]),
+        headers={"content-type": "application/json", "authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     assert answer.status_code < 300, answer.text
     after = client.get("/metrics").text
     assert _sample(after, "vardkoll_events_ingested_total", transport="http") - _sample(before, "vardkoll_events_ingested_total", transport="http") == 2
-    assert _sample(after, "vardkoll_events_refused_total", transport="http", reason="invalid") - _sample(before, "vardkoll_events_refused_total", transport="http", reason="invalid") == 1
+    assert (
+        _sample(after, "vardkoll_events_refused_total", transport="http", reason="invalid")
+        - _sample(before, "vardkoll_events_refused_total", transport="http", reason="invalid")
+        == 1
+    )
 
 
 def test_metrics_need_the_metrics_or_admin_token_outside_dev_mode(tmp_path):
@@ -145,14 +156,25 @@ def test_job_runs_failures_and_last_success_are_counted(tmp_path):
         raise RuntimeError("a job's own error")
 
     services = build_services(ServerSettings(database_url=f"sqlite:///{tmp_path / 'j.db'}", dev=True), apply_migrations=True)
-    jobs = [ScheduledJob("metrics_test_ok", IntervalTrigger(hours=1), lambda now: {"done": 1}), ScheduledJob("metrics_test_broken", IntervalTrigger(hours=1), broken)]
+    jobs = [
+        ScheduledJob("metrics_test_ok", IntervalTrigger(hours=1), lambda now: {"done": 1}),
+        ScheduledJob("metrics_test_broken", IntervalTrigger(hours=1), broken),
+    ]
     runner = JobRunner(services, JobSettings(), clock=lambda: datetime.now(timezone.utc), jobs=jobs, holder="metrics-test:1:aaaaaaaa")
     before = generate_latest(REGISTRY).decode()
     assert runner.keep_lease()
     runner.run("metrics_test_ok"), runner.run("metrics_test_ok"), runner.run("metrics_test_broken")
     after = generate_latest(REGISTRY).decode()
-    assert _sample(after, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done") - _sample(before, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done") == 2
-    assert _sample(after, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed") - _sample(before, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed") == 1
+    assert (
+        _sample(after, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done")
+        - _sample(before, "vardkoll_job_runs_total", job="metrics_test_ok", outcome="done")
+        == 2
+    )
+    assert (
+        _sample(after, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed")
+        - _sample(before, "vardkoll_job_runs_total", job="metrics_test_broken", outcome="failed")
+        == 1
+    )
     assert abs(_sample(after, "vardkoll_job_last_success_timestamp_seconds", job="metrics_test_ok") - datetime.now(timezone.utc).timestamp()) < 60
     assert _sample(after, "vardkoll_job_last_success_timestamp_seconds", job="metrics_test_broken") == 0
     runner.stop()

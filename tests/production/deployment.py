@@ -190,7 +190,9 @@ class ServerSlot(Process):
             return False
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        assert wait_until(lambda: not self.running or self.ready(), timeout_s, interval_s=0.3) and self.running, f"{self.name} did not become ready:\n{self.log()}"
+        assert wait_until(lambda: not self.running or self.ready(), timeout_s, interval_s=0.3) and self.running, (
+            f"{self.name} did not become ready:\n{self.log()}"
+        )
 
 
 # -- the broker ----------------------------------------------------------------------------------------
@@ -213,15 +215,19 @@ class DeployedBroker(Broker):
     def _write_config(self) -> None:
         plugin = find_dynsec_plugin()
         assert plugin, "the dynamic security plugin is not installed"
-        text = substitute((DEPLOY / "broker" / "mosquitto.conf").read_text(), [
-            (r"^plugin /usr/lib/\S+/mosquitto_dynamic_security\.so$", f"plugin {plugin}"),
-            (r"^plugin_opt_config_file /var/lib/mosquitto/dynamic-security\.json$", f"plugin_opt_config_file {self.dynsec_path}"),
-            (r"^listener 8883$", f"listener {self.port} {self.host}"),
-            (r"^certfile /etc/mosquitto/certs/\S+\.crt$", f"certfile {self.tls_dir / 'broker.crt'}"),
-            (r"^keyfile /etc/mosquitto/certs/\S+\.key$", f"keyfile {self.tls_dir / 'broker.key'}"),
-            (r"^persistence_location /var/lib/mosquitto/$", f"persistence_location {self.persistence_dir}/"),
-            (r"^log_dest syslog$", "log_dest stderr"),
-        ], "deploy/broker/mosquitto.conf")
+        text = substitute(
+            (DEPLOY / "broker" / "mosquitto.conf").read_text(),
+            [
+                (r"^plugin /usr/lib/\S+/mosquitto_dynamic_security\.so$", f"plugin {plugin}"),
+                (r"^plugin_opt_config_file /var/lib/mosquitto/dynamic-security\.json$", f"plugin_opt_config_file {self.dynsec_path}"),
+                (r"^listener 8883$", f"listener {self.port} {self.host}"),
+                (r"^certfile /etc/mosquitto/certs/\S+\.crt$", f"certfile {self.tls_dir / 'broker.crt'}"),
+                (r"^keyfile /etc/mosquitto/certs/\S+\.key$", f"keyfile {self.tls_dir / 'broker.key'}"),
+                (r"^persistence_location /var/lib/mosquitto/$", f"persistence_location {self.persistence_dir}/"),
+                (r"^log_dest syslog$", "log_dest stderr"),
+            ],
+            "deploy/broker/mosquitto.conf",
+        )
         if running_as_root():
             text += "\nuser root\n"  # as in tests/support/mosquitto.py: the persistence folder is root's
         self.config_path.write_text(text)
@@ -240,35 +246,45 @@ class Nginx(Process):
         folder.mkdir(parents=True, exist_ok=True)
         self.http_port, self.https_port = free_port(), free_port()
         servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstream_ports)
-        upstream = substitute((DEPLOY / "nginx" / "vardkoll-upstream.conf").read_text(), [
-            (r"^    server 127\.0\.0\.1:8001 .*\n    server 127\.0\.0\.1:8002 .*\n", servers),
-        ], "deploy/nginx/vardkoll-upstream.conf")
+        upstream = substitute(
+            (DEPLOY / "nginx" / "vardkoll-upstream.conf").read_text(),
+            [
+                (r"^    server 127\.0\.0\.1:8001 .*\n    server 127\.0\.0\.1:8002 .*\n", servers),
+            ],
+            "deploy/nginx/vardkoll-upstream.conf",
+        )
         (folder / "vardkoll-upstream.conf").write_text(upstream)
-        site = substitute((DEPLOY / "nginx" / "vardkoll.conf").read_text(), [
-            (r"^include /etc/nginx/vardkoll-upstream\.conf;$", f"include {folder / 'vardkoll-upstream.conf'};"),
-            (r"^    listen 80;$", f"    listen 127.0.0.1:{self.http_port};"),
-            (r"^    listen \[::\]:80;\n", ""),
-            (r"^    listen 443 ssl http2;$", f"    listen 127.0.0.1:{self.https_port} ssl http2;"),
-            (r"^    listen \[::\]:443 ssl http2;\n", ""),
-            (r"^    ssl_certificate     \S+;", f"    ssl_certificate     {tls_dir / 'web.crt'};"),
-            (r"^    ssl_certificate_key \S+;", f"    ssl_certificate_key {tls_dir / 'web.key'};"),
-        ], "deploy/nginx/vardkoll.conf")
+        site = substitute(
+            (DEPLOY / "nginx" / "vardkoll.conf").read_text(),
+            [
+                (r"^include /etc/nginx/vardkoll-upstream\.conf;$", f"include {folder / 'vardkoll-upstream.conf'};"),
+                (r"^    listen 80;$", f"    listen 127.0.0.1:{self.http_port};"),
+                (r"^    listen \[::\]:80;\n", ""),
+                (r"^    listen 443 ssl http2;$", f"    listen 127.0.0.1:{self.https_port} ssl http2;"),
+                (r"^    listen \[::\]:443 ssl http2;\n", ""),
+                (r"^    ssl_certificate     \S+;", f"    ssl_certificate     {tls_dir / 'web.crt'};"),
+                (r"^    ssl_certificate_key \S+;", f"    ssl_certificate_key {tls_dir / 'web.key'};"),
+            ],
+            "deploy/nginx/vardkoll.conf",
+        )
         (folder / "vardkoll.conf").write_text(site)
         temp = {name: folder / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
         for path in temp.values():
             path.mkdir(exist_ok=True)
-        main = "\n".join([
-            "user root root;" if running_as_root() else "",  # workers must read the test's root-only folders
-            "worker_processes 1;",
-            f"pid {folder / 'nginx.pid'};",
-            f"error_log {folder / 'error.log'} warn;",
-            "events { worker_connections 512; }",
-            "http {",
-            f"    access_log {folder / 'access.log'};",
-            *(f"    {name}_temp_path {path};" for name, path in temp.items()),
-            f"    include {folder / 'vardkoll.conf'};",
-            "}",
-        ])
+        main = "\n".join(
+            [
+                "user root root;" if running_as_root() else "",  # workers must read the test's root-only folders
+                "worker_processes 1;",
+                f"pid {folder / 'nginx.pid'};",
+                f"error_log {folder / 'error.log'} warn;",
+                "events { worker_connections 512; }",
+                "http {",
+                f"    access_log {folder / 'access.log'};",
+                *(f"    {name}_temp_path {path};" for name, path in temp.items()),
+                f"    include {folder / 'vardkoll.conf'};",
+                "}",
+            ]
+        )
         self.config = folder / "nginx.conf"
         self.config.write_text(main + "\n")
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -27,14 +27,24 @@ def documented_settings() -> set[str]:
 def test_the_environment_file_documents_every_setting_of_the_server():
     fields = {f"VARDKOLL_{name.upper()}" for model in (ServerSettings, ProvisioningSettings) for name in model.model_fields}
     assert fields - documented_settings() == {"VARDKOLL_INSTANCE"}  # set by the unit, from the slot's name
-    assert UnitFile.read(SERVER_UNITS / "vardkoll-server@.service").environment({"/etc/vardkoll/vardkoll.env": SERVER_UNITS / "vardkoll.env"}, "8001")["VARDKOLL_INSTANCE"] == "8001"
+    assert (
+        UnitFile.read(SERVER_UNITS / "vardkoll-server@.service").environment({"/etc/vardkoll/vardkoll.env": SERVER_UNITS / "vardkoll.env"}, "8001")[
+            "VARDKOLL_INSTANCE"
+        ]
+        == "8001"
+    )
     assert documented_settings() <= fields, "vardkoll.env documents a setting the server does not have"
 
 
 def test_the_shipped_settings_are_refused_until_the_secrets_are_changed():
     env = read_env_file(SERVER_UNITS / "vardkoll.env")
     assert [key for key, value in env.items() if "CHANGE-ME" in value] == [
-        "VARDKOLL_DATABASE_URL", "VARDKOLL_MQTT_PASSWORD", "VARDKOLL_BROKER_ADMIN_PASSWORD", "VARDKOLL_ADMIN_TOKEN", "VARDKOLL_METRICS_TOKEN"]
+        "VARDKOLL_DATABASE_URL",
+        "VARDKOLL_MQTT_PASSWORD",
+        "VARDKOLL_BROKER_ADMIN_PASSWORD",
+        "VARDKOLL_ADMIN_TOKEN",
+        "VARDKOLL_METRICS_TOKEN",
+    ]
     assert env["VARDKOLL_DEV"] == "0" and env["VARDKOLL_LOG_FORMAT"] == "json"
 
 
@@ -57,8 +67,12 @@ def test_systemd_verifies_the_units_and_rates_the_server_slot_hardened(tmp_path)
     # Only the units it pulls in by name and cannot find here may be missing (they are installed beside it).
     problems = [line for line in (verified.stdout + verified.stderr).splitlines() if line.strip() and "vardkoll-server@8002.service" not in line]
     assert verified.returncode == 0 and problems == [], problems
-    security = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / "vardkoll-server@8001.service")],
-                              capture_output=True, text=True, timeout=60)
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / "vardkoll-server@8001.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     rated = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
     assert rated and float(rated.group(1)) <= 2.0, security.stdout[-2000:]
 
@@ -136,7 +150,9 @@ def test_running_the_certificate_script_again_renews_the_leaves_under_the_same_c
     ca, first = (tmp_path / "ca.crt").read_bytes(), (tmp_path / "web.crt").read_bytes()
     run()
     assert (tmp_path / "ca.crt").read_bytes() == ca and (tmp_path / "web.crt").read_bytes() != first
-    verified = subprocess.run(["openssl", "verify", "-CAfile", tmp_path / "ca.crt", tmp_path / "web.crt", tmp_path / "broker.crt"], capture_output=True, text=True)
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", tmp_path / "ca.crt", tmp_path / "web.crt", tmp_path / "broker.crt"], capture_output=True, text=True
+    )
     assert verified.returncode == 0, verified.stderr
     names = subprocess.run(["openssl", "x509", "-in", tmp_path / "web.crt", "-noout", "-ext", "subjectAltName"], capture_output=True, text=True).stdout
     assert "DNS:vardkoll.test" in names and "IP Address:127.0.0.1" in names

@@ -48,8 +48,15 @@ METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(24)
 DYNSEC_ADMIN = ("vardkoll-admin", "dynsec-" + secrets.token_urlsafe(16))
 PASSWORDS = {"owner": "owner-" + secrets.token_urlsafe(12), "app": "app-" + secrets.token_urlsafe(12), "server_mqtt": "mqtt-" + secrets.token_urlsafe(12)}
 # The collector: quick to start and to resend in a test; the drain slow enough that the faults land in it.
-PUBLISHER = {"start_jitter_s": 0.2, "resend_after_s": 3, "max_resend_after_s": 6, "heartbeat_interval_s": 2,
-             "batch_events": 100, "max_events_per_s": 250, "max_inflight_batches": 4}
+PUBLISHER = {
+    "start_jitter_s": 0.2,
+    "resend_after_s": 3,
+    "max_resend_after_s": 6,
+    "heartbeat_interval_s": 2,
+    "batch_events": 100,
+    "max_events_per_s": 250,
+    "max_inflight_batches": 4,
+}
 
 
 class Stack:
@@ -69,17 +76,22 @@ class Stack:
     # -- the pieces, in the order docs/operations.md installs them ----------------------------------------
 
     def certificates(self) -> None:
-        done = subprocess.run([DEPLOY / "tls" / "make-staging-certs.sh", self.tls, "localhost,127.0.0.1", "localhost,127.0.0.1"],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [DEPLOY / "tls" / "make-staging-certs.sh", self.tls, "localhost,127.0.0.1", "localhost,127.0.0.1"], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
 
     def database(self) -> None:
         self.postgres = start_cluster()
         self.closers.append(self.postgres.stop)
         pg = self.postgres
-        done = subprocess.run([DEPLOY / "postgres" / "setup.sh", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
-                              env={**os.environ, "VARDKOLL_OWNER_PASSWORD": PASSWORDS["owner"], "VARDKOLL_APP_PASSWORD": PASSWORDS["app"]},
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [DEPLOY / "postgres" / "setup.sh", "-h", pg.host, "-p", str(pg.port), "-U", pg.user],
+            env={**os.environ, "VARDKOLL_OWNER_PASSWORD": PASSWORDS["owner"], "VARDKOLL_APP_PASSWORD": PASSWORDS["app"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         # From here on the roles log in with their passwords, as on a real server (the superuser stays trusted
         # on loopback so the test can look).
@@ -96,23 +108,32 @@ class Stack:
     def broker(self) -> None:
         self.mqtt = DeployedBroker(self.root / "broker", self.tls, DYNSEC_ADMIN).start()
         self.closers.append(self.mqtt.stop)
-        done = subprocess.run([DEPLOY / "broker" / "create-server-account.sh", *self.mqtt.ctrl_options(DYNSEC_ADMIN)],
-                              env={**os.environ, "VARDKOLL_SERVER_MQTT_PASSWORD": PASSWORDS["server_mqtt"]}, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [DEPLOY / "broker" / "create-server-account.sh", *self.mqtt.ctrl_options(DYNSEC_ADMIN)],
+            env={**os.environ, "VARDKOLL_SERVER_MQTT_PASSWORD": PASSWORDS["server_mqtt"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
 
     def settings(self) -> None:
         etc = self.root / "etc"
         etc.mkdir()
-        write_env_file(DEPLOY / "server" / "vardkoll.env", etc / "vardkoll.env", {
-            "VARDKOLL_DATABASE_URL": self.database_url("app"),
-            "VARDKOLL_MQTT_URL": self.mqtt.url,
-            "VARDKOLL_MQTT_CA_FILE": str(self.tls / "ca.crt"),
-            "VARDKOLL_MQTT_PASSWORD": PASSWORDS["server_mqtt"],
-            "VARDKOLL_DEVICE_MQTT_URL": self.mqtt.url,
-            "VARDKOLL_BROKER_ADMIN_PASSWORD": DYNSEC_ADMIN[1],
-            "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
-            "VARDKOLL_METRICS_TOKEN": METRICS_TOKEN,
-        })
+        write_env_file(
+            DEPLOY / "server" / "vardkoll.env",
+            etc / "vardkoll.env",
+            {
+                "VARDKOLL_DATABASE_URL": self.database_url("app"),
+                "VARDKOLL_MQTT_URL": self.mqtt.url,
+                "VARDKOLL_MQTT_CA_FILE": str(self.tls / "ca.crt"),
+                "VARDKOLL_MQTT_PASSWORD": PASSWORDS["server_mqtt"],
+                "VARDKOLL_DEVICE_MQTT_URL": self.mqtt.url,
+                "VARDKOLL_BROKER_ADMIN_PASSWORD": DYNSEC_ADMIN[1],
+                "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
+                "VARDKOLL_METRICS_TOKEN": METRICS_TOKEN,
+            },
+        )
         write_env_file(DEPLOY / "server" / "migrate.env", etc / "migrate.env", {"VARDKOLL_DATABASE_URL": self.database_url("owner")})
         self.env_files = {"/etc/vardkoll/vardkoll.env": etc / "vardkoll.env", "/etc/vardkoll/migrate.env": etc / "migrate.env"}
         self.server_unit = UnitFile.read(DEPLOY / "server" / "vardkoll-server@.service")
@@ -132,8 +153,12 @@ class Stack:
         assert checked.returncode == 0, checked.stderr
         self.nginx.start()
         self.closers.append(self.nginx.stop)
-        self.https = httpx.Client(base_url=self.nginx.url, verify=ssl.create_default_context(cafile=str(self.tls / "ca.crt")),
-                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+        self.https = httpx.Client(
+            base_url=self.nginx.url,
+            verify=ssl.create_default_context(cafile=str(self.tls / "ca.crt")),
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+        )
         self.closers.append(self.https.close)
 
     def stored_events(self) -> int:
@@ -160,9 +185,28 @@ def stack(tmp_path):
 def enroll_collector(stack: Stack, code: str) -> tuple[Path, Path]:
     folder = stack.root / "collector"
     config = folder / "collector.toml"
-    done = subprocess.run([vardkoll_exe(), "collector", "enroll", "--server", stack.nginx.url, "--code", code, "--device", DEVICE,
-                           "--config", str(config), "--state-dir", str(folder / "state"), "--ca-file", str(stack.tls / "ca.crt")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            vardkoll_exe(),
+            "collector",
+            "enroll",
+            "--server",
+            stack.nginx.url,
+            "--code",
+            code,
+            "--device",
+            DEVICE,
+            "--config",
+            str(config),
+            "--state-dir",
+            str(folder / "state"),
+            "--ca-file",
+            str(stack.tls / "ca.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     # What the installer adds (docs/collector.md): the CA of the broker's certificate, the source, quick polling.
     exports = folder / "exports"

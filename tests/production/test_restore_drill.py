@@ -45,8 +45,10 @@ def run(argv: list, **env: str) -> None:
 
 def figures(base: str) -> list[dict]:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    return [httpx.get(f"{base}/api/v1/units/{EXAMPLE_UNIT}/compliance", params={"metric": metric, **PERIOD}, headers=headers, timeout=30).json() for metric in METRICS] + \
-        [httpx.get(f"{base}/api/v1/compliance", params={"metric": metric, **PERIOD}, headers=headers, timeout=30).json() for metric in METRICS]
+    return [
+        httpx.get(f"{base}/api/v1/units/{EXAMPLE_UNIT}/compliance", params={"metric": metric, **PERIOD}, headers=headers, timeout=30).json()
+        for metric in METRICS
+    ] + [httpx.get(f"{base}/api/v1/compliance", params={"metric": metric, **PERIOD}, headers=headers, timeout=30).json() for metric in METRICS]
 
 
 def broker_accepts(broker: Broker, username: str, password: str) -> bool:
@@ -70,16 +72,26 @@ def test_back_up_destroy_restore_and_the_api_answers_the_same_figures(tmp_path, 
     pg = cluster
     connection = ["-h", pg.host, "-p", str(pg.port), "-U", pg.user]
     run([DEPLOY / "postgres" / "setup.sh", *connection], VARDKOLL_OWNER_PASSWORD=PASSWORDS["owner"], VARDKOLL_APP_PASSWORD=PASSWORDS["app"])
-    run([DEPLOY / "broker" / "create-server-account.sh", "-h", broker.host, "-p", broker.port, "-u", DYNSEC_ADMIN[0], "-P", DYNSEC_ADMIN[1]],
-        VARDKOLL_SERVER_MQTT_PASSWORD=PASSWORDS["server_mqtt"])
+    run(
+        [DEPLOY / "broker" / "create-server-account.sh", "-h", broker.host, "-p", broker.port, "-u", DYNSEC_ADMIN[0], "-P", DYNSEC_ADMIN[1]],
+        VARDKOLL_SERVER_MQTT_PASSWORD=PASSWORDS["server_mqtt"],
+    )
     owner_url = f"postgresql://vardkoll_owner:{PASSWORDS['owner']}@{pg.host}:{pg.port}/vardkoll"
     etc = tmp_path / "etc"
     etc.mkdir()
-    write_env_file(DEPLOY / "server" / "vardkoll.env", etc / "vardkoll.env", {
-        "VARDKOLL_DATABASE_URL": f"postgresql://vardkoll_app:{PASSWORDS['app']}@{pg.host}:{pg.port}/vardkoll",
-        "VARDKOLL_MQTT_URL": broker.url, "VARDKOLL_MQTT_CA_FILE": "", "VARDKOLL_MQTT_PASSWORD": PASSWORDS["server_mqtt"],
-        "VARDKOLL_DEVICE_MQTT_URL": broker.url, "VARDKOLL_BROKER_ADMIN_PASSWORD": DYNSEC_ADMIN[1], "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
-    })
+    write_env_file(
+        DEPLOY / "server" / "vardkoll.env",
+        etc / "vardkoll.env",
+        {
+            "VARDKOLL_DATABASE_URL": f"postgresql://vardkoll_app:{PASSWORDS['app']}@{pg.host}:{pg.port}/vardkoll",
+            "VARDKOLL_MQTT_URL": broker.url,
+            "VARDKOLL_MQTT_CA_FILE": "",
+            "VARDKOLL_MQTT_PASSWORD": PASSWORDS["server_mqtt"],
+            "VARDKOLL_DEVICE_MQTT_URL": broker.url,
+            "VARDKOLL_BROKER_ADMIN_PASSWORD": DYNSEC_ADMIN[1],
+            "VARDKOLL_ADMIN_TOKEN": ADMIN_TOKEN,
+        },
+    )
     write_env_file(DEPLOY / "server" / "migrate.env", etc / "migrate.env", {"VARDKOLL_DATABASE_URL": owner_url})
     env_files = {"/etc/vardkoll/vardkoll.env": etc / "vardkoll.env", "/etc/vardkoll/migrate.env": etc / "migrate.env"}
     assert run_unit_once(UnitFile.read(DEPLOY / "server" / "vardkoll-migrate.service"), env_files).returncode == 0
@@ -99,8 +111,12 @@ def test_back_up_destroy_restore_and_the_api_answers_the_same_figures(tmp_path, 
         assert before[0]["denominator"] > 0 and all(figure["unit"] == EXAMPLE_UNIT for figure in before[:4])
 
         backup = tmp_path / "backup"
-        run([DEPLOY / "backup" / "backup.sh", backup], VARDKOLL_BACKUP_DATABASE_URL=owner_url, VARDKOLL_DYNSEC_FILE=str(broker.dynsec_path),
-            VARDKOLL_BACKUP_FILES=str(etc))
+        run(
+            [DEPLOY / "backup" / "backup.sh", backup],
+            VARDKOLL_BACKUP_DATABASE_URL=owner_url,
+            VARDKOLL_DYNSEC_FILE=str(broker.dynsec_path),
+            VARDKOLL_BACKUP_FILES=str(etc),
+        )
         assert {p.name for p in backup.iterdir()} == {"vardkoll.dump", "dynamic-security.json", "files", "SHA256SUMS", "MANIFEST"}
         assert "schema=0" in (backup / "MANIFEST").read_text()
 
@@ -119,7 +135,9 @@ def test_back_up_destroy_restore_and_the_api_answers_the_same_figures(tmp_path, 
         assert figures(server.url) == before
         assert broker_accepts(broker, device["username"], device["password"])
         # A second restore over the restored database is refused rather than mixed in.
-        again = subprocess.run([DEPLOY / "backup" / "restore.sh", backup], env={**os.environ, "VARDKOLL_RESTORE_DATABASE_URL": owner_url}, capture_output=True, text=True)
+        again = subprocess.run(
+            [DEPLOY / "backup" / "restore.sh", backup], env={**os.environ, "VARDKOLL_RESTORE_DATABASE_URL": owner_url}, capture_output=True, text=True
+        )
         assert again.returncode == 1 and "restore into an empty one" in again.stderr
     finally:
         server.stop()

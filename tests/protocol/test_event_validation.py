@@ -609,8 +609,30 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["v", "id", "type", "unit", "at", "device", "call", "queue", "slot", "reached", "reason", "case", "listed",
-          "channel", "patient", "profession", "form", "named_doctor", "doctors", "practitioner", "fixed_doctor", "note"]
+FIELDS = [
+    "v",
+    "id",
+    "type",
+    "unit",
+    "at",
+    "device",
+    "call",
+    "queue",
+    "slot",
+    "reached",
+    "reason",
+    "case",
+    "listed",
+    "channel",
+    "patient",
+    "profession",
+    "form",
+    "named_doctor",
+    "doctors",
+    "practitioner",
+    "fixed_doctor",
+    "note",
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

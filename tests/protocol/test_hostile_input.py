@@ -128,8 +128,16 @@ def test_century_12_is_not_a_date_of_birth(data):
 
 
 def test_ordinary_event_text_is_not_refused():
-    for text in ("2026-03-02T08:00:00.123456+01:00", "2026-03-02 08:00", "070-123 45 67", "SE2321000016-VC01",
-                 "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "kö 3 (Rådgivning)", "version 1.2.3", "٣ samtal"):
+    for text in (
+        "2026-03-02T08:00:00.123456+01:00",
+        "2026-03-02 08:00",
+        "070-123 45 67",
+        "SE2321000016-VC01",
+        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "kö 3 (Rådgivning)",
+        "version 1.2.3",
+        "٣ samtal",
+    ):
         assert not contains_personal_number(text), text
 
 
@@ -140,8 +148,29 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=25,
 )
-FIELDS = ["v", "id", "type", "unit", "at", "device", "call", "case", "queue", "reached", "listed", "named_doctor",
-          "doctors", "channel", "profession", "form", "reason", "slot", "patient", "practitioner", "fixed_doctor"]
+FIELDS = [
+    "v",
+    "id",
+    "type",
+    "unit",
+    "at",
+    "device",
+    "call",
+    "case",
+    "queue",
+    "reached",
+    "listed",
+    "named_doctor",
+    "doctors",
+    "channel",
+    "profession",
+    "form",
+    "reason",
+    "slot",
+    "patient",
+    "practitioner",
+    "fixed_doctor",
+]
 TYPES = ["call.offered", "call.callback_done", "care.contact", "care.assessed", "listing.snapshot", "visit.completed", "nope"]
 # Events close to valid ones with random JSON put into their fields: these reach past the first check.
 near_events = st.builds(
@@ -198,12 +227,28 @@ def test_random_bytes_as_an_event_or_a_batch_are_refused_with_a_reason(raw):
 
 
 def heartbeat(**extra: object) -> dict:
-    return {"status": "online", "device": "pi-1", "version": "1.4.2", "uptime_s": 60, "at": "2026-11-23T14:05:00+01:00",
-            "clock": {"ntp_synced": True, "state": "ok", "jumps": 0, "floor": "2026-11-23T14:00:00+01:00"},
-            "outbox": {"held": 0, "depth": 3, "bytes": 900, "oldest_at": None, "added": 9, "dropped": 0, "refused": 0,
-                       "committed": 6, "rejected": 0, "drop_policy": "drop_oldest"},
-            "publisher": {"in_flight_batches": 0, "batches_sent": 2, "resends": 0, "batches_refused": 0},
-            "config": {"version": "2026-11-23.1", "state": "rolled_back", "rejected": {"version": "2026-11-23.2", "reason": "no broker"}}} | extra
+    return {
+        "status": "online",
+        "device": "pi-1",
+        "version": "1.4.2",
+        "uptime_s": 60,
+        "at": "2026-11-23T14:05:00+01:00",
+        "clock": {"ntp_synced": True, "state": "ok", "jumps": 0, "floor": "2026-11-23T14:00:00+01:00"},
+        "outbox": {
+            "held": 0,
+            "depth": 3,
+            "bytes": 900,
+            "oldest_at": None,
+            "added": 9,
+            "dropped": 0,
+            "refused": 0,
+            "committed": 6,
+            "rejected": 0,
+            "drop_policy": "drop_oldest",
+        },
+        "publisher": {"in_flight_batches": 0, "batches_sent": 2, "resends": 0, "batches_refused": 0},
+        "config": {"version": "2026-11-23.1", "state": "rolled_back", "rejected": {"version": "2026-11-23.2", "reason": "no broker"}},
+    } | extra
 
 
 def test_a_collectors_heartbeat_is_kept_whole():
@@ -211,9 +256,14 @@ def test_a_collectors_heartbeat_is_kept_whole():
 
 
 def test_unknown_fields_and_fields_that_break_their_rule_are_dropped():
-    beat = heartbeat(phone="070-123 45 67", note="<script>alert(1)</script>", version="<script>", uptime_s=-1,
-                     clock={"ntp_synced": 1, "state": "ok", "jumps": True, "extra": "x"},
-                     outbox={"depth": 2**70, "oldest_at": "yesterday", "held": 1})
+    beat = heartbeat(
+        phone="070-123 45 67",
+        note="<script>alert(1)</script>",
+        version="<script>",
+        uptime_s=-1,
+        clock={"ntp_synced": 1, "state": "ok", "jumps": True, "extra": "x"},
+        outbox={"depth": 2**70, "oldest_at": "yesterday", "held": 1},
+    )
     kept = read_status(json.dumps(beat).encode()).heartbeat
     assert kept is not None and set(kept) == {"status", "device", "at", "publisher", "config", "clock", "outbox"}
     assert kept["clock"] == {"state": "ok"} and kept["outbox"] == {"held": 1}
@@ -223,8 +273,13 @@ def test_unknown_fields_and_fields_that_break_their_rule_are_dropped():
 @SETTINGS
 @given(variants(), st.sampled_from(["phone", "config", "clock"]))
 def test_a_heartbeat_holding_a_variant_anywhere_is_refused_whole(text, where):
-    beat = heartbeat(**{"phone": {"phone": text}, "config": {"config": {"state": "refused", "rejected": {"version": "2", "reason": text}}},
-                        "clock": {"clock": {"state": "implausible", "reason": f"ring {text}"}}}[where])
+    beat = heartbeat(
+        **{
+            "phone": {"phone": text},
+            "config": {"config": {"state": "refused", "rejected": {"version": "2", "reason": text}}},
+            "clock": {"clock": {"state": "implausible", "reason": f"ring {text}"}},
+        }[where]
+    )
     with pytest.raises(StatusRefused) as refused:
         read_status(json.dumps(beat, ensure_ascii=False).encode())
     assert refused.value.reason.startswith("status contains a personal identity number")

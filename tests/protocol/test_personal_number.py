@@ -486,9 +486,7 @@ FIELD_NAMES = st.one_of(
     ensure_ascii=st.booleans(),
     mask=st.lists(st.booleans(), min_size=1, max_size=12),
 )
-def test_raw_precheck_never_says_clean_when_the_decoded_event_holds_a_number(
-    twelve, form, before, after, field, nesting, ensure_ascii, mask
-):
+def test_raw_precheck_never_says_clean_when_the_decoded_event_holds_a_number(twelve, form, before, after, field, nesting, ensure_ascii, mask):
     text = before + written_forms(twelve)[form] + after
     placeholder = "@@PLACEHOLDER@@"
     holder: object = {"top": placeholder, "list": ["ok", placeholder], "object": {"inner": placeholder}}[nesting]

@@ -70,14 +70,37 @@ def one_of_each(unit: str, prefix: str, at: datetime) -> list[dict]:
         {"type": "care.excluded", "case": f"{prefix}-case-2", "reason": "patient_choice"},
         {"type": "care.contact", "case": f"{prefix}-case-3", "listed": False, "channel": "visit"},
         {"type": "care.cancelled", "case": f"{prefix}-case-3"},
-        {"type": "listing.snapshot", "listed": 900, "named_doctor": 600,
-         "doctors": [{"doctor": f"{prefix}-doc-1", "listed": 500}, {"doctor": f"{prefix}-doc-2", "listed": 400, "active": False}]},
-        {"type": "visit.completed", "patient": f"{prefix}-pat-1", "practitioner": f"{prefix}-doc-1", "profession": "doctor",
-         "listed": True, "fixed_doctor": f"{prefix}-doc-1", "form": "physical"},
-        {"type": "visit.completed", "patient": f"{prefix}-pat-1", "practitioner": f"{prefix}-doc-2", "profession": "doctor",
-         "listed": True, "fixed_doctor": f"{prefix}-doc-1"},
-        {"type": "visit.completed", "patient": f"{prefix}-pat-1", "practitioner": f"{prefix}-doc-1", "profession": "doctor",
-         "listed": True, "fixed_doctor": f"{prefix}-doc-1"},
+        {
+            "type": "listing.snapshot",
+            "listed": 900,
+            "named_doctor": 600,
+            "doctors": [{"doctor": f"{prefix}-doc-1", "listed": 500}, {"doctor": f"{prefix}-doc-2", "listed": 400, "active": False}],
+        },
+        {
+            "type": "visit.completed",
+            "patient": f"{prefix}-pat-1",
+            "practitioner": f"{prefix}-doc-1",
+            "profession": "doctor",
+            "listed": True,
+            "fixed_doctor": f"{prefix}-doc-1",
+            "form": "physical",
+        },
+        {
+            "type": "visit.completed",
+            "patient": f"{prefix}-pat-1",
+            "practitioner": f"{prefix}-doc-2",
+            "profession": "doctor",
+            "listed": True,
+            "fixed_doctor": f"{prefix}-doc-1",
+        },
+        {
+            "type": "visit.completed",
+            "patient": f"{prefix}-pat-1",
+            "practitioner": f"{prefix}-doc-1",
+            "profession": "doctor",
+            "listed": True,
+            "fixed_doctor": f"{prefix}-doc-1",
+        },
     ]
     return [
         {"id": f"{prefix}-{index}", "unit": unit, "at": (at + timedelta(minutes=index)).astimezone(CET).isoformat(), "device": "pi-1", **kind}
@@ -87,9 +110,10 @@ def one_of_each(unit: str, prefix: str, at: datetime) -> list[dict]:
 
 def filler(count: int, at: datetime) -> list[bytes]:
     """Calls of a third unit, to put blocks between an event and its repeat."""
-    return [line({"id": f"fill-{at:%d%H%M}-{i}", "type": "call.offered", "unit": UNIT_C, "at": (at + timedelta(seconds=i)).isoformat(),
-                  "call": f"fill-call-{i}"})
-            for i in range(count)]
+    return [
+        line({"id": f"fill-{at:%d%H%M}-{i}", "type": "call.offered", "unit": UNIT_C, "at": (at + timedelta(seconds=i)).isoformat(), "call": f"fill-call-{i}"})
+        for i in range(count)
+    ]
 
 
 # --- (a) every fixture file at once -------------------------------------------------------------------
@@ -129,8 +153,9 @@ def test_repeats_of_every_type_in_later_blocks_are_duplicates(monkeypatch):
         if index % 3 == 2:
             again["at"] = datetime.fromisoformat(event["at"]).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         repeats.append(again)
-    data = b"\n".join([*map(line, events), *filler(60, START), *map(line, repeats), *filler(60, START + timedelta(days=1)),
-                       *map(line, reversed(events))]) + b"\n"
+    data = (
+        b"\n".join([*map(line, events), *filler(60, START), *map(line, repeats), *filler(60, START + timedelta(days=1)), *map(line, reversed(events))]) + b"\n"
+    )
     document = same_in_workers(data, monkeypatch, 2_000)
     assert document["rejected"] == []
     assert document["duplicates"] == 2 * len(events)
@@ -230,8 +255,15 @@ def test_unit_settings_reach_the_workers(fixtures_archive, monkeypatch):
 def test_period_and_moment_reach_the_workers(fixtures_archive, monkeypatch):
     from datetime import date
 
-    same_in_workers(fixtures_archive, monkeypatch, 2_000, workers=(2,), period_from=date(2026, 3, 2), period_to=date(2026, 3, 8),
-                    as_of=datetime(2026, 3, 4, 12, tzinfo=timezone.utc))
+    same_in_workers(
+        fixtures_archive,
+        monkeypatch,
+        2_000,
+        workers=(2,),
+        period_from=date(2026, 3, 2),
+        period_to=date(2026, 3, 8),
+        as_of=datetime(2026, 3, 4, 12, tzinfo=timezone.utc),
+    )
 
 
 def test_an_archive_without_a_valid_event(monkeypatch):
@@ -281,9 +313,36 @@ def test_parse_lines_is_parse_event_line_on_each_line(fixtures_archive):
     assert parsed.rejected == rejected
 
 
-PIECES = ["19121212-1212", "121212+1212", "1212121212", "201212121212", "19121212 1212", "121212", "1212", "-", "+", " ",
-          "\t", "\\u0031", '"', ":", ",", "[", "]", "{", "}", ".", "e", "E", "5", "0", "a", "SE2321000016-VC01", "1.212121212e9",
-          "12345678901234567890"]
+PIECES = [
+    "19121212-1212",
+    "121212+1212",
+    "1212121212",
+    "201212121212",
+    "19121212 1212",
+    "121212",
+    "1212",
+    "-",
+    "+",
+    " ",
+    "\t",
+    "\\u0031",
+    '"',
+    ":",
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    ".",
+    "e",
+    "E",
+    "5",
+    "0",
+    "a",
+    "SE2321000016-VC01",
+    "1.212121212e9",
+    "12345678901234567890",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -311,8 +370,13 @@ def archives(draw) -> list[bytes]:
         unit = draw(st.sampled_from([UNIT_A, UNIT_B]))
         at = START + timedelta(minutes=draw(st.integers(0, 4 * 24 * 60)))
         offset = draw(st.sampled_from([timezone.utc, CET, timezone(timedelta(hours=2))]))
-        event = {**template, "id": f"r-{draw(st.integers(0, 25))}", "unit": unit, "at": at.astimezone(offset).isoformat(),
-                 "device": draw(st.sampled_from(["pi-1", "pi-2"]))}
+        event = {
+            **template,
+            "id": f"r-{draw(st.integers(0, 25))}",
+            "unit": unit,
+            "at": at.astimezone(offset).isoformat(),
+            "device": draw(st.sampled_from(["pi-1", "pi-2"])),
+        }
         for field in ("call", "case"):
             if field in event:
                 event[field] = f"{field}-{draw(st.integers(0, 5))}"

@@ -24,7 +24,7 @@ def processes_in_group(group: int) -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, pgrp, ...
         if int(fields[2]) == group:
             found.append(f"{entry.name} {fields[0]} {command or stat[:60]}")
     return found
@@ -36,13 +36,18 @@ def test_replay_leaves_no_process_of_its_group_behind(tmp_path):
     with archive.open("wb") as out:  # more than one block, so the worker processes are used
         n = 0
         while out.tell() <= BLOCK_BYTES + 4096:
-            event = {"v": 1, "id": f"ev-{n}", "type": "call.offered", "unit": f"SE2321000016-VC{n % 4:02d}",
-                     "at": "2026-03-05T09:00:00+01:00", "call": f"callx{n:07d}"}
+            event = {
+                "v": 1,
+                "id": f"ev-{n}",
+                "type": "call.offered",
+                "unit": f"SE2321000016-VC{n % 4:02d}",
+                "at": "2026-03-05T09:00:00+01:00",
+                "call": f"callx{n:07d}",
+            }
             out.write(orjson.dumps(event) + b"\n")
             n += 1
     vardkoll = str(Path(sys.executable).with_name("vardkoll"))
-    replay = subprocess.Popen([vardkoll, "replay", str(archive)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    replay = subprocess.Popen([vardkoll, "replay", str(archive)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     group = os.getpgid(replay.pid)
     out, err = replay.communicate(timeout=120)
     assert replay.returncode == 0, err.decode()

@@ -21,7 +21,14 @@ RESEND_AFTER_S = 10.0
 
 class DemoCollector:
     def __init__(
-        self, unit: str, device: str, port: int, mqtt_v5: bool, prefix: str = DEFAULT_PREFIX, resend_after_s: float = RESEND_AFTER_S, batch_events: int = BATCH_EVENTS
+        self,
+        unit: str,
+        device: str,
+        port: int,
+        mqtt_v5: bool,
+        prefix: str = DEFAULT_PREFIX,
+        resend_after_s: float = RESEND_AFTER_S,
+        batch_events: int = BATCH_EVENTS,
     ) -> None:
         self.unit, self.device = unit, device
         self._resend_after_s = resend_after_s

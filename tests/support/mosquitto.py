@@ -39,8 +39,12 @@ def missing_reason() -> str | None:
 
 
 def find_dynsec_plugin() -> str | None:
-    for candidate in ["/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", *sorted(glob("/usr/lib/*/mosquitto_dynamic_security.so")),
-                      "/usr/lib/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so"]:
+    for candidate in [
+        "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+        *sorted(glob("/usr/lib/*/mosquitto_dynamic_security.so")),
+        "/usr/lib/mosquitto_dynamic_security.so",
+        "/usr/local/lib/mosquitto_dynamic_security.so",
+    ]:
         if os.path.isfile(candidate):
             return candidate
     return None
@@ -182,7 +186,9 @@ class Broker:
     def _launch(self) -> bool:
         log = open(self.log_path, "ab")
         try:
-            self._process = subprocess.Popen([self.binary, "-c", str(self.config_path)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+            self._process = subprocess.Popen(
+                [self.binary, "-c", str(self.config_path)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
+            )
         finally:
             log.close()
         up = wait_until(lambda: not self.running or port_accepts(self.host, self.port), timeout_s=15)

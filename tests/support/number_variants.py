@@ -51,10 +51,26 @@ for _char in _CHARACTERS:
         DIGIT_FORMS[unicodedata.normalize("NFKC", _char)].append(_char)
 FORMAT_CHARACTERS = [c for c in _CHARACTERS if unicodedata.category(c) == "Cf"]
 SEPARATORS = [
-    " ", "-", "+", ".", "/",
-    "\u00a0", "\u2009", "\u202f", "\u3000",  # no-break, thin, narrow no-break, ideographic space
-    "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212", "\ufe63", "\uff0d",  # hyphens, dashes, minus
-    "\uff0e", "\uff0f", "\u2044",  # full-width full stop and solidus, fraction slash
+    " ",
+    "-",
+    "+",
+    ".",
+    "/",
+    "\u00a0",
+    "\u2009",
+    "\u202f",
+    "\u3000",  # no-break, thin, narrow no-break, ideographic space
+    "\u2010",
+    "\u2011",
+    "\u2012",
+    "\u2013",
+    "\u2014",
+    "\u2212",
+    "\ufe63",
+    "\uff0d",  # hyphens, dashes, minus
+    "\uff0e",
+    "\uff0f",
+    "\u2044",  # full-width full stop and solidus, fraction slash
 ]
 
 

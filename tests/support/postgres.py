@@ -108,7 +108,9 @@ class PostgresCluster:
                 atexit.register(self.stop)  # a backstop if the session ends without its teardown
                 return self
             if attempt + 1 == attempts or "could not bind" not in tail(self.log_path, 10):
-                raise PostgresError(f"pg_ctl start failed (exit {result.returncode}):\n{result.stdout}{result.stderr}\n--- {self.log_path}:\n{tail(self.log_path)}")
+                raise PostgresError(
+                    f"pg_ctl start failed (exit {result.returncode}):\n{result.stdout}{result.stderr}\n--- {self.log_path}:\n{tail(self.log_path)}"
+                )
         raise AssertionError("unreachable")
 
     def restart(self, mode: str = "immediate") -> None:

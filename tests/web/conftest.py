@@ -19,6 +19,7 @@ from vardkoll.server.web import web_router
 
 from .world import ADMIN_TOKEN, register
 
+
 @pytest.fixture
 def screenshots(tmp_path) -> Path:
     """Where the screenshot test writes: docs/screenshots/ only when `./dev screenshots` asks
@@ -64,5 +65,3 @@ def live_server(tmp_path, mosquitto) -> Iterator[tuple[str, Services]]:
     server.should_exit = True
     thread.join(15)
     services.engine.dispose()
-
-

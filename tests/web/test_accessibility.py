@@ -17,8 +17,7 @@ import pytest
 from .test_browser import DESKTOP, PHONE, post_events
 from .world import ADMIN_TOKEN, STOCKHOLM, UPPSALA, VC01, VC02, day_of_events
 
-PAGES = (("Klinikvy", f"/enhet/{VC01}"), ("Regionvy", f"/region/{quote(UPPSALA)}"), ("Installationsvy", f"/installation/{VC01}"),
-         ("Hjälp", "/hjalp/klinikvy"))
+PAGES = (("Klinikvy", f"/enhet/{VC01}"), ("Regionvy", f"/region/{quote(UPPSALA)}"), ("Installationsvy", f"/installation/{VC01}"), ("Hjälp", "/hjalp/klinikvy"))
 
 # Runs in the page: {checked: how many texts were measured, failures: [{what, text, ratio, needed}]}.
 CONTRAST_JS = """
@@ -137,7 +136,9 @@ def test_the_contrast_check_finds_a_grey_on_white_text(page_with_data):
     """The check itself: #999 on white is 2.85:1, under 4.5:1."""
     _, open_page = page_with_data
     context, page = open_page(DESKTOP)
-    page.evaluate("() => { const p = document.createElement('p'); p.textContent = 'svag text'; p.style.color = '#999'; p.style.background = '#fff'; document.body.appendChild(p); }")
+    page.evaluate(
+        "() => { const p = document.createElement('p'); p.textContent = 'svag text'; p.style.color = '#999'; p.style.background = '#fff'; document.body.appendChild(p); }"
+    )
     failures = page.evaluate(CONTRAST_JS)["failures"]
     context.close()
     assert [(f["text"], f["ratio"]) for f in failures] == [("svag text", 2.85)]

@@ -159,8 +159,12 @@ def test_screenshots_of_every_page(chromium, live_server, screenshots, size, vie
     page.screenshot(path=str(screenshots / f"logga-in-{size}.png"), full_page=True)
     page.fill("#token", ADMIN_TOKEN)
     page.click("button[type=submit]")
-    pages = (("klinikvy", f"/enhet/{VC01}"), ("regionvy", f"/region/{quote(UPPSALA)}"), ("hjalp-klinikvy", "/hjalp/klinikvy"),
-             ("installationsvy", f"/installation/{VC01}"))
+    pages = (
+        ("klinikvy", f"/enhet/{VC01}"),
+        ("regionvy", f"/region/{quote(UPPSALA)}"),
+        ("hjalp-klinikvy", "/hjalp/klinikvy"),
+        ("installationsvy", f"/installation/{VC01}"),
+    )
     for name, path in pages:
         response = page.goto(base + path)
         assert response is not None and response.status == 200, path

@@ -20,7 +20,7 @@ CELL = re.compile(r'<td data-field="(?P<name>\w+)">(?P<value>\d+)</td>')
 
 def hour_totals(html: str) -> Counter:
     start = html.index('id="timtabell"')
-    table = html[start:html.index("</tbody>", start)]
+    table = html[start : html.index("</tbody>", start)]
     totals: Counter = Counter()
     rows = 0
     for row in table.split("<tr")[2:]:
@@ -53,8 +53,8 @@ def test_a_unit_without_data_shows_no_data_instead_of_an_hourly_curve(web):
     client, services = web
     login(client, token(services, Role.clinic_manager, unit=VC01))
     html = client.get(f"/enhet/{VC01}").text
-    section = html[html.index('id="timmar"'):]
-    section = section[:section.index("</section>")]
+    section = html[html.index('id="timmar"') :]
+    section = section[: section.index("</section>")]
     assert "ingen data" in section and "<svg" not in section
 
 
@@ -70,7 +70,7 @@ def test_every_trend_point_is_the_apis_figure_for_that_week_or_month(web):
     checked = 0
     for metric in ("telephone", "assessment", "fixed_doctor", "continuity"):
         start = html.index(f'<div class="trend-row" data-metric="{metric}">')
-        block = html[start:html.index("</details>", start)]
+        block = html[start : html.index("</details>", start)]
         rows = TREND_ROW.findall(block)
         assert len(rows) == 24, metric  # 12 weeks and 12 months
         for period_start, period_end, ratio in rows:
@@ -89,7 +89,7 @@ def test_trend_gaps_are_not_drawn_as_zero(web):
     login(client, token(services, Role.clinic_manager, unit=VC01))
     html = client.get(f"/enhet/{VC01}", params={"dag": PAST_DAY.isoformat()}).text
     start = html.index('<div class="trend-row" data-metric="telephone">')
-    block = html[start:html.index("</details>", start)]
+    block = html[start : html.index("</details>", start)]
     # Only the last week and month have calls: one point each, no line joining them to zeros.
     assert block.count('class="point') == 2 and "<polyline" not in block
     assert "vecka 9 2026: ingen data" in block and "vecka 10 2026 (hittills): 80,0\u00a0%" in block
@@ -112,7 +112,7 @@ def test_the_hour_table_tells_the_two_two_oclock_hours_of_the_autumn_dst_day_apa
 
 def trend_ratios(html: str, metric: str) -> dict[tuple[str, str], str]:
     start = html.index(f'<div class="trend-row" data-metric="{metric}">')
-    block = html[start:html.index("</details>", start)]
+    block = html[start : html.index("</details>", start)]
     return {(s, e): unescape(ratio) for s, e, ratio in TREND_ROW.findall(block)}
 
 
@@ -126,8 +126,10 @@ def test_a_new_event_redraws_the_running_week_and_month_and_recomputes_no_settle
     fragment = f"/enhet/{VC01}/innehall"
     before = trend_ratios(client.get(fragment, params={"dag": day.isoformat()}).text, "telephone")
 
-    late_call = [{"v": 1, "id": f"trend-live-{n}", "type": kind, "unit": VC01, "at": "2026-03-04T12:00:00+01:00", "call": "call-trendlive1"}
-                 for n, kind in enumerate(("call.offered", "call.answered"))]
+    late_call = [
+        {"v": 1, "id": f"trend-live-{n}", "type": kind, "unit": VC01, "at": "2026-03-04T12:00:00+01:00", "call": "call-trendlive1"}
+        for n, kind in enumerate(("call.offered", "call.answered"))
+    ]
     assert client.post("/api/v1/events", content=orjson.dumps(late_call), headers=api).status_code == 200
     computed = []
     cache = services.figures.cache

@@ -19,10 +19,10 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def config_cell(html: str, device: str) -> str:
-    row = html[html.index(f'<tr data-device="{device}">'):]
-    row = row[:row.index("</tr>")]
-    cell = row[row.index('data-field="config"'):]
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1:]))).strip()
+    row = html[html.index(f'<tr data-device="{device}">') :]
+    row = row[: row.index("</tr>")]
+    cell = row[row.index('data-field="config"') :]
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1 :]))).strip()
 
 
 def push(client, device: str, version: str) -> None:
@@ -49,8 +49,11 @@ def test_each_device_shows_its_pushed_version_and_what_it_made_of_it(web):
     assert "Insamlaren: version 2026-11-23.1 gäller" in config_cell(html, "pi-reception")
 
     heartbeat(services, "pi-reception", {"version": "2026-11-23.2", "state": "applied"})
-    heartbeat(services, "pi-telefoni", {"version": None, "state": "rolled_back",
-                                        "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"}})
+    heartbeat(
+        services,
+        "pi-telefoni",
+        {"version": None, "state": "rolled_back", "rejected": {"version": "2026-11-23.2", "reason": "no connection to the broker within 30 s"}},
+    )
     html = client.get(f"/installation/{VC01}").text
     assert config_cell(html, "pi-reception").startswith("2026-11-23.2 tillämpad skickad")
     telefoni = config_cell(html, "pi-telefoni")
@@ -75,10 +78,10 @@ def test_the_page_and_the_api_tell_the_same_outcome(web):
 
 
 def version_cell(html: str, device: str) -> str:
-    row = html[html.index(f'<tr data-device="{device}">'):]
-    row = row[:row.index("</tr>")]
-    cell = row[row.index('data-field="version"'):]
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1:cell.index("</td>")]))).strip()
+    row = html[html.index(f'<tr data-device="{device}">') :]
+    row = row[: row.index("</tr>")]
+    cell = row[row.index('data-field="version"') :]
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cell[cell.index(">") + 1 : cell.index("</td>")]))).strip()
 
 
 def test_the_version_column_shows_the_running_software_and_a_refused_or_rolled_back_update(web):
@@ -89,12 +92,19 @@ def test_the_version_column_shows_the_running_software_and_a_refused_or_rolled_b
         document = {"status": "online", "at": "2026-12-04T14:05:00+01:00", "version": "0.2.0", "update": update}
         DeviceRegistry(services.sessions, accept_unregistered=False).record_status(VC01, device, orjson.dumps(document))
 
-    beat("pi-reception", {"running": "0.2.0", "state": "rolled_back", "rejected": {
-        "version": "0.2.1", "reason": "version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0"}})
+    beat(
+        "pi-reception",
+        {
+            "running": "0.2.0",
+            "state": "rolled_back",
+            "rejected": {"version": "0.2.1", "reason": "version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0"},
+        },
+    )
     beat("pi-telefoni", {"running": "0.2.0", "state": "staged", "offered": "0.3.0"})
     html = client.get(f"/installation/{VC01}").text
-    assert version_cell(html, "pi-reception") == ("0.2.0 uppdatering till 0.2.1 återställd: "
-                                                  "version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0")
+    assert version_cell(html, "pi-reception") == (
+        "0.2.0 uppdatering till 0.2.1 återställd: version 0.2.1 did not reach the broker within 120 s; rolled back to 0.2.0"
+    )
     assert version_cell(html, "pi-telefoni") == "0.2.0 uppdatering till 0.3.0 hämtad och kontrollerad; installeras"
 
     beat("pi-telefoni", {"running": "0.3.0", "state": "installed"})
@@ -102,8 +112,8 @@ def test_the_version_column_shows_the_running_software_and_a_refused_or_rolled_b
 
 
 def clock_cell(html: str, device: str) -> str:
-    row = html[html.index(f'<tr data-device="{device}">'):]
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")], flags=re.S)
+    row = html[html.index(f'<tr data-device="{device}">') :]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[: row.index("</tr>")], flags=re.S)
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", cells[3]))).strip()
 
 
@@ -111,6 +121,7 @@ def test_the_clock_column_says_what_ntp_or_else_the_collectors_own_check_says(we
     client, services = web
     login(client, token(services, Role.installer, region=UPPSALA))
     registry = DeviceRegistry(services.sessions, accept_unregistered=False)
+
     def beat(device: str, clock: dict) -> None:
         registry.record_status(VC01, device, orjson.dumps({"status": "online", "at": "2026-11-23T14:05:00+01:00", "clock": clock}))
 

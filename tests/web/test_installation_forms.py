@@ -64,11 +64,14 @@ def test_a_form_posted_from_another_site_is_refused_even_with_the_token(web):
     assert response.status_code == 403 and codes_issued(services) == 0
 
 
-@pytest.mark.parametrize("role, scope, unit", [
-    (Role.clinic_manager, {"unit": VC01}, VC01),  # reads devices, manages none
-    (Role.region_analyst, {"region": UPPSALA}, VC01),
-    (Role.installer, {"region": GAVLEBORG}, VC01),  # another region
-])
+@pytest.mark.parametrize(
+    "role, scope, unit",
+    [
+        (Role.clinic_manager, {"unit": VC01}, VC01),  # reads devices, manages none
+        (Role.region_analyst, {"region": UPPSALA}, VC01),
+        (Role.installer, {"region": GAVLEBORG}, VC01),  # another region
+    ],
+)
 def test_only_device_managers_in_scope_may_issue_codes(web, role, scope, unit):
     client, services = web
     login(client, token(services, role, **scope))

@@ -118,7 +118,9 @@ def test_page_numbers_equal_api_numbers(web):
     assert fields["share"] == f"{round(api['share'] * 100, 1):.1f}\u00a0%".replace(".", ",")
     for name in ("answered", "callback_same_day", "callback_pending", "abandoned", "rejected"):
         assert fields[name] == str(api["details"][name]), name
-    assessment = client.get(f"/api/v1/units/{VC01}/compliance", params={"metric": "assessment", "from": PAST_DAY.isoformat(), "to": PAST_DAY.isoformat()}).json()
+    assessment = client.get(
+        f"/api/v1/units/{VC01}/compliance", params={"metric": "assessment", "from": PAST_DAY.isoformat(), "to": PAST_DAY.isoformat()}
+    ).json()
     cases = page_fields(html, "tredagars")
     assert cases["pending"] == str(assessment["details"]["pending"]) and cases["overdue_open"] == str(assessment["details"]["overdue_open"])
     assert "litet underlag" in html  # 9 assessed cases: fewer than 20

@@ -48,11 +48,11 @@ def test_filters_work_without_javascript_through_the_query(web):
     posted(client)
     login(client, token(services, Role.region_analyst, region=UPPSALA))
     missing = region_page(client, matt="fixed_doctor", under="1")
-    table = missing[missing.index('id="enheter"'):missing.index("</table>", missing.index('id="enheter"'))]
+    table = missing[missing.index('id="enheter"') : missing.index("</table>", missing.index('id="enheter"'))]
     assert f'data-unit="{VC01}"' in table and f'data-unit="{VC03}"' in table and f'data-unit="{VC02}"' not in table
     assert "1 av 3 enheter klarar målet" in missing  # the headline is about the whole region
     found = region_page(client, sok="ÖSTH")
-    table = found[found.index('id="enheter"'):found.index("</table>", found.index('id="enheter"'))]
+    table = found[found.index('id="enheter"') : found.index("</table>", found.index('id="enheter"'))]
     assert [u for u in (VC01, VC02, VC03) if f'data-unit="{u}"' in table] == [VC02]
     assert 'id="matt"' in found and 'name="under"' in found and "Ta bort filtren" in found
     assert "Inga enheter matchar filtren" in region_page(client, sok="finns-inte")
@@ -65,8 +65,8 @@ def test_each_small_chart_holds_the_apis_monthly_figures(web):
     html = region_page(client, matt="fixed_doctor")
     march = client.get(f"/api/v1/units/{VC02}/compliance", params={"metric": "fixed_doctor", "from": "2026-03-01", "to": PAST_DAY.isoformat()}).json()
     assert march["share"] == 0.5735  # 6 790 / 11 840
-    item = html[html.index(f'<li data-unit="{VC02}"'):]
-    item = item[:item.index("</li>")]
+    item = html[html.index(f'<li data-unit="{VC02}"') :]
+    item = item[: item.index("</li>")]
     # The API's share 0,5735 shown as a percentage rounded half up; no data before March is a gap.
     assert "mars 2026: 57,4\u00a0%" in item and "februari 2026: ingen data" in item and "april 2025: ingen data" in item
     assert '<svg viewBox="0 0 132 40" class="chart spark" role="img"' in item
@@ -85,7 +85,7 @@ def test_whole_year_counts_whole_days_only():
 
 
 def table_units(html: str) -> list[str]:
-    table = html[html.index('id="enheter"'):html.index("</table>", html.index('id="enheter"'))]
+    table = html[html.index('id="enheter"') : html.index("</table>", html.index('id="enheter"'))]
     return re.findall(r'<tr data-unit="([^"]+)"', table)
 
 
@@ -129,7 +129,9 @@ def test_the_csv_export_follows_the_search_and_the_period(web):
     # answered (8), 5–6 called back the same day (2), 7 waiting, 8 abandoned: 10 of 12.
     assert (exported[0]["numerator"], exported[0]["denominator"]) == ("10", "12")
     whole = region_page(client, fran=PAST_DAY.isoformat())
-    assert [r["unit"] for r in csv_rows(client.get(export_link(whole, "telephone")).text)] == table_units(whole) == [VC03, VC01, VC02]  # Hälsocentralen Ä…, Vårdcentralen Å…, Ö…
+    assert (
+        [r["unit"] for r in csv_rows(client.get(export_link(whole, "telephone")).text)] == table_units(whole) == [VC03, VC01, VC02]
+    )  # Hälsocentralen Ä…, Vårdcentralen Å…, Ö…
 
 
 def test_the_csv_export_keeps_the_pages_scope(web):

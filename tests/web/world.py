@@ -28,22 +28,64 @@ def register(services: Services) -> None:
         session.add(UnitRow(unit=VC03, name="Hälsocentralen Älvkarleby", region=UPPSALA))
         session.add(UnitRow(unit=OTHER, name="Vårdcentralen Gävle", region=GAVLEBORG))
         now = datetime.now(timezone.utc)
-        heartbeat = {"status": "online", "device": "pi-reception", "version": "1.4.2", "at": now.isoformat(),
-                     "clock": {"ntp_synced": True}, "outbox": {"depth": 12, "oldest_at": (now - timedelta(minutes=3)).isoformat()},
-                     "config": {"version": "2026-11-20.1", "state": "applied"}}
-        rolled_back = {"version": None, "state": "rolled_back",
-                       "rejected": {"version": "2026-11-20.1", "reason": "no connection to mqtts://mqtt2.vardkoll.example.se:8883 within 30 s"}}
-        session.add(DeviceRow(unit=VC01, device="pi-reception", registered_at=now - timedelta(days=40), status="online",
-                              last_seen_at=now - timedelta(seconds=40), last_status=orjson.dumps(heartbeat).decode()))
-        session.add(DeviceRow(unit=VC01, device="pi-telefoni", registered_at=now - timedelta(days=40), status="silent",
-                              last_seen_at=now - timedelta(minutes=47),
-                              last_status=orjson.dumps({**heartbeat, "version": "1.3.9", "clock": {"ntp_synced": False}, "outbox": {"depth": 318},
-                                                        "config": rolled_back}).decode()))
+        heartbeat = {
+            "status": "online",
+            "device": "pi-reception",
+            "version": "1.4.2",
+            "at": now.isoformat(),
+            "clock": {"ntp_synced": True},
+            "outbox": {"depth": 12, "oldest_at": (now - timedelta(minutes=3)).isoformat()},
+            "config": {"version": "2026-11-20.1", "state": "applied"},
+        }
+        rolled_back = {
+            "version": None,
+            "state": "rolled_back",
+            "rejected": {"version": "2026-11-20.1", "reason": "no connection to mqtts://mqtt2.vardkoll.example.se:8883 within 30 s"},
+        }
+        session.add(
+            DeviceRow(
+                unit=VC01,
+                device="pi-reception",
+                registered_at=now - timedelta(days=40),
+                status="online",
+                last_seen_at=now - timedelta(seconds=40),
+                last_status=orjson.dumps(heartbeat).decode(),
+            )
+        )
+        session.add(
+            DeviceRow(
+                unit=VC01,
+                device="pi-telefoni",
+                registered_at=now - timedelta(days=40),
+                status="silent",
+                last_seen_at=now - timedelta(minutes=47),
+                last_status=orjson.dumps(
+                    {**heartbeat, "version": "1.3.9", "clock": {"ntp_synced": False}, "outbox": {"depth": 318}, "config": rolled_back}
+                ).decode(),
+            )
+        )
         for device in ("pi-reception", "pi-telefoni"):  # one remote config version pushed to both
-            session.add(DeviceConfigVersion(unit=VC01, device=device, seq=1, version="2026-11-20.1", sections='{"publisher": {"max_events_per_s": 100}}',
-                                            pushed_by="installatör Uppsala", pushed_at=now - timedelta(days=3)))
-        session.add(DeviceRow(unit=VC01, device="pi-gammal", registered_at=now - timedelta(days=400), status="offline",
-                              last_seen_at=now - timedelta(days=3), retired_at=now - timedelta(days=2)))
+            session.add(
+                DeviceConfigVersion(
+                    unit=VC01,
+                    device=device,
+                    seq=1,
+                    version="2026-11-20.1",
+                    sections='{"publisher": {"max_events_per_s": 100}}',
+                    pushed_by="installatör Uppsala",
+                    pushed_at=now - timedelta(days=3),
+                )
+            )
+        session.add(
+            DeviceRow(
+                unit=VC01,
+                device="pi-gammal",
+                registered_at=now - timedelta(days=400),
+                status="offline",
+                last_seen_at=now - timedelta(days=3),
+                retired_at=now - timedelta(days=2),
+            )
+        )
 
 
 def token(services: Services, role: Role, region: str | None = None, unit: str | None = None) -> str:
@@ -93,8 +135,15 @@ def day_of_events(unit: str, day: date, latest: datetime | None = None, calls: i
     add("listing.snapshot", at(0.05), listed=11840, named_doctor=6390 + 400 * seed)
     for i in range(30):
         fixed = f"doc{i % 4:04d}x"
-        add("visit.completed", at(0.4 + i / 100), patient=f"pat{seed}x{day:%m%d}x{i:03d}", practitioner=fixed if i % 3 else "doc9999x",
-            profession="doctor", listed=True, fixed_doctor=fixed)
+        add(
+            "visit.completed",
+            at(0.4 + i / 100),
+            patient=f"pat{seed}x{day:%m%d}x{i:03d}",
+            practitioner=fixed if i % 3 else "doc9999x",
+            profession="doctor",
+            listed=True,
+            fixed_doctor=fixed,
+        )
     return events
 
 

@@ -65,9 +65,7 @@ def _start_mosquitto(binary: str, port: int) -> RunningBroker:
     (folder / "mosquitto.conf").write_text("\n".join(lines) + "\n")
     # A session of its own: Ctrl-C reaches the demo, which stops the broker last, after the clinics
     # have said goodbye and the server has committed what it received.
-    process = subprocess.Popen(
-        [binary, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    process = subprocess.Popen([binary, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_port(port)
 
     def stop() -> None:

@@ -59,8 +59,16 @@ class Clinic:
         return "".join(system.connectors() for system in self.systems)
 
 
-def build_clinics(count: int, folder: Path, intent_path: Path, delivered_calls: Callable[[str], int], fhir: FhirServer,
-                  now: datetime, seed: int = 7, history_days: int = HISTORY_DAYS) -> tuple[list[Clinic], IntendedEvents, list[Write], date]:
+def build_clinics(
+    count: int,
+    folder: Path,
+    intent_path: Path,
+    delivered_calls: Callable[[str], int],
+    fhir: FhirServer,
+    now: datetime,
+    seed: int = 7,
+    history_days: int = HISTORY_DAYS,
+) -> tuple[list[Clinic], IntendedEvents, list[Write], date]:
     today = now.astimezone(STOCKHOLM).date()
     first_day = today - timedelta(days=history_days)
     generated: dict[str, dict[str, Event]] = {}
@@ -81,7 +89,9 @@ def build_clinics(count: int, folder: Path, intent_path: Path, delivered_calls: 
             clinic.systems += [queue, CallbackExport(unit, home / "callbacks", intent, STOCKHOLM, call_ids=queue.call_ids, callbacks_only=True)]
         else:
             clinic.systems.append(CallbackExport(unit, home / "callbacks", intent, STOCKHOLM))
-        clinic.systems.append(FhirRecords(unit, tag, home / "fhir", intent, STOCKHOLM, fhir) if records == "fhir" else SerialDevices(unit, home, intent, STOCKHOLM))
+        clinic.systems.append(
+            FhirRecords(unit, tag, home / "fhir", intent, STOCKHOLM, fhir) if records == "fhir" else SerialDevices(unit, home, intent, STOCKHOLM)
+        )
         clinic.systems.append(ListingExport(unit, home / "listing", intent, STOCKHOLM))
         events = sorted(generated[unit].values(), key=lambda e: (datetime.fromisoformat(e["at"]), e["id"]))
         for system in clinic.systems:

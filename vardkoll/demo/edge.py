@@ -44,8 +44,12 @@ heartbeat_interval_s = 5
 def enroll_collector(base_url: str, admin_token: str, unit: str, device: str, folder: Path, connectors: str, mqtt_v5: bool = True) -> Path:
     """Ask for a one-time code as an installer would (`POST /units/{unit}/enrollment-codes`), redeem it
     with `vardkoll collector enroll`'s own code, then add the tuning and the clinic's connectors."""
-    response = httpx.post(f"{base_url}/api/v1/units/{unit}/enrollment-codes", json={"device": device, "valid_hours": 1},
-                          headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+    response = httpx.post(
+        f"{base_url}/api/v1/units/{unit}/enrollment-codes",
+        json={"device": device, "valid_hours": 1},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
     response.raise_for_status()
     config = folder / "collector.toml"
     enroll(base_url, response.json()["code"], device=device, config_path=config, state_dir=folder / "state")
@@ -80,8 +84,13 @@ class CollectorProcess:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log_file:
-            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         self.on_change()
 
 
@@ -152,4 +161,3 @@ def bridge_arguments(bridge_config: Path, collector_config: Path) -> list[str]:
 
 def command(arguments: list[str]) -> list[str]:
     return _vardkoll() + arguments
-

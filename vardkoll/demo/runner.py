@@ -68,8 +68,9 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
 
     fhir = FhirServer()
     now = datetime.now(timezone.utc).replace(microsecond=0)  # the past ends here; printed in whole seconds
-    clinics, intent, writes, first_day = build_clinics(units, folder / "clinics", folder / "intended-events.jsonl",
-                                                       lambda unit: delivered(unit, calls_only=True), fhir, now)
+    clinics, intent, writes, first_day = build_clinics(
+        units, folder / "clinics", folder / "intended-events.jsonl", lambda unit: delivered(unit, calls_only=True), fhir, now
+    )
     _register_units(services, clinics)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"))
     server_thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
@@ -78,9 +79,19 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
     base = f"http://127.0.0.1:{port}"
     fhir.start()
 
-    state: dict[str, Any] = {"port": port, "base_url": base, "admin_token": token, "folder": str(folder), "region": REGION,
-                             "intended_events": str(intent.path), "first_day": first_day.isoformat(), "today": now.astimezone(STOCKHOLM).date().isoformat(), "history_until": now.isoformat(),
-                             "history_complete_after_s": None, "clinics": []}
+    state: dict[str, Any] = {
+        "port": port,
+        "base_url": base,
+        "admin_token": token,
+        "folder": str(folder),
+        "region": REGION,
+        "intended_events": str(intent.path),
+        "first_day": first_day.isoformat(),
+        "today": now.astimezone(STOCKHOLM).date().isoformat(),
+        "history_until": now.isoformat(),
+        "history_complete_after_s": None,
+        "clinics": [],
+    }
     collectors = Collectors(report=lambda text: say(f"  {text}"))
     for clinic in clinics:
         collectors.add(_collector_for(clinic, base, token, broker.mqtt_v5, lambda: _save(folder, state, clinics, collectors)))
@@ -104,7 +115,9 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
         say(f"  {clinic.name} ({clinic.unit}): {clinic.describe()}")
         say(f"      → collector {clinic.device} (pid {process.pid}): vardkoll {' '.join(process.arguments)}")
     say(f"  The systems write into {folder / 'clinics'}; what they meant to convey, as events: {intent.path}")
-    say(f"  Once history is in, the API's figures as of the start equal: vardkoll replay {intent.path} --from {first_day} --to {today} --as-of {now.isoformat()}")
+    say(
+        f"  Once history is in, the API's figures as of the start equal: vardkoll replay {intent.path} --from {first_day} --to {today} --as-of {now.isoformat()}"
+    )
     say(f"  History ({first_day} to now) streams in first, then today's events as they happen. Started in {time.monotonic() - started:.1f} s.")
     say("Press Ctrl-C to stop.")
 
@@ -156,8 +169,9 @@ REMOTE_CONFIG = {"version": "demo-1", "sections": {"publisher": {"heartbeat_inte
 
 def _push_remote_config(base: str, token: str, clinics: list[Clinic], say: Callable[[str], None]) -> None:
     for clinic in clinics:
-        response = httpx.put(f"{base}/api/v1/units/{clinic.unit}/devices/{clinic.device}/config", json=REMOTE_CONFIG,
-                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        response = httpx.put(
+            f"{base}/api/v1/units/{clinic.unit}/devices/{clinic.device}/config", json=REMOTE_CONFIG, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         if response.status_code != 200:
             say(f"  remote config for {clinic.device} not pushed: HTTP {response.status_code}")
             return
@@ -182,14 +196,25 @@ def _status_line(services, clinics: list[Clinic], intent, delivered, timeline: T
                 pass
     up_to = timeline.written_up_to
     when = datetime.fromtimestamp(up_to, STOCKHOLM).strftime("%Y-%m-%d %H:%M") if up_to else "–"
-    return (f"  systems have written up to {when}: {written:,} events meant, {stored:,} stored by the server, "
-            f"{sum(depths):,} in the collectors' outboxes, {timeline.still_to_happen:,} records still to come today")
+    return (
+        f"  systems have written up to {when}: {written:,} events meant, {stored:,} stored by the server, "
+        f"{sum(depths):,} in the collectors' outboxes, {timeline.still_to_happen:,} records still to come today"
+    )
 
 
 def _save(folder: Path, state: dict[str, Any], clinics: list[Clinic], collectors: Collectors) -> None:
     state["clinics"] = [
-        {"unit": c.unit, "name": c.name, "device": c.device, "systems": [s.name for s in c.systems], "phone": c.phone, "records": c.records,
-         "pid": p.pid, "restarts": p.restarts, "folder": str(c.folder)}
+        {
+            "unit": c.unit,
+            "name": c.name,
+            "device": c.device,
+            "systems": [s.name for s in c.systems],
+            "phone": c.phone,
+            "records": c.records,
+            "pid": p.pid,
+            "restarts": p.restarts,
+            "folder": str(c.folder),
+        }
         for c, p in zip(clinics, collectors.processes)
     ]
     with _SAVING:  # it holds the admin token: mode 0600

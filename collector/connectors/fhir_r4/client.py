@@ -18,7 +18,6 @@ import httpx
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-
 def quiet_request_logs() -> None:
     """httpx logs every request URL at INFO (httpcore at DEBUG). A read such as `Patient/<id>` can carry
     a personal identity number where a record system uses it as the logical id, so in a process that
@@ -104,8 +103,6 @@ class FhirClient:
         if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
             raise FhirError(f"{where}: the answer is not a FHIR resource")
         return document
-
-
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

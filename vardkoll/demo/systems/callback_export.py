@@ -30,8 +30,9 @@ EXPORT_EVERY_S = 20.0  # in real time; while catching up, after every step
 class CallbackExport:
     name = "callback system export (CSV)"
 
-    def __init__(self, unit: str, folder: Path, intent: IntendedEvents, zone: ZoneInfo,
-                 call_ids: dict[str, str] | None = None, callbacks_only: bool = False) -> None:
+    def __init__(
+        self, unit: str, folder: Path, intent: IntendedEvents, zone: ZoneInfo, call_ids: dict[str, str] | None = None, callbacks_only: bool = False
+    ) -> None:
         self.unit, self.folder, self.intent, self.zone = unit, folder, intent, zone
         folder.mkdir(parents=True, exist_ok=True)
         self._call_ids = call_ids  # the phone system's ids of the calls, when another system owns the queue

@@ -48,8 +48,13 @@ Resource = dict[str, Any]
 def _form(form: str | None) -> dict[str, Any]:
     if form is None:
         return {}
-    types = {"phone": (SNOMED, "185317003"), "video": (SNOMED, "448337001"), "home": (SNOMED, "439708006"),
-             "chat": (LOCAL_FORMS, "chatt"), "letter": (LOCAL_FORMS, "brev")}
+    types = {
+        "phone": (SNOMED, "185317003"),
+        "video": (SNOMED, "448337001"),
+        "home": (SNOMED, "439708006"),
+        "chat": (LOCAL_FORMS, "chatt"),
+        "letter": (LOCAL_FORMS, "brev"),
+    }
     fields: dict[str, Any] = {"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" if form in ("physical", "phone") else "VR"}}
     if form in types:
         system, code = types[form]
@@ -105,8 +110,14 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
     def _practitioner(self, ident: str, profession: str) -> str:
         key = f"Practitioner/{ident}"
         if key not in self.resources:
-            self._put({"resourceType": "Practitioner", "id": ident, "identifier": [{"system": HSA, "value": doctor_hsa_id(self.unit, ident)}],
-                       "qualification": [{"code": {"coding": [{"system": HOSP, "code": PROFESSION_CODES[profession]}]}}]})
+            self._put(
+                {
+                    "resourceType": "Practitioner",
+                    "id": ident,
+                    "identifier": [{"system": HSA, "value": doctor_hsa_id(self.unit, ident)}],
+                    "qualification": [{"code": {"coding": [{"system": HOSP, "code": PROFESSION_CODES[profession]}]}}],
+                }
+            )
         return ident
 
     def _patient(self, ident: str, listed: bool, doctor: str | None) -> str:
@@ -134,9 +145,14 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
             contact = case.contacts[0]
             opened = epoch(contact)
             patient = patient_for(contact.get("patient"), contact["listed"], f"anon-{case.case}")
-            appointment = {"resourceType": "Appointment", "id": case.case, "status": "booked", "created": contact["at"],
-                           "appointmentType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0276", "code": APPOINTMENT_TYPES[contact["channel"]]}]},
-                           "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}]}
+            appointment = {
+                "resourceType": "Appointment",
+                "id": case.case,
+                "status": "booked",
+                "created": contact["at"],
+                "appointmentType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0276", "code": APPOINTMENT_TYPES[contact["channel"]]}]},
+                "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}],
+            }
             writes.append((opened, lambda a=appointment, t=opened: self._write_appointment(a, t)))
             for number, assessed in enumerate(case.assessed):
                 assessor = self._practitioner(f"bed-{PROFESSION_CODES[assessed['profession']].lower()}", assessed["profession"])
@@ -158,10 +174,17 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
 
     def _encounter(self, ident: str, event: Event, practitioner: str, patient: str, appointment: str | None) -> Resource:
         encounter: Resource = {
-            "resourceType": "Encounter", "id": ident, "status": "finished", **_form(event.get("form")),
+            "resourceType": "Encounter",
+            "id": ident,
+            "status": "finished",
+            **_form(event.get("form")),
             "period": {"start": event["at"]},
-            "participant": [{"type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PPRF"}]}],
-                             "individual": {"reference": f"Practitioner/{practitioner}"}}],
+            "participant": [
+                {
+                    "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PPRF"}]}],
+                    "individual": {"reference": f"Practitioner/{practitioner}"},
+                }
+            ],
             "subject": {"reference": f"Patient/{patient}"},
         }
         if appointment is not None:
@@ -184,8 +207,17 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
         patient = appointment["participant"][0]["actor"]["reference"]
         listed, _ = self._patient_facts(patient.split("/", 1)[1])
         channel = next(c for c, code in APPOINTMENT_TYPES.items() if code == appointment["appointmentType"]["coding"][0]["code"])
-        self.intent.add(self.unit, CONNECTOR, key, "care.contact", datetime.fromisoformat(appointment["created"]),
-                        patient=pseudonym("patient", patient), listed=listed, channel=channel, **case)
+        self.intent.add(
+            self.unit,
+            CONNECTOR,
+            key,
+            "care.contact",
+            datetime.fromisoformat(appointment["created"]),
+            patient=pseudonym("patient", patient),
+            listed=listed,
+            channel=channel,
+            **case,
+        )
         if appointment["status"] == "cancelled":
             self.intent.add(self.unit, CONNECTOR, key, "care.cancelled", datetime.fromtimestamp(written, timezone.utc), **case)
 
@@ -201,8 +233,16 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
         fields: dict[str, Any] = {"profession": profession, "listed": listed, "fixed_doctor": pseudonym("practitioner", doctor) if doctor else None}
         if form is not None:
             fields["form"] = form
-        self.intent.add(self.unit, CONNECTOR, key, "visit.completed", at, patient=pseudonym("patient", patient),
-                        practitioner=pseudonym("practitioner", practitioner["identifier"][0]["value"]), **fields)
+        self.intent.add(
+            self.unit,
+            CONNECTOR,
+            key,
+            "visit.completed",
+            at,
+            patient=pseudonym("patient", patient),
+            practitioner=pseudonym("practitioner", practitioner["identifier"][0]["value"]),
+            **fields,
+        )
         if "appointment" in encounter and form is not None:
             case = pseudonym("case", encounter["appointment"][0]["reference"])
             self.intent.add(self.unit, CONNECTOR, key, "care.assessed", at, case=case, profession=profession, form=form)
@@ -226,8 +266,12 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
         with self.lock:
             for key in keys:
                 resource = self.resources[key]
-                references = [resource.get("subject"), *(p.get("individual") for p in resource.get("participant", [])),
-                              *(p.get("actor") for p in resource.get("participant", [])), *(resource.get("appointment") or [])]
+                references = [
+                    resource.get("subject"),
+                    *(p.get("individual") for p in resource.get("participant", [])),
+                    *(p.get("actor") for p in resource.get("participant", [])),
+                    *(resource.get("appointment") or []),
+                ]
                 for reference in references:
                     if isinstance(reference, dict) and reference.get("reference") in self.resources:
                         wanted[reference["reference"]] = None

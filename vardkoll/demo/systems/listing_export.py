@@ -72,8 +72,16 @@ named_doctor = "med_fast_lakare"
         digest = "sha256:" + hashlib.sha256(content).hexdigest()
         doctors = [{"doctor": pseudonym("practitioner", hsa), "listed": listed, "active": active} for hsa, listed, active, _ in rows if hsa]
         at = datetime.combine(day, datetime.strptime("02:00", "%H:%M").time(), self.zone)
-        self.intent.add(self.unit, CONNECTOR, f"{name}\x1f{digest}", "listing.snapshot", at,
-                        listed=snapshot["listed"], named_doctor=snapshot["named_doctor"], doctors=doctors)
+        self.intent.add(
+            self.unit,
+            CONNECTOR,
+            f"{name}\x1f{digest}",
+            "listing.snapshot",
+            at,
+            listed=snapshot["listed"],
+            named_doctor=snapshot["named_doctor"],
+            doctors=doctors,
+        )
 
     def tick(self, now: float, catching_up: bool) -> bool:
         return True

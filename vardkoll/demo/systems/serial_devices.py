@@ -115,7 +115,9 @@ ticket_source = "{DISPENSER}"
                     self.intent.add(self.unit, "bridge", f"{name}/{local_seq}", "care.contact", at, case=case, listed=event["listed"], channel="visit")
                 else:
                     case = pseudonym("case", f"{DISPENSER}/{ticket}" if ticket else f"{PANEL}/unlinked/{local_seq}")
-                    self.intent.add(self.unit, "bridge", f"{name}/{local_seq}", "care.assessed", at, case=case, profession=event["profession"], form=event["form"])
+                    self.intent.add(
+                        self.unit, "bridge", f"{name}/{local_seq}", "care.assessed", at, case=case, profession=event["profession"], form=event["form"]
+                    )
         return True
 
     @property
