@@ -1,4 +1,4 @@
-"""The code checks CI runs with the tests: ruff's lint and mypy (strict for the wire contract and the
+"""The code checks CI runs with the tests: ruff's lint and format check, and mypy (strict for the wire contract and the
 metric rules), and no `type: ignore` without its error code and a reason on the same line."""
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def _tool(name: str) -> str:
 def test_ruff_finds_nothing():
     result = subprocess.run([_tool("ruff"), "check", "--quiet", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_would_change_nothing():
+    result = subprocess.run([_tool("ruff"), "format", "--check", "--quiet", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, "run `ruff format .`:\n" + result.stdout + result.stderr
 
 
 def test_mypy_strict_on_the_wire_contract_and_the_metric_rules(tmp_path):
