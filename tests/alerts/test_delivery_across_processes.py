@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import select
 
 from support import free_port
-from vardkoll.demo.collectors import DemoCollector
+from support.memory_collector import DemoCollector
 from vardkoll.protocol.personal_number import contains_personal_number
 from vardkoll.server.alerts.store import ASSESSMENT_AT_RISK
 from vardkoll.server.services import build_services
