@@ -21,6 +21,7 @@ from typing import Any, Callable
 from .clock import ClockGuard, ClockReading, ClockState, HoldStamp, make_clock_reader, ntp_synchronised
 from .config import CollectorConfig
 from .connectors import Connector, ConnectorContext, build_connector
+from .lookup import LookupMap
 from .outbox import Outbox
 from .pipeline import Pipeline
 from . import remote_config
@@ -79,7 +80,8 @@ class Agent:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
         self.notifier = notifier or ServiceNotifier()  # systemd's READY/WATCHDOG; a no-op outside systemd
-        self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device)
+        lookup = LookupMap(config.lookup_file, config.lookup.retention_days) if config.lookup.enabled else None
+        self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device, lookup)
         box = config.outbox
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         self._remote_inbox: queue.Queue[bytes] = queue.Queue(maxsize=8)
@@ -268,6 +270,8 @@ class Agent:
             try:
                 for batch in connector.poll():
                     events = [self.pipeline.to_wire(name, source) for source in batch.events]
+                    if self.pipeline.lookup is not None:
+                        self.pipeline.lookup.flush()
                     device_stamped = [event["id"] for event, source in zip(events, batch.events) if source.clock == "device"]
                     hold = self.device_clock_hold() if device_stamped else None
                     added = self.outbox.add(events, batch.checkpoint, held_ids=device_stamped, hold=hold)

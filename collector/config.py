@@ -86,6 +86,14 @@ class ClockConfig(_Strict):
     ntp_check_interval_s: float = Field(default=30.0, gt=0)  # how often `timedatectl` is asked
 
 
+class LookupConfig(_Strict):
+    """The local map from pseudonyms back to the source's references (`vardkoll collector lookup`)."""
+
+    enabled: bool = True
+    path: Path | None = None  # default: lookup.db beside the outbox
+    retention_days: int = Field(default=60, ge=1, le=366)
+
+
 class PseudonymConfig(_Strict):
     secret_file: Path = Path("/var/lib/vardkoll-collector/pseudonym.key")
 
@@ -149,8 +157,13 @@ class CollectorConfig(_Strict):
     pseudonyms: PseudonymConfig = PseudonymConfig()
     remote_config: RemoteConfigSettings = RemoteConfigSettings()
     clock: ClockConfig = ClockConfig()
+    lookup: LookupConfig = LookupConfig()
     software_update: SoftwareUpdateSettings = SoftwareUpdateSettings()
     connectors: list[ConnectorEntry] = []
+
+    @property
+    def lookup_file(self) -> Path:
+        return self.lookup.path or self.outbox.path.parent / "lookup.db"
 
     @property
     def remote_state_file(self) -> Path:

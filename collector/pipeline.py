@@ -1,7 +1,8 @@
 """Source events → wire events: pseudonyms for every reference, a stable event id, unit and device.
 
 This is the only place where raw source ids meet the secret, for the connectors and the firmware bridge
-alike; what leaves here holds pseudonyms only. How the secret makes them is the pipeline's scheme
+alike; what leaves here holds pseudonyms only. The way back, for the clinic's staff, is written here too:
+the lookup map (`collector/lookup.py`), which stays on the device. How the secret makes them is the pipeline's scheme
 (`collector/pseudonyms.py`): `Pseudonymiser` for the agent's connectors, `FirmwareBridgePseudonymiser`
 for the bridge's presses.
 """
@@ -13,13 +14,15 @@ import copy
 from typing import Any
 
 from .connectors.base import SourceEvent, joined_key
+from .lookup import LookupMap
 from .pseudonyms import PseudonymScheme
 
 
 class Pipeline:
-    def __init__(self, scheme: PseudonymScheme, unit: str, device: str | None) -> None:
+    def __init__(self, scheme: PseudonymScheme, unit: str, device: str | None, lookup: LookupMap | None = None) -> None:
         self._scheme = scheme
         self.unit, self.device = unit, device
+        self.lookup = lookup  # pseudonym -> source reference of cases and calls, kept on this device only
 
     def to_wire(self, connector: str, source: SourceEvent) -> dict[str, Any]:
         """The protocol event (SPEC 3.1); its id depends only on (connector, source key, type and, where the
@@ -37,7 +40,10 @@ class Pipeline:
             "at": source.at.isoformat(timespec=source.at_timespec),
         }
         for field, (kind, raw) in source.refs.items():
-            _set_path(event, field, self._scheme.pseudonym(kind, raw) if raw is not None else None)
+            pseudonym = self._scheme.pseudonym(kind, raw) if raw is not None else None
+            _set_path(event, field, pseudonym)
+            if self.lookup is not None and pseudonym is not None and raw is not None:
+                self.lookup.remember(pseudonym, kind, connector, raw, source.at)
         return event
 
 

@@ -264,6 +264,32 @@ def collector_enroll(
 _DEFAULT_COLLECTOR_CONFIG = Path("/etc/vardkoll-collector/collector.toml")
 
 
+@collector_app.command("lookup")
+def collector_lookup(
+    pseudonym: Annotated[str, typer.Argument(help="a case's or call's pseudonym, as an alert or Klinikvy shows it")],
+    config: Annotated[Path, typer.Option(help="the collector's config file")] = _DEFAULT_COLLECTOR_CONFIG,
+) -> None:
+    """The source system's own reference for a case or call (booking id, queue call id, FHIR Appointment id), in Swedish.
+
+    Answers from this device's local map only (kept 60 days by default); exit 1 when the pseudonym is unknown."""
+    from vardkoll.collector.config import ConfigError, load_config
+    from vardkoll.collector.lookup import LookupMap, answer
+
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not settings.lookup.enabled or not settings.lookup_file.exists():
+        _fail(f"ingen uppslagstabell på den här insamlaren ({settings.lookup_file}): [lookup] är avstängd eller inget har samlats in än")
+    lookup = LookupMap(settings.lookup_file, settings.lookup.retention_days)
+    try:
+        references = lookup.lookup(pseudonym)
+    finally:
+        lookup.close()
+    typer.echo(answer(pseudonym.strip(), references, settings.lookup.retention_days), nl=False)
+    raise typer.Exit(0 if references else 1)
+
+
 @collector_app.command("export-secret")
 def collector_export_secret(
     out: Annotated[Path, typer.Option(help="the encrypted file to write (mode 0600)")],

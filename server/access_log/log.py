@@ -15,7 +15,7 @@ from ..storage.access_tables import AccessRecord
 
 log = logging.getLogger("vardkoll.access")
 
-ACTIONS_READ_CASES = ("read:events", "read:at_risk")  # reads of case-level data
+ACTIONS_READ_CASES = ("read:events", "read:at_risk", "read:alerts")  # reads of case-level data
 CHANGERS = frozenset({Role.admin, Role.installer, Role.clinic_manager, Role.region_analyst})  # devices only post events
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

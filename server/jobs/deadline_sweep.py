@@ -24,7 +24,7 @@ from ..figures.loading import load_cases
 from ..services import Services
 from ..storage.job_tables import SweepMark
 from ..storage.tables import UnitActivity
-from .alerts import ASSESSMENT_OVERDUE, AlertRaised, raise_alerts
+from ..alerts.store import ASSESSMENT_OVERDUE, AlertRaised, raise_alerts
 from ..storage.upsert import dialect_insert
 
 # Before any data (ingest refuses events before 1970): as `as_of` of `load_cases`, it adds no open

@@ -28,6 +28,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ..alerts import AlertSettings, deliver, hand_out, hand_out_digests, run_checks
 from ..monitoring import count_job_run
 from ..services import Services
 from .deadline_sweep import sweep_deadlines
@@ -72,7 +73,7 @@ class JobStatus:
     last_error: str | None = None  # the exception's type only
 
 
-def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob]:
+def default_jobs(services: Services, settings: JobSettings, holder: str = "jobs") -> list[ScheduledJob]:
     late_window = timedelta(seconds=settings.overdue_late_window_s)
     silent_after = timedelta(seconds=settings.silent_after_s)
 
@@ -93,6 +94,18 @@ def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob
     def retention(now: datetime) -> dict[str, int]:
         return apply_retention(services, now)
 
+    alert_settings = AlertSettings()
+
+    def alert_checks(now: datetime) -> dict[str, int]:
+        report = run_checks(services, now)
+        return {**report.raised, "cleared": report.cleared}
+
+    def alert_delivery(now: datetime) -> dict[str, int]:
+        handed_out = hand_out(services.sessions, alert_settings, now)
+        digests = hand_out_digests(services, alert_settings, now)
+        report = deliver(services.sessions, alert_settings, holder, utc_now)
+        return {"handed_out": handed_out, "digests": digests, "sent": report.sent, "retried": report.retried, "failed": report.failed}
+
     audit_zone = ZoneInfo(settings.audit_time_zone)
     return [
         ScheduledJob(
@@ -104,6 +117,13 @@ def default_jobs(services: Services, settings: JobSettings) -> list[ScheduledJob
         ScheduledJob("figure_rollups", IntervalTrigger(seconds=settings.rollups_every_s), figure_rollups, misfire_grace_s=int(settings.rollups_every_s)),
         ScheduledJob(
             "self_audit", CronTrigger(hour=settings.audit_at.hour, minute=settings.audit_at.minute, timezone=audit_zone), self_audit, misfire_grace_s=3600
+        ),
+        ScheduledJob("alert_checks", IntervalTrigger(seconds=settings.alert_checks_every_s), alert_checks, misfire_grace_s=int(settings.alert_checks_every_s)),
+        ScheduledJob(
+            "alert_delivery",
+            IntervalTrigger(seconds=settings.alert_delivery_every_s),
+            alert_delivery,
+            misfire_grace_s=max(1, int(settings.alert_delivery_every_s)),
         ),
         ScheduledJob(
             "retention", CronTrigger(hour=settings.retention_at.hour, minute=settings.retention_at.minute, timezone=audit_zone), retention, misfire_grace_s=3600
@@ -124,7 +144,7 @@ class JobRunner:
         self.settings = settings or JobSettings()
         self._clock = clock
         self.holder = holder or make_holder_id()
-        job_list = default_jobs(services, self.settings) if jobs is None else jobs
+        job_list = default_jobs(services, self.settings, self.holder) if jobs is None else jobs
         self.jobs: dict[str, ScheduledJob] = {job.name: job for job in job_list}
         self.status: dict[str, JobStatus] = {name: JobStatus() for name in self.jobs}
         self._lock = threading.Lock()

@@ -27,7 +27,7 @@ from ..services import Services
 from ..storage.job_tables import AuditRow
 from ..storage.stamp_keys import epoch_us
 from ..storage.tables import StoredEvent, UnitActivity
-from .alerts import AUDIT_MISMATCH, AlertRaised, raise_alerts
+from ..alerts.store import AUDIT_MISMATCH, AlertRaised, raise_alerts
 from ..storage.upsert import dialect_insert
 
 IGNORED_KEYS = frozenset({"definition_version", "data"})

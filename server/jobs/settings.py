@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from datetime import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vardkoll.protocol.local_time import TimeZoneName
 
 LEASE_NAME = "vardkoll-jobs"
 
 
-class JobSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class JobSettings(BaseSettings):
+    """Also from the environment, `VARDKOLL_JOBS_<FIELD>` (e.g. VARDKOLL_JOBS_ALERT_DELIVERY_EVERY_S=2)."""
+
+    model_config = SettingsConfigDict(env_prefix="VARDKOLL_JOBS_", extra="forbid", frozen=True)
 
     lease_name: str = Field(default=LEASE_NAME, min_length=1, max_length=64)
     lease_ttl_s: float = Field(default=30.0, gt=0)
@@ -36,6 +39,8 @@ class JobSettings(BaseModel):
     audit_at: time = time(3, 15)
     audit_time_zone: TimeZoneName = "Europe/Stockholm"
     retention_at: time = time(3, 45)  # after the self-audit, in the same time zone
+    alert_checks_every_s: float = Field(default=60.0, gt=0)  # at-risk cases, telephone, outboxes, dead letters
+    alert_delivery_every_s: float = Field(default=10.0, gt=0)  # hand alerts out, queue digests, send
 
     @property
     def lease_renew_every_s(self) -> float:

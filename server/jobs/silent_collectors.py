@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.job_tables import Alert
 from ..storage.registry_tables import DeviceRow
-from .alerts import COLLECTOR_SILENT, AlertRaised, clear_alerts, raise_alerts
+from ..alerts.store import COLLECTOR_SILENT, AlertRaised, clear_alerts, raise_alerts
 
 SILENT = "silent"
 

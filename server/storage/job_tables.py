@@ -12,7 +12,15 @@ from sqlmodel import Field, SQLModel
 
 from .utc_datetime import UtcDateTime
 
-ALERT_KINDS = ("assessment_overdue", "collector_silent", "audit_mismatch")
+ALERT_KINDS = (
+    "assessment_overdue",
+    "assessment_at_risk",
+    "telephone_below_target",
+    "collector_silent",
+    "outbox_growing",
+    "audit_mismatch",
+    "dead_letter_burst",
+)
 
 
 class Alert(SQLModel, table=True):
@@ -32,6 +40,10 @@ class Alert(SQLModel, table=True):
     detail: str = Field(sa_column=Column(Text, nullable=False))  # JSON, never personal data
     created_at: datetime = Field(sa_type=UtcDateTime)
     cleared_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Set when the alert was handed to the delivery outbox (server/alerts/outbox.py); null again when raised anew.
+    notified_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    acknowledged_by: str | None = Field(default=None, max_length=200)  # the token's name
 
 
 class AuditRow(SQLModel, table=True):

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from vardkoll.protocol.field_rules import is_device_id
 
+from ..alerts.store import DEVICE_KINDS, open_counts
 from ..auth import DEVICE_MANAGERS, REGISTRY_READERS, Principal
 from ..provisioning import BrokerAccountError, issue_code, replace_device
 from ..registry import UnknownDevice
@@ -33,6 +34,7 @@ installation_router = APIRouter(include_in_schema=False)
 def _installation_page(request: Request, principal: Principal, row: UnitRow, status: int = 200, error: str | None = None) -> HTMLResponse:
     with services_of(request).sessions() as session:
         devices = installation_view(session, row.unit)
+        alerts_open = open_counts(session, row.unit, DEVICE_KINDS)
     return render(
         request,
         "installation.html",
@@ -47,6 +49,8 @@ def _installation_page(request: Request, principal: Principal, row: UnitRow, sta
         validities=CODE_VALIDITY_HOURS,
         error=error,
         broker_accounts=services_of(request).broker_accounts is not None,
+        alerts_open=alerts_open,
+        alerts_unit=row.unit,
     )
 
 

@@ -16,11 +16,13 @@ from sqlalchemy import select
 
 from vardkoll.server.metrics import METRICS, Period
 
+from ..alerts.store import open_counts
 from ..figures.csv_rows import figures_csv
 from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, require_role, visible_units
 from ..access_log.log import record_principal
 from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
+from .alerts_routes import alerts_router
 from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
@@ -114,7 +116,10 @@ def _clinic_context(request: Request, principal: Principal, hsa: str, dag: str |
     # The trends are in the live part too: only the week and the month that reach the day shown are
     # recomputed after an event; the settled periods come from the figure cache or the stored figures.
     trends = unit_trends(services.figures, hsa, view.day)
+    with services.sessions() as session:
+        alerts_open = open_counts(session, hsa)
     return {
+        "alerts_open": alerts_open,
         "view": view,
         "month": month,
         "trends": trends,
@@ -251,4 +256,5 @@ def static(name: str) -> Response:
 
 
 web_router.include_router(installation_router)
+web_router.include_router(alerts_router)
 web_router.include_router(help_router)

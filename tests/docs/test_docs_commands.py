@@ -69,6 +69,8 @@ NOT_RUN = {
     "vardkoll admin devices push-config SE2321000016-15SF vc-norrby-pi-01 dist/": "pushes a signed software update built by ./dev package; tests/edge_install/test_updates.py push one",
     ".venv/bin/python -m pytest": "part of the test suite, which runs it already",
     ".venv/bin/python tests/protocol/hostile_input_tally.py": "minutes at 1 000 examples a class; tests/protocol/test_hostile_input.py runs the same strategies",
+    "./dev vardkoll collector lookup": "answers only for a pseudonym this collector's connectors saw; tests/collector_agent/test_lookup.py runs the command on a real map",
+    "vardkoll collector lookup": "answers only for a pseudonym this collector's connectors saw; tests/collector_agent/test_lookup.py runs the command on a real map",
     "vardkoll bridge run": "runs until stopped and needs the serial device (tests/firmware_bridge/ drive it through a pseudo-terminal)",
 }
 MARKED_NOT_RUN = "# not run by the docs test:"
