@@ -130,7 +130,7 @@ def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_sto
 
 def test_default_jobs_sweep_every_minute_and_audit_at_a_quarter_past_three_stockholm_time(services: Services) -> None:
     jobs = {job.name: job for job in default_jobs(services, JobSettings())}
-    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit", "retention"}
+    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit", "retention", "national_report"}
     assert jobs["deadline_sweep"].trigger.interval == timedelta(minutes=1)
     assert jobs["figure_rollups"].trigger.interval == timedelta(minutes=15)
     assert jobs["silent_collectors"].trigger.interval == timedelta(minutes=1)
