@@ -22,7 +22,7 @@ from .deps import FigureReader, ServicesDep, SessionDep, confine_to_region
 
 router = APIRouter(prefix="/reports/monthly/{region}", tags=["reports"])
 RegionInPath = Annotated[str, Path(min_length=1, max_length=100, description="the region's name, as units are registered with it")]
-MonthInPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="the month, YYYY-MM")]
+MonthInPath = Annotated[str, Path(pattern=r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$", description="the month, YYYY-MM (1900 to 2999)")]
 VariantQuery = Annotated[Literal["public", "internal"], Query(description="public: cells under 20 hidden; internal: every cell")]
 Format = Literal["json", "csv", "xlsx"]
 
