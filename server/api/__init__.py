@@ -15,6 +15,7 @@ from . import (
     health,
     live,
     remote_config,
+    reports,
     series,
     tokens,
     units,
@@ -37,6 +38,7 @@ for _module in (
     enrollment,
     access_log,
     alerts,
+    reports,
 ):
     api_router.include_router(_module.router)
 

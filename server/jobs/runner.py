@@ -34,6 +34,7 @@ from ..services import Services
 from .deadline_sweep import sweep_deadlines
 from .figure_rollups import prune_ad_hoc, refresh_rollups
 from .lease import make_holder_id, release, try_acquire
+from .national_report import refresh_reports
 from .retention import apply_retention
 from .self_audit import run_self_audit
 from .settings import JobSettings
@@ -106,6 +107,9 @@ def default_jobs(services: Services, settings: JobSettings, holder: str = "jobs"
         report = deliver(services.sessions, alert_settings, holder, utc_now)
         return {"handed_out": handed_out, "digests": digests, "sent": report.sent, "retried": report.retried, "failed": report.failed}
 
+    def national_report(now: datetime) -> dict[str, int]:
+        return refresh_reports(services, now, settings.report_months)
+
     audit_zone = ZoneInfo(settings.audit_time_zone)
     return [
         ScheduledJob(
@@ -115,6 +119,7 @@ def default_jobs(services: Services, settings: JobSettings, holder: str = "jobs"
             "silent_collectors", IntervalTrigger(seconds=settings.silent_check_every_s), silent_collectors, misfire_grace_s=int(settings.silent_check_every_s)
         ),
         ScheduledJob("figure_rollups", IntervalTrigger(seconds=settings.rollups_every_s), figure_rollups, misfire_grace_s=int(settings.rollups_every_s)),
+        ScheduledJob("national_report", IntervalTrigger(seconds=settings.reports_every_s), national_report, misfire_grace_s=int(settings.reports_every_s)),
         ScheduledJob(
             "self_audit", CronTrigger(hour=settings.audit_at.hour, minute=settings.audit_at.minute, timezone=audit_zone), self_audit, misfire_grace_s=3600
         ),

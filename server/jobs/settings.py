@@ -7,6 +7,8 @@
   "silent_check_every_s": 60,
   "silent_after_s": 900,                  # a collector not heard from for 15 minutes is silent
   "rollups_every_s": 900,                 # stored figures of past months and weeks kept current
+  "reports_every_s": 3600,                # the monthly national report made and re-checked
+  "report_months": 13,                    # how many ended months are re-checked for late events
   "audit_at": "03:15",
   "audit_time_zone": "Europe/Stockholm"
 }
@@ -36,6 +38,8 @@ class JobSettings(BaseSettings):
     silent_check_every_s: float = Field(default=60.0, gt=0)
     silent_after_s: float = Field(default=15 * 60.0, gt=0)
     rollups_every_s: float = Field(default=15 * 60.0, gt=0)
+    reports_every_s: float = Field(default=3600.0, gt=0)
+    report_months: int = Field(default=13, ge=1, le=120)
     audit_at: time = time(3, 15)
     audit_time_zone: TimeZoneName = "Europe/Stockholm"
     retention_at: time = time(3, 45)  # after the self-audit, in the same time zone

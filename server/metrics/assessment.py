@@ -45,6 +45,19 @@ class OpenCase:
         return as_of > self.deadline
 
 
+@dataclass(frozen=True, slots=True)
+class CompletedCase:
+    """An in-scope case whose first assessment is known: one in a figure's denominator."""
+
+    case: str  # the pseudonym
+    state: CaseState
+    wait_days: int  # the assessment's local date minus the contact's: the contact day is day 0
+
+    @property
+    def in_time(self) -> bool:
+        return self.wait_days <= LIMIT_DAYS
+
+
 @dataclass(slots=True)
 class _Tally:
     numerator: int = 0
@@ -121,8 +134,10 @@ class CaseLedger:
                 continue
             yield OpenCase(case, state, contact.day, end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz))
 
-    def _completed(self, period: Period, as_of: datetime, by_profession: Counter[str]) -> _Tally:
-        tally = _Tally()
+    def completed(self, period: Period, as_of: datetime, tally: _Tally | None = None) -> Iterator[CompletedCase]:
+        """The in-scope cases whose first assessment, known at `as_of`, falls in `period`: the figure's
+        denominator, one by one (the national report breaks them down). Orphans and invalid cases
+        are counted in `tally` when given, never yielded."""
         for _, cases in days_in(self.by_assessment_date, period):
             for case in cases:
                 state = self.cases[case]
@@ -131,17 +146,24 @@ class CaseLedger:
                     continue
                 contact = known(state.contact, as_of)
                 if contact is None:
-                    tally.orphans += 1
+                    if tally is not None:
+                        tally.orphans += 1
                     continue
                 wait_days = (assessed.day - contact.day).days  # type: ignore[union-attr]  # contact and assessed are both set for a completed in-scope case
                 if wait_days < 0:
-                    tally.invalid += 1
+                    if tally is not None:
+                        tally.invalid += 1
                     continue
                 if self.outside_scope(state, as_of):
                     continue
-                tally.denominator += 1
-                tally.numerator += wait_days <= LIMIT_DAYS
-                by_profession[state.profession] += 1
+                yield CompletedCase(case, state, wait_days)
+
+    def _completed(self, period: Period, as_of: datetime, by_profession: Counter[str]) -> _Tally:
+        tally = _Tally()
+        for done in self.completed(period, as_of, tally):
+            tally.denominator += 1
+            tally.numerator += done.in_time
+            by_profession[done.state.profession] += 1
         return tally
 
     def _open_at(self, as_of: datetime, config: UnitConfig) -> tuple[int, int]:

@@ -130,7 +130,16 @@ def test_with_the_real_scheduler_one_process_runs_and_a_failing_job_does_not_sto
 
 def test_default_jobs_sweep_every_minute_and_audit_at_a_quarter_past_three_stockholm_time(services: Services) -> None:
     jobs = {job.name: job for job in default_jobs(services, JobSettings())}
-    assert set(jobs) == {"deadline_sweep", "silent_collectors", "figure_rollups", "self_audit", "retention", "alert_checks", "alert_delivery"}
+    assert set(jobs) == {
+        "deadline_sweep",
+        "silent_collectors",
+        "figure_rollups",
+        "self_audit",
+        "retention",
+        "alert_checks",
+        "alert_delivery",
+        "national_report",
+    }
     assert jobs["alert_delivery"].trigger.interval == timedelta(seconds=10)
     assert jobs["deadline_sweep"].trigger.interval == timedelta(minutes=1)
     assert jobs["figure_rollups"].trigger.interval == timedelta(minutes=15)

@@ -9,6 +9,7 @@ from vardkoll.server.storage import enrollment_tables  # noqa: F401  (enrollment
 from vardkoll.server.storage import config_tables  # noqa: F401  (remote config versions)
 from vardkoll.server.storage import access_tables  # noqa: F401  (the access log)
 from vardkoll.server.storage import alert_tables  # noqa: F401  (alert rules, subscriptions, deliveries)
+from vardkoll.server.storage import report_tables  # noqa: F401  (the monthly national report)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=connection.dialect.name == "sqlite")
