@@ -26,6 +26,7 @@ from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_red
 from .region_view import SORT_KEYS, Filters, region_table, region_view
 from .session import signed_in
 from .sign_in_routes import sign_in_router
+from .admin_routes import admin_router
 from .trends import unit_trends
 from .views import clinic_view, month_to_date
 
@@ -204,5 +205,6 @@ def static(name: str) -> Response:
 
 
 web_router.include_router(sign_in_router)
+web_router.include_router(admin_router)
 web_router.include_router(installation_router)
 web_router.include_router(help_router)
