@@ -17,6 +17,7 @@ from .ingest.service import IngestService
 from .provisioning.broker_accounts import BrokerAccounts
 from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
+from .sign_in import IdentityProvider
 from .storage import check_schema, make_engine, make_sessions, migrate
 from .registry import UnitDirectory
 
@@ -34,6 +35,7 @@ class Services:
     figures: FigureService
     config_publisher: ConfigPublisher  # remote config documents to the broker (a seam for tests)
     broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
+    identity_provider: IdentityProvider | None = None  # None: no sign-in through the region's provider (VARDKOLL_OIDC_ISSUER unset)
 
 
 def build_services(settings: ServerSettings, apply_migrations: bool = False) -> Services:
@@ -47,7 +49,8 @@ def build_services(settings: ServerSettings, apply_migrations: bool = False) -> 
     sessions = make_sessions(engine)
     units = UnitDirectory(sessions)
     ingest = IngestService(sessions, units, timedelta(seconds=settings.max_clock_skew_s))
-    return Services(settings, engine, sessions, units, ingest, FigureService(sessions, units), broker_publisher(settings), broker_accounts(settings))
+    provider = IdentityProvider(settings) if settings.sign_in_enabled else None
+    return Services(settings, engine, sessions, units, ingest, FigureService(sessions, units), broker_publisher(settings), broker_accounts(settings), provider)
 
 
 def build_consumer(services: Services, client_id: str | None = None, on_commit: Callable[[set[str]], None] | None = None) -> "MqttConsumer":

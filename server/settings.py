@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from urllib.parse import urlsplit
 
 from typing import Literal
 
@@ -72,6 +73,15 @@ class ServerSettings(BaseSettings):
     event_retention_days: int = Field(default=730, ge=570, le=36500)
     dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
     access_log_retention_days: int = Field(default=1095, ge=30, le=36500)
+    # Sign-in for the pages through the region's identity provider (OpenID Connect, authorization code with
+    # PKCE; server/sign_in/, docs/server.md "Sign-in"). Off while the issuer is unset.
+    oidc_issuer: str | None = None  # discovery at {issuer}/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None  # none: a public client (PKCE alone)
+    oidc_redirect_base: str | None = None  # this site as people reach it; the provider sends them back to {base}/logga-in/retur
+    oidc_scopes: str = "openid profile"
+    oidc_session_hours: int = Field(default=12, ge=1, le=24)  # a signed-in browser's session, then sign in again
+    oidc_clock_skew_s: int = Field(default=60, ge=0, le=600)  # tolerated between the provider's clock and ours
 
     @field_validator("mqtt_url", "broker_admin_url")
     @classmethod
@@ -88,6 +98,27 @@ class ServerSettings(BaseSettings):
                 "(the dynsec admin account, deploy/broker/README.md); or set VARDKOLL_BROKER_ACCOUNTS=manual"
             )
         return self
+
+    @model_validator(mode="after")
+    def _sign_in_complete(self) -> "ServerSettings":
+        if self.oidc_issuer is None:
+            return self
+        missing = [
+            name for name, value in (("VARDKOLL_OIDC_CLIENT_ID", self.oidc_client_id), ("VARDKOLL_OIDC_REDIRECT_BASE", self.oidc_redirect_base)) if not value
+        ]
+        if missing:
+            raise ValueError(f"VARDKOLL_OIDC_ISSUER is set, so sign-in needs {' and '.join(missing)} too (docs/server.md, 'Sign-in')")
+        for name, url in (("VARDKOLL_OIDC_ISSUER", self.oidc_issuer), ("VARDKOLL_OIDC_REDIRECT_BASE", self.oidc_redirect_base or "")):
+            parts = urlsplit(url)
+            if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+                raise ValueError(f"{name} must be an https:// address (http:// only on loopback, for tests), not {url!r}")
+        if "openid" not in self.oidc_scopes.split():
+            raise ValueError(f"VARDKOLL_OIDC_SCOPES must include openid (got {self.oidc_scopes!r})")
+        return self
+
+    @property
+    def sign_in_enabled(self) -> bool:
+        return self.oidc_issuer is not None
 
     def check_secure(self, host: str | None = None) -> None:
         """Refuse settings that are only fit for a developer's machine: no admin token or a weak one

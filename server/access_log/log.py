@@ -82,6 +82,8 @@ def record_change_from_request(sessions: sessionmaker[Session], request: Request
     """After a request that changed something (a write method answered below 400): who changed what.
     Requests of devices (events) and sign-ins that failed are not changes."""
     principal: Principal | None = getattr(request.state, "principal", None)
+    if getattr(request.state, "change_recorded", False):
+        return  # the route recorded the change itself, with what it changed
     if principal is None or principal.role not in CHANGERS or request.method not in CHANGING_METHODS or status_code >= 400:
         return
     template = request.url.path[:300]  # ids in it (units, devices, tokens) name no person

@@ -17,6 +17,7 @@ from . import (
     remote_config,
     reports,
     series,
+    sign_in_roles,
     tokens,
     units,
 )
@@ -39,6 +40,7 @@ for _module in (
     access_log,
     alerts,
     reports,
+    sign_in_roles,
 ):
     api_router.include_router(_module.router)
 

@@ -54,6 +54,7 @@ class TokenPublic(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="to within five minutes")
     rotated_from: int | None
+    kind: str = Field(default="token", description="token: issued by an admin; sign_in: a browser's session after signing in at the region")
 
 
 class TokenCreated(TokenPublic):

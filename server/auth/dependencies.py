@@ -46,12 +46,18 @@ def _unauthorized(message: str, error: str | None = None) -> HTTPException:
 
 
 def current_principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    token = credentials.credentials if credentials is not None and credentials.credentials else session_token(request)
+    bearer_token = credentials.credentials if credentials is not None and credentials.credentials else None
+    token = bearer_token or session_token(request)
     if not token:
         raise _unauthorized("an API token is required: send the header 'Authorization: Bearer <token>'")
     principal = principal_for_token(request, token)
     if principal is None:
         raise _unauthorized("the API token is not valid: unknown, revoked or expired", "invalid_token")
+    if bearer_token and principal.signed_in:
+        # A sign-in session lives in the browser's cookie; sent as a header it would let the cookie's value
+        # make API writes, which a cookie never may.
+        request.state.principal = None
+        raise _unauthorized("a browser's sign-in session is not an API token: ask an admin for an API token", "invalid_token")
     return principal
 
 

@@ -22,3 +22,4 @@ class Principal:
     region: str | None = None
     unit: str | None = None
     device: str | None = None
+    signed_in: bool = False  # a session from the region's identity provider: the cookie only, never a bearer token

@@ -18,6 +18,7 @@ from .roles import Principal, Role
 ADMIN_TOKEN_NAME = "VARDKOLL_ADMIN_TOKEN"
 USE_RECORDED_EVERY = timedelta(minutes=5)  # last_used_at is written at most this often per token
 MAX_ROTATION_OVERLAP = timedelta(days=30)
+SIGN_IN_KIND = "sign_in"  # ApiToken.kind of a browser's session from the identity provider (server/sign_in/)
 
 
 class TokenScopeError(ValueError):
@@ -68,6 +69,7 @@ def issue_token(
     now: datetime | None = None,
     valid_for: timedelta = timedelta(days=365),
     rotated_from: int | None = None,
+    kind: str = "token",
 ) -> tuple[ApiToken, str]:
     """Store a new token valid for `valid_for` and return it with its secret, which exists nowhere else afterwards."""
     check_scope(role, region, unit, device)
@@ -83,6 +85,7 @@ def issue_token(
         created_at=now,
         expires_at=now + valid_for,
         rotated_from=rotated_from,
+        kind=kind,
     )
     session.add(row)
     session.flush()
@@ -105,6 +108,8 @@ def rotate_token(session: Session, token_id: int, overlap: timedelta, valid_for:
     old = session.get(ApiToken, token_id)
     if old is None:
         raise UnknownToken(token_id)
+    if old.kind == SIGN_IN_KIND:
+        raise RetiredToken(f"token {token_id} is a browser's sign-in session: revoke it to end the session")
     if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
         raise RetiredToken(f"token {token_id} is {'revoked' if old.revoked_at else 'expired'}; issue a new one instead")
     overlap = min(max(overlap, timedelta(0)), MAX_ROTATION_OVERLAP)
@@ -140,4 +145,4 @@ def principal_for(session: Session, secret: str, admin_secret: str | None, now: 
         return None
     if row.last_used_at is None or now - row.last_used_at >= USE_RECORDED_EVERY:
         row.last_used_at = now
-    return Principal(Role(row.role), row.name, row.id, row.region, row.unit, row.device)
+    return Principal(Role(row.role), row.name, row.id, row.region, row.unit, row.device, signed_in=row.kind == SIGN_IN_KIND)

@@ -72,6 +72,9 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # null only for tokens from before expiry existed
     last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # to within USE_RECORDED_EVERY
     rotated_from: int | None = None  # the token this one replaced (`tokens rotate`)
+    # "token": issued by an admin; "sign_in": a browser's session after signing in at the region's identity
+    # provider (server/sign_in/), valid in the session cookie only, never as a bearer token.
+    kind: str = Field(default="token", max_length=16, sa_column_kwargs={"server_default": "token"})
 
 
 class DeviceRow(SQLModel, table=True):

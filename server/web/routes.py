@@ -1,5 +1,5 @@
-"""The dashboard's pages: login, Klinikvy and Regionvy, rendered on the server (Installationsvy's
-routes are in installation_routes.py, what all pages share in pages.py)."""
+"""The dashboard's pages: Klinikvy and Regionvy, rendered on the server (signing in is in sign_in_routes.py,
+Installationsvy in installation_routes.py, the admins' pages in admin_routes.py, what all pages share in pages.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,65 +20,19 @@ from ..alerts.store import open_counts
 from ..figures.csv_rows import figures_csv
 from ..auth import FIGURE_READERS, OutOfScope, Principal, Role, require_region, require_role, visible_units
 from ..access_log.log import record_principal
-from ..auth.dependencies import principal_for_token
 from ..storage.registry_tables import UnitRow
 from .alerts_routes import alerts_router
 from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from .region_view import SORT_KEYS, Filters, region_table, region_view
-from .session import end_session, signed_in, start_session
-from .csrf import same_origin
+from .session import signed_in
+from .sign_in_routes import sign_in_router
+from .admin_routes import admin_router
 from .trends import unit_trends
 from .views import clinic_view, month_to_date
 
 web_router = APIRouter(include_in_schema=False)
-
-
-# -- login -----------------------------------------------------------------------------------------
-
-
-def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
-
-
-@web_router.get("/logga-in", response_class=HTMLResponse)
-def login_page(request: Request, nasta: str | None = None) -> HTMLResponse:
-    return render(request, "logga_in.html", principal=None, next=_safe_next(nasta), error=None)
-
-
-@web_router.post("/logga-in")
-async def login(request: Request) -> Response:
-    if not same_origin(request):
-        # Another site's form must not sign a browser in (login CSRF: the victim would then work, and
-        # enter data, under the attacker's token). SameSite keeps cookies off such requests, not this.
-        return render(
-            request,
-            "logga_in.html",
-            status=403,
-            principal=None,
-            next="/",
-            error="Inloggningen kom från en annan webbplats och avvisades. Öppna inloggningssidan här och försök igen.",
-        )
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
-    target = _safe_next((form.get("nasta") or ["/"])[0])
-    principal = principal_for_token(request, token) if token else None
-    if principal is None or principal.role is Role.device:
-        message = "Ange en API-nyckel." if not token else "Nyckeln är okänd eller återkallad. Kontrollera att du klistrat in hela nyckeln."
-        if principal is not None:
-            message = "En insamlares nyckel kan inte användas för att logga in."
-        return render(request, "logga_in.html", status=401, principal=None, next=target, error=message)
-    response = RedirectResponse(target, status_code=303)
-    start_session(request, response, token)
-    return response
-
-
-@web_router.api_route("/logga-ut", methods=["GET", "POST"])
-def logout() -> Response:
-    response = RedirectResponse("/logga-in", status_code=303)
-    end_session(response)
-    return response
 
 
 # -- pages -----------------------------------------------------------------------------------------
@@ -255,6 +209,8 @@ def static(name: str) -> Response:
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
 
 
+web_router.include_router(sign_in_router)
+web_router.include_router(admin_router)
 web_router.include_router(installation_router)
 web_router.include_router(alerts_router)
 web_router.include_router(help_router)

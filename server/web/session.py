@@ -1,7 +1,7 @@
 """The dashboard's login: an API token pasted once, then kept in an HttpOnly, SameSite=Strict cookie.
 
-The cookie holds the token itself (tokens are the only credential the server knows today), so revoking
-the token ends every session that uses it. The API accepts the cookie on reading requests only
+The cookie holds the token itself: a pasted API token, or the token of kind `sign_in` that signing in at
+the region's identity provider made (sign_in_routes.py), so revoking the token ends every session that uses it. The API accepts the cookie on reading requests only
 (server/auth/dependencies.py), which is what the live stream's EventSource needs.
 """
 
@@ -27,15 +27,19 @@ def signed_in(request: Request) -> Principal | None:
     return principal_for_token(request, token) if token else None
 
 
-def start_session(request: Request, response: Response, token: str) -> None:
+def is_https(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
+def start_session(request: Request, response: Response, token: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=SESSION_MAX_AGE_S,
+        max_age=max_age_s,
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https",
+        secure=is_https(request),
     )
 
 

@@ -75,6 +75,11 @@ def _temporary_token(api: Api) -> str:
     return f"/api/v1/tokens/{api.post('/api/v1/tokens', json={'name': 'to revoke', 'role': 'admin'}).json()['id']}"
 
 
+def _temporary_sign_in_role(api: Api) -> str:
+    made = api.post("/api/v1/sign-in/roles", json={"claim": "groups", "value": f"tmp-{next(_serial)}", "role": "admin"})
+    return f"/api/v1/sign-in/roles/{made.json()['id']}"
+
+
 def _temporary_benchmark(api: Api) -> str:
     created = api.post(
         f"/api/v1/regions/{SCRATCH}/benchmarks",
@@ -118,6 +123,11 @@ ROUTES = {
     "series of region": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&region={UPPSALA}")),
     "unit events": Route("GET", UNIT + "/events", _fixed(f"/api/v1/units/{VC01}/events?{PERIOD_ONLY}")),
     "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
+    "sign-in roles": Route("GET", "/api/v1/sign-in/roles", _fixed("/api/v1/sign-in/roles")),
+    "map sign-in role": Route(
+        "POST", "/api/v1/sign-in/roles", _fixed("/api/v1/sign-in/roles"), lambda: {"claim": "groups", "value": f"g-{next(_serial)}", "role": "admin"}
+    ),
+    "unmap sign-in role": Route("DELETE", "/api/v1/sign-in/roles/{mapping_id}", _temporary_sign_in_role),
     "region figure": Route("GET", "/api/v1/regions/{region}/compliance", _fixed(f"/api/v1/regions/{UPPSALA}/compliance?{PERIOD}")),
     "region benchmarks": Route("GET", "/api/v1/regions/{region}/benchmarks", _fixed(f"/api/v1/regions/{UPPSALA}/benchmarks")),
     "set region benchmark": Route(
@@ -161,6 +171,9 @@ ACCESS = {
     "dead letters of unit": (200, 200, 200, 403, 200, 403, 200, 200, 403),
     "create token": (201, 201, 403, 403, 403, 403, 403, 403, 403),
     "tokens": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "sign-in roles": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "map sign-in role": (201, 201, 403, 403, 403, 403, 403, 403, 403),
+    "unmap sign-in role": (204, 204, 403, 403, 403, 403, 403, 403, 403),
     "revoke token": (204, 204, 403, 403, 403, 403, 403, 403, 403),
     "devices": (200, 200, 200, 403, 200, 403, 200, 200, 403),
     "register device": (200, 200, 403, 403, 403, 403, 200, 200, 403),

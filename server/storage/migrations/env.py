@@ -10,6 +10,7 @@ from vardkoll.server.storage import config_tables  # noqa: F401  (remote config 
 from vardkoll.server.storage import access_tables  # noqa: F401  (the access log)
 from vardkoll.server.storage import alert_tables  # noqa: F401  (alert rules, subscriptions, deliveries)
 from vardkoll.server.storage import report_tables  # noqa: F401  (the monthly national report)
+from vardkoll.server.storage import sign_in_tables  # noqa: F401  (sign-in roles and attempts)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=connection.dialect.name == "sqlite")
