@@ -2,10 +2,42 @@
 
 from fastapi import APIRouter
 
-from . import access_log, compliance, regions, dead_letters, devices, enrollment, event_export, events, health, live, remote_config, series, tokens, units
+from . import (
+    access_log,
+    audits,
+    compliance,
+    regions,
+    dead_letters,
+    devices,
+    enrollment,
+    event_export,
+    events,
+    health,
+    live,
+    remote_config,
+    series,
+    tokens,
+    units,
+)
 
 api_router = APIRouter(prefix="/api/v1")
-for _module in (health, compliance, regions, series, live, units, devices, remote_config, events, event_export, dead_letters, tokens, enrollment, access_log):
+for _module in (
+    health,
+    compliance,
+    regions,
+    series,
+    live,
+    units,
+    devices,
+    remote_config,
+    events,
+    event_export,
+    dead_letters,
+    tokens,
+    enrollment,
+    access_log,
+    audits,
+):
     api_router.include_router(_module.router)
 
 __all__ = ["api_router"]
