@@ -143,3 +143,17 @@ def test_each_period_of_a_series_equals_replay_of_the_export(api, tmp_path):
     assert [(f["numerator"], f["denominator"]) for f in by_unit] == [replayed(f["from"], f["to"]) for f in by_unit]
     days = api.get("/api/v1/series", params={"metric": "telephone", "unit": VC01, "grain": "day", "from": "2026-03-02", "to": "2026-03-03"}).json()
     assert [(f["numerator"], f["denominator"]) for f in days] == [replayed(f["from"], f["to"]) for f in days] == [(1, 2), (1, 1)]
+
+
+def test_a_series_downloads_as_csv_with_the_same_figures(api):
+    _calls(api)
+    params = {"metric": "telephone", "region": UPPSALA, "grain": "day", "from": "2026-03-02", "to": "2026-03-03", "format": "csv"}
+    response = api.get("/api/v1/series", params=params)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"] and "telephone-day-2026-03-02-2026-03-03.csv" in response.headers["content-disposition"]
+    rows = [line.split(",") for line in response.text.splitlines()]
+    assert rows[0][:7] == ["unit", "metric", "from", "to", "numerator", "denominator", "share"]
+    assert [row[:7] for row in rows[1:]] == [
+        [VC01, "telephone", "2026-03-02", "2026-03-02", "1", "2", "0.5"],
+        [VC01, "telephone", "2026-03-03", "2026-03-03", "1", "1", "1.0"],
+    ]
