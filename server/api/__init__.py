@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from . import (
     access_log,
     alerts,
+    audits,
     compliance,
     regions,
     dead_letters,
@@ -41,6 +42,7 @@ for _module in (
     alerts,
     reports,
     sign_in_roles,
+    audits,
 ):
     api_router.include_router(_module.router)
 

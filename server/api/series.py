@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from vardkoll.server.metrics import METRICS, MetricName, Period
 
 from ..auth import visible_units
+from ..figures.csv_rows import figures_csv
 from ..figures.model import Figure
 from ..figures.periods import Grain, periods_of
 from ..storage.registry_tables import UnitRow
@@ -22,7 +24,14 @@ router = APIRouter(tags=["compliance"])
 MAX_PERIODS = 400  # a year and a month of days
 
 
-@router.get("/series", responses={200: {"model": list[Figure], "description": "One figure per unit and period, by unit, then by period"}})
+SERIES_RESPONSE = {
+    "model": list[Figure],
+    "description": "One figure per unit and period, by unit, then by period; CSV with format=csv",
+    "content": {"text/csv": {}},
+}
+
+
+@router.get("/series", responses={200: SERIES_RESPONSE})
 def series(
     principal: FigureReader,
     session: SessionDep,
@@ -33,6 +42,7 @@ def series(
     period_to: Annotated[date, Query(alias="to", description="last local date; the last period ends here")],
     unit: Annotated[str | None, Query(description="one unit's HSA-id")] = None,
     region: Annotated[str | None, Query(description="every unit of a region you may see")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: the same rows as the figure list's CSV download")] = "json",
 ) -> Response:
     """Each period's figure as of the end of that period, as `GET /compliance` gives it for the period."""
     if (unit is None) == (region is None):
@@ -55,4 +65,8 @@ def series(
     figures: list[dict[str, Any]] = []
     for one in units:
         figures.extend(services.figures.series(one, metric, periods))
+    if format == "csv":
+        label = re.sub(r"[^A-Za-z0-9._-]+", "_", unit or region or "")  # a header is latin-1; the name must suit any file system
+        filename = f"vardkoll-{label}-{metric}-{grain}-{period_from}-{period_to}.csv"
+        return Response(figures_csv(figures), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     return Response(orjson.dumps(figures), media_type="application/json")

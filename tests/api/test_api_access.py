@@ -122,6 +122,7 @@ ROUTES = {
     "unit series": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&unit={VC01}")),
     "series of region": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&region={UPPSALA}")),
     "unit events": Route("GET", UNIT + "/events", _fixed(f"/api/v1/units/{VC01}/events?{PERIOD_ONLY}")),
+    "unit audits": Route("GET", UNIT + "/audits", _fixed(f"/api/v1/units/{VC01}/audits?{PERIOD_ONLY}")),
     "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
     "sign-in roles": Route("GET", "/api/v1/sign-in/roles", _fixed("/api/v1/sign-in/roles")),
     "map sign-in role": Route(
@@ -186,6 +187,7 @@ ACCESS = {
     "unit series": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "series of region": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "unit events": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit audits": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "access log": (200, 200, 403, 403, 403, 403, 403, 403, 403),
     "region figure": (200, 200, 200, 403, 403, 403, 403, 403, 403),
     "region benchmarks": (200, 200, 200, 403, 200, 403, 403, 403, 403),

@@ -120,3 +120,40 @@ def test_the_export_holds_the_period_only_and_only_for_those_who_may_see_the_uni
     assert api.get(f"/api/v1/units/{VC01}/events", token=installer, params={"from": "2026-03-02", "to": "2026-03-03"}).status_code == 403
     backwards = api.get(f"/api/v1/units/{VC01}/events", params={"from": "2026-03-03", "to": "2026-03-02"})
     assert backwards.status_code == 422 and "before" in backwards.text
+
+
+def test_each_period_of_a_series_equals_replay_of_the_export(api, tmp_path):
+    """By hand: March holds 2 of 3 calls with same-day contact (Monday 1 of 2, Tuesday 1 of 1); April 0 of 1."""
+    _calls(api)
+    assert api.post("/api/v1/events", json=[event("a1", at="2026-04-01T08:00:00+02:00", call="call-apr-1")]).status_code == 200
+    exported = tmp_path / "export.jsonl"
+    exported.write_bytes(api.get(f"/api/v1/units/{VC01}/events", params={"from": "2026-03-01", "to": "2026-04-30"}).content)
+
+    def replayed(first: str, last: str) -> tuple[int, int]:
+        figure = next(r for r in replay_path(exported, date.fromisoformat(first), date.fromisoformat(last), workers=0)["results"] if r["metric"] == "telephone")
+        return figure["numerator"], figure["denominator"]
+
+    span = {"metric": "telephone", "grain": "month", "from": "2026-03-01", "to": "2026-04-30"}
+    by_unit = api.get("/api/v1/series", params={**span, "unit": VC01}).json()
+    by_region = api.get("/api/v1/series", params={**span, "region": UPPSALA}).json()
+    assert [(f["from"], f["to"], f["numerator"], f["denominator"]) for f in by_unit] == [("2026-03-01", "2026-03-31", 2, 3), ("2026-04-01", "2026-04-30", 0, 1)]
+    assert [(f["unit"], f["from"], f["numerator"], f["denominator"]) for f in by_region] == [
+        (VC01, f["from"], f["numerator"], f["denominator"]) for f in by_unit
+    ]
+    assert [(f["numerator"], f["denominator"]) for f in by_unit] == [replayed(f["from"], f["to"]) for f in by_unit]
+    days = api.get("/api/v1/series", params={"metric": "telephone", "unit": VC01, "grain": "day", "from": "2026-03-02", "to": "2026-03-03"}).json()
+    assert [(f["numerator"], f["denominator"]) for f in days] == [replayed(f["from"], f["to"]) for f in days] == [(1, 2), (1, 1)]
+
+
+def test_a_series_downloads_as_csv_with_the_same_figures(api):
+    _calls(api)
+    params = {"metric": "telephone", "region": UPPSALA, "grain": "day", "from": "2026-03-02", "to": "2026-03-03", "format": "csv"}
+    response = api.get("/api/v1/series", params=params)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"] and "telephone-day-2026-03-02-2026-03-03.csv" in response.headers["content-disposition"]
+    rows = [line.split(",") for line in response.text.splitlines()]
+    assert rows[0][:7] == ["unit", "metric", "from", "to", "numerator", "denominator", "share"]
+    assert [row[:7] for row in rows[1:]] == [
+        [VC01, "telephone", "2026-03-02", "2026-03-02", "1", "2", "0.5"],
+        [VC01, "telephone", "2026-03-03", "2026-03-03", "1", "1", "1.0"],
+    ]
