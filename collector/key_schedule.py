@@ -7,19 +7,19 @@ it is the period of the first event of it this device saw, kept in `PeriodBook`,
 figures do not change. A source id seen again more than `life_days` from that first event is a new thing
 (ticket numbers are reused), with the period of its own first event.
 
-Period keys derive from the device's secret on the device (HMAC-SHA256 over a label and the period); the
+Period keys derive from the device's secret on the device (`keyed_digest`, HMAC-SHA256, over a label and the period); the
 server never needs them. Patient and practitioner pseudonyms keep the secret itself: the continuity
 metric links any two visits within 18 months, for every window end, which any rotation would break.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
+
+from .pseudonyms import keyed_digest
 
 ROTATED_KINDS: Final = ("call", "case")
 LIFE_DAYS: Final = {"call": 31, "case": 92}  # longer than any callback or assessment wait we expect
@@ -34,7 +34,7 @@ def period_of(at: datetime, tz: ZoneInfo) -> str:
 
 def period_key(secret: bytes, period: str) -> bytes:
     """The key of one period, derived from the device's secret; nothing else is needed to make it again."""
-    return hmac.new(secret, b"vardkoll period key v1\x1f" + period.encode("ascii"), hashlib.sha256).digest()
+    return keyed_digest(secret, b"vardkoll period key v1\x1f" + period.encode("ascii"))
 
 
 class PeriodBook:
@@ -53,7 +53,7 @@ class PeriodBook:
         """The period whose key the call or case `raw` uses; the first event seen of it fixes it."""
         if kind not in ROTATED_KINDS:
             raise ValueError(f"{kind!r} pseudonyms are not rotated; rotated kinds: {', '.join(ROTATED_KINDS)}")
-        ref = hmac.new(self._secret, f"period book\x1f{kind}\x1f{raw}".encode(), hashlib.sha256).hexdigest()
+        ref = keyed_digest(self._secret, f"period book\x1f{kind}\x1f{raw}".encode()).hex()
         at_s = int(at.timestamp())
         life_s = int(timedelta(days=LIFE_DAYS[kind]).total_seconds())
         row = self._db.execute(
