@@ -123,6 +123,11 @@ class FirmwareBridgePseudonymiser:
         return "<FirmwareBridgePseudonymiser>"
 
 
+def keyed_digest(secret: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of `message` under `secret`: the one keyed hash, for the key schedule (`key_schedule.py`)."""
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
 def load_or_create_secret(path: Path | str) -> bytes:
     """Read the device's secret, creating it (mode 0600, atomically) the first time."""
     path = Path(path)
