@@ -240,10 +240,12 @@ class FigureService:
         return figure
 
     @staticmethod
-    def _activity(session: Session, units: list[str]) -> dict[str, UnitActivity]:
-        return {row.unit: row for row in session.scalars(select(UnitActivity).where(UnitActivity.unit.in_(units)))}
+    def _activity(session: Session, units: list[str]) -> dict[str, Any]:
+        # Plain rows, not ORM objects: building 230 objects per region figure cost more than the query.
+        columns = (UnitActivity.unit, UnitActivity.last_event_at_us, UnitActivity.last_received_at)
+        return {row.unit: row for row in session.execute(select(*columns).where(UnitActivity.unit.in_(units)))}
 
-    def _freshness(self, session: Session, units: list[str], activity: dict[str, UnitActivity]) -> dict[str, dict[str, Any]]:
+    def _freshness(self, session: Session, units: list[str], activity: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
         devices: dict[str, list[DeviceRow]] = {}
         for row in session.scalars(select(DeviceRow).where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None))):
