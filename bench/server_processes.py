@@ -36,6 +36,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 import httpx
+import psycopg
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -187,7 +188,8 @@ def live_and_query(processes: int, port: int, url: str, work: Workload, batches:
         wait_for_ingest(port, work)
         bases = [f"http://127.0.0.1:{p}" for p in ports]
         stop = threading.Event()
-        timings: dict[str, list[float]] = {"region": [], "trivial": []}
+        timings: dict[str, list[float]] = {"region": [], "trivial": [], "connections": []}
+        database = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
         def ask() -> None:
             headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -204,6 +206,9 @@ def live_and_query(processes: int, port: int, url: str, work: Workload, batches:
                             raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
                         if name == "region" and len(response.json()) != len(work.units):
                             raise RuntimeError(f"{path}: {len(response.json())} figures, not {len(work.units)}")
+                    # the servers' connections to this database (the pool formula in docs/operations.md)
+                    busy = database.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+                    timings["connections"].append(float(busy[0]) if busy else 0.0)
                     time.sleep(0.05)
 
         asker = threading.Thread(target=ask, daemon=True)
@@ -211,6 +216,7 @@ def live_and_query(processes: int, port: int, url: str, work: Workload, batches:
         result = run_live(port, bases[0], TOKEN, work, batches, initial, [region], set(work.units), interval_s, settle_s=15)
         stop.set()
         asker.join(120)
+        database.close()
     return result | timings
 
 
@@ -293,7 +299,7 @@ def main() -> int:
     if "live" not in skip:
         for processes in (1, 2):
             rows = live_rows[processes]
-            merged = {key: [v for row in rows for v in row[key]] for key in ("mqtt", "live", "region", "trivial")}
+            merged = {key: [v for row in rows for v in row[key]] for key in ("mqtt", "live", "region", "trivial", "connections")}
             print(f"  {processes} process{'es' if processes > 1 else ''}, all rounds: {describe(merged, args.units)}")
     return 0
 
@@ -305,7 +311,8 @@ def describe(row: dict[str, Any], units: int) -> str:
     return (
         f"live p50 {live['p50']:.0f} / p99 {live['p99']:.0f} ms over {live['n']} batches{rate} (bare MQTT p99 {mqtt_p99:.1f} ms, ratio {live['p99'] / mqtt_p99:.0f}){unseen}; "
         f"region query ({units} units, running month) p50 {region['p50']:.0f} / p95 {region['p95']:.0f} ms over {region['n']} "
-        f"(trivial endpoint p95 {trivial['p95']:.1f} ms, ratio {region['p95'] / trivial['p95']:.0f})"
+        f"(trivial endpoint p95 {trivial['p95']:.1f} ms, ratio {region['p95'] / trivial['p95']:.0f}); "
+        f"at most {max(row['connections'], default=0):.0f} connections to the database"
     )
 
 
