@@ -17,7 +17,7 @@ from ..auth import Principal, Role, visible_units
 from ..storage.alert_tables import DeliveryRow, SubscriptionRow
 from ..storage.job_tables import ALERT_KINDS, Alert
 from ..storage.registry_tables import UnitRow
-from .deps import Admin, RegistryReader, ServicesDep, SessionDep, UnitInPath, check_hsa_id, confine_to_unit, invalid
+from .deps import Admin, RegistryReader, RowId, ServicesDep, SessionDep, UnitInPath, check_hsa_id, confine_to_unit, invalid
 
 router = APIRouter(tags=["alerts"])
 
@@ -74,7 +74,7 @@ def _acknowledge(session: SessionDep, principal: Principal, alert_id: int, now: 
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge_alert(principal: RegistryReader, session: SessionDep, alert_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def acknowledge_alert(principal: RegistryReader, session: SessionDep, alert_id: RowId) -> dict[str, Any]:
     """Record who acknowledged the alert and when (the token's name); acknowledging again changes nothing."""
     return _acknowledge(session, principal, alert_id, datetime.now(timezone.utc))
 
@@ -156,7 +156,7 @@ def subscriptions(principal: RegistryReader, session: SessionDep) -> list[Subscr
 
 
 @router.delete("/alert-subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_subscription(principal: RegistryReader, session: SessionDep, subscription_id: int) -> None:
+def delete_subscription(principal: RegistryReader, session: SessionDep, subscription_id: RowId) -> None:
     row = session.get(SubscriptionRow, subscription_id)
     if row is None or (principal.role is not Role.admin and (row.token_id is None or row.token_id != principal.token_id)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id} of this token")

@@ -42,6 +42,8 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# Ids of rows in a path: PostgreSQL's integer, so a larger number is a 422, not a 500 from the database.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a row's id")]
 
 Admin = Annotated[Principal, Depends(role_gate(ADMINS))]
 FigureReader = Annotated[Principal, Depends(role_gate(FIGURE_READERS))]

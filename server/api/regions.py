@@ -14,7 +14,7 @@ from ..figures.model import RegionFigure
 from ..figures.region import region_figure
 from ..registry import BenchmarkCreate, BenchmarkPublic, UnknownBenchmark, region_benchmarks, remove_benchmark, set_benchmark
 from ..storage.registry_tables import UnitRow
-from .deps import Admin, FigureReader, ServicesDep, SessionDep, confine_to_region
+from .deps import Admin, FigureReader, RowId, ServicesDep, SessionDep, confine_to_region
 from .figure_query import FigureQueryDep
 
 router = APIRouter(prefix="/regions/{region}", tags=["regions"])
@@ -49,7 +49,7 @@ def add_benchmark(_: Admin, region: RegionInPath, spec: BenchmarkCreate, session
 
 
 @router.delete("/benchmarks/{benchmark_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_benchmark(_: Admin, region: RegionInPath, benchmark_id: int, session: SessionDep) -> Response:
+def delete_benchmark(_: Admin, region: RegionInPath, benchmark_id: RowId, session: SessionDep) -> Response:
     try:
         remove_benchmark(session, region, benchmark_id)
     except UnknownBenchmark as exc:

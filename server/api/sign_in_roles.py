@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..access_log import record_access
 from ..access_log.log import client_of
 from ..auth import Principal, Role
 from ..sign_in import MappingRefused, add_mapping, describe, list_mappings, remove_mapping
-from .deps import Admin, SessionDep, invalid
+from .deps import Admin, RowId, SessionDep, invalid
 
 router = APIRouter(prefix="/sign-in/roles", tags=["sign-in"])
 
@@ -75,7 +75,7 @@ def create_sign_in_role(principal: Admin, spec: SignInRoleCreate, request: Reque
 
 
 @router.delete("/{mapping_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_sign_in_role(principal: Admin, mapping_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, session: SessionDep) -> Response:
+def delete_sign_in_role(principal: Admin, mapping_id: RowId, request: Request, session: SessionDep) -> Response:
     """Signed-in sessions keep their role until they end (at most VARDKOLL_OIDC_SESSION_HOURS); revoke them on
     the tokens page to end them at once."""
     row = remove_mapping(session, mapping_id)

@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..storage.registry_tables import ApiToken
 
 from ..auth import RetiredToken, Role, TokenScopeError, UnknownToken, check_scope, issue_token, list_tokens, revoke_token, rotate_token
 from ..settings import ServerSettings
-from .deps import Admin, ServicesDep, SessionDep
+from .deps import Admin, RowId, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -75,7 +75,7 @@ class TokenRotation(BaseModel):
 
 
 # Ids are PostgreSQL `integer`s: a larger one was a 500 (out of range) instead of a 422 (found by schemathesis).
-TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the token's id")]
+TokenId = RowId
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..auth import visible_units
 from ..services import Services
-from .deps import Admin, RegistryReader, ServicesDep, SessionDep, UnitInPath, confine_to_region, confine_to_unit
+from .deps import Admin, RegistryReader, RowId, ServicesDep, SessionDep, UnitInPath, confine_to_region, confine_to_unit
 from ..registry import (
     RegistryConflict,
     TargetCreate,
@@ -124,7 +124,7 @@ def create_target(_: Admin, unit: UnitInPath, spec: TargetCreate, session: Sessi
 
 
 @router.delete("/{unit}/targets/{target_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_target(_: Admin, unit: UnitInPath, target_id: int, session: SessionDep, services: ServicesDep) -> Response:
+def delete_target(_: Admin, unit: UnitInPath, target_id: RowId, session: SessionDep, services: ServicesDep) -> Response:
     try:
         remove_target(session, unit, target_id)
     except UnknownTarget as exc:

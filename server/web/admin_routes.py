@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..access_log import read_access_log
+from ..api.deps import RowId
 from ..api.tokens import lifetime
 from ..auth import ADMINS, OutOfScope, Principal, RetiredToken, Role, UnknownToken, list_tokens, require_role, revoke_token, rotate_token
 from .csrf import FIELD as CSRF_FIELD, csrf_token, read_form
@@ -60,7 +61,7 @@ def tokens_page(request: Request) -> Response:
 
 
 @admin_router.post("/nycklar/{token_id}/{action}", response_class=HTMLResponse)
-async def token_action(request: Request, token_id: int, action: str) -> Response:
+async def token_action(request: Request, token_id: RowId, action: str) -> Response:
     principal = signed_in(request)
     if principal is None:
         return login_redirect(request)

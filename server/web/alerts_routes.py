@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from vardkoll.protocol.field_rules import is_hsa_id
 
+from ..api.deps import RowId
 from ..access_log.log import record_principal
 from ..alerts.messages import TITLES
 from ..alerts.store import STATES, acknowledge, query_alerts
@@ -89,7 +90,7 @@ def alerts_page(
 
 
 @alerts_router.post("/larm/{alert_id}/kvittera")
-async def acknowledge_alert(request: Request, alert_id: int) -> Response:
+async def acknowledge_alert(request: Request, alert_id: RowId) -> Response:
     principal = signed_in(request)
     if principal is None:
         return login_redirect(request)

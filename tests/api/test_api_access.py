@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import pytest
+from sqlalchemy import select
 
+from vardkoll.server.alerts.store import AlertRaised, raise_alerts
 from vardkoll.server.monitoring import version
+from vardkoll.server.storage.job_tables import Alert
 
 from .api_world import ADMIN_TOKEN, GAVLEBORG, UPPSALA, VC01, VC02, VC10, Api, event, running_api
 
@@ -88,6 +92,35 @@ def _temporary_benchmark(api: Api) -> str:
     return f"/api/v1/regions/{SCRATCH}/benchmarks/{created.json()['id']}"
 
 
+def _temporary_alert(api: Api) -> str:
+    subject = f"case-{next(_serial)}"
+    with api.services.sessions() as session:
+        raise_alerts(session, [AlertRaised(VC01, "assessment_overdue", subject, {})], datetime.now(timezone.utc))
+        session.commit()
+        alert_id = session.scalars(select(Alert.id).where(Alert.unit == VC01, Alert.subject == subject)).one()
+    return f"/api/v1/alerts/{alert_id}/acknowledge"
+
+
+def _managers_subscription(api: Api) -> str:
+    """Made with manager_vc01's token: that token and admins may delete it; to anyone else it does not exist."""
+    made = api.post(
+        "/api/v1/alert-subscriptions",
+        json={"name": "VC01", "scope": "unit", "unit": VC01, "channel": "email", "address": "larm@example.invalid"},
+        token=api.tokens["manager_vc01"],
+    )
+    return f"/api/v1/alert-subscriptions/{made.json()['id']}"
+
+
+def _report_month(suffix: str) -> Callable[[Api], str]:
+    """A path under the ended month's report, after the report has been made (version 1)."""
+
+    def path(api: Api) -> str:
+        assert api.get(f"/api/v1/reports/monthly/{UPPSALA}/2026-03").status_code == 200
+        return f"/api/v1/reports/monthly/{UPPSALA}/2026-03{suffix}"
+
+    return path
+
+
 def _fixed(path: str) -> Callable[[Api], str]:
     return lambda api: path
 
@@ -146,6 +179,27 @@ ROUTES = {
     "create enrollment code": Route("POST", UNIT + "/enrollment-codes", _fixed(f"/api/v1/units/{VC01}/enrollment-codes")),
     "replace device": Route("POST", UNIT + "/devices/{device}/replacement", lambda api: _temporary_device(api) + "/replacement"),
     "device config": Route("GET", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config"),
+    "alerts of unit": Route("GET", "/api/v1/alerts", _fixed(f"/api/v1/alerts?unit={VC01}")),
+    "acknowledge alert": Route("POST", "/api/v1/alerts/{alert_id}/acknowledge", _temporary_alert),
+    "alert rules of unit": Route("GET", "/api/v1/alert-rules/units/{unit}", _fixed(f"/api/v1/alert-rules/units/{VC01}")),
+    "set alert rules of unit": Route("PUT", "/api/v1/alert-rules/units/{unit}", _fixed(f"/api/v1/alert-rules/units/{VC01}"), lambda: {"at_risk_hours": 24}),
+    "set alert rules of region": Route(
+        "PUT", "/api/v1/alert-rules/regions/{region}", _fixed(f"/api/v1/alert-rules/regions/{SCRATCH}"), lambda: {"at_risk_hours": 24}
+    ),
+    "subscribe own unit": Route(
+        "POST",
+        "/api/v1/alert-subscriptions",
+        _fixed("/api/v1/alert-subscriptions"),
+        lambda: {"name": "VC01", "scope": "unit", "unit": VC01, "channel": "email", "address": "larm@example.invalid"},
+    ),
+    "subscriptions": Route("GET", "/api/v1/alert-subscriptions", _fixed("/api/v1/alert-subscriptions")),
+    "unsubscribe": Route("DELETE", "/api/v1/alert-subscriptions/{subscription_id}", _managers_subscription),
+    "alert deliveries": Route("GET", "/api/v1/alert-deliveries", _fixed("/api/v1/alert-deliveries")),
+    "report months": Route("GET", "/api/v1/reports/monthly/{region}", _fixed(f"/api/v1/reports/monthly/{UPPSALA}")),
+    "monthly report": Route("GET", "/api/v1/reports/monthly/{region}/{month}", _fixed(f"/api/v1/reports/monthly/{UPPSALA}/2026-03")),
+    "internal monthly report": Route("GET", "/api/v1/reports/monthly/{region}/{month}", _fixed(f"/api/v1/reports/monthly/{UPPSALA}/2026-03?variant=internal")),
+    "report versions": Route("GET", "/api/v1/reports/monthly/{region}/{month}/versions", _report_month("/versions")),
+    "report diff": Route("GET", "/api/v1/reports/monthly/{region}/{month}/diff", _report_month("/diff?from=1&to=1")),
     "push device config": Route(
         "PUT", UNIT + "/devices/{device}/config", lambda api: _temporary_device(api) + "/config", lambda: {"version": "1", "sections": {"poll_interval_s": 5}}
     ),
@@ -193,6 +247,20 @@ ACCESS = {
     "region benchmarks": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "set region benchmark": (201, 201, 403, 403, 403, 403, 403, 403, 403),
     "delete region benchmark": (204, 204, 403, 403, 403, 403, 403, 403, 403),
+    "alerts of unit": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "acknowledge alert": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "alert rules of unit": (200, 200, 200, 403, 200, 403, 200, 200, 403),
+    "set alert rules of unit": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "set alert rules of region": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "subscribe own unit": (201, 201, 403, 403, 201, 403, 403, 403, 403),  # others only their own token's scope
+    "subscriptions": (200, 200, 200, 200, 200, 200, 200, 200, 403),
+    "unsubscribe": (204, 204, 404, 404, 204, 404, 404, 404, 403),  # another token's subscription is not shown to exist
+    "alert deliveries": (200, 200, 403, 403, 403, 403, 403, 403, 403),
+    "report months": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "monthly report": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "internal monthly report": (200, 200, 200, 403, 403, 403, 403, 403, 403),  # a clinic manager gets the public variant only
+    "report versions": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "report diff": (200, 200, 200, 403, 200, 403, 403, 403, 403),
 }
 
 
