@@ -25,7 +25,8 @@ from .alerts_routes import alerts_router
 from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
-from .region_view import SORT_KEYS, Filters, region_table, region_view
+from ..figures.region import region_figure
+from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view
 from .session import signed_in
 from .sign_in_routes import sign_in_router
 from .admin_routes import admin_router
@@ -172,7 +173,16 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
         # The export keeps the table's filters and order: it holds exactly the rows shown.
         table = {**base, "sortera": q.sort, "ordning": "fallande" if q.descending else "stigande"}
         csv = {m: f"/region/{quote(namn)}/csv/{m}?{urlencode(table)}" for m in METRICS}
-        return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
+        whole_region = principal.role is not Role.clinic_manager  # a clinic manager sees its own unit, not the region's sums
+        files = downloads(namn, q.period, today, rows, internal_allowed=whole_region)
+        region_figures = None
+        if whole_region and rows:
+            # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period.
+            with services_of(request).sessions() as session:
+                region_figures = {m: region_figure(services_of(request).figures, session, namn, rows, m, q.period) for m in METRICS}
+        return render(
+            request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode, files=files, region_figures=region_figures
+        )
 
     return page(request, build)
 
