@@ -65,7 +65,7 @@ def test_regionvy_shows_the_region_figure_and_its_downloads_arrive_and_parse(chr
     assert body.startswith(b"%PDF")
 
     name, body = downloaded(page, "a[data-download='serie-telephone']")
-    assert name == f"vardkoll-Region_Uppsala-telephone-month-2025-04-01-2026-03-31.csv"
+    assert name == "vardkoll-Region_Uppsala-telephone-month-2025-04-01-2026-03-31.csv"
     series = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
     assert {row["unit"] for row in series} == {VC01, VC02, VC03} and len(series) == 3 * 12
     march = next(row for row in series if row["unit"] == VC01 and row["from"] == "2026-03-01")
