@@ -26,11 +26,11 @@ from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from ..figures.region import region_figure
-from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view
+from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view, report_month
 from .session import signed_in
 from .sign_in_routes import sign_in_router
 from .admin_routes import admin_router
-from .trends import unit_trends
+from .trends import MONTH_NAMES, unit_trends
 from .views import clinic_view, month_to_date
 
 web_router = APIRouter(include_in_schema=False)
@@ -89,7 +89,10 @@ def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = Non
         context = _clinic_context(request, principal, hsa, dag)
         # Klinikvy lists the unit's cases at risk by pseudonym: a read of case-level data.
         record_principal(services_of(request).sessions, principal, request, "read:at_risk", unit=hsa, detail=f"Klinikvy {context['view'].day}")
-        return render(request, "klinik.html", principal=principal, **context)
+        view = context["view"]
+        month = report_month(view.day, utc_now().astimezone(ZoneInfo(view.tz)).date())
+        profile = {"href": f"/api/v1/units/{quote(hsa)}/profile.pdf?month={month:%Y-%m}", "month": f"{MONTH_NAMES[month.month - 1]} {month.year}"}
+        return render(request, "klinik.html", principal=principal, profile=profile, **context)
 
     return page(request, build)
 
