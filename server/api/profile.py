@@ -13,7 +13,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 
 from ..access_log.log import record_principal
-from ..profile import MonthNotEnded, clinic_profile, last_ended_month, profile_pdf
+from ..profile import MonthNotEnded, clinic_profile, last_ended_month
+from ..web.profile_pdf import profile_pdf
 from ..registry import UnknownUnit
 from ..storage.registry_tables import UnitRow
 from .deps import FigureReader, ServicesDep, SessionDep, UnitInPath, confine_to_unit

@@ -1,5 +1,5 @@
 """What the clinic profile holds: 12 months of a unit's four figures beside the region's, and the listed
-patients per doctor from the listing snapshot the fixed-doctor figure reads. No PDF here (`pdf.py`).
+patients per doctor from the listing snapshot the fixed-doctor figure reads. No PDF here (`server/web/profile_pdf.py`).
 
 Every number comes from the services the API answers with: the unit's months are
 `FigureService.series` (as `GET /api/v1/series?grain=month` gives them), the region's are `region_figure`

@@ -1,4 +1,5 @@
-"""The clinic profile as one A4 page (landscape) in Swedish, drawn with reportlab.
+"""The clinic profile (server/profile/) as one A4 page (landscape) in Swedish, drawn with reportlab; here
+beside the pages because it is read by the same people, in the same Swedish formats (`formatting`).
 
 reportlab's built-in Helvetica is encoded as WinAnsi, which holds å, ä, ö, the en dash and the
 non-breaking space the Swedish formats use, so no font file is embedded or needed on the server.
@@ -14,8 +15,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.pdfgen.canvas import Canvas
 
-from ..web.formatting import MONTHS, day, moment, number, percent
-from .build import ClinicProfile, MetricYear
+from ..profile import ClinicProfile, MetricYear
+from .formatting import MONTHS, day, moment, number, percent
 
 PAGE_WIDTH, PAGE_HEIGHT = landscape(A4)
 MARGIN = 36.0
