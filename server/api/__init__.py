@@ -15,6 +15,7 @@ from . import (
     events,
     health,
     live,
+    profile,
     remote_config,
     reports,
     series,
@@ -43,6 +44,7 @@ for _module in (
     reports,
     sign_in_roles,
     audits,
+    profile,
 ):
     api_router.include_router(_module.router)
 

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from urllib.parse import quote, urlencode
+
 from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.metrics.calendar import months_earlier
 
 from ..services import Services
 from ..storage.registry_tables import UnitRow
 from .charts import TrendPoint
-from .trends import month_periods, point
+from .trends import MONTH_NAMES, month_periods, point
 
 SORT_KEYS = ("namn", *METRICS)
 
@@ -117,3 +120,45 @@ def region_view(
     return RegionView(
         region, period, year, [r for r in rows if filters.keeps(r)], len(table), at_target, _at_target([r.year for r in rows]), filters, sort, descending
     )
+
+
+@dataclass(frozen=True)
+class Downloads:
+    """What Regionvy offers as files, all from the API (which accepts the session cookie on GET): the
+    national report of a month, each unit's clinic profile for it, and the 12-month series per metric."""
+
+    month: date  # the first day of the report's and the profiles' month
+    report: list[tuple[str, str]]  # (label, address)
+    profiles: dict[str, str]  # unit → address
+    series: dict[str, str]  # metric → address
+    series_period: Period
+
+    @property
+    def month_name(self) -> str:
+        return f"{MONTH_NAMES[self.month.month - 1]} {self.month.year}"
+
+
+def report_month(end: date, today: date) -> date:
+    """The month of the period's end when it has ended, else the month before: the report and the
+    profile are of ended months."""
+    start = end.replace(day=1)
+    return start if months_earlier(start, -1) <= today else months_earlier(start, 1)
+
+
+def downloads(region: str, period: Period, today: date, units: list[UnitRow], internal_allowed: bool) -> Downloads:
+    month = report_month(period.end, today)
+    report_base = f"/api/v1/reports/monthly/{quote(region, safe='')}/{month:%Y-%m}"
+    variants = [("public", "offentlig")] + ([("internal", "intern")] if internal_allowed else [])
+    report = [
+        (f"{kind.upper()}, {label}", f"{report_base}?{urlencode({'variant': variant, 'format': kind})}")
+        for variant, label in variants
+        for kind in ("csv", "xlsx")
+    ]
+    profiles = {row.unit: f"/api/v1/units/{quote(row.unit)}/profile.pdf?month={month:%Y-%m}" for row in units}
+    span = Period(month_periods(period.end)[0].period.start, period.end)
+    series = {
+        m: "/api/v1/series?"
+        + urlencode({"metric": m, "region": region, "grain": "month", "from": span.start.isoformat(), "to": span.end.isoformat(), "format": "csv"})
+        for m in METRICS
+    }
+    return Downloads(month, report, profiles, series, span)

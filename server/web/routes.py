@@ -25,11 +25,12 @@ from .alerts_routes import alerts_router
 from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
-from .region_view import SORT_KEYS, Filters, region_table, region_view
+from ..figures.region import region_figure
+from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view, report_month
 from .session import signed_in
 from .sign_in_routes import sign_in_router
 from .admin_routes import admin_router
-from .trends import unit_trends
+from .trends import MONTH_NAMES, unit_trends
 from .views import clinic_view, month_to_date
 
 web_router = APIRouter(include_in_schema=False)
@@ -88,7 +89,10 @@ def clinic(request: Request, hsa: str, dag: Annotated[str | None, Query()] = Non
         context = _clinic_context(request, principal, hsa, dag)
         # Klinikvy lists the unit's cases at risk by pseudonym: a read of case-level data.
         record_principal(services_of(request).sessions, principal, request, "read:at_risk", unit=hsa, detail=f"Klinikvy {context['view'].day}")
-        return render(request, "klinik.html", principal=principal, **context)
+        view = context["view"]
+        month = report_month(view.day, utc_now().astimezone(ZoneInfo(view.tz)).date())
+        profile = {"href": f"/api/v1/units/{quote(hsa)}/profile.pdf?month={month:%Y-%m}", "month": f"{MONTH_NAMES[month.month - 1]} {month.year}"}
+        return render(request, "klinik.html", principal=principal, profile=profile, **context)
 
     return page(request, build)
 
@@ -172,7 +176,16 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
         # The export keeps the table's filters and order: it holds exactly the rows shown.
         table = {**base, "sortera": q.sort, "ordning": "fallande" if q.descending else "stigande"}
         csv = {m: f"/region/{quote(namn)}/csv/{m}?{urlencode(table)}" for m in METRICS}
-        return render(request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode)
+        whole_region = principal.role is not Role.clinic_manager  # a clinic manager sees its own unit, not the region's sums
+        files = downloads(namn, q.period, today, rows, internal_allowed=whole_region)
+        region_figures = None
+        if whole_region and rows:
+            # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period.
+            with services_of(request).sessions() as session:
+                region_figures = {m: region_figure(services_of(request).figures, session, namn, rows, m, q.period) for m in METRICS}
+        return render(
+            request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode, files=files, region_figures=region_figures
+        )
 
     return page(request, build)
 

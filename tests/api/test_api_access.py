@@ -156,6 +156,7 @@ ROUTES = {
     "series of region": Route("GET", "/api/v1/series", _fixed(f"/api/v1/series?metric=telephone&grain=day&{PERIOD_ONLY}&region={UPPSALA}")),
     "unit events": Route("GET", UNIT + "/events", _fixed(f"/api/v1/units/{VC01}/events?{PERIOD_ONLY}")),
     "unit audits": Route("GET", UNIT + "/audits", _fixed(f"/api/v1/units/{VC01}/audits?{PERIOD_ONLY}")),
+    "unit profile": Route("GET", UNIT + "/profile.pdf", _fixed(f"/api/v1/units/{VC01}/profile.pdf?month=2026-03")),
     "access log": Route("GET", "/api/v1/access-log", _fixed("/api/v1/access-log")),
     "sign-in roles": Route("GET", "/api/v1/sign-in/roles", _fixed("/api/v1/sign-in/roles")),
     "map sign-in role": Route(
@@ -242,6 +243,7 @@ ACCESS = {
     "series of region": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "unit events": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "unit audits": (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    "unit profile": (200, 200, 200, 403, 200, 403, 403, 403, 403),
     "access log": (200, 200, 403, 403, 403, 403, 403, 403, 403),
     "region figure": (200, 200, 200, 403, 403, 403, 403, 403, 403),
     "region benchmarks": (200, 200, 200, 403, 200, 403, 403, 403, 403),

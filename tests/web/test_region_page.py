@@ -145,3 +145,21 @@ def test_the_csv_export_keeps_the_pages_scope(web):
     assert client.get(f"/region/{quote(UPPSALA)}/csv/telephone").status_code == 403
     login(client, token(services, Role.region_analyst, region=UPPSALA))
     assert client.get(f"/region/{quote(UPPSALA)}/csv/nonsense").status_code == 404
+
+
+def test_klinikvy_links_to_the_profile_of_the_month_of_the_day_shown(web):
+    client, services = web
+    posted(client)
+    login(client, token(services, Role.clinic_manager, unit=VC01))
+    html = client.get(f"/enhet/{VC01}", params={"dag": PAST_DAY.isoformat()}).text
+    assert f'href="/api/v1/units/{VC01}/profile.pdf?month=2026-03"' in html and "Klinikprofil mars 2026 (PDF)" in html
+    response = client.get(f"/api/v1/units/{VC01}/profile.pdf", params={"month": "2026-03"})  # the session cookie suffices
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+
+
+def test_regionvy_offers_the_month_before_when_the_period_has_not_ended(web):
+    client, services = web
+    login(client, token(services, Role.region_analyst, region=UPPSALA))
+    html = unescape(client.get(f"/region/{quote(UPPSALA)}", params={"fran": "2999-01-01", "till": "2999-01-31"}).text)
+    assert "Månadsrapporten för december 2998" in html
+    assert f"/api/v1/reports/monthly/{quote(UPPSALA, safe='')}/2998-12?variant=internal&format=xlsx" in html
