@@ -18,8 +18,9 @@ carries the same pseudonyms and a case is never split by a restart.
 
 A device that made pseudonyms before the schedule existed (its outbox is older than its book) keeps the
 secret's own key (`LEGACY`) for everything that happened before the book was started, and for a thing
-that continues one the device already sent (`was_legacy`), so an upgrade splits no open case and a re-read
-of old source data gives the pseudonyms it gave then.
+first seen within its life after that which continues one the device already sent (`was_legacy`, the
+lookup map; without one, every such thing), so an upgrade splits no open case and a re-read of old
+source data gives the pseudonyms it gave then.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class PeriodBook:
     def period_for(self, kind: str, raw: str, at: datetime, was_legacy: Callable[[], bool] | None = None) -> str:
         """The period whose key the call or case `raw` uses; the first event seen of it fixes it.
 
-        `was_legacy`: asked only on an upgraded device, for a thing first seen soon after the upgrade:
-        whether the device sent it with the legacy key before (the lookup map knows)."""
+        `was_legacy`: asked only on an upgraded device, for a thing first seen within its life after the
+        upgrade: whether the device sent it with the legacy key before (the lookup map knows). None (no
+        lookup map, as for the firmware bridge): such a thing keeps the legacy key."""
         if kind not in LIFE_DAYS:
             raise ValueError(f"{kind!r} pseudonyms are not rotated; rotated kinds: {', '.join(ROTATED_KINDS)}")
         ref = keyed_digest(self._secret, f"period book\x1f{kind}\x1f{raw}".encode()).hex()
@@ -108,7 +110,9 @@ class PeriodBook:
             period = period_of(at, self._tz)
             legacy_before = self.legacy_before_s
             if legacy_before is not None and at_s < legacy_before + life_s:
-                if at_s < legacy_before or (was_legacy is not None and was_legacy()):
+                # Within a life of the upgrade the thing may have begun before it, under the legacy key;
+                # without a lookup map to ask, assume it did: splitting a case would change a figure.
+                if at_s < legacy_before or was_legacy is None or was_legacy():
                     period = LEGACY
             self._db.execute("INSERT INTO pseudonym_periods VALUES (?, ?, ?, ?)", (kind, ref, at_s, period))
             return period

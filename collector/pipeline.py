@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from typing import Any
+from typing import Any, Callable
 
 from datetime import datetime
 
@@ -58,14 +58,17 @@ class Pipeline:
     def _pseudonym(self, connector: str, kind: str, raw: str, at: datetime) -> str:
         if self.periods is None or kind not in self._scheme.rotated_kinds:
             return self._scheme.pseudonym(kind, raw)
-        lookup = self.lookup
-
-        def was_legacy() -> bool:  # asked on an upgraded device only: did it send this thing before the schedule?
-            legacy = self._scheme.pseudonym(kind, raw)
-            return lookup is not None and any(r.kind == kind and r.connector == connector for r in lookup.lookup(legacy))
-
-        period = self.periods.period_for(kind, raw, at, was_legacy)
+        period = self.periods.period_for(kind, raw, at, self._sent_before_the_schedule(connector, kind, raw))
         return (self._scheme if period == LEGACY else self._scheme.for_period(period)).pseudonym(kind, raw)
+
+    def _sent_before_the_schedule(self, connector: str, kind: str, raw: str) -> Callable[[], bool] | None:
+        """For an upgraded device's book: whether this thing went out under the secret's own key before the
+        key schedule began (the lookup map remembers what was sent); None without a lookup map."""
+        lookup = self.lookup
+        if lookup is None:
+            return None
+        scheme = self._scheme
+        return lambda: any(r.kind == kind and r.connector == connector for r in lookup.lookup(scheme.pseudonym(kind, raw)))
 
     def flush(self) -> None:
         """Write what the pipeline learnt (the periods it gave out, the lookup map's references) before the

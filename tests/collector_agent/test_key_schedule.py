@@ -237,3 +237,13 @@ class _Scripted:
 
     def close(self) -> None:
         pass
+
+
+def test_an_upgraded_device_without_a_lookup_map_keeps_the_old_key_for_a_life_after_the_upgrade(tmp_path):
+    """The firmware bridge keeps no lookup map: a ticket drawn before the upgrade and assessed after it must
+    stay one case, so for a case's life after the upgrade new things keep the old key too."""
+    upgrade = datetime(2027, 3, 31, 12, tzinfo=TZ)
+    book = PeriodBook.open(tmp_path / "p.db", SECRET, TZ, upgraded=True, now=upgrade.timestamp)
+    assert book.period_for("case", "ticket-17", upgrade + timedelta(days=2)) == "legacy"
+    assert book.period_for("case", "ticket-18", upgrade + timedelta(days=93)) == "2027-07"
+    assert book.period_for("call", "q-1", upgrade + timedelta(days=32)) == "2027-05"
