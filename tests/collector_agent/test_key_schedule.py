@@ -20,7 +20,7 @@ from vardkoll.collector.key_schedule import PeriodBook, period_key, period_of
 from vardkoll.collector.lookup import LookupMap
 from vardkoll.collector.outbox import Outbox
 from vardkoll.collector.pipeline import Pipeline
-from vardkoll.collector.pseudonyms import Pseudonymiser
+from vardkoll.collector.pseudonyms import FirmwareBridgePseudonymiser, Pseudonymiser
 from vardkoll.collector.secret_export import export_secret, import_secret
 
 from .events import DEVICE, UNIT
@@ -247,3 +247,15 @@ def test_an_upgraded_device_without_a_lookup_map_keeps_the_old_key_for_a_life_af
     assert book.period_for("case", "ticket-17", upgrade + timedelta(days=2)) == "legacy"
     assert book.period_for("case", "ticket-18", upgrade + timedelta(days=93)) == "2027-07"
     assert book.period_for("call", "q-1", upgrade + timedelta(days=32)) == "2027-05"
+
+
+def test_period_keys_and_rotated_pseudonyms_are_pinned():
+    """The derivation documented in docs/privacy.md; a change would split every case open at the upgrade
+    and make a replacement device's pseudonyms differ from the old one's."""
+    import hashlib
+    import hmac
+
+    assert period_key(SECRET, "2027-03") == hmac.new(SECRET, b"vardkoll period key v1\x1f2027-03", hashlib.sha256).digest()
+    assert period_key(SECRET, "2027-03").hex() == "ce8fc1b05ca73c0276b4a04c3b4f316b923f627a91af9dccb3f914bfed900e24"
+    assert Pseudonymiser(SECRET).for_period("2027-03").pseudonym("case", "A-1") == "bmagxijgrkfvzautxfvhih"
+    assert FirmwareBridgePseudonymiser(SECRET).for_period("2027-03").pseudonym("case", "u\x1fd\x1f17") == "kEwkdkmsFjfucftswsahryDCf"
