@@ -40,9 +40,10 @@ from .pseudonyms import keyed_digest, period_key
 # `case-unlinked` is the firmware bridge's case of a panel press without a ticket.
 LIFE_DAYS: Final = {"call": 31, "case": 92, "case-unlinked": 92}
 ROTATED_KINDS: Final = tuple(LIFE_DAYS)
-__all__ = ["LEGACY", "LIFE_DAYS", "ROTATED_KINDS", "PeriodBook", "period_key", "period_of"]
 LEGACY: Final = "legacy"  # the period of things keyed with the secret itself, as before the schedule
 KEEP_DAYS: Final = 400  # book rows are kept this long after a thing's first event: re-reads of a year stay alike
+
+__all__ = ["KEEP_DAYS", "LEGACY", "LIFE_DAYS", "ROTATED_KINDS", "PeriodBook", "period_key", "period_of"]
 
 
 def period_of(at: datetime, tz: ZoneInfo) -> str:

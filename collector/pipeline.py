@@ -15,10 +15,8 @@ so an event read twice keeps its id and the server counts it once.
 from __future__ import annotations
 
 import copy
-
-from typing import Any, Callable
-
 from datetime import datetime
+from typing import Any, Callable
 
 from .connectors.base import SourceEvent, joined_key
 from .key_schedule import LEGACY, PeriodBook
