@@ -84,6 +84,7 @@ class PeriodBook:
         os.close(descriptor)
         os.chmod(path, 0o600)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        connection.execute("PRAGMA page_size=1024")  # a new book: small pages, few bytes per commit on an SD card (as the outbox)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")  # a flushed period survives power loss, like the outbox
         legacy_before = datetime.fromtimestamp(now(), timezone.utc) if new and upgraded else None
