@@ -20,7 +20,7 @@ from vardkoll.collector.key_schedule import PeriodBook, period_key, period_of
 from vardkoll.collector.lookup import LookupMap
 from vardkoll.collector.outbox import Outbox
 from vardkoll.collector.pipeline import Pipeline
-from vardkoll.collector.pseudonyms import FirmwareBridgePseudonymiser, Pseudonymiser
+from vardkoll.collector.pseudonyms import FirmwareBridgePseudonymiser, Pseudonymiser, read_secret
 from vardkoll.collector.secret_export import export_secret, import_secret
 
 from .events import DEVICE, UNIT
@@ -259,3 +259,23 @@ def test_period_keys_and_rotated_pseudonyms_are_pinned():
     assert period_key(SECRET, "2027-03").hex() == "ce8fc1b05ca73c0276b4a04c3b4f316b923f627a91af9dccb3f914bfed900e24"
     assert Pseudonymiser(SECRET).for_period("2027-03").pseudonym("case", "A-1") == "bmagxijgrkfvzautxfvhih"
     assert FirmwareBridgePseudonymiser(SECRET).for_period("2027-03").pseudonym("case", "u\x1fd\x1f17") == "kEwkdkmsFjfucftswsahryDCf"
+
+
+def test_a_crash_before_the_outbox_stores_a_batch_leaves_its_periods_on_disk(tmp_path):
+    """The book is written first: a batch lost before the outbox took it is read again with the periods it had."""
+    config = CollectorConfig(unit=UNIT, device=DEVICE, outbox={"path": tmp_path / "outbox.db"}, pseudonyms={"secret_file": tmp_path / "pseudonym.key"})
+    agent = Agent(config, client=FakeMqttClient(), clock_state=lambda: None)
+    agent.connectors = {"src": _Scripted([_contact("A-7", "p-1", datetime(2027, 3, 31, 16, tzinfo=TZ))])}
+
+    def crash(*args, **kwargs):
+        raise OSError("power cut")
+
+    agent.outbox.add = crash  # type: ignore[method-assign]
+    agent.collect_once()
+    assert sqlite3.connect(config.periods_file).execute("SELECT period FROM pseudonym_periods").fetchall() == [("2027-03",)]
+    agent.outbox.close()
+    # After the restart the assessment of April is read before the contact is read again: March's key.
+    secret = read_secret(config.pseudonyms.secret_file)
+    again = Pipeline(Pseudonymiser(secret), UNIT, DEVICE, None, PeriodBook.open(config.periods_file, secret, TZ))
+    assessed = again.to_wire("src", _assessed("A-7", datetime(2027, 4, 2, 9, tzinfo=TZ)))
+    assert assessed["case"] == Pseudonymiser(secret).for_period("2027-03").pseudonym("case", "A-7")
