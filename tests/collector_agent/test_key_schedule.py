@@ -261,7 +261,7 @@ def test_period_keys_and_rotated_pseudonyms_are_pinned():
     assert FirmwareBridgePseudonymiser(SECRET).for_period("2027-03").pseudonym("case", "u\x1fd\x1f17") == "kEwkdkmsFjfucftswsahryDCf"
 
 
-def test_a_crash_before_the_outbox_stores_a_batch_leaves_its_periods_on_disk(tmp_path):
+def test_a_crash_before_the_outbox_stores_a_batch_leaves_its_periods_on_disk(tmp_path, monkeypatch):
     """The book is written first: a batch lost before the outbox took it is read again with the periods it had."""
     config = CollectorConfig(unit=UNIT, device=DEVICE, outbox={"path": tmp_path / "outbox.db"}, pseudonyms={"secret_file": tmp_path / "pseudonym.key"})
     agent = Agent(config, client=FakeMqttClient(), clock_state=lambda: None)
@@ -270,7 +270,7 @@ def test_a_crash_before_the_outbox_stores_a_batch_leaves_its_periods_on_disk(tmp
     def crash(*args, **kwargs):
         raise OSError("power cut")
 
-    agent.outbox.add = crash  # type: ignore[method-assign]
+    monkeypatch.setattr(agent.outbox, "add", crash)
     agent.collect_once()
     assert sqlite3.connect(config.periods_file).execute("SELECT period FROM pseudonym_periods").fetchall() == [("2027-03",)]
     agent.outbox.close()
