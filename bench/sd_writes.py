@@ -13,6 +13,10 @@ write calls) beside it. Patterns:
 - small groups: 10 events per transaction (a poll that found a few);
 - export: 500 per transaction (a callback export or a FHIR page).
 
+The key schedule's period book (collector/key_schedule.py) is measured beside it: one new call per event
+(every `call.offered` is one; its later events add nothing), written (`flush`) once per group before the
+outbox's transaction, as the agent does.
+
 The baseline is the same file written with a plain append + fsync per event (the least a durable
 per-event store can write). Logs: the collector logs per connection, per problem and per refusal, not
 per event; bench/collector.py and packaging/arm64_proof.py report the log's size after their runs.
@@ -27,6 +31,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from vardkoll.collector.key_schedule import PeriodBook
 from vardkoll.collector.outbox import Checkpoint, Outbox
 
 UNIT = "SE2321000016-VC01"
@@ -68,6 +76,18 @@ def measure_outbox(folder: Path, events: int, group: int) -> dict[str, float]:
     }
 
 
+def measure_period_book(folder: Path, events: int, group: int) -> float:
+    book = PeriodBook.open(folder / f"pseudonym-periods-{group}.db", b"bench-secret-0123456789abcdef", ZoneInfo("Europe/Stockholm"))
+    start_at = datetime(2026, 12, 3, 8, tzinfo=ZoneInfo("Europe/Stockholm"))
+    before = io_counters()
+    for start in range(0, events, group):
+        for index in range(start, min(events, start + group)):
+            book.period_for("call", f"c{index:010d}", start_at + timedelta(seconds=index))
+        book.flush()
+    book.close()
+    return (io_counters()["write_bytes"] - before["write_bytes"]) / events
+
+
 def measure_append_fsync(folder: Path, events: int) -> float:
     path = folder / "append.jsonl"
     before = io_counters()
@@ -91,13 +111,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="vardkoll-bench-sd-", dir=os.environ.get("BENCH_DIR")) as scratch:
         folder = Path(scratch)
         baseline = measure_append_fsync(folder, args.events)
-        results = {name: measure_outbox(folder, args.events, group) for name, group in (("trickle", 1), ("small groups", 10), ("export", 500))}
+        patterns = (("trickle", 1), ("small groups", 10), ("export", 500))
+        results = {name: measure_outbox(folder, args.events, group) for name, group in patterns}
+        for name, group in patterns:
+            results[name]["book_write_bytes_per_new_call"] = measure_period_book(folder, args.events, group)
     print(f"load average {load}; {args.events} events per pattern; storage under {tempfile.gettempdir()}")
     print(f"baseline, append + fsync per event: {baseline / 1024:.1f} KiB per event")
     for name, numbers in results.items():
         print(
             f"{name:>13}: {numbers['write_bytes_per_event'] / 1024:7.2f} KiB written per event "
-            f"(ratio to baseline {numbers['write_bytes_per_event'] / baseline:.2f}; handed to write(): {numbers['wchar_per_event'] / 1024:.2f} KiB)"
+            f"(ratio to baseline {numbers['write_bytes_per_event'] / baseline:.2f}; handed to write(): {numbers['wchar_per_event'] / 1024:.2f} KiB); "
+            f"period book {numbers['book_write_bytes_per_new_call'] / 1024:.2f} KiB per new call"
         )
     if args.json:
         args.json.write_text(json.dumps({"load": load, "baseline_write_bytes_per_event": baseline, **results}, indent=2) + "\n")

@@ -17,10 +17,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from .clock import ClockGuard, ClockReading, ClockState, HoldStamp, make_clock_reader, ntp_synchronised
 from .config import CollectorConfig
 from .connectors import Connector, ConnectorContext, build_connector
+from .key_schedule import PeriodBook
 from .lookup import LookupMap
 from .outbox import Outbox
 from .pipeline import Pipeline
@@ -81,7 +83,9 @@ class Agent:
         self._wake = threading.Event()  # set by stop() and by the publisher when it can send more
         self.notifier = notifier or ServiceNotifier()  # systemd's READY/WATCHDOG; a no-op outside systemd
         lookup = LookupMap(config.lookup_file, config.lookup.retention_days) if config.lookup.enabled else None
-        self.pipeline = Pipeline(Pseudonymiser(load_or_create_secret(config.pseudonyms.secret_file)), config.unit, config.device, lookup)
+        secret = load_or_create_secret(config.pseudonyms.secret_file)
+        self.pipeline = Pipeline(Pseudonymiser(secret), config.unit, config.device, lookup, open_period_book(config, secret))
+        self._book_pruned_at: float | None = None
         box = config.outbox
         self.outbox = Outbox(box.path, unit=config.unit, device=config.device, max_events=box.max_events, max_bytes=box.max_bytes, drop_policy=box.drop_policy)
         self._remote_inbox: queue.Queue[bytes] = queue.Queue(maxsize=8)
@@ -266,12 +270,12 @@ class Agent:
     def collect_once(self) -> CollectReport:
         """Poll every connector once and store what they give (each batch with its checkpoint)."""
         report = CollectReport()
+        self._prune_period_book()
         for name, connector in self.connectors.items():
             try:
                 for batch in connector.poll():
                     events = [self.pipeline.to_wire(name, source) for source in batch.events]
-                    if self.pipeline.lookup is not None:
-                        self.pipeline.lookup.flush()
+                    self.pipeline.flush()  # the periods given out are on disk before their events are in the outbox
                     device_stamped = [event["id"] for event, source in zip(events, batch.events) if source.clock == "device"]
                     hold = self.device_clock_hold() if device_stamped else None
                     added = self.outbox.add(events, batch.checkpoint, held_ids=device_stamped, hold=hold)
@@ -290,6 +294,14 @@ class Agent:
                 # Only the kind of error: its text could quote source data.
                 log.error("connector %s failed (%s); trying again at the next poll", name, type(exc).__name__)
         return report
+
+    def _prune_period_book(self) -> None:
+        if self.pipeline.periods is None:
+            return
+        now = self._wall_clock()
+        if self._book_pruned_at is None or now - self._book_pruned_at >= 86400:
+            self._book_pruned_at = now
+            self.pipeline.periods.prune(datetime.fromtimestamp(now, timezone.utc))
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -319,6 +331,8 @@ class Agent:
             self.notifier.stopping()
             self._teardown()
             self.outbox.close()
+            if self.pipeline.periods is not None:
+                self.pipeline.periods.close()
             self.notifier.close()
             log.info("collector stopped")
 
@@ -332,6 +346,14 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+
+def open_period_book(config: CollectorConfig, secret: bytes) -> PeriodBook:
+    """The key schedule's book for this collector (docs/privacy.md). Opened before the outbox: a device
+    whose outbox is older than its book made pseudonyms before the schedule and keeps their key for
+    what happened before it (`PeriodBook.open`, `upgraded`)."""
+    upgraded = not config.periods_file.exists() and config.outbox.path.exists()
+    return PeriodBook.open(config.periods_file, secret, ZoneInfo(config.pseudonyms.timezone), upgraded=upgraded)
 
 
 def _cached(probe: Callable[[], bool | None], interval_s: float, clock: Callable[[], float]) -> Callable[[], bool | None]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id, is_hsa_id
+from vardkoll.protocol.local_time import TimeZoneName
 
 from .clock import DEFAULT_MAX_JUMP_S, RELEASE_FLOOR
 from vardkoll.protocol.broker_url import parse_broker_url
@@ -96,6 +97,10 @@ class LookupConfig(_Strict):
 
 class PseudonymConfig(_Strict):
     secret_file: Path = Path("/var/lib/vardkoll-collector/pseudonym.key")
+    # The key schedule (docs/privacy.md): calls and cases get the key of the reporting period (a calendar
+    # month in this time zone, the unit's) of their first event; the book of those periods lives here.
+    timezone: TimeZoneName = "Europe/Stockholm"
+    periods_file: Path | None = None  # default: pseudonym-periods.db beside the outbox
 
 
 class RemoteConfigSettings(_Strict):
@@ -164,6 +169,10 @@ class CollectorConfig(_Strict):
     @property
     def lookup_file(self) -> Path:
         return self.lookup.path or self.outbox.path.parent / "lookup.db"
+
+    @property
+    def periods_file(self) -> Path:
+        return self.pseudonyms.periods_file or self.outbox.path.parent / "pseudonym-periods.db"
 
     @property
     def remote_state_file(self) -> Path:

@@ -11,7 +11,9 @@ a phone number or any other run of digits, whatever the source id was.
   come out equal for the continuity metric, so connectors pass both as kind `practitioner`.
 
 Two schemes, both keyed with the device's secret and both letters only; `collector/pipeline.py` is the
-only caller that hands them raw ids:
+only caller that hands them raw ids. Each has `rotated_kinds` (calls and cases) that the pipeline keys
+with one reporting period's key instead (`for_period`, the key schedule in `collector/key_schedule.py`);
+patients, practitioners and event ids always use the secret itself:
 - `Pseudonymiser` (the connectors'): as above; event id `e` + the pseudonym of kind `event` over
   (connector, source key, type).
 - `FirmwareBridgePseudonymiser` (the firmware bridge's, kept from before the bridge went through the
@@ -52,12 +54,23 @@ class PseudonymScheme(Protocol):
         """The pseudonym of source id `value` of the given kind."""
         ...
 
+    @property
+    def rotated_kinds(self) -> tuple[str, ...]:
+        """The kinds keyed per reporting period (calls and cases)."""
+        ...
+
+    def for_period(self, period: str) -> "PseudonymScheme":
+        """The same scheme keyed with the key of `period` (`YYYY-MM`)."""
+        ...
+
 
 class SecretFileError(RuntimeError):
     """The secret file is missing, unreadable, malformed or readable by others; the message says what to do."""
 
 
 class Pseudonymiser:
+    ROTATED_KINDS: Final = ("call", "case")
+
     def __init__(self, secret: bytes, length: int = PSEUDONYM_LENGTH) -> None:
         if len(secret) < 16:
             raise ValueError("the pseudonym secret must be at least 16 bytes")
@@ -65,6 +78,18 @@ class Pseudonymiser:
             raise ValueError("pseudonym length must be 16–64 letters")
         self._secret = secret
         self._length = length
+        self._periods: dict[str, Pseudonymiser] = {}
+
+    @property
+    def rotated_kinds(self) -> tuple[str, ...]:
+        return self.ROTATED_KINDS
+
+    def for_period(self, period: str) -> "Pseudonymiser":
+        """This scheme keyed with the period's key (`period_key`): the same id, another period, another pseudonym."""
+        scheme = self._periods.get(period)
+        if scheme is None:
+            scheme = self._periods[period] = Pseudonymiser(period_key(self._secret, period), self._length)
+        return scheme
 
     def pseudonym(self, kind: str, value: str) -> str:
         """The pseudonym of source id `value` of the given kind."""
@@ -104,6 +129,18 @@ class FirmwareBridgePseudonymiser:
         if len(secret) < 16:
             raise ValueError("the pseudonym secret must be at least 16 bytes")
         self._secret = secret
+        self._periods: dict[str, FirmwareBridgePseudonymiser] = {}
+
+    @property
+    def rotated_kinds(self) -> tuple[str, ...]:
+        return self.KINDS  # both are cases
+
+    def for_period(self, period: str) -> "FirmwareBridgePseudonymiser":
+        """This scheme keyed with the period's key: event ids stay those of the secret (`fw-` + the press)."""
+        scheme = self._periods.get(period)
+        if scheme is None:
+            scheme = self._periods[period] = FirmwareBridgePseudonymiser(period_key(self._secret, period))
+        return scheme
 
     def _letters(self, domain: str, value: str) -> str:
         message = f"{domain}\x1f{value}".encode("utf-8")
@@ -126,6 +163,12 @@ class FirmwareBridgePseudonymiser:
 def keyed_digest(secret: bytes, message: bytes) -> bytes:
     """HMAC-SHA256 of `message` under `secret`: the one keyed hash, for the key schedule (`key_schedule.py`)."""
     return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def period_key(secret: bytes, period: str) -> bytes:
+    """The key of one reporting period (`YYYY-MM`), derived from the device's secret: nothing else is
+    needed to make it again, so the secret's backup restores every period's key."""
+    return keyed_digest(secret, b"vardkoll period key v1\x1f" + period.encode("ascii"))
 
 
 def load_or_create_secret(path: Path | str) -> bytes:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
 
+from vardkoll.collector.key_schedule import PeriodBook
 from vardkoll.protocol.validation import EventRejected, validate_event
 
 from .config import BridgeConfig, DeviceConfig
@@ -125,14 +126,16 @@ class Bridge:
         sink: EventSink,
         *,
         key: bytes | None = None,
+        periods: PeriodBook | None = None,
         clock: Callable[[], datetime] = _utc_now,
         open_port: Callable[[str, int], Any] | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
         key = key if key is not None else config.key()
-        # One pipeline per unit: the collector's, with the bridge's scheme, makes ids and pseudonyms.
-        self.pipelines = {unit: bridge_pipeline(key, unit, config.event_device) for unit in {d.unit for d in config.devices}}
+        # One pipeline per unit: the collector's, with the bridge's scheme, makes ids and pseudonyms; with
+        # the collector's period book (`periods`) case pseudonyms follow the key schedule.
+        self.pipelines = {unit: bridge_pipeline(key, unit, config.event_device, periods) for unit in {d.unit for d in config.devices}}
         self.clock = clock
         self.stats = BridgeStats()
         self.tz = ZoneInfo(config.timezone)
@@ -339,7 +342,8 @@ class DeviceSession:
             self.send(TimeSync(self._now_ms()))
             return
         source = source_event(device, mapping, press, hello.store_id, when.at, self.bridge.tz)
-        event = self.bridge.pipelines[device.unit].to_wire(CONNECTOR, source)
+        pipeline = self.bridge.pipelines[device.unit]
+        event = pipeline.to_wire(CONNECTOR, source)
         try:
             validate_event(event)
         except EventRejected as exc:
@@ -348,6 +352,7 @@ class DeviceSession:
             self.nack(Reason.INVALID_EVENT, frame, press.local_seq)
             return
         try:
+            pipeline.flush()  # the case's period is on disk before the press is in the outbox
             added = self.bridge.deliver(device.device_id, hello.store_id, press.local_seq, event)
         except Exception as exc:  # noqa: BLE001 - whatever the sink raises, the press stays on the device
             self.stats.count("events_refused.sink_unavailable")

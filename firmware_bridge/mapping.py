@@ -3,6 +3,7 @@
 The bridge hashes nothing itself. It names a press and its case with raw references (a `SourceEvent`),
 and `collector/pipeline.py`, with the bridge's scheme (`FirmwareBridgePseudonymiser` in
 `collector/pseudonyms.py`), makes the event id and the case pseudonym: raw ids meet the secret there only.
+Case pseudonyms follow the collector's key schedule (`collector/key_schedule.py`); event ids do not.
 
 Identity: a press is known by (device id, store id, local sequence id), its source key; the event id is a
 keyed hash of exactly that, so a press sent twice (a retry, a reset, a bridge restart) always becomes the
@@ -20,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from vardkoll.collector.connectors.base import SourceEvent, joined_key
+from vardkoll.collector.key_schedule import PeriodBook
 from vardkoll.collector.pipeline import Pipeline
 from vardkoll.collector.pseudonyms import FirmwareBridgePseudonymiser
 
@@ -29,9 +31,12 @@ from .messages import EventMsg
 CONNECTOR = "firmware_bridge"  # the pipeline's connector name for presses (the bridge's scheme ignores it)
 
 
-def bridge_pipeline(key: bytes, unit: str, event_device: str | None = None) -> Pipeline:
-    """The pipeline that makes the events of one unit's devices (`event_device`: their `device` field)."""
-    return Pipeline(FirmwareBridgePseudonymiser(key), unit, event_device)
+def bridge_pipeline(key: bytes, unit: str, event_device: str | None = None, periods: PeriodBook | None = None) -> Pipeline:
+    """The pipeline that makes the events of one unit's devices (`event_device`: their `device` field).
+
+    With `periods` (the collector's book; always so under `vardkoll bridge run`) case pseudonyms follow
+    the key schedule: a ticket's case gets the key of the month of its first press."""
+    return Pipeline(FirmwareBridgePseudonymiser(key), unit, event_device, periods=periods)
 
 
 def press_key(device_id: str, store_id: int, local_seq: int) -> str:

@@ -4,7 +4,8 @@ runs the bridge into the collector's durable outbox (and, with `publish`, the co
 This is the runtime behind `vardkoll bridge run` (`vardkoll/bridge_cli.py` only parses the command line).
 The bridge always uses the collector's pseudonym secret (`pseudonyms.secret_file`) and the collector's
 device id as the events' `device`: a `pseudonym_key`/`pseudonym_key_file` in the bridge config is
-ignored (with a warning), and every configured device must belong to the collector's unit.
+ignored (with a warning), and every configured device must belong to the collector's unit. Case
+pseudonyms follow the collector's key schedule (its period book, `collector/key_schedule.py`).
 
 On `stop()` the serial ports stop first (no new presses are acknowledged), then the collector (which says
 `offline` and closes the outbox): a press in flight at that moment stays on its device and is sent again
@@ -21,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from vardkoll.collector.agent import Agent
+from vardkoll.collector.agent import Agent, open_period_book
 from vardkoll.collector.clock import standalone_hold
 from vardkoll.collector.config import CollectorConfig
 from vardkoll.collector.config import ConfigError as CollectorConfigError
@@ -74,6 +75,9 @@ class BridgeService:
     ) -> None:
         self.collector_config = collector_config
         self.agent = Agent(collector_config, **(agent_options or {})) if publish else None
+        key = load_or_create_secret(collector_config.pseudonyms.secret_file)
+        # The key schedule is always on: the bridge keys its cases with the collector's book.
+        self.periods = self.agent.pipeline.periods if self.agent is not None else open_period_book(collector_config, key)
         if self.agent is not None:
             self.outbox = self.agent.outbox
         else:
@@ -86,9 +90,8 @@ class BridgeService:
                 max_bytes=box.max_bytes,
                 drop_policy=box.drop_policy,
             )
-        key = load_or_create_secret(collector_config.pseudonyms.secret_file)
         hold = self.agent.device_clock_hold if self.agent is not None else standalone_hold(collector_config.clock)
-        self.bridge = Bridge(bridge_config, OutboxSink(self.outbox, hold=hold), key=key)
+        self.bridge = Bridge(bridge_config, OutboxSink(self.outbox, hold=hold), key=key, periods=self.periods)
         self._stop = threading.Event()
         self._agent_thread: threading.Thread | None = None
         self._started = False
@@ -136,6 +139,8 @@ class BridgeService:
                 self._agent_thread.join(timeout_s)
         else:
             self.outbox.close()
+            if self.periods is not None:
+                self.periods.close()
         log.info("bridge stopped: %s", self.bridge.stats.snapshot())
 
     def request_stop(self) -> None:

@@ -79,7 +79,7 @@ def test_lookup_answers_a_case_seen_by_a_connector_and_the_map_stays_on_the_devi
             thread.join(10)
             wire.stop()
     pseudonymiser = Pseudonymiser(load_or_create_secret(tmp_path / "pseudonym.key"))
-    case = pseudonymiser.pseudonym("case", "Appointment/appt-1")
+    case = pseudonymiser.for_period("2026-03").pseudonym("case", "Appointment/appt-1")  # booked 2 March: March's key
     assert any(case.encode() in p for p in wire.payloads), "the case went out under its pseudonym"
 
     result = CliRunner().invoke(app, ["collector", "lookup", case, "--config", str(config_file)])

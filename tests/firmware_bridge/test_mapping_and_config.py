@@ -198,3 +198,53 @@ def test_outbox_sink_raises_when_the_outbox_refuses_or_drops():
         fb.OutboxSink(FakeOutbox(Report(refused=["bad"]))).add({"id": "x"})
     with pytest.raises(RuntimeError, match="dropped"):
         fb.OutboxSink(FakeOutbox(Report(dropped=1))).add({"id": "x"})
+
+
+# -- the key schedule (issue 16) ----------------------------------------------------------------------------
+
+
+def _rotating_pipeline(tmp_path: Path):
+    from vardkoll.collector.key_schedule import PeriodBook
+
+    return bridge_pipeline(KEY, UNIT, periods=PeriodBook.open(tmp_path / "pseudonym-periods.db", KEY, TZ))
+
+
+def _ticket_and_panel(pipeline, ticket_at: datetime, panel_at: datetime, ref: int = 17, seq: int = 1) -> tuple[dict, dict]:
+    config = make_config()
+    dispenser, panel = config.device("disp-entre-1"), config.device("panel-1")
+    ticket = pipeline.to_wire(CONNECTOR, source_event(dispenser, dispenser.inputs[1], press(seq, 1, ref, at=ticket_at), 7, ticket_at, TZ))
+    done = pipeline.to_wire(CONNECTOR, source_event(panel, panel.inputs[1], press(seq, 1, ref, at=panel_at), 7, panel_at, TZ))
+    return ticket, done
+
+
+def test_a_ticket_drawn_on_the_31st_and_assessed_on_the_2nd_is_one_case_under_its_months_key(tmp_path):
+    pipeline = _rotating_pipeline(tmp_path)
+    ticket, done = _ticket_and_panel(pipeline, datetime(2027, 1, 31, 15, tzinfo=TZ), datetime(2027, 2, 2, 9, tzinfo=TZ))
+    assert ticket["case"] == done["case"]
+    assert (
+        ticket["case"]
+        != build_event(KEY, make_config().device("disp-entre-1"), InputMapping("care.contact", channel="visit"), press(1, 1, 17), 7, NOW, TZ)["case"]
+    )
+
+
+def test_the_same_ticket_number_months_apart_is_two_unlinked_cases_with_unchanged_event_ids(tmp_path):
+    pipeline = _rotating_pipeline(tmp_path)
+    january, _ = _ticket_and_panel(pipeline, datetime(2027, 1, 10, 9, tzinfo=TZ), datetime(2027, 1, 10, 10, tzinfo=TZ))
+    june, _ = _ticket_and_panel(pipeline, datetime(2027, 6, 10, 9, tzinfo=TZ), datetime(2027, 6, 10, 10, tzinfo=TZ), seq=2)
+    assert january["case"] != june["case"]
+    dispenser = make_config().device("disp-entre-1")
+    plain = build_event(KEY, dispenser, dispenser.inputs[1], press(1, 1, 17), 7, datetime(2027, 1, 10, 9, tzinfo=TZ), TZ)
+    assert january["id"] == plain["id"]  # a press keeps its id: a re-sent press counts once
+
+
+def test_the_bridge_service_keys_cases_with_the_collectors_book(tmp_path):
+    from vardkoll.collector.config import CollectorConfig
+    from vardkoll.firmware_bridge.service import BridgeService, bridge_config_for_collector
+
+    collector = CollectorConfig(unit=UNIT, device="vc-01", outbox={"path": tmp_path / "outbox.db"}, pseudonyms={"secret_file": tmp_path / "pseudonym.key"})
+    service = BridgeService(bridge_config_for_collector({"devices": device_entries()}, collector), collector, publish=False)
+    try:
+        assert service.bridge.pipelines[UNIT].periods is service.periods is not None
+        assert (tmp_path / "pseudonym-periods.db").exists()
+    finally:
+        service.stop()
