@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period, UnitConfig
-from vardkoll.server.metrics.assessment import CaseLedger, CaseState
+from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger, CaseState
 from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPHONE_COUNTS, DayPart, day_part, empty_part, figure_from_parts, summed
 
 from ..ingest.entity_rows import CASE_STAMPS
@@ -122,15 +124,49 @@ def figures_from_parts(
 
 
 def _open_cases(session: Session, wanted: list[tuple[str, datetime]], configs: dict[str, UnitConfig]) -> dict[tuple[str, datetime], tuple[int, int]]:
-    """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`)."""
+    """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`), counted by the
+    database: one grouped query per moment and time zone, not a ledger of every open case."""
     result: dict[tuple[str, datetime], tuple[int, int]] = {}
-    by_moment: defaultdict[datetime, set[str]] = defaultdict(set)
+    groups: defaultdict[tuple[datetime, str], set[str]] = defaultdict(set)
     for unit, moment in wanted:
-        by_moment[moment].add(unit)
-    for moment, units in by_moment.items():
-        for unit, ledger in open_case_ledgers(session, sorted(units), moment, configs).items():
-            result[(unit, moment)] = ledger._open_at(moment, configs[unit])
+        groups[(moment, configs[unit].time_zone)].add(unit)
+    for (moment, _), units in groups.items():
+        tz = configs[next(iter(units))].tz
+        counts = open_case_counts(session, sorted(units), moment, tz)
+        for unit in units:
+            result[(unit, moment)] = counts.get(unit, (0, 0))
     return result
+
+
+def open_case_counts(session: Session, units: list[str], moment: datetime, tz: ZoneInfo) -> dict[str, tuple[int, int]]:
+    """Per unit (in time zone `tz`), the in-scope cases open at `moment` as (pending, overdue_open).
+
+    The rows are exactly `open_case_ledgers`' (whose every case the rules count as open). A case is
+    overdue when `moment` is past the end of its contact day + 3 (`OpenCase.overdue_at`), that is
+    when the moment's local date is at least the contact day + 4: when its contact came before the
+    local midnight that begins the moment's date - 3. A stamp key before that instant sorts before the
+    instant's 17 digits alone."""
+    key = stamp_key(moment, _LAST)
+    first_on_time = datetime.combine(moment.astimezone(tz).date() - timedelta(days=LIMIT_DAYS), time(0), tzinfo=tz)
+    overdue_before = f"{epoch_us(first_on_time):017d}"
+    rows = session.execute(
+        select(CaseRow.unit, func.count(), func.sum(sql_case((CaseRow.contact < overdue_before, 1), else_=0)))
+        .where(CaseRow.unit.in_(units), *_open_at(key))
+        .group_by(CaseRow.unit)
+    )
+    return {unit: (int(count) - int(overdue or 0), int(overdue or 0)) for unit, count, overdue in rows}
+
+
+def _open_at(key: str) -> tuple[Any, ...]:
+    """The conditions that leave out only cases the rules do not count as open at the stamp key `key`:
+    contact after it, assessed by then, unlisted, excluded or cancelled by then."""
+    return (
+        or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
+        CaseRow.contact <= key,
+        or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
+        or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
+        or_(CaseRow.cancelled.is_(None), CaseRow.cancelled > key),
+    )
 
 
 def open_case_ledgers(session: Session, units: list[str], moment: datetime, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
@@ -139,14 +175,7 @@ def open_case_ledgers(session: Session, units: list[str], moment: datetime, conf
     moment, assessed by then, unlisted, excluded or cancelled by then."""
     key = stamp_key(moment, _LAST)
     rows = session.execute(
-        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
-            CaseRow.unit.in_(units),
-            or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
-            CaseRow.contact <= key,
-            or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
-            or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
-            or_(CaseRow.cancelled.is_(None), CaseRow.cancelled > key),
-        )
+        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(CaseRow.unit.in_(units), *_open_at(key))
     )
     ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
     for unit, case, listed, profession, *keys in rows:
