@@ -168,3 +168,34 @@ def test_a_caller_changing_an_answer_does_not_change_the_cached_set(services):
     answer[0]["details"]["pending"] = -1
     again = figures.figures(UNITS, "assessment", MARCH)
     assert again[0]["numerator"] != -1 and again[0]["details"]["pending"] != -1
+
+
+@pytest.mark.parametrize(
+    "contact, moment, overdue",
+    [
+        ("2026-03-26T23:59:59.999999+01:00", "2026-03-29T23:59:59.999999+02:00", False),  # day 3 ends: still pending (DST in between)
+        ("2026-03-26T23:59:59.999999+01:00", "2026-03-30T00:00:00+02:00", True),  # day 4 begins: overdue
+        ("2026-03-27T00:00:00+01:00", "2026-03-30T00:00:00+02:00", False),
+        ("2026-10-22T08:00:00+02:00", "2026-10-25T23:00:00+01:00", False),  # a 25-hour day 3
+        ("2026-10-22T08:00:00+02:00", "2026-10-25T23:00:00Z", True),  # 00:00 on day 4 in Stockholm
+    ],
+)
+def test_open_cases_counted_by_the_database_are_overdue_exactly_when_the_rules_say(database_url, contact, moment, overdue):
+    from vardkoll.server.figures.day_parts import open_case_counts, open_case_ledgers
+
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
+    try:
+        unit = UNITS[0]
+        with opened.sessions.begin() as session:
+            session.add(UnitRow(unit=unit, name="Vårdcentral Gräns", region=REGION))
+        opened.units.invalidate()
+        event = {"v": 1, "id": "c-1", "type": "care.contact", "unit": unit, "at": contact, "case": "case-edge-1", "listed": True, "channel": "phone"}
+        opened.ingest.ingest([parse_event_line(orjson.dumps(event))], Source("http"))
+        at = datetime.fromisoformat(moment)
+        config = opened.units.config(unit)
+        with opened.sessions() as session:
+            counted = open_case_counts(session, [unit], at, config.tz)
+            by_rules = open_case_ledgers(session, [unit], at, {unit: config})[unit]._open_at(at, config)
+        assert counted[unit] == by_rules == ((0, 1) if overdue else (1, 0))
+    finally:
+        opened.engine.dispose()
