@@ -149,19 +149,30 @@ def open_case_counts(session: Session, units: list[str], moment: datetime, tz: Z
     key = stamp_key(moment, _LAST)
     first_on_time = datetime.combine(moment.astimezone(tz).date() - timedelta(days=LIMIT_DAYS), time(0), tzinfo=tz)
     overdue_before = f"{epoch_us(first_on_time):017d}"
-    rows = session.execute(
-        select(CaseRow.unit, func.count(), func.sum(sql_case((CaseRow.contact < overdue_before, 1), else_=0)))
-        .where(CaseRow.unit.in_(units), *_open_at(key))
-        .group_by(CaseRow.unit)
-    )
-    return {unit: (int(count) - int(overdue or 0), int(overdue or 0)) for unit, count, overdue in rows}
+    counts: dict[str, tuple[int, int]] = {}
+    for not_assessed_by_then in _not_assessed_at(key):
+        rows = session.execute(
+            select(CaseRow.unit, func.count(), func.sum(sql_case((CaseRow.contact < overdue_before, 1), else_=0)))
+            .where(CaseRow.unit.in_(units), not_assessed_by_then, *_open_at(key))
+            .group_by(CaseRow.unit)
+        )
+        for unit, count, overdue in rows:
+            pending, overdue_open = counts.get(unit, (0, 0))
+            counts[unit] = (pending + int(count) - int(overdue or 0), overdue_open + int(overdue or 0))
+    return counts
+
+
+def _not_assessed_at(key: str) -> tuple[Any, Any]:
+    """Never assessed, or assessed after the stamp key `key`: two disjoint conditions, each asked on
+    its own so that the database reads the (unit, assessed) index for it instead of every case of
+    the unit (SQLite does not split the OR; 1.4 M cases took a second)."""
+    return CaseRow.assessed.is_(None), CaseRow.assessed > key
 
 
 def _open_at(key: str) -> tuple[Any, ...]:
-    """The conditions that leave out only cases the rules do not count as open at the stamp key `key`:
-    contact after it, assessed by then, unlisted, excluded or cancelled by then."""
+    """With one of `_not_assessed_at`, the conditions that leave out only cases the rules do not count
+    as open at the stamp key `key`: contact after it, unlisted, excluded or cancelled by then."""
     return (
-        or_(CaseRow.assessed.is_(None), CaseRow.assessed > key),
         CaseRow.contact <= key,
         or_(CaseRow.listed.is_(None), CaseRow.listed.is_(True)),
         or_(CaseRow.excluded.is_(None), CaseRow.excluded > key),
@@ -174,9 +185,8 @@ def open_case_ledgers(session: Session, units: list[str], moment: datetime, conf
     full ledger's. The query leaves out only rows the rules pass over anyway: contact after the
     moment, assessed by then, unlisted, excluded or cancelled by then."""
     key = stamp_key(moment, _LAST)
-    rows = session.execute(
-        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(CaseRow.unit.in_(units), *_open_at(key))
-    )
+    columns = (CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS)
+    rows = [row for condition in _not_assessed_at(key) for row in session.execute(select(*columns).where(CaseRow.unit.in_(units), condition, *_open_at(key)))]
     ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
     for unit, case, listed, profession, *keys in rows:
         state = CaseState(**{name: stamp_of(key, configs[unit].tz) for name, key in zip(CASE_STAMPS, keys)})
