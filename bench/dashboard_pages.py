@@ -140,9 +140,12 @@ def main() -> int:
         default=None,
         help="the day the pages show and the API asks up to (default --end); today on data of an earlier --end measures the running month",
     )
+    parser.add_argument("--url", help="measure this database instead (say a PostgreSQL an earlier --postgres run left, or one copied once for two runs)")
     args = parser.parse_args()
     last = args.end
     start = last - timedelta(days=args.days - 1)
+    if args.url:
+        return measure(args.url, args.url.split(":", 1)[0], args, last - timedelta(days=args.days - 1), last)
     path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d-{last}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
