@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period, UnitConfig
 from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger, CaseState
-from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPHONE_COUNTS, DayPart, day_part, empty_part, figure_from_parts, summed
+from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPHONE_COUNTS, DayPart, day_part, figure_from_parts
 
 from ..ingest.entity_rows import CASE_STAMPS
-from ..storage.stamp_keys import epoch_us, from_epoch_us, stamp_key, stamp_of
+from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
 from .loading import load_calls, load_cases
 
@@ -57,21 +57,20 @@ def _encode(metric: str, part: DayPart) -> bytes:
     return orjson.dumps([[part.counts[name] for name in names], part.by_profession])
 
 
-def _decode(metric: str, body: bytes, latest_us: int | None) -> DayPart:
-    names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
-    counts, by_profession = orjson.loads(body)
-    return DayPart(dict(zip(names, counts)), by_profession, None if latest_us is None else from_epoch_us(latest_us))
-
-
-def _days(period: Period) -> list[date]:
-    return [period.start + timedelta(days=n) for n in range((period.end - period.start).days + 1)]
-
-
 def _ledger(session: Session, metric: str, unit: str, days: set[date], config: UnitConfig) -> Any:
     span = Period(min(days), max(days))
     if metric == "telephone":
         return load_calls(session, unit, span, config)
     return load_cases(session, unit, span, _EPOCH, config)  # no open cases: only the rows anchored in the span
+
+
+# A day's parts as kept: the counts in the order of the metric's count names, by profession, the latest stamp.
+_Kept = tuple[list[int], dict[str, int], int | None]
+
+
+def _kept(metric: str, part: DayPart) -> _Kept:
+    names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
+    return [part.counts[name] for name in names], part.by_profession, None if part.latest is None else epoch_us(part.latest)
 
 
 def figures_from_parts(
@@ -83,7 +82,7 @@ def figures_from_parts(
     first = min(period.start for _, period, _ in requests)
     last = max(period.end for _, period, _ in requests)
     table = FigureDayPart
-    stored: dict[str, dict[date, DayPart]] = defaultdict(dict)
+    stored: dict[str, dict[date, _Kept]] = defaultdict(dict)
     stale: dict[str, dict[date, int]] = defaultdict(dict)  # unit -> day -> version read
     rows = session.execute(
         select(table.unit, table.day, table.version, table.parts_version, table.settings, table.latest_us, table.body).where(
@@ -92,7 +91,8 @@ def figures_from_parts(
     )
     for unit, day, version, parts_version, settings, latest_us, body in rows:
         if parts_version == version and settings == hashes[unit] and body is not None:
-            stored[unit][day] = _decode(metric, body, latest_us)
+            counts, by_profession = orjson.loads(body)  # as `_encode` wrote them; summed as they are (a year is 365 parts a unit)
+            stored[unit][day] = (counts, by_profession, latest_us)
         else:
             stale[unit][day] = version
     computed: list[_Computed] = []
@@ -101,23 +101,40 @@ def figures_from_parts(
         config = configs[unit]
         ledger = ledgers[unit] = _ledger(session, metric, unit, set(days), config)
         for day, version in days.items():
-            part = stored[unit][day] = day_part(metric, ledger, day, FOREVER, config)
-            latest_us = None if part.latest is None else epoch_us(part.latest)
-            computed.append(_Computed(unit, day, version, latest_us, _encode(metric, part)))
+            part = day_part(metric, ledger, day, FOREVER, config)
+            stored[unit][day] = kept = _kept(metric, part)
+            computed.append(_Computed(unit, day, version, kept[2], _encode(metric, part)))
     open_cases = _open_cases(session, [(unit, moment) for unit, _, moment in requests], configs) if metric == "assessment" else {}
-    empty = empty_part(metric)
+    names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
     figures = []
     for unit, period, moment in requests:
-        config, known = configs[unit], stored[unit]
-        parts = [known.get(day, empty) for day in _days(period)]
-        unsettled = {day for day, part in zip(_days(period), parts) if not part.known_at(moment)}
+        config = configs[unit]
+        moment_us = epoch_us(moment)
+        totals = [0] * len(names)
+        by_profession: dict[str, int] = {}
+        unsettled = []
+        # Days without a row have nothing anchored at them: they add nothing.
+        for day, (counts, professions, latest_us) in stored[unit].items():
+            if not period.start <= day <= period.end:
+                continue
+            if latest_us is not None and latest_us > moment_us:
+                unsettled.append(day)  # knows of stamps after the moment (`DayPart.known_at`)
+                continue
+            totals = [a + b for a, b in zip(totals, counts)]
+            for name, count in professions.items():
+                by_profession[name] = by_profession.get(name, 0) + count
         if unsettled:
             # Days that know of stamps after the moment: counted again as known at the moment.
             ledger = ledgers.get(unit)
-            if ledger is None or not unsettled <= set(stale[unit]):
-                ledger = _ledger(session, metric, unit, unsettled | set(stale[unit]), config)
-            parts = [day_part(metric, ledger, day, moment, config) if day in unsettled else part for day, part in zip(_days(period), parts)]
-        figure = figure_from_parts(metric, unit, period, summed(metric, parts), config, open_cases.get((unit, moment), (0, 0)))
+            if ledger is None or not set(unsettled) <= set(stale[unit]):
+                ledger = _ledger(session, metric, unit, set(unsettled) | set(stale[unit]), config)
+            for day in unsettled:
+                counts, professions, _ = _kept(metric, day_part(metric, ledger, day, moment, config))
+                totals = [a + b for a, b in zip(totals, counts)]
+                for name, count in professions.items():
+                    by_profession[name] = by_profession.get(name, 0) + count
+        total = DayPart(dict(zip(names, totals)), by_profession)
+        figure = figure_from_parts(metric, unit, period, total, config, open_cases.get((unit, moment), (0, 0)))
         figure["definition_version"] = DEFINITION_VERSIONS[metric]
         figures.append(figure)
     return figures, computed
