@@ -30,8 +30,9 @@ whenever any unit's settings or targets change) and every unit's data version
 (`unit_activity.version`, bumped by every commit that stores an event of the unit, whatever its date).
 A unit's dependency version is never newer than its data version, so an unchanged watermark means
 every figure of the set is unchanged; any commit for any of the units, or any settings change, makes
-the next request answer the set figure by figure again (each still from this cache or the store when
-its own dependency version allows). Watermarks are read before the rows, as versions are.
+the next request answer those units again figure by figure (each still from this cache or the store
+when its own dependency version allows), the units whose data version is unchanged from the kept set
+(a settings change: none of them). Watermarks are read before the rows, as versions are.
 """
 
 from __future__ import annotations
@@ -132,18 +133,18 @@ class FigureCache:
                 self._entries.popitem(last=False)
                 self.stats.evictions += 1
 
-    def get_set(self, key: SetKey, watermark: Watermark) -> list[dict[str, Any]] | None:
-        """Fresh copies of a whole set's figures when they were kept under this watermark."""
+    def get_set(self, key: SetKey) -> tuple[Watermark, list[dict[str, Any]]] | None:
+        """The watermark a whole set was kept under and fresh copies of its figures (the caller judges,
+        unit by unit, which are still valid: those whose data version and registry generation are)."""
         if not self.max_sets:
             return None
         with self._lock:
             entry = self._sets.get(key)
-            if entry is None or entry[0] != watermark:
+            if entry is None:
                 return None
             self._sets.move_to_end(key)
-            self.stats.set_hits += 1
-            body = entry[1]
-        return orjson.loads(body)  # a new copy for every caller, far cheaper than copying dict by dict
+            watermark, body = entry
+        return watermark, orjson.loads(body)  # a new copy for every caller, far cheaper than copying dict by dict
 
     def put_set(self, key: SetKey, watermark: Watermark, figures: list[dict[str, Any]]) -> None:
         """Keep a whole set's figures (without their `data` blocks) under the watermark read before them."""

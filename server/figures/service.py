@@ -92,13 +92,28 @@ class FigureService:
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
             whole_sets = cached and keep_in_memory
             for metric, period in wanted:
+                if not whole_sets:
+                    answers.append(self._figures(session, units, metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep))
+                    continue
                 key = set_key(units, metric, period, as_of, self.use_day_parts)
-                figures = self.cache.get_set(key, watermark) if whole_sets else None
-                if figures is None:
-                    figures = self._figures(session, units, metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
-                    if whole_sets:
-                        self.cache.put_set(key, watermark, figures)
-                answers.append(figures)
+                kept = self.cache.get_set(key)
+                if kept is not None and kept[0] == watermark:
+                    self.cache.stats.set_hits += 1
+                    answers.append(kept[1])
+                    continue
+                # A unit whose data version is the kept set's, under the same registry generation, has
+                # had no commit since its figure was computed (the version was read before its rows).
+                figures: list[dict[str, Any] | None] = [None] * len(units)
+                if kept is not None and kept[0][0] == generation:
+                    for i, (then, now_version) in enumerate(zip(kept[0][1], watermark[1])):
+                        if then == now_version:
+                            figures[i] = kept[1][i]
+                changed = [i for i, figure in enumerate(figures) if figure is None]
+                computed = self._figures(session, [units[i] for i in changed], metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
+                for i, figure in zip(changed, computed):
+                    figures[i] = figure
+                self.cache.put_set(key, watermark, figures)  # type: ignore[arg-type]  # every unit has its figure now
+                answers.append(figures)  # type: ignore[arg-type]
         for metric, period, rows in to_store:
             self._store(metric, period, rows)
         for metric, computed, hashes in parts_to_keep:

@@ -199,3 +199,27 @@ def test_open_cases_counted_by_the_database_are_overdue_exactly_when_the_rules_s
         assert counted[unit] == by_rules == ((0, 1) if overdue else (1, 0))
     finally:
         opened.engine.dispose()
+
+
+def test_after_one_units_event_only_that_unit_is_answered_again(services, monkeypatch):
+    figures = services.figures
+    first = figures.figures(UNITS, "telephone", MARCH)
+    asked: list[list[str]] = []
+    answer_units = figures._figures
+
+    def recording(session, units, *rest):
+        asked.append(list(units))
+        return answer_units(session, units, *rest)
+
+    monkeypatch.setattr(figures, "_figures", recording)
+    services.ingest.ingest(late_call(UNITS[1], "now-mar", datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)), Source("http"))
+    again = figures.figures(UNITS, "telephone", MARCH)
+    assert asked == [[UNITS[1]]]
+    assert again[1]["denominator"] == first[1]["denominator"] + 1
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    assert [without_data(f) for f in again] == [without_data(reference.figure(u, "telephone", MARCH, cached=False)) for u in UNITS]
+    with services.sessions.begin() as session:
+        session.add(TargetRow(unit=UNITS[2], metric="telephone", target=0.5, valid_from=date(2026, 1, 1)))
+    services.units.invalidate()
+    figures.figures(UNITS, "telephone", MARCH)
+    assert asked[-1] == UNITS  # a settings change: every unit of the set again (each may still come from its own cache entry)
