@@ -103,17 +103,15 @@ class FigureService:
                     continue
                 # A unit whose data version is the kept set's, under the same registry generation, has
                 # had no commit since its figure was computed (the version was read before its rows).
-                figures: list[dict[str, Any] | None] = [None] * len(units)
+                unchanged: dict[int, dict[str, Any]] = {}
                 if kept is not None and kept[0][0] == generation:
-                    for i, (then, now_version) in enumerate(zip(kept[0][1], watermark[1])):
-                        if then == now_version:
-                            figures[i] = kept[1][i]
-                changed = [i for i, figure in enumerate(figures) if figure is None]
+                    unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
+                changed = [i for i in range(len(units)) if i not in unchanged]
                 computed = self._figures(session, [units[i] for i in changed], metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
-                for i, figure in zip(changed, computed):
-                    figures[i] = figure
-                self.cache.put_set(key, watermark, figures)  # type: ignore[arg-type]  # every unit has its figure now
-                answers.append(figures)  # type: ignore[arg-type]
+                unchanged.update(zip(changed, computed))
+                figures = [unchanged[i] for i in range(len(units))]
+                self.cache.put_set(key, watermark, figures)
+                answers.append(figures)
         for metric, period, rows in to_store:
             self._store(metric, period, rows)
         for metric, computed, hashes in parts_to_keep:
