@@ -48,7 +48,7 @@ import orjson
 from vardkoll.server.metrics import Period, UnitConfig
 
 DEFAULT_MAX_ENTRIES = 20_000
-DEFAULT_MAX_SETS = 512
+DEFAULT_MAX_SETS = 256  # a set of 230 units is 60-85 KB as JSON: at most some 20 MB
 
 # (unit, metric, first day, last day, as_of or None)
 FigureKey = tuple[str, str, date, date, datetime | None]
