@@ -134,9 +134,18 @@ def main() -> int:
         default=datetime.now(timezone.utc).date(),
         help="the last day of generated events (default today: the running month is shown)",
     )
+    parser.add_argument(
+        "--shown",
+        type=date.fromisoformat,
+        default=None,
+        help="the day the pages show and the API asks up to (default --end); today on data of an earlier --end measures the running month",
+    )
+    parser.add_argument("--url", help="measure this database instead (say a PostgreSQL an earlier --postgres run left, or one copied once for two runs)")
     args = parser.parse_args()
     last = args.end
     start = last - timedelta(days=args.days - 1)
+    if args.url:
+        return measure(args.url, args.url.split(":", 1)[0], args, last - timedelta(days=args.days - 1), last)
     path = BENCH_DIR / "data" / f"dashboard-{args.units}u-{args.days}d-{last}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -199,17 +208,18 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
         app.include_router(web_router)
     with services.sessions() as session:
         unit = session.query(UnitRow.unit).order_by(UnitRow.unit).first()[0]
-    year = f"from={last.replace(month=1, day=1)}&to={last}"
-    month = f"from={last.replace(day=1)}&to={last}"
+    shown = args.shown or last
+    year = f"from={shown.replace(month=1, day=1)}&to={shown}"
+    month = f"from={shown.replace(day=1)}&to={shown}"
     pages = {
-        "Klinikvy": f"/enhet/{unit}?dag={last}",
-        "Regionvy": f"/region/{quote(REGION)}?till={last}",
+        "Klinikvy": f"/enhet/{unit}?dag={shown}",
+        "Regionvy": f"/region/{quote(REGION)}?till={shown}",
         "API month": f"/api/v1/compliance?region={quote(REGION)}&metric=telephone&{month}",
         "API year": f"/api/v1/compliance?region={quote(REGION)}&metric=assessment&{year}",
     }
     print(machine())
     units = f"{args.clone} units (copies of {args.units} generated)" if args.clone else f"{args.units} units"
-    print(f"{units}, {args.days} days of generated events ({start} – {last}), {backend}; ms per request, median of {args.rounds}")
+    print(f"{units}, {args.days} days of generated events ({start} – {last}), pages of {shown}, {backend}; ms per request, median of {args.rounds}")
     print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
     print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
     bearer = {"Authorization": f"Bearer {ADMIN}"}

@@ -3,11 +3,13 @@
     .venv/bin/python bench/region_small_multiples.py DATABASE.sqlite --end 2026-12-04 [--rounds 3]
 
 On a database built by `bench/dashboard_pages.py --clone N` (its region "Region Bänk"), computes the 12
-months and the year so far of every unit, as Regionvy shows them, two ways in one process, alternating:
-`per unit` (one `FigureService.series` per unit, the path before issue 18) and `per period` (one
-`FigureService.figures` batch of all units per period, the page's path now). `cold`: the figure cache
-emptied (stored figures and kept day parts stay, as after a restart); `warm`: the same again. Both
-answers are checked equal before the times are printed.
+months and the year so far of every unit, as Regionvy shows them, three ways in one process, alternating:
+`per unit` (one `FigureService.series` per unit, the path before issue 18), `per period` (one
+`FigureService.figures` batch of all units per period) and `sets` (one `FigureService.figure_sets`
+call for all the periods, the page's path now: freshness read once, each period's whole set cached
+under the units' data versions). `cold`: the figure cache emptied (stored figures and kept day parts
+stay, as after a restart); `warm`: the same again. The answers are checked equal before the times
+are printed.
 """
 
 from __future__ import annotations
@@ -48,10 +50,14 @@ def main() -> int:
         batches = [figures.figures(codes, args.metric, period) for period in periods]
         return {code: [batch[i] for batch in batches] for i, code in enumerate(codes)}
 
-    ways: dict[str, Callable[[], dict[str, list[dict[str, Any]]]]] = {"per unit": per_unit, "per period": per_period}
+    def sets() -> dict[str, list[dict[str, Any]]]:
+        batches = figures.figure_sets(codes, [(args.metric, period) for period in periods])
+        return {code: [batch[i] for batch in batches] for i, code in enumerate(codes)}
+
+    ways: dict[str, Callable[[], dict[str, list[dict[str, Any]]]]] = {"per unit": per_unit, "per period": per_period, "sets": sets}
     answers = {name: way() for name, way in ways.items()}  # keeps day parts and stored figures, untimed
     without_data = {name: {c: [{k: v for k, v in f.items() if k != "data"} for f in fs] for c, fs in a.items()} for name, a in answers.items()}
-    assert without_data["per unit"] == without_data["per period"], "the two ways disagree"
+    assert without_data["per unit"] == without_data["per period"] == without_data["sets"], "the ways disagree"
     times: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in ways}
     for _ in range(args.rounds):
         for name, way in ways.items():
@@ -65,7 +71,8 @@ def main() -> int:
     for name, kinds in times.items():
         print(f"  {name:10} " + "   ".join(f"{kind} {statistics.median(v) * 1000:6.0f}" for kind, v in kinds.items()))
     for kind in ("cold", "warm"):
-        print(f"  ratio per period / per unit, {kind}: {statistics.median(times['per period'][kind]) / statistics.median(times['per unit'][kind]):.3f}")
+        for name in ("per period", "sets"):
+            print(f"  ratio {name} / per unit, {kind}: {statistics.median(times[name][kind]) / statistics.median(times['per unit'][kind]):.3f}")
     services.engine.dispose()
     return 0
 

@@ -23,6 +23,16 @@ only while both its dependency version and its settings stamp are the ones read 
 Entries are per process; several server processes each keep their own and each sees every commit
 through the versions. Figures without `as_of` are also kept in the database for every process
 (`store.py`). The least recently used entry goes first once `max_entries` are held.
+
+Whole sets (a region's units for one metric and period: Regionvy, `GET /api/v1/compliance?region=`)
+are also kept as one entry, filed under a coarser *watermark*: the registry's generation (it changes
+whenever any unit's settings or targets change) and every unit's data version
+(`unit_activity.version`, bumped by every commit that stores an event of the unit, whatever its date).
+A unit's dependency version is never newer than its data version, so an unchanged watermark means
+every figure of the set is unchanged; any commit for any of the units, or any settings change, makes
+the next request answer those units again figure by figure (each still from this cache or the store
+when its own dependency version allows), the units whose data version is unchanged from the kept set
+(a settings change: none of them). Watermarks are read before the rows, as versions are.
 """
 
 from __future__ import annotations
@@ -33,12 +43,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Hashable
 
+import orjson
+
 from vardkoll.server.metrics import Period, UnitConfig
 
 DEFAULT_MAX_ENTRIES = 20_000
+DEFAULT_MAX_SETS = 256  # a set of 230 units is 60-85 KB as JSON: at most some 20 MB
 
 # (unit, metric, first day, last day, as_of or None)
 FigureKey = tuple[str, str, date, date, datetime | None]
+# (units in the caller's order, metric, first day, last day, as_of or None, how computed)
+SetKey = tuple[tuple[str, ...], str, date, date, datetime | None, Hashable]
+# (registry generation, each unit's data version in the set's order)
+Watermark = tuple[int, tuple[int, ...]]
+
+
+def set_key(units: list[str], metric: str, period: Period, as_of: datetime | None, how: Hashable) -> SetKey:
+    return (tuple(units), metric, period.start, period.end, as_of, how)
 
 
 def figure_key(unit: str, metric: str, period: Period, as_of: datetime | None) -> FigureKey:
@@ -58,6 +79,7 @@ class CacheStats:
     misses: int = 0  # nothing stored for the key
     stale: int = 0  # stored, but for another data version or other settings
     evictions: int = 0
+    set_hits: int = 0  # whole sets answered at once
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,8 @@ class FigureCache:
         self.max_entries = max_entries
         self.stats = CacheStats()
         self._entries: OrderedDict[FigureKey, _Entry] = OrderedDict()
+        self._sets: OrderedDict[SetKey, tuple[Watermark, bytes]] = OrderedDict()
+        self.max_sets = DEFAULT_MAX_SETS if max_entries else 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -109,9 +133,34 @@ class FigureCache:
                 self._entries.popitem(last=False)
                 self.stats.evictions += 1
 
+    def get_set(self, key: SetKey) -> tuple[Watermark, list[dict[str, Any]]] | None:
+        """The watermark a whole set was kept under and fresh copies of its figures (the caller judges,
+        unit by unit, which are still valid: those whose data version and registry generation are)."""
+        if not self.max_sets:
+            return None
+        with self._lock:
+            entry = self._sets.get(key)
+            if entry is None:
+                return None
+            self._sets.move_to_end(key)
+            watermark, body = entry
+        return watermark, orjson.loads(body)  # a new copy for every caller, far cheaper than copying dict by dict
+
+    def put_set(self, key: SetKey, watermark: Watermark, figures: list[dict[str, Any]]) -> None:
+        """Keep a whole set's figures (without their `data` blocks) under the watermark read before them."""
+        if not self.max_sets:
+            return
+        body = orjson.dumps(figures)
+        with self._lock:
+            self._sets[key] = (watermark, body)
+            self._sets.move_to_end(key)
+            while len(self._sets) > self.max_sets:
+                self._sets.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sets.clear()
 
 
 def _copy(value: Any) -> Any:

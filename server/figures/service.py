@@ -18,7 +18,7 @@ from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
 from ..registry.directory import UnitDirectory
-from .cache import FigureCache, figure_key, settings_stamp
+from .cache import FigureCache, figure_key, set_key, settings_stamp
 from vardkoll.server.metrics.day_parts import PART_METRICS
 
 from .continuity_sums import continuity_figures
@@ -63,52 +63,116 @@ class FigureService:
         """`cached=False` computes every figure from the stored rows (neither cache nor store is read
         or written); `keep_in_memory=False` leaves this process's cache as it was (for bulk work such
         as the rollup job, which would otherwise push out what the dashboards are using)."""
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
-        configs = {unit: self._units.config(unit, period.end) for unit in units}
+        return self.figure_sets(units, [(metric, period)], as_of, cached, keep_in_memory)[0]
+
+    def figure_sets(
+        self,
+        units: list[str],
+        wanted: Sequence[tuple[str, Period]],
+        as_of: datetime | None = None,
+        cached: bool = True,
+        keep_in_memory: bool = True,
+    ) -> list[list[dict[str, Any]]]:
+        """`figures(units, metric, period, ...)` for each (metric, period) of `wanted`, in one session:
+        the units' freshness is read once, and a set whose units have no new data and no new settings
+        since it was last answered comes whole from the cache (`cache`, "Whole sets"): a Regionvy page
+        of 17 sets, or a repeated region query, is then a few small reads."""
+        for metric, _ in wanted:
+            if metric not in METRICS:
+                raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
         now = self._clock()
+        answers: list[list[dict[str, Any]]] = []
+        to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]] = []
+        parts_to_keep: list[tuple[str, list[Any], dict[str, str]]] = []
+        with self._sessions() as session:
+            # The watermark first, rows after: a set is never older than the watermark it is filed under.
+            generation = self._units.generation
+            activity = self._activity(session, units)
+            freshness = self._freshness(session, units, activity)
+            watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
+            whole_sets = cached and keep_in_memory
+            for metric, period in wanted:
+                if not whole_sets:
+                    answers.append(self._figures(session, units, metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep))
+                    continue
+                key = set_key(units, metric, period, as_of, self.use_day_parts)
+                kept = self.cache.get_set(key)
+                if kept is not None and kept[0] == watermark:
+                    self.cache.stats.set_hits += 1
+                    answers.append(kept[1])
+                    continue
+                # A unit whose data version is the kept set's, under the same registry generation, has
+                # had no commit since its figure was computed (the version was read before its rows).
+                unchanged: dict[int, dict[str, Any]] = {}
+                if kept is not None and kept[0][0] == generation:
+                    unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
+                changed = [i for i in range(len(units)) if i not in unchanged]
+                computed = self._figures(session, [units[i] for i in changed], metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
+                unchanged.update(zip(changed, computed))
+                figures = [unchanged[i] for i in range(len(units))]
+                self.cache.put_set(key, watermark, figures)
+                answers.append(figures)
+        for metric, period, rows in to_store:
+            self._store(metric, period, rows)
+        for metric, computed, hashes in parts_to_keep:
+            keep_parts(self._sessions, metric, computed, hashes)
+        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
+
+    def _figures(
+        self,
+        session: Session,
+        units: list[str],
+        metric: str,
+        period: Period,
+        as_of: datetime | None,
+        cached: bool,
+        keep_in_memory: bool,
+        now: datetime,
+        to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]],
+        parts_to_keep: list[tuple[str, list[Any], dict[str, str]]],
+    ) -> list[dict[str, Any]]:
+        """One set's figures (without `data`), unit by unit from the cache, the store or computed;
+        what is to be written afterwards is added to `to_store` and `parts_to_keep`."""
+        configs = {unit: self._units.config(unit, period.end) for unit in units}
 
         def today(config: UnitConfig) -> date:
             return now.astimezone(config.tz).date()
 
         found: dict[str, dict[str, Any]] = {}
-        to_store: list[tuple[str, str, int, dict[str, Any]]] = []
-        parts_to_keep: list[tuple[list[Any], dict[str, str]]] = []
-        with self._sessions() as session:
-            # Versions first, rows after: a figure is never older than the version it is filed under.
-            activity = self._activity(session, units)
-            freshness = self._freshness(session, units, activity)
-            moments = {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units}
-            versions = dependency_versions(session, units, max(map(last_utc_date, moments.values()))) if units else {}
-            stamps = {unit: settings_stamp(configs[unit]) for unit in units}
-            if cached:
-                for unit in units:
-                    figure = self.cache.get(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit])
-                    if figure is not None:
-                        found[unit] = figure
-            # Only figures of periods that have ended are stored: a running period changes with every
-            # event, and storing it would only add a write to each live update.
-            storable = [unit for unit in units if cached and as_of is None and unit not in found and period.end < today(configs[unit])]
-            hashes = {unit: settings_hash(metric, stamps[unit]) for unit in storable}
-            if storable:
-                for unit, (stored_hash, version, figure) in load_stored(session, storable, metric, period).items():
-                    if stored_hash == hashes[unit] and version == versions[unit]:
-                        found[unit] = figure
-                        if keep_in_memory:
-                            self.cache.put(figure_key(unit, metric, period, as_of), version, stamps[unit], figure)
-            missing = [unit for unit in units if unit not in found]
-            computed = self._compute_many(session, metric, [(unit, period, moments[unit]) for unit in missing], configs, stamps, cached, parts_to_keep)
-            for unit, figure in zip(missing, computed):
-                found[unit] = figure
-                if cached:
+        storing: list[tuple[str, str, int, dict[str, Any]]] = []
+        computed_parts: list[tuple[list[Any], dict[str, str]]] = []
+        # Versions first, rows after: a figure is never older than the version it is filed under.
+        moments = {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units}
+        versions = dependency_versions(session, units, max(map(last_utc_date, moments.values()))) if units else {}
+        stamps = {unit: settings_stamp(configs[unit]) for unit in units}
+        if cached:
+            for unit in units:
+                figure = self.cache.get(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit])
+                if figure is not None:
+                    found[unit] = figure
+        # Only figures of periods that have ended are stored: a running period changes with every
+        # event, and storing it would only add a write to each live update.
+        storable = [unit for unit in units if cached and as_of is None and unit not in found and period.end < today(configs[unit])]
+        hashes = {unit: settings_hash(metric, stamps[unit]) for unit in storable}
+        if storable:
+            for unit, (stored_hash, version, figure) in load_stored(session, storable, metric, period).items():
+                if stored_hash == hashes[unit] and version == versions[unit]:
+                    found[unit] = figure
                     if keep_in_memory:
-                        self.cache.put(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit], figure)
-                    if unit in hashes:
-                        to_store.append((unit, hashes[unit], versions[unit], figure))
-        if to_store:
-            self._store(metric, period, to_store)
-        self._keep_parts(metric, parts_to_keep)
-        return [{**found[unit], "data": freshness[unit]} for unit in units]
+                        self.cache.put(figure_key(unit, metric, period, as_of), version, stamps[unit], figure)
+        missing = [unit for unit in units if unit not in found]
+        computed = self._compute_many(session, metric, [(unit, period, moments[unit]) for unit in missing], configs, stamps, cached, computed_parts)
+        for unit, figure in zip(missing, computed):
+            found[unit] = figure
+            if cached:
+                if keep_in_memory:
+                    self.cache.put(figure_key(unit, metric, period, as_of), versions[unit], stamps[unit], figure)
+                if unit in hashes:
+                    storing.append((unit, hashes[unit], versions[unit], figure))
+        if storing:
+            to_store.append((metric, period, storing))
+        parts_to_keep.extend((metric, computed, part_hashes) for computed, part_hashes in computed_parts)
+        return [found[unit] for unit in units]
 
     def _compute_many(
         self,
@@ -242,7 +306,7 @@ class FigureService:
     @staticmethod
     def _activity(session: Session, units: list[str]) -> dict[str, Any]:
         # Plain rows, not ORM objects: building 230 objects per region figure cost more than the query.
-        columns = (UnitActivity.unit, UnitActivity.last_event_at_us, UnitActivity.last_received_at)
+        columns = (UnitActivity.unit, UnitActivity.version, UnitActivity.last_event_at_us, UnitActivity.last_received_at)
         return {row.unit: row for row in session.execute(select(*columns).where(UnitActivity.unit.in_(units)))}
 
     def _freshness(self, session: Session, units: list[str], activity: dict[str, Any]) -> dict[str, dict[str, Any]]:

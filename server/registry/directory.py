@@ -27,6 +27,8 @@ class UnitDirectory:
         self._loaded_at = float("-inf")
         self._units: dict[str, UnitRow] = {}
         self._targets: dict[tuple[str, str], list[TargetRow]] = {}
+        self._content: tuple = ()
+        self._generation = 0
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
@@ -40,7 +42,23 @@ class UnitDirectory:
             for row in session.scalars(select(TargetRow).order_by(TargetRow.valid_from)):
                 targets.setdefault((row.unit, row.metric), []).append(row)
             self._targets = targets
+            content = (
+                tuple(
+                    (r.unit, r.region, r.time_zone, r.opening_hours, r.unreached_callback_counts) for r in sorted(self._units.values(), key=lambda r: r.unit)
+                ),
+                tuple((r.unit, r.metric, r.target, r.valid_from, r.valid_to) for key in sorted(targets) for r in targets[key]),
+            )
+            if content != self._content:
+                self._content = content
+                self._generation += 1
         self._loaded_at = self._clock_s()
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a reload finds any unit's settings or targets changed (and
+        only then): what a cache of many units' figures is filed under instead of each unit's config."""
+        self._fresh()
+        return self._generation
 
     def row(self, unit: str) -> UnitRow | None:
         self._fresh()

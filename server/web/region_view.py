@@ -97,23 +97,33 @@ def _sorted(rows: list[UnitFigures], sort: str, descending: bool) -> list[UnitFi
     return sorted(rows, key=lambda r: (r.unit.name.casefold(), r.unit.unit), reverse=descending)
 
 
+def _figure_sets(services: Services, codes: list[str], wanted: list[tuple[str, Period]]) -> list[list[dict[str, Any]]]:
+    return services.figures.figure_sets(codes, wanted) if codes else [[] for _ in wanted]
+
+
+def _table(units: list[UnitRow], by_metric: dict[str, list[dict[str, Any]]], sort: str, descending: bool) -> list[UnitFigures]:
+    return _sorted([UnitFigures(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)], sort, descending)
+
+
 def region_table(services: Services, units: list[UnitRow], period: Period, sort: str, descending: bool) -> list[UnitFigures]:
     """Every unit with its four figures for the period, in the table's order (before the filters)."""
-    codes = [row.unit for row in units]
-    by_metric = {m: services.figures.figures(codes, m, period) if codes else [] for m in METRICS}
-    return _sorted([UnitFigures(row, {m: by_metric[m][i] for m in METRICS}) for i, row in enumerate(units)], sort, descending)
+    sets = _figure_sets(services, [row.unit for row in units], [(m, period) for m in METRICS])
+    return _table(units, dict(zip(METRICS, sets)), sort, descending)
 
 
 def region_view(
     services: Services, units: list[UnitRow], region: str, period: Period, sort: str, descending: bool, filters: Filters, today: date
 ) -> RegionView:
-    table = region_table(services, units, period, sort, descending)
     year = whole_year(period.end, today)
     months = month_periods(period.end)
-    # Per period one batch for all units (13 batches of set-based queries), not one series per unit
-    # (230 units were 230 sessions of several queries each); the figures are the same (tests/web).
-    codes = [r.unit.unit for r in table]
-    by_period = [services.figures.figures(codes, filters.metric, p) if codes else [] for p in [m.period for m in months] + [year]]
+    # Every set the page shows in one call (the table's four metrics, then per period one set of all
+    # units for the small multiples and the year): the freshness is read once, and a set whose units
+    # have no new data comes whole from the cache (server/figures/cache.py, "Whole sets").
+    codes = [row.unit for row in units]
+    wanted = [(m, period) for m in METRICS] + [(filters.metric, p) for p in [m.period for m in months] + [year]]
+    sets = _figure_sets(services, codes, wanted)
+    table = _table(units, dict(zip(METRICS, sets)), sort, descending)
+    by_period = sets[len(METRICS) :]
     series = {code: [figures[i] for figures in by_period] for i, code in enumerate(codes)}
     rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)]) for r in table]
     at_target = {m: _at_target([r.figures[m] for r in table]) for m in METRICS}

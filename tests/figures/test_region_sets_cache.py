@@ -1,0 +1,225 @@
+"""A region's figures kept as whole sets (server/figures/cache.py, "Whole sets"): a repeated Regionvy
+page or region query comes from the cache, and anything that changes a figure (a late event for one
+unit, a new target, a unit of the region with its first events) changes the answer on the very next
+request, equal to the figures from the rows; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from tests.web.world import day_of_events
+from vardkoll.protocol import parse_event_line, validate_event
+from vardkoll.server.figures import FigureService
+from vardkoll.server.figures.cache import FigureCache
+from vardkoll.server.ingest.service import Source
+from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.services import Services, build_services
+from vardkoll.server.settings import ServerSettings
+from vardkoll.server.storage.registry_tables import TargetRow, UnitRow
+from vardkoll.server.web.region_view import Filters, RegionView, region_view
+from vardkoll.server.web.trends import month_periods
+
+REGION = "Region Mängd"
+UNITS = ["SE2321000016-MG01", "SE2321000016-MG02", "SE2321000016-MG03"]
+DAYS = [date(2026, 2, 2), date(2026, 2, 27), date(2026, 3, 2)]
+TODAY = date(2026, 3, 2)
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+FEBRUARY = Period(date(2026, 2, 1), date(2026, 2, 28))  # ended: kept in the store too
+MARCH = Period(date(2026, 3, 1), TODAY)  # running
+
+
+@pytest.fixture
+def services(database_url: str) -> Iterator[Services]:
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
+    with opened.sessions.begin() as session:
+        session.add_all(UnitRow(unit=unit, name=f"Vårdcentral {unit[-2:]}", region=REGION) for unit in UNITS)
+    opened.units.invalidate()
+    events = [validate_event(e) for unit, seed in zip(UNITS[:2], (0, 1)) for day in DAYS for e in day_of_events(unit, day, seed=seed, calls=6)]
+    opened.ingest.ingest(events, Source("http"))
+    opened.figures = FigureService(opened.sessions, opened.units, FigureCache(), clock=lambda: NOW)
+    yield opened
+    opened.engine.dispose()
+
+
+def rows_of(services: Services) -> list[UnitRow]:
+    with services.sessions() as session:
+        rows = sorted(session.query(UnitRow).filter(UnitRow.region == REGION), key=lambda r: r.unit)
+        for row in rows:
+            session.expunge(row)
+    return rows
+
+
+def page(services: Services, period: Period = MARCH) -> RegionView:
+    return region_view(services, rows_of(services), REGION, period, "namn", False, Filters(), TODAY)
+
+
+def shown(view: RegionView) -> list[Any]:
+    """Every number the page shows for each unit: the four figures, the year and the small multiples."""
+    return [
+        (
+            row.unit.unit,
+            {metric: without_data(figure) for metric, figure in row.figures.items()},
+            without_data(row.year),
+            [(p.share, p.numerator, p.denominator) for p in row.months],
+        )
+        for row in view.rows
+    ]
+
+
+def without_data(figure: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in figure.items() if key != "data"}
+
+
+def from_rows(services: Services, view: RegionView) -> list[Any]:
+    """What the page must show, every figure computed from the rows (the replay reference)."""
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    months = [p.period for p in month_periods(view.period.end)]
+    return [
+        (
+            unit,
+            {metric: without_data(reference.figure(unit, metric, view.period, cached=False)) for metric in METRICS},
+            without_data(reference.figure(unit, "telephone", view.year, cached=False)),
+            [(f["share"], f["numerator"], f["denominator"]) for f in (reference.figure(unit, "telephone", m, cached=False) for m in months)],
+        )
+        for unit in UNITS
+    ]
+
+
+def late_call(unit: str, event_id: str, at: datetime) -> list[Any]:
+    """A call of February offered and answered, arriving now (an outbox drained after an outage)."""
+    events = [
+        {"v": 1, "id": f"{event_id}-o", "type": "call.offered", "unit": unit, "at": at.isoformat(), "call": f"late-{event_id}"},
+        {"v": 1, "id": f"{event_id}-a", "type": "call.answered", "unit": unit, "at": at.replace(minute=5).isoformat(), "call": f"late-{event_id}"},
+    ]
+    return [parse_event_line(orjson.dumps(e)) for e in events]
+
+
+def test_the_second_request_for_a_region_page_comes_whole_from_the_cache(services):
+    first = page(services)
+    hits = services.figures.cache.stats.set_hits
+    second = page(services)
+    assert services.figures.cache.stats.set_hits == hits + len(METRICS) + 13  # the table's four sets, 12 months and the year
+    assert shown(second) == shown(first) == from_rows(services, first)
+
+
+def test_a_late_event_changes_the_region_pages_figures_on_the_next_request(services):
+    before = page(services)
+    page(services)  # now from the whole-set cache
+    unit = UNITS[1]
+    services.ingest.ingest(late_call(unit, "late-feb", datetime(2026, 2, 10, 9, 0, tzinfo=timezone.utc)), Source("http"))
+    after = page(services)
+    assert shown(after) == from_rows(services, after)
+    february = [row.months[-2] for row in after.rows]
+    assert [p.denominator for p in february] == [
+        before.rows[0].months[-2].denominator,
+        before.rows[1].months[-2].denominator + 1,
+        0,
+    ]
+    assert after.rows[1].year["denominator"] == before.rows[1].year["denominator"] + 1
+
+
+def test_a_late_event_changes_the_region_query_on_the_next_request(services):
+    figures = services.figures
+    for period in (FEBRUARY, MARCH):
+        figures.figures(UNITS, "telephone", period)
+        figures.figures(UNITS, "telephone", period)  # from the whole-set cache
+    services.ingest.ingest(late_call(UNITS[0], "late-mar", datetime(2026, 3, 2, 7, 0, tzinfo=timezone.utc)), Source("http"))
+    services.ingest.ingest(late_call(UNITS[2], "late-feb", datetime(2026, 2, 27, 7, 0, tzinfo=timezone.utc)), Source("http"))
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    for period in (FEBRUARY, MARCH):
+        answer = [without_data(f) for f in figures.figures(UNITS, "telephone", period)]
+        assert answer == [without_data(reference.figure(unit, "telephone", period, cached=False)) for unit in UNITS]
+    assert [f["data"]["no_data"] for f in figures.figures(UNITS, "telephone", FEBRUARY)] == [False, False, False]  # the third unit's first events
+
+
+def test_a_new_target_changes_the_region_query_on_the_next_request(services):
+    figures = services.figures
+    first = figures.figures(UNITS, "telephone", FEBRUARY)
+    figures.figures(UNITS, "telephone", FEBRUARY)
+    with services.sessions.begin() as session:
+        session.add(TargetRow(unit=UNITS[0], metric="telephone", target=0.01, valid_from=date(2026, 1, 1)))
+    services.units.invalidate()  # as the API does after a change (other processes: within the directory's TTL)
+    again = figures.figures(UNITS, "telephone", FEBRUARY)
+    assert first[0]["target"] != 0.01 and again[0]["target"] == 0.01 and again[0]["meets_target"] is True
+    assert [f["target"] for f in again[1:]] == [f["target"] for f in first[1:]]
+
+
+def test_a_set_of_other_units_or_another_moment_is_its_own_entry(services):
+    figures = services.figures
+    moment = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    whole = figures.figures(UNITS, "telephone", MARCH)
+    earlier = figures.figures(UNITS, "telephone", MARCH, as_of=moment)
+    two = figures.figures(UNITS[1::-1], "telephone", MARCH)
+    assert [f["unit"] for f in two] == UNITS[1::-1]
+    assert [without_data(f) for f in two] == [without_data(f) for f in whole[1::-1]]
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    assert [without_data(f) for f in earlier] == [without_data(reference.figure(u, "telephone", MARCH, as_of=moment, cached=False)) for u in UNITS]
+
+
+def test_a_caller_changing_an_answer_does_not_change_the_cached_set(services):
+    figures = services.figures
+    figures.figures(UNITS, "assessment", MARCH)
+    answer = figures.figures(UNITS, "assessment", MARCH)
+    answer[0]["numerator"] = -1
+    answer[0]["details"]["pending"] = -1
+    again = figures.figures(UNITS, "assessment", MARCH)
+    assert again[0]["numerator"] != -1 and again[0]["details"]["pending"] != -1
+
+
+@pytest.mark.parametrize(
+    "contact, moment, overdue",
+    [
+        ("2026-03-26T23:59:59.999999+01:00", "2026-03-29T23:59:59.999999+02:00", False),  # day 3 ends: still pending (DST in between)
+        ("2026-03-26T23:59:59.999999+01:00", "2026-03-30T00:00:00+02:00", True),  # day 4 begins: overdue
+        ("2026-03-27T00:00:00+01:00", "2026-03-30T00:00:00+02:00", False),
+        ("2026-10-22T08:00:00+02:00", "2026-10-25T23:00:00+01:00", False),  # a 25-hour day 3
+        ("2026-10-22T08:00:00+02:00", "2026-10-25T23:00:00Z", True),  # 00:00 on day 4 in Stockholm
+    ],
+)
+def test_open_cases_counted_by_the_database_are_overdue_exactly_when_the_rules_say(database_url, contact, moment, overdue):
+    from vardkoll.server.figures.day_parts import open_case_counts, open_case_ledgers
+
+    opened = build_services(ServerSettings(database_url=database_url), apply_migrations=True)
+    try:
+        unit = UNITS[0]
+        with opened.sessions.begin() as session:
+            session.add(UnitRow(unit=unit, name="Vårdcentral Gräns", region=REGION))
+        opened.units.invalidate()
+        event = {"v": 1, "id": "c-1", "type": "care.contact", "unit": unit, "at": contact, "case": "case-edge-1", "listed": True, "channel": "phone"}
+        opened.ingest.ingest([parse_event_line(orjson.dumps(event))], Source("http"))
+        at = datetime.fromisoformat(moment)
+        config = opened.units.config(unit)
+        with opened.sessions() as session:
+            counted = open_case_counts(session, [unit], at, config.tz)
+            by_rules = open_case_ledgers(session, [unit], at, {unit: config})[unit]._open_at(at, config)
+        assert counted[unit] == by_rules == ((0, 1) if overdue else (1, 0))
+    finally:
+        opened.engine.dispose()
+
+
+def test_after_one_units_event_only_that_unit_is_answered_again(services, monkeypatch):
+    figures = services.figures
+    first = figures.figures(UNITS, "telephone", MARCH)
+    asked: list[list[str]] = []
+    answer_units = figures._figures
+
+    def recording(session, units, *rest):
+        asked.append(list(units))
+        return answer_units(session, units, *rest)
+
+    monkeypatch.setattr(figures, "_figures", recording)
+    services.ingest.ingest(late_call(UNITS[1], "now-mar", datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)), Source("http"))
+    again = figures.figures(UNITS, "telephone", MARCH)
+    assert asked == [[UNITS[1]]]
+    assert again[1]["denominator"] == first[1]["denominator"] + 1
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    assert [without_data(f) for f in again] == [without_data(reference.figure(u, "telephone", MARCH, cached=False)) for u in UNITS]
+    with services.sessions.begin() as session:
+        session.add(TargetRow(unit=UNITS[2], metric="telephone", target=0.5, valid_from=date(2026, 1, 1)))
+    services.units.invalidate()
+    figures.figures(UNITS, "telephone", MARCH)
+    assert asked[-1] == UNITS  # a settings change: every unit of the set again (each may still come from its own cache entry)
