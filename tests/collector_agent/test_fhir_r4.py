@@ -139,6 +139,24 @@ def test_pages_are_followed_and_the_cursor_is_stored_with_the_last_page_only():
     assert [b.checkpoint.value if b.checkpoint else None for b in batches] == [None, "2026-03-04T14:05:00+00:00", "2026-03-04T12:30:00+00:00"]
 
 
+def test_the_cursor_never_passes_the_time_the_search_ran():
+    """Page 2 serves an Encounter as changed at 14:05, after the search ran at 12:00: something written at
+    13:00 is on no page of this sweep, so the next sweep must start at 12:00, not at 14:05."""
+    fixtures = FhirFixtures()
+    first_page = fixtures.document("encounter-page-1.json")
+    first_page["meta"] = {"lastUpdated": "2026-03-04T12:00:00.000Z"}
+    fixtures.overrides["encounter-page-1.json"] = first_page
+    checkpoints: dict[str, str] = {}
+    clock = Clock()
+    connector = make(fixtures, checkpoints, clock)
+    sweep(connector, checkpoints)
+    assert checkpoints["Encounter.last_updated"] == "2026-03-04T12:00:00+00:00"
+    assert checkpoints["Appointment.last_updated"] == "2026-03-04T12:30:00+00:00"  # its search ran at 15:00, after everything it served
+    clock.now += 60
+    sweep(connector, checkpoints)
+    assert dict(fixtures.searches("Encounter")[-2].query)["_lastUpdated"] == "ge2026-03-04T12:00:00Z"
+
+
 def test_a_restart_resumes_at_the_stored_cursor_and_nothing_is_read_before_the_interval():
     checkpoints: dict[str, str] = {}
     clock = Clock()

@@ -4,7 +4,11 @@ Every `interval_s` a sweep searches each configured resource type with `_lastUpd
 follows the Bundle's `next` links page by page, and hands each page's events to the agent (stored in the
 outbox before the next page is fetched). The cursor — the highest `meta.lastUpdated` seen — is stored as
 this connector's checkpoint with the sweep's last page, so a restart resumes there; pages of an
-interrupted sweep are read again and their events, having the same ids, count once.
+interrupted sweep are read again and their events, having the same ids, count once. A server pages over
+the matches it found when the search ran but serves each one as it is when the page is read: a resource
+changed meanwhile comes with a later lastUpdated than things written after the search, which no page of
+this sweep holds. So the cursor never passes the search's own time (the searchset Bundle's
+meta.lastUpdated, as HAPI sets it); what lies between is read again by the next sweep and counts once.
 
 Referenced Patients, Practitioners, PractitionerRoles and Appointments come from the page itself
 (`_include`) or are read one by one (cached for the sweep). 429, 5xx and network errors stop the sweep
@@ -47,6 +51,7 @@ class _Sweep:
     params: list[tuple[str, str]] | None
     cursor: datetime | None  # the highest meta.lastUpdated seen in this sweep so far
     page: int = 0
+    searched_at: datetime | None = None  # the first page's Bundle.meta.lastUpdated: when the server ran the search
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,14 +142,16 @@ class FhirR4Connector(Connector):
             bundle = self.client.get_json(sweep.url, sweep.params)
             if bundle.get("resourceType") != "Bundle":
                 raise FhirError(f"{sweep.resource} search did not answer with a Bundle")
+            if sweep.page == 0:
+                sweep.searched_at = mapping.last_updated(bundle)
             batch, newest = self._page(sweep, bundle, sweep.page + 1)
             sweep.page += 1
             if newest is not None and (sweep.cursor is None or newest > sweep.cursor):
                 sweep.cursor = newest
             following = _next_link(bundle)
             if following is None:
-                if sweep.cursor is not None:
-                    batch.checkpoint = Checkpoint(self.context.name, self._checkpoint_key(sweep.resource), sweep.cursor.isoformat())
+                if (resume := _resume_point(sweep)) is not None:
+                    batch.checkpoint = Checkpoint(self.context.name, self._checkpoint_key(sweep.resource), resume.isoformat())
                 yield batch
                 return
             if not _same_origin(following, self.client.base_url):
@@ -217,6 +224,13 @@ class FhirR4Connector(Connector):
 def _same_origin(url: str, base_url: str) -> bool:
     a, b = urlsplit(url), urlsplit(base_url)
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def _resume_point(sweep: _Sweep) -> datetime | None:
+    """Where the next sweep starts: the newest lastUpdated seen, but not past the search's own time."""
+    if sweep.cursor is None or sweep.searched_at is None:
+        return sweep.cursor
+    return min(sweep.cursor, sweep.searched_at)
 
 
 def _next_link(bundle: dict[str, Any]) -> str | None:

@@ -78,6 +78,7 @@ class FhirRecords:
         self.base_url = f"{server.base_url}/{tag}/r4"
         self.lock = threading.Lock()
         self.resources: dict[str, Resource] = {}
+        self.written_up_to: float | None = None  # the newest lastUpdated given: this server's "now", which a search reports
         self._timeline: dict[str, list[tuple[float, str]]] = {"Encounter": [], "Appointment": []}
         server.add(self)
 
@@ -106,6 +107,7 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
             self.resources[key] = resource
             if updated is not None:
                 self._timeline[resource["resourceType"]].append((updated, key))
+                self.written_up_to = updated if self.written_up_to is None else max(self.written_up_to, updated)
 
     def _practitioner(self, ident: str, profession: str) -> str:
         key = f"Practitioner/{ident}"
@@ -249,7 +251,8 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
 
     # -- searching ----------------------------------------------------------------------------------
 
-    def search(self, resource_type: str, since: float | None) -> list[str]:
+    def search(self, resource_type: str, since: float | None) -> tuple[list[str], float | None]:
+        """The matching keys, and when the search ran (the newest write so far), as a real server's Bundle says."""
         with self.lock:
             timeline = self._timeline.get(resource_type, [])
             start = bisect.bisect_left(timeline, (since, "")) if since is not None else 0
@@ -258,7 +261,7 @@ forms_by_type = {{ "{LOCAL_FORMS}|chatt" = "chat", "{LOCAL_FORMS}|brev" = "lette
                 current = self.resources[key]["meta"]["lastUpdated"]
                 if current == _instant(updated):  # an older version's place in the timeline is skipped
                     found[key] = None
-            return list(found)
+            return list(found), self.written_up_to
 
     def included(self, keys: list[str]) -> list[Resource]:
         """Patients, their fixed doctors, practitioners and appointments the matches refer to."""
@@ -303,7 +306,7 @@ class FhirServer:
     def __init__(self) -> None:
         self.token = "demo-" + secrets.token_urlsafe(18)
         self._clinics: dict[str, FhirRecords] = {}
-        self._pages: OrderedDict[str, tuple[FhirRecords, str, list[str]]] = OrderedDict()
+        self._pages: OrderedDict[str, tuple[FhirRecords, str, list[str], float | None]] = OrderedDict()
         self._pages_lock = threading.Lock()
         outer = self
 
@@ -356,25 +359,29 @@ class FhirServer:
                 page = self._pages.get(params["_getpages"])
             if page is None or page[0] is not clinic:
                 return 410, self._outcome("expired")
-            return 200, self._bundle(clinic, page[1], page[2], params["_getpages"], int(params.get("_getpagesoffset", 0)), int(params.get("_count", 100)))
+            return 200, self._bundle(
+                clinic, page[1], page[2], page[3], params["_getpages"], int(params.get("_getpagesoffset", 0)), int(params.get("_count", 100))
+            )
         if len(rest) == 1 and rest[0] in ("Encounter", "Appointment"):
             since = None
             for name, value in query:
                 if name == "_lastUpdated" and value.startswith("ge"):
                     since = datetime.fromisoformat(value[2:].replace("Z", "+00:00")).timestamp()
-            keys = clinic.search(rest[0], since)
+            keys, searched_at = clinic.search(rest[0], since)
             token = secrets.token_urlsafe(12)
             with self._pages_lock:
-                self._pages[token] = (clinic, rest[0], keys)
+                self._pages[token] = (clinic, rest[0], keys, searched_at)
                 while len(self._pages) > self.PAGES_KEPT:
                     self._pages.popitem(last=False)
-            return 200, self._bundle(clinic, rest[0], keys, token, 0, int(params.get("_count", 100)))
+            return 200, self._bundle(clinic, rest[0], keys, searched_at, token, 0, int(params.get("_count", 100)))
         if len(rest) == 2:
             resource = clinic.resources.get(f"{rest[0]}/{rest[1]}")
             return (200, resource) if resource is not None else (404, self._outcome("not-found"))
         return 404, self._outcome("not-found")
 
-    def _bundle(self, clinic: FhirRecords, resource_type: str, keys: list[str], token: str, offset: int, count: int) -> dict[str, Any]:
+    def _bundle(
+        self, clinic: FhirRecords, resource_type: str, keys: list[str], searched_at: float | None, token: str, offset: int, count: int
+    ) -> dict[str, Any]:
         page = keys[offset : offset + count]
         base = clinic.base_url
         with clinic.lock:
@@ -384,4 +391,7 @@ class FhirServer:
         links = [{"relation": "self", "url": f"{base}/{resource_type}"}]
         if offset + count < len(keys):
             links.append({"relation": "next", "url": f"{base}?_getpages={token}&_getpagesoffset={offset + count}&_count={count}"})
-        return {"resourceType": "Bundle", "type": "searchset", "total": len(keys), "link": links, "entry": entries}
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(keys), "link": links, "entry": entries}
+        if searched_at is not None:
+            bundle["meta"] = {"lastUpdated": _instant(searched_at)}  # when the search ran, as HAPI says it
+        return bundle
