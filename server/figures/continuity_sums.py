@@ -7,12 +7,10 @@ only how many eligible patients share each (n, s). The database counts those, so
 visits come back as a few dozen rows. The figure is then the rules' own arithmetic
 (`server.metrics.continuity`), exact: the index sum is added up as fractions.
 
-Most patients have one or two visits in the window and never count (3 visits make a patient
-eligible), so the visits are read twice, both times from `ix_doctor_visits_unit_patient` (unit,
-patient, practitioner, day, at_us) alone: first the patients with at least 3 visits in the window,
-counted in the index's order without sorting, then only those patients' visits per practitioner.
-On the 230-unit bench region (566 000 visits, 38 600 eligible patients) that is 0.4 s of SQLite
-instead of 1 s of grouping every visit three times (docs/benchmarks.md).
+Both backends read the 18 months from `ix_doctor_visits_unit_patient` (unit, patient, practitioner,
+day, at_us) alone, in its order, and group as they read instead of sorting or hashing every visit
+(`_patient_sums`; on the 230-unit bench region, 566 000 visits: SQLite 1.0 -> 0.45 s, PostgreSQL
+1.3-2.6 -> 0.4 s, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Date, case, func, literal_column, select
+from sqlalchemy import Date, case, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period, UnitConfig
@@ -49,24 +47,11 @@ def continuity_figures(session: Session, requests: list[Request], configs: dict[
             .group_by(V.unit)
         )
         counts = {unit: (int(own or 0), int(with_fixed)) for unit, with_fixed, own in fixed}
-        window = coc_window(period.end)
-        day = _day_by_patient(session)
-        in_window = (V.unit.in_(units), day.between(window.start, window.end), V.at_us <= last_us)
-        frequent = select(V.unit, V.patient).where(*in_window).group_by(V.unit, V.patient).having(func.count() >= COC_MIN_VISITS).subquery()
-        pairs = (
-            select(V.unit, V.patient, func.count().label("c"))
-            .join(frequent, (V.unit == frequent.c.unit) & (V.patient == frequent.c.patient))
-            .where(V.day.between(window.start, window.end), V.at_us <= last_us)
-            .group_by(V.unit, V.patient, V.practitioner)
-            .subquery()
-        )
-        patients = (
-            select(pairs.c.unit, func.sum(pairs.c.c).label("n"), func.sum(pairs.c.c * pairs.c.c).label("s")).group_by(pairs.c.unit, pairs.c.patient).subquery()
-        )
+        patients = _patient_sums(session, units, coc_window(period.end), last_us)
         sums: defaultdict[str, Fraction] = defaultdict(Fraction)
         eligible: defaultdict[str, int] = defaultdict(int)
-        for unit, n, s, many in session.execute(
-            select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)
+        for unit, n, s, many in _read_in_index_order(
+            session, select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)
         ):
             sums[unit] += many * bice_boxerman_of_sums(int(n), int(s))
             eligible[unit] += many
@@ -78,11 +63,50 @@ def continuity_figures(session: Session, requests: list[Request], configs: dict[
     return [answers[request] for request in requests]
 
 
-def _day_by_patient(session: Session) -> Any:
-    """`day` as the eligible patients' query compares it. SQLite's planner prefers `(unit, day)` for a
-    range on `day`, then sorts every visit of the window to group them by patient (2.5 times slower
-    on the bench region); a unary plus leaves `day` unindexed there, so the by-patient index, which
-    holds `day` too, is read in order. PostgreSQL chooses by cost (and has no unary plus for dates)."""
+def _patient_sums(session: Session, units: list[str], window: Period, last_us: int) -> Any:
+    """Per unit and eligible patient (3 visits or more in the window, at or before `last_us`): n, the
+    visits, and s, the sum of squared visits per practitioner. Both shapes read only
+    `ix_doctor_visits_unit_patient`; each is the faster one on its backend (docs/benchmarks.md)."""
+    in_window = (V.day.between(window.start, window.end), V.at_us <= last_us)
+    if session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL streams the index in (unit, patient, practitioner) order through both groupings.
+        pairs = select(V.unit, V.patient, func.count().label("c")).where(V.unit.in_(units), *in_window).group_by(V.unit, V.patient, V.practitioner).subquery()
+        return (
+            select(pairs.c.unit, func.sum(pairs.c.c).label("n"), func.sum(pairs.c.c * pairs.c.c).label("s"))
+            .group_by(pairs.c.unit, pairs.c.patient)
+            .having(func.sum(pairs.c.c) >= COC_MIN_VISITS)
+            .subquery()
+        )
+    # SQLite sorts the output of a grouped subquery again before grouping it by patient, so it first
+    # finds the patients with 3 visits (in the index's order, no sort) and groups only their visits.
+    # The unary plus leaves `day` unindexed there: for a range on `day` SQLite's planner would choose
+    # `(unit, day)` and sort every visit of the window.
+    day = literal_column(f"+{V.__tablename__}.day", Date)
+    frequent = (
+        select(V.unit, V.patient)
+        .where(V.unit.in_(units), day.between(window.start, window.end), V.at_us <= last_us)
+        .group_by(V.unit, V.patient)
+        .having(func.count() >= COC_MIN_VISITS)
+        .subquery()
+    )
+    pairs = (
+        select(V.unit, V.patient, func.count().label("c"))
+        .join(frequent, (V.unit == frequent.c.unit) & (V.patient == frequent.c.patient))
+        .where(*in_window)
+        .group_by(V.unit, V.patient, V.practitioner)
+        .subquery()
+    )
+    return select(pairs.c.unit, func.sum(pairs.c.c).label("n"), func.sum(pairs.c.c * pairs.c.c).label("s")).group_by(pairs.c.unit, pairs.c.patient).subquery()
+
+
+def _read_in_index_order(session: Session, statement: Any) -> list[Any]:
+    """The rows of `statement`; on PostgreSQL with hash aggregation off for it alone. Its planner
+    hashes the 18 months of visits (spilling to disk at the default `work_mem`, and once per parallel
+    worker) where reading the by-patient index in order and grouping as it streams is 3-4 times faster."""
     if session.get_bind().dialect.name == "sqlite":
-        return literal_column(f"+{V.__tablename__}.day", Date)
-    return V.day
+        return list(session.execute(statement))
+    session.execute(text("SET LOCAL enable_hashagg = off"))
+    try:
+        return list(session.execute(statement))
+    finally:
+        session.execute(text("RESET enable_hashagg"))  # back to the session's own setting
