@@ -9,8 +9,8 @@ visits come back as a few dozen rows. The figure is then the rules' own arithmet
 
 Both backends read the 18 months from `ix_doctor_visits_unit_patient` (unit, patient, practitioner,
 day, at_us) alone, in its order, and group as they read instead of sorting or hashing every visit
-(`_patient_sums`; on the 230-unit bench region, 566 000 visits: SQLite 1.0 -> 0.45 s, PostgreSQL
-1.3-2.6 -> 0.4 s, docs/benchmarks.md).
+(`_patient_sums`; on the 230-unit bench region, 566 000 visits: 1.0-1.1 s -> 0.4-0.5 s on both
+backends, docs/benchmarks.md).
 """
 
 from __future__ import annotations
