@@ -235,6 +235,47 @@ def test_a_late_third_visit_makes_a_patient_eligible_on_the_next_request(service
     assert (after["numerator"], after["denominator"]) == (2, 3)
 
 
+def test_continuity_as_known_at_a_moment_leaves_out_later_visits(services):
+    """Worked by hand: pat-aaa meets doc-anna on 4, 5 and 6 May 2026 and doc-bert on 20 May. As known
+    at 10 May her index is over 3 visits, all with doc-anna: (3² − 3) / (3 · 2) = 1; at the end of May
+    over 4 visits: (3² + 1² − 4) / (4 · 3) = 1/2. pat-bbb's third visit (25 May) makes her eligible
+    only at the end: 2 visits before 10 May are not enough."""
+    unit = "SE2321000016-CV99997"
+    rows = [
+        ("2026-05-04", "pat-aaa", "doc-anna"),
+        ("2026-05-05", "pat-aaa", "doc-anna"),
+        ("2026-05-06", "pat-aaa", "doc-anna"),
+        ("2026-05-20", "pat-aaa", "doc-bert"),
+        ("2026-05-07", "pat-bbb", "doc-anna"),
+        ("2026-05-08", "pat-bbb", "doc-anna"),
+        ("2026-05-25", "pat-bbb", "doc-anna"),
+    ]
+    fields = {"profession": "doctor", "listed": True, "fixed_doctor": None}
+    events = [
+        validate_event(
+            {
+                "v": 1,
+                "id": f"ev-{n}",
+                "type": "visit.completed",
+                "unit": unit,
+                "at": f"{day}T10:00:00+02:00",
+                "patient": patient,
+                "practitioner": doctor,
+                **fields,
+            }
+        )
+        for n, (day, patient, doctor) in enumerate(rows)
+    ]
+    services.ingest.ingest(events, HTTP)
+    may = Period(date(2026, 5, 1), date(2026, 5, 31))
+    for figures in (running_service(services), region_service(services)):
+        at_10_may = answered(figures, unit, "continuity", may, datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc))
+        assert at_10_may["details"] == {"coc_doctor_mean": 1.0, "eligible_patients": 1, "small_n": True}
+        at_end = answered(figures, unit, "continuity", may, None)
+        # pat-aaa 1/2, pat-bbb (3 visits, all with doc-anna) 1: mean 3/4.
+        assert at_end["details"] == {"coc_doctor_mean": 0.75, "eligible_patients": 2, "small_n": True}
+
+
 def test_continuity_worked_example(services):
     """Worked by hand: patient A meets doc-anna twice and doc-bert once in May 2026 (3 visits: index
     (2² + 1² − 3) / (3 · 2) = 1/3), patient B meets doc-anna 3 times (index 1); mean 2/3 = 0.6667.
