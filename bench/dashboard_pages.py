@@ -9,6 +9,8 @@ FastAPI's TestClient and an admin session:
   Klinikvy   /enhet/{unit}?dag=LAST   (day and month figures, hourly curve, 12 weeks + 12 months of
                                        trends for four metrics: 96 trend figures)
   Regionvy   /region/{region}?till=LAST  (all units, four metrics, small multiples, whole year)
+  API        /api/v1/compliance?region=  (the month of telephone, the year of assessment, the month
+                                       of continuity: its 18-month window of doctor visits)
 
 each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
 warm in the OS cache), `warm` (the same request again: the figure cache answers) and `new event`
@@ -216,6 +218,7 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
         "Regionvy": f"/region/{quote(REGION)}?till={shown}",
         "API month": f"/api/v1/compliance?region={quote(REGION)}&metric=telephone&{month}",
         "API year": f"/api/v1/compliance?region={quote(REGION)}&metric=assessment&{year}",
+        "API cont.": f"/api/v1/compliance?region={quote(REGION)}&metric=continuity&{month}",
     }
     print(machine())
     units = f"{args.clone} units (copies of {args.units} generated)" if args.clone else f"{args.units} units"

@@ -89,7 +89,12 @@ class DoctorVisitRow(SQLModel, table=True):
     """Doctor visits of listed patients: the only visits any figure uses."""
 
     __tablename__ = "doctor_visits"
-    __table_args__ = (Index("ix_doctor_visits_unit_day", "unit", "day"),)
+    # By patient: continuity's 18-month sums read only this index, in the order they group by
+    # (server/figures/continuity_sums.py).
+    __table_args__ = (
+        Index("ix_doctor_visits_unit_day", "unit", "day"),
+        Index("ix_doctor_visits_unit_patient", "unit", "patient", "practitioner", "day", "at_us"),
+    )
 
     unit: str = Field(primary_key=True, max_length=40)
     event_id: str = Field(primary_key=True, max_length=64)

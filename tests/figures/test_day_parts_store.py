@@ -170,6 +170,112 @@ def test_continuity_from_sql_sums_equals_the_engine(services, items):
             assert answered(figures, unit, "continuity", period, moment) == expected(services, unit, events, "continuity", period, moment)
 
 
+def region_service(services: Services) -> FigureService:
+    """The dashboards' path: figures and whole sets kept in memory, periods still running (nothing stored)."""
+    return FigureService(services.sessions, services.units, FigureCache(), clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+def answered_set(figures: FigureService, units: list[str], period: Period, moment: datetime | None) -> list[dict[str, Any]]:
+    found = figures.figure_sets(units, [("continuity", period)], moment)[0]
+    return [{key: value for key, value in figure.items() if key not in ("data", "definition_version")} for figure in found]
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(visits(), st.integers(0, 1)), min_size=6, max_size=40), st.data())
+def test_continuity_after_late_visits_equals_the_engine(services, items, data):
+    """Two units asked together, as Regionvy asks; some visits arrive after the figures were answered
+    (and kept as a whole set): the next request equals the engine over every visit."""
+    number = next(_numbers)
+    units = [f"SE2321000016-CL{number:05d}", f"SE2321000016-CM{number:05d}"]
+    events = [validate_event({**draft, "unit": units[which], "id": f"ev-{n:02d}"}) for n, (draft, which) in enumerate(items)]
+    arrival = data.draw(st.permutations(events))
+    cut = data.draw(st.integers(0, len(arrival)))
+    first, late = arrival[:cut], arrival[cut:]
+    figures = region_service(services)
+
+    def of(unit: str, some: list[Any]) -> list[Any]:
+        return [event for event in some if event.unit == unit]
+
+    services.ingest.ingest(first, HTTP)
+    for period in VISIT_PERIODS:
+        assert answered_set(figures, units, period, None) == [expected(services, unit, of(unit, first), "continuity", period, None) for unit in units]
+    services.ingest.ingest(late, HTTP)
+    for period in VISIT_PERIODS:
+        for moment in VISIT_MOMENTS:
+            wanted = [expected(services, unit, of(unit, events), "continuity", period, moment) for unit in units]
+            assert answered_set(figures, units, period, moment) == wanted, (period, moment)
+
+
+def test_a_late_third_visit_makes_a_patient_eligible_on_the_next_request(services):
+    """Worked by hand: pat-aaa meets doc-anna in March and April 2026, pat-bbb twice in May: nobody
+    has 3 visits. A visit of pat-aaa on 2 May with doc-bert arrives late (after the May figure was
+    answered): pat-aaa has 3 visits, index (2² + 1² − 3) / (3 · 2) = 1/3, the only eligible patient."""
+    unit = "SE2321000016-CV99998"
+
+    def visit(n: int, at: str, patient: str, doctor: str) -> Any:
+        fields = {"patient": patient, "practitioner": doctor, "profession": "doctor", "listed": True, "fixed_doctor": "doc-anna"}
+        return validate_event({"v": 1, "id": f"ev-{n}", "type": "visit.completed", "unit": unit, "at": at, **fields})
+
+    may = Period(date(2026, 5, 1), date(2026, 5, 31))
+    figures = region_service(services)
+    services.ingest.ingest(
+        [
+            visit(1, "2026-03-10T10:00:00+01:00", "pat-aaa", "doc-anna"),
+            visit(2, "2026-04-10T10:00:00+02:00", "pat-aaa", "doc-anna"),
+            visit(3, "2026-05-04T10:00:00+02:00", "pat-bbb", "doc-anna"),
+            visit(4, "2026-05-05T10:00:00+02:00", "pat-bbb", "doc-anna"),
+        ],
+        HTTP,
+    )
+    (before,) = answered_set(figures, [unit], may, None)
+    assert before["details"] == {"coc_doctor_mean": None, "eligible_patients": 0, "small_n": True}
+    services.ingest.ingest([visit(5, "2026-05-02T10:00:00+02:00", "pat-aaa", "doc-bert")], HTTP)
+    (after,) = answered_set(figures, [unit], may, None)
+    assert after["details"] == {"coc_doctor_mean": 0.3333, "eligible_patients": 1, "small_n": True}
+    assert (after["numerator"], after["denominator"]) == (2, 3)
+
+
+def test_continuity_as_known_at_a_moment_leaves_out_later_visits(services):
+    """Worked by hand: pat-aaa meets doc-anna on 4, 5 and 6 May 2026 and doc-bert on 20 May. As known
+    at 10 May her index is over 3 visits, all with doc-anna: (3² − 3) / (3 · 2) = 1; at the end of May
+    over 4 visits: (3² + 1² − 4) / (4 · 3) = 1/2. pat-bbb's third visit (25 May) makes her eligible
+    only at the end: 2 visits before 10 May are not enough."""
+    unit = "SE2321000016-CV99997"
+    rows = [
+        ("2026-05-04", "pat-aaa", "doc-anna"),
+        ("2026-05-05", "pat-aaa", "doc-anna"),
+        ("2026-05-06", "pat-aaa", "doc-anna"),
+        ("2026-05-20", "pat-aaa", "doc-bert"),
+        ("2026-05-07", "pat-bbb", "doc-anna"),
+        ("2026-05-08", "pat-bbb", "doc-anna"),
+        ("2026-05-25", "pat-bbb", "doc-anna"),
+    ]
+    fields = {"profession": "doctor", "listed": True, "fixed_doctor": None}
+    events = [
+        validate_event(
+            {
+                "v": 1,
+                "id": f"ev-{n}",
+                "type": "visit.completed",
+                "unit": unit,
+                "at": f"{day}T10:00:00+02:00",
+                "patient": patient,
+                "practitioner": doctor,
+                **fields,
+            }
+        )
+        for n, (day, patient, doctor) in enumerate(rows)
+    ]
+    services.ingest.ingest(events, HTTP)
+    may = Period(date(2026, 5, 1), date(2026, 5, 31))
+    for figures in (running_service(services), region_service(services)):
+        at_10_may = answered(figures, unit, "continuity", may, datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc))
+        assert at_10_may["details"] == {"coc_doctor_mean": 1.0, "eligible_patients": 1, "small_n": True}
+        at_end = answered(figures, unit, "continuity", may, None)
+        # pat-aaa 1/2, pat-bbb (3 visits, all with doc-anna) 1: mean 3/4.
+        assert at_end["details"] == {"coc_doctor_mean": 0.75, "eligible_patients": 2, "small_n": True}
+
+
 def test_continuity_worked_example(services):
     """Worked by hand: patient A meets doc-anna twice and doc-bert once in May 2026 (3 visits: index
     (2² + 1² − 3) / (3 · 2) = 1/3), patient B meets doc-anna 3 times (index 1); mean 2/3 = 0.6667.
