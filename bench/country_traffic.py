@@ -32,8 +32,10 @@ Measured in one run:
             Region 01's batches; p50/p99 per phase against the baseline's p99
   pages     Regionvy (`/region/Region 01`, signed in) and `GET /api/v1/compliance?region=` (telephone, the
             running month), one after the other with a trivial endpoint (`/api/v1/health/live`) between,
-            before the traffic (quiet: the first Regionvy is the cold one), during the peak and the burst;
-            p50/p95 per phase, and the ratio to the quiet p95
+            a round every `--page-interval` s (an analyst or two refreshing, not a flood), in a server
+            process started after one round had kept the day parts (its time is "first"): its first
+            round is cold, then quiet (no traffic), the peak and the burst; p50/p95 per phase and the
+            ratio to the quiet p95
 
     .venv/bin/python bench/country_traffic.py [--units 1200] [--seconds 60] [--burst-seconds 30] [--history-days 4]
 """
@@ -41,7 +43,6 @@ Measured in one run:
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import threading
 import time
@@ -95,23 +96,24 @@ def schedule(peak_count: int, peak_interval_s: float, burst_count: int, burst_in
     return peak + [burst_start + n * burst_interval_s for n in range(burst_count)]
 
 
-def ask_pages(base: str, pages: dict[str, str], timings: list[tuple[float, str, float]], stop: threading.Event) -> None:
-    """Regionvy, the region query and a trivial endpoint one after the other until `stop`; (when, name, ms)."""
+def ask_pages(base: str, pages: dict[str, str], timings: list[tuple[float, str, float]], stop: threading.Event, interval_s: float) -> None:
+    """Regionvy, the region query and a trivial endpoint one after the other, a round every `interval_s`,
+    until `stop` (one round when it is already set); (when, name, ms)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with httpx.Client(base_url=base, timeout=120) as client:
         response = client.post("/logga-in", data={"token": TOKEN, "nasta": "/"}, headers={"Origin": base})
         if response.status_code != 303:
             raise RuntimeError(f"signing in: {response.status_code} {response.text[:200]}")
-        for _ in itertools.count():
-            if stop.is_set():
-                return
+        while True:
+            round_start = time.perf_counter()
             for name, path in pages.items():
                 started = time.perf_counter()
                 response = client.get(path, headers=headers if path.startswith("/api") else {})
                 timings.append((started, name, (time.perf_counter() - started) * 1000))
                 if response.status_code != 200:
                     raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-            time.sleep(0.05)
+            if stop.wait(max(0.0, round_start + interval_s - time.perf_counter())):
+                return
 
 
 def phase_of(at: float, bounds: list[tuple[str, float, float]]) -> str | None:
@@ -134,6 +136,7 @@ def main() -> int:
     parser.add_argument("--history-days", type=int, default=4, help="generated days before today in the watched region (default 4)")
     parser.add_argument("--quiet-seconds", type=float, default=10, help="page times with no traffic, before it starts (default 10)")
     parser.add_argument("--baseline-seconds", type=float, default=10, help="bare MQTT round trip, per phase (default 10)")
+    parser.add_argument("--page-interval", type=float, default=2, help="seconds between rounds of page requests (default 2)")
     parser.add_argument("--processes", type=int, default=1, help="vardkoll server processes (default 1)")
     parser.add_argument("--settle", type=float, default=30, help="seconds to wait for the last live figures (default 30)")
     args = parser.parse_args()
@@ -195,13 +198,19 @@ def main() -> int:
                 "API region": f"/api/v1/compliance?region={quote(WATCHED)}&metric=telephone&{month}",
                 "trivial": "/api/v1/health/live",
             }
-            with servers(args.processes, broker.port, url) as ports:
+            first: list[tuple[float, str, float]] = []
+            with servers(args.processes, broker.port, url) as ports:  # day parts computed and kept, as after the first day
+                once = threading.Event()
+                once.set()
+                ask_pages(f"http://127.0.0.1:{ports[0]}", pages, first, once, 0)
+            print("  first pages (day parts not kept yet): " + ", ".join(f"{name} {ms:.0f} ms" for _, name, ms in first), flush=True)
+            with servers(args.processes, broker.port, url) as ports:  # a fresh process: cold
                 wait_for_ingest(broker.port, full)
                 base = f"http://127.0.0.1:{ports[0]}"
                 timings: list[tuple[float, str, float]] = []
                 stop = threading.Event()
                 quiet_start = time.perf_counter()
-                asker = threading.Thread(target=ask_pages, args=(base, pages, timings, stop), daemon=True)
+                asker = threading.Thread(target=ask_pages, args=(base, pages, timings, stop, args.page_interval), daemon=True)
                 asker.start()
                 time.sleep(args.quiet_seconds)
                 result = run_live(broker.port, base, TOKEN, full, batches, initial, [WATCHED], watched, burst_interval_s, args.settle, offsets_s=offsets)
