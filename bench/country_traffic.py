@@ -177,10 +177,10 @@ def main() -> int:
     try:
         url = cluster.url(cluster.create_database("bench_country_"))
         prepare_database(url, full, REGIONS, region_by_unit=layout)
-        first = today - timedelta(days=args.history_days)
-        history = store_history(url, args.region_units, first, today) if args.history_days else 0
+        history_start = today - timedelta(days=args.history_days)
+        history = store_history(url, args.region_units, history_start, today) if args.history_days else 0
         print(
-            f"  {WATCHED}: {history:,} events of {first} .. {today - timedelta(days=1)} and {len(full.preload):,} of today; "
+            f"  {WATCHED}: {history:,} events of {history_start} .. {today - timedelta(days=1)} and {len(full.preload):,} of today; "
             f"prepared in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
@@ -198,12 +198,12 @@ def main() -> int:
                 "API region": f"/api/v1/compliance?region={quote(WATCHED)}&metric=telephone&{month}",
                 "trivial": "/api/v1/health/live",
             }
-            first: list[tuple[float, str, float]] = []
+            first_pages: list[tuple[float, str, float]] = []
             with servers(args.processes, broker.port, url) as ports:  # day parts computed and kept, as after the first day
                 once = threading.Event()
                 once.set()
-                ask_pages(f"http://127.0.0.1:{ports[0]}", pages, first, once, 0)
-            print("  first pages (day parts not kept yet): " + ", ".join(f"{name} {ms:.0f} ms" for _, name, ms in first), flush=True)
+                ask_pages(f"http://127.0.0.1:{ports[0]}", pages, first_pages, once, 0)
+            print("  first pages (day parts not kept yet): " + ", ".join(f"{name} {ms:.0f} ms" for _, name, ms in first_pages), flush=True)
             with servers(args.processes, broker.port, url) as ports:  # a fresh process: cold
                 wait_for_ingest(broker.port, full)
                 base = f"http://127.0.0.1:{ports[0]}"
@@ -265,12 +265,12 @@ def report(
     by_phase: dict[tuple[str, str], list[float]] = {}
     cold: dict[str, float] = {}
     for at, name, ms in timings:
-        phase = phase_of(at, bounds)
-        if phase == "quiet" and name not in cold:
+        during = phase_of(at, bounds)
+        if during == "quiet" and name not in cold:
             cold[name] = ms  # the first request of a fresh server process
             continue
-        if phase is not None:
-            by_phase.setdefault((phase, name), []).append(ms)
+        if during is not None:
+            by_phase.setdefault((during, name), []).append(ms)
     print(f"pages ({args.region_units} units; ms; cold = the first request of the fresh server): " + ", ".join(f"{n} cold {ms:.0f}" for n, ms in cold.items()))
     print(f"  {'phase':<7}{'page':<12}{'n':>5}{'p50':>9}{'p95':>9}{'max':>9}{'p95/quiet':>11}")
     for phase in ("quiet", "peak", "burst"):
