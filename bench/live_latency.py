@@ -139,8 +139,10 @@ def offered_calls(events: list[dict[str, Any]]) -> set[str]:
     return {e["call"] for e in events if e["type"] == "call.offered"}
 
 
-def make_batches(work: Workload, count: int, size: int) -> tuple[list[Batch], dict[str, int]]:
-    """`count` batches of `size` events (size - 1 from the stream, 1 marker), units in turn."""
+def make_batches(work: Workload, count: int, size: int | list[int]) -> tuple[list[Batch], dict[str, int]]:
+    """`count` batches of `size` events (size - 1 from the stream, 1 marker), units in turn; `size` may
+    also be a list: batch n gets size[n] events."""
+    sizes = [size] * count if isinstance(size, int) else size
     offered: dict[str, set[str]] = defaultdict(set)
     for event in work.preload:
         if event["type"] == "call.offered":
@@ -154,8 +156,8 @@ def make_batches(work: Workload, count: int, size: int) -> tuple[list[Batch], di
         if not queue:
             continue
         order.append(unit)
-        events = [queue.popleft() for _ in range(min(size - 1, len(queue)))]
         number = len(batches)
+        events = [queue.popleft() for _ in range(min(sizes[number] - 1, len(queue)))]
         marker_id = f"mk-{number}"
         events.append({"v": 1, "id": marker_id, "type": "call.offered", "unit": unit, "at": "", "call": f"mk-call-{number:06d}", "device": work.devices[unit]})
         offered[unit] |= offered_calls(events)
@@ -197,8 +199,9 @@ def serve(database_url: str, broker_port: int, http_port: int, token: str, ready
     thread.join(timeout=20)
 
 
-def prepare_database(url: str, work: Workload, regions: int) -> dict[str, Any]:
-    """Migrate, register the units, and store today's data so far through the ingest service."""
+def prepare_database(url: str, work: Workload, regions: int, region_by_unit: dict[str, str] | None = None) -> dict[str, Any]:
+    """Migrate, register the units (in `regions` regions of equal size, or as `region_by_unit` says), and
+    store today's data so far through the ingest service."""
     from vardkoll.protocol import parse_event_line
     from vardkoll.server.ingest.service import Source
     from vardkoll.server.services import build_services
@@ -209,7 +212,8 @@ def prepare_database(url: str, work: Workload, regions: int) -> dict[str, Any]:
     per_region = len(work.units) // regions
     with services.sessions.begin() as session:
         for index, unit in enumerate(work.units):
-            session.add(UnitRow(unit=unit, name=f"Vårdcentral {index + 1}", region=region_of(index, per_region)))
+            region = region_by_unit[unit] if region_by_unit else region_of(index, per_region)
+            session.add(UnitRow(unit=unit, name=f"Vårdcentral {index + 1}", region=region))
     services.units.invalidate()
     items = [parse_event_line(orjson.dumps(event)) for event in work.preload]
     started = time.perf_counter()
@@ -229,9 +233,14 @@ def region_of(index: int, per_region: int) -> str:
 
 def paced(count: int, interval_s: float) -> Iterator[int]:
     """0, 1, ... count-1, each at its own moment (start + i * interval): a late send does not shift later ones."""
+    return scheduled([number * interval_s for number in range(count)])
+
+
+def scheduled(offsets_s: list[float]) -> Iterator[int]:
+    """0, 1, ... len(offsets_s)-1, number n at start + offsets_s[n]: a late send does not shift later ones."""
     started = time.perf_counter()
-    for number in range(count):
-        delay = started + number * interval_s - time.perf_counter()
+    for number, offset_s in enumerate(offsets_s):
+        delay = started + offset_s - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         yield number
@@ -245,8 +254,9 @@ def mqtt_client(port: int, name: str) -> mqtt.Client:
     return client
 
 
-def mqtt_round_trip(port: int, batches: list[Batch], interval_s: float) -> list[float]:
-    """The baseline: the same payloads at the same pace, published and received by bare paho clients."""
+def mqtt_round_trip(port: int, batches: list[Batch], interval_s: float, offsets_s: list[float] | None = None) -> list[float]:
+    """The baseline: the same payloads at the same pace (or at `offsets_s` from the start), published and
+    received by bare paho clients."""
     received: dict[int, float] = {}
     done = threading.Event()
     subscribed = threading.Event()
@@ -265,7 +275,7 @@ def mqtt_round_trip(port: int, batches: list[Batch], interval_s: float) -> list[
     subscribed.wait(10)
     publisher = mqtt_client(port, "rtt-pub")
     sent: dict[int, float] = {}
-    for number in paced(len(batches), interval_s):
+    for number in scheduled(offsets_s) if offsets_s is not None else paced(len(batches), interval_s):
         sent[number] = time.perf_counter()
         publisher.publish(f"bench/rtt/{number}", batches[number].payload, qos=1)
     done.wait(30)
@@ -364,7 +374,11 @@ def run_live(
     watched: set[str],
     interval_s: float,
     settle_s: float,
+    offsets_s: list[float] | None = None,
 ) -> dict[str, Any]:
+    """Publish `batches` at `interval_s` (or at `offsets_s` from the start) and time each watched batch to
+    the live figure that shows it; "live_numbers" are the batch numbers of the "live" times, in order."""
+    offsets = offsets_s if offsets_s is not None else [number * interval_s for number in range(len(batches))]
     state = LiveState()
     stop = threading.Event()
     readers = []
@@ -399,10 +413,10 @@ def run_live(
     events_before = state.events
     started = time.perf_counter()
     late = 0
-    for number in paced(len(batches), interval_s):
+    for number in scheduled(offsets):
         batch = batches[number]
         payload = stamp_marker(batch)
-        if time.perf_counter() - (started + number * interval_s) > interval_s:
+        if time.perf_counter() - (started + offsets[number]) > interval_s:
             late += 1
         if batch.unit in watched:
             state.expect(batch)
@@ -427,6 +441,7 @@ def run_live(
         "live_events": state.events - events_before,
         "ack": [(b.acked - b.published) * 1000 for b in batches if b.acked is not None],
         "live": [(b.seen - b.published) * 1000 for b in measured if b.seen is not None],
+        "live_numbers": [b.number for b in measured if b.seen is not None],
         "not_acked": sum(b.acked is None for b in batches),
         "not_seen": sum(b.seen is None for b in measured),
     }

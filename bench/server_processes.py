@@ -148,17 +148,26 @@ def _ready(port: int) -> bool:
 def prepare_region(url: str, units: int, per_unit: int, today: date) -> Workload:
     """One region of `units` units holding the running month: days 1 .. yesterday at their real dates, and
     today's data so far (live_latency's workload, whose following simulated days are the load to publish)."""
+    work = make_workload(seed=1, units=units, per_unit=per_unit, today=today)
+    prepare_database(url, work, regions=1)
+    first = today.replace(day=1)
+    if today == first:
+        return work
+    stored = store_history(url, units, first, today)
+    print(f"  region: {units} units, {stored:,} events of {first} .. {today - timedelta(days=1)} and {len(work.preload):,} of today", flush=True)
+    return work
+
+
+def store_history(url: str, units: int, first: date, today: date) -> int:
+    """Generated days `first` .. yesterday at their real dates for the workload's first `units` units (their
+    names as make_workload gives them; other pseudonyms than today's simulation's), through the ingest
+    service; how many events were new."""
     from vardkoll.protocol import parse_event_line
     from vardkoll.server.ingest.service import Source
     from vardkoll.server.services import build_services
     from vardkoll.server.settings import ServerSettings
     from vardkoll.simulation import generate
 
-    work = make_workload(seed=1, units=units, per_unit=per_unit, today=today)
-    prepare_database(url, work, regions=1)
-    first = today.replace(day=1)
-    if today == first:
-        return work
     names: dict[int, str] = {}
     services = build_services(ServerSettings(database_url=url), apply_migrations=False)
     items = []
@@ -176,8 +185,7 @@ def prepare_region(url: str, units: int, per_unit: int, today: date) -> Workload
             items = []
     stored += services.ingest.ingest(items, Source("http")).new
     services.engine.dispose()
-    print(f"  region: {units} units, {stored:,} events of {first} .. {today - timedelta(days=1)} and {len(work.preload):,} of today", flush=True)
-    return work
+    return stored
 
 
 def live_and_query(processes: int, port: int, url: str, work: Workload, batches: list[Batch], initial: dict[str, int], interval_s: float) -> dict[str, Any]:
