@@ -18,9 +18,19 @@ UNKNOWN_OWNERSHIP = "okänd"
 
 
 def region_figure(
-    figures: FigureService, session: Session, region: str, units: list[UnitRow], metric: str, period: Period, as_of: datetime | None = None
+    figures: FigureService,
+    session: Session,
+    region: str,
+    units: list[UnitRow],
+    metric: str,
+    period: Period,
+    as_of: datetime | None = None,
+    per_unit: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    per_unit = figures.figures([row.unit for row in units], metric, period, as_of) if units else []
+    """`per_unit`: the units' figures for the metric and period when the caller has them already
+    (Regionvy's table), in the order of `units`."""
+    if per_unit is None:
+        per_unit = figures.figures([row.unit for row in units], metric, period, as_of) if units else []
     ownership_of = {row.unit: row.ownership or UNKNOWN_OWNERSHIP for row in units}
     numerator = sum(f["numerator"] for f in per_unit)
     denominator = sum(f["denominator"] for f in per_unit)

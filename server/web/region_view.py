@@ -72,6 +72,7 @@ class RegionView:
     filters: Filters
     sort: str
     descending: bool
+    by_metric: dict[str, list[dict[str, Any]]]  # every unit's figures for the period, in the units' order, before the filters
 
 
 def whole_year(end: date, today: date) -> Period:
@@ -122,13 +123,24 @@ def region_view(
     codes = [row.unit for row in units]
     wanted = [(m, period) for m in METRICS] + [(filters.metric, p) for p in [m.period for m in months] + [year]]
     sets = _figure_sets(services, codes, wanted)
-    table = _table(units, dict(zip(METRICS, sets)), sort, descending)
+    by_metric = dict(zip(METRICS, sets))
+    table = _table(units, by_metric, sort, descending)
     by_period = sets[len(METRICS) :]
     series = {code: [figures[i] for figures in by_period] for i, code in enumerate(codes)}
     rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)]) for r in table]
     at_target = {m: _at_target([r.figures[m] for r in table]) for m in METRICS}
     return RegionView(
-        region, period, year, [r for r in rows if filters.keeps(r)], len(table), at_target, _at_target([r.year for r in rows]), filters, sort, descending
+        region,
+        period,
+        year,
+        [r for r in rows if filters.keeps(r)],
+        len(table),
+        at_target,
+        _at_target([r.year for r in rows]),
+        filters,
+        sort,
+        descending,
+        by_metric,
     )
 
 

@@ -180,9 +180,10 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
         files = downloads(namn, q.period, today, rows, internal_allowed=whole_region)
         region_figures = None
         if whole_region and rows:
-            # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period.
+            # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period,
+            # summed from the table's figures (the same units in the same order).
             with services_of(request).sessions() as session:
-                region_figures = {m: region_figure(services_of(request).figures, session, namn, rows, m, q.period) for m in METRICS}
+                region_figures = {m: region_figure(services_of(request).figures, session, namn, rows, m, q.period, per_unit=view.by_metric[m]) for m in METRICS}
         return render(
             request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode, files=files, region_figures=region_figures
         )
