@@ -13,7 +13,8 @@ FastAPI's TestClient and an admin session:
                                        of continuity: its 18-month window of doctor visits)
 
 each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
-warm in the OS cache), `warm` (the same request again: the figure cache answers) and `new event`
+warm in the OS cache), `warm` (the same request again: the figure cache answers; `warm max` the
+slowest of those, where a full garbage collection shows) and `new event`
 (one event, as it happens, for the first unit: its figures for the periods that reach today, the
 current week and month, are computed again; see server/figures/store.py). The generated data ends on
 23 Nov 2026, the day this was first measured; on a later day no period shown reaches today and
@@ -23,11 +24,13 @@ current week and month, are computed again; see server/figures/store.py). The ge
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -109,6 +112,18 @@ def clone(source: Path, path: Path, units: int) -> None:
         target.execute("ANALYZE")
     partial.replace(path)
     print(f"  cloned {len(originals)} units into {copies} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def serving_gc() -> Any:
+    """The garbage collector as a `vardkoll server` process runs it (server/gc_tuning.py), where the
+    tree being measured has that; CPython's defaults on an older tree."""
+    try:
+        from vardkoll.server.gc_tuning import tuned_for_serving
+    except ImportError:
+        print("  garbage collector: CPython's defaults (this tree does not tune it)")
+        return contextlib.nullcontext()
+    print("  garbage collector: tuned as a server process tunes it")
+    return tuned_for_serving()
 
 
 def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
@@ -226,7 +241,7 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
     print("  cold: a new process's empty figure cache (stored figures and kept day parts in the database stay, as after a restart)")
     print("  first: day parts not kept yet (as after the migration, or a settings change for every unit)")
     bearer = {"Authorization": f"Bearer {ADMIN}"}
-    with TestClient(app) as client:
+    with TestClient(app) as client, serving_gc():
         client.post("/logga-in", data={"token": ADMIN, "nasta": "/"})
         results: dict[tuple[str, str], dict[str, float]] = {}
         for mode in args.modes.split(","):
@@ -249,7 +264,8 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                     services.figures.cache.clear()
                     cold += timed(client, page, 1, headers)
                 row["cold"] = statistics.median(cold)
-                row["warm"] = statistics.median(timed(client, page, args.rounds, headers))
+                warm = timed(client, page, args.rounds, headers)
+                row["warm"], row["warm max"] = statistics.median(warm), max(warm)
                 fresh = []
                 for n in range(args.rounds):
                     event = {

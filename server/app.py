@@ -8,7 +8,7 @@ answers only connections to a loopback address (server/guards/dev_mode.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from .access_log import record_change_from_request
 
 from .api import api_router
+from .gc_tuning import tuned_for_serving
 from .guards import ControlCharacterGuard, LoopbackOnly, TrustedProxies
 from .live import LiveHub
 from .monitoring import RequestIdMiddleware, StateProbe, version
@@ -53,7 +54,9 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
             workers.append(jobs)  # stopped first: jobs stop before the consumer
         probe: StateProbe = state_probe(app).register()
         try:
-            yield
+            # Last: everything the process keeps while serving is built by now.
+            with tuned_for_serving() if background else nullcontext():
+                yield
         finally:
             probe.unregister()
             for worker in reversed(workers):
