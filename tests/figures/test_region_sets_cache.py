@@ -5,6 +5,7 @@ request, equal to the figures from the rows; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timezone
 from typing import Any, Iterator
 
@@ -223,3 +224,34 @@ def test_after_one_units_event_only_that_unit_is_answered_again(services, monkey
     services.units.invalidate()
     figures.figures(UNITS, "telephone", MARCH)
     assert asked[-1] == UNITS  # a settings change: every unit of the set again (each may still come from its own cache entry)
+
+
+def test_continuity_is_answered_beside_the_other_sets_and_in_the_callers_order(services, monkeypatch):
+    from vardkoll.server.figures import service as figure_service
+
+    threads: list[str] = []
+    compute_continuity = figure_service.continuity_figures
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return compute_continuity(*args, **kwargs)
+
+    monkeypatch.setattr(figure_service, "continuity_figures", recording)
+    wanted = [("continuity", FEBRUARY), ("telephone", MARCH), ("continuity", MARCH), ("assessment", MARCH)]
+    answers = services.figures.figure_sets(UNITS, wanted)
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    for (metric, period), answer in zip(wanted, answers):
+        assert [without_data(f) for f in answer] == [without_data(reference.figure(u, metric, period, cached=False)) for u in UNITS]
+    assert any(f["denominator"] for f in answers[0] + answers[2])  # the world has doctor visits: the test compares something
+    assert len(threads) == 2 and all(name.startswith("figures-beside") for name in threads)
+
+
+def test_a_failure_beside_reaches_the_caller(services, monkeypatch):
+    from vardkoll.server.figures import service as figure_service
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("continuity failed")
+
+    monkeypatch.setattr(figure_service, "continuity_figures", failing)
+    with pytest.raises(RuntimeError, match="continuity failed"):
+        services.figures.figure_sets(UNITS, [("telephone", MARCH), ("continuity", MARCH)])
