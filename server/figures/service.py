@@ -338,8 +338,10 @@ class FigureService:
 
     def _freshness(self, session: Session, units: list[str], activity: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
-        devices: dict[str, list[DeviceRow]] = {}
-        for row in session.scalars(select(DeviceRow).where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None))):
+        # Three columns, not the devices' ORM rows: each would carry its last heartbeat's JSON.
+        devices: dict[str, list[Any]] = {}
+        columns = (DeviceRow.unit, DeviceRow.device, DeviceRow.status)
+        for row in session.execute(select(*columns).where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None))):
             devices.setdefault(row.unit, []).append(row)
         result = {}
         for unit in units:

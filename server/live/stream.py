@@ -25,15 +25,16 @@ def _period_for(services: Services, unit: str, start: date | None, end: date | N
 
 
 def _figures(services: Services, units: list[str], metrics: list[str], start: date | None, end: date | None) -> list[dict[str, Any]]:
-    """Unit by unit, metric by metric; asked of the figure service once per metric and period (units
-    in other time zones may be on another "today"), so a region costs a few queries, not one per unit."""
+    """Unit by unit, metric by metric; asked of the figure service once per period (units in other
+    time zones may be on another "today") for all the metrics, so a region's update reads the units'
+    freshness once and costs a few queries, not some per unit."""
     by_period: dict[Period, list[str]] = {}
     for unit in units:
         by_period.setdefault(_period_for(services, unit, start, end), []).append(unit)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for period, group in by_period.items():
-        for metric in metrics:
-            for unit, figure in zip(group, services.figures.figures(group, metric, period)):
+        for metric, figures in zip(metrics, services.figures.figure_sets(group, [(metric, period) for metric in metrics])):
+            for unit, figure in zip(group, figures):
                 found[unit, metric] = figure
     return [found[unit, metric] for unit in units for metric in metrics]
 
