@@ -89,24 +89,29 @@ class FigureService:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
         beside = [i for i, (metric, _) in enumerate(wanted) if metric in COMPUTED_BESIDE]
         if not (cached and self.use_day_parts and 0 < len(beside) < len(wanted)):
-            return self._figure_sets(units, wanted, as_of, cached, keep_in_memory)
-        # Continuity's time is spent in the database, which lets go of the GIL while it reads: its sets
-        # are answered in a thread of their own, with a session of their own, while this thread answers
-        # the others (a cold Regionvy of 230 units: the continuity query beside the other 16 sets).
-        rest = [i for i in range(len(wanted)) if i not in beside]
-        elsewhere = _BESIDE.submit(self._figure_sets, units, [wanted[i] for i in beside], as_of, cached, keep_in_memory)
-        answers = dict(zip(rest, self._figure_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory)))
-        answers.update(zip(beside, elsewhere.result()))
-        return [answers[i] for i in range(len(wanted))]
+            answers, freshness = self._bare_sets(units, wanted, as_of, cached, keep_in_memory, read_freshness=True)
+        else:
+            # Continuity's time is spent in the database, which lets go of the GIL while it reads: its sets
+            # are answered in a thread of their own, with a session of their own, while this thread answers
+            # the others and reads the freshness once for all (a cold Regionvy of 230 units: the continuity
+            # query beside the other 16 sets).
+            rest = [i for i in range(len(wanted)) if i not in beside]
+            elsewhere = _BESIDE.submit(self._bare_sets, units, [wanted[i] for i in beside], as_of, cached, keep_in_memory, read_freshness=False)
+            rest_answers, freshness = self._bare_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, read_freshness=True)
+            by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, elsewhere.result()[0]))
+            answers = [by_index[i] for i in range(len(wanted))]
+        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
 
-    def _figure_sets(
+    def _bare_sets(
         self,
         units: list[str],
         wanted: Sequence[tuple[str, Period]],
         as_of: datetime | None,
         cached: bool,
         keep_in_memory: bool,
-    ) -> list[list[dict[str, Any]]]:
+        read_freshness: bool,
+    ) -> tuple[list[list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+        """Each set's figures without `data`, and the units' freshness when `read_freshness`."""
         now = self._clock()
         answers: list[list[dict[str, Any]]] = []
         to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]] = []
@@ -115,7 +120,7 @@ class FigureService:
             # The watermark first, rows after: a set is never older than the watermark it is filed under.
             generation = self._units.generation
             activity = self._activity(session, units)
-            freshness = self._freshness(session, units, activity)
+            freshness = self._freshness(session, units, activity) if read_freshness else {}
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
             whole_sets = cached and keep_in_memory
             for metric, period in wanted:
@@ -143,7 +148,7 @@ class FigureService:
             self._store(metric, period, rows)
         for metric, computed, hashes in parts_to_keep:
             keep_parts(self._sessions, metric, computed, hashes)
-        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
+        return answers, freshness
 
     def _figures(
         self,
