@@ -33,7 +33,9 @@ Tailing: the position (inode, byte offset, line number and a fingerprint of the 
 connector checkpoint stored in the outbox together with the events read up to it, so a restart resumes
 exactly there: no line is read twice, none skipped. A new inode means the file was rotated: the rest of
 the old file is read first when it can still be found beside it (`queue_log.1`, `queue_log-20260302`: any
-`queue_log*` with the old inode), then the new file from its start. A file shorter than the position, or
+`queue_log*` with the old inode), then every file rotated after it, oldest first (more than one rotation
+since the last read: a collector that was stopped for a while, or rotations faster than the polls), then
+the new file from its start. Compressed generations (`.gz` and the like) are never read. A file shorter than the position, or
 whose first bytes changed, was truncated (copytruncate): it is read again from its start. Only complete
 lines are read; a line still being written waits for its newline.
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -58,6 +61,7 @@ from pydantic import Field, field_validator
 from ..outbox import Checkpoint
 from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent, TimeZoneName
 
+COMPRESSED = frozenset({".gz", ".bz2", ".xz", ".zst", ".lz4", ".z"})  # logrotate's compressed generations
 HEAD_BYTES = 64  # the fingerprint of a file's start that tells a truncated-and-regrown file from the same one
 ABANDONING = frozenset({"ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY"})
 Rejection = Literal["queue_full", "closed"]
@@ -145,18 +149,13 @@ class AsteriskQueueLogConnector(Connector):
         try:
             current = os.fstat(descriptor) if descriptor is not None else None
             if stored is not None and (current is None or (stored.inode, stored.device) != (current.st_ino, current.st_dev)):
-                rotated = self._find_rotated(path, stored)
-                if rotated is not None:
-                    old = os.open(rotated, os.O_RDONLY)
-                    try:
-                        if (os.fstat(old).st_ino, os.fstat(old).st_dev) == (stored.inode, stored.device):
-                            yield from self._read(key, rotated.name, old, stored, handle, min_fields)
-                    finally:
-                        os.close(old)
+                for rotated, position in self._rotated_since(path, stored, current):
+                    yield from self._read_rotated(key, rotated, position, handle, min_fields)
                 if current is None:
                     return
                 self.count("rotations")
                 stored = Position(current.st_ino, current.st_dev)
+                yield SourceBatch(events=[], checkpoint=Checkpoint(self.context.name, key, stored.dump()))
             if current is None or descriptor is None:
                 return
             if stored is None:
@@ -180,16 +179,52 @@ class AsteriskQueueLogConnector(Connector):
         offset = start + cut + 1 if cut >= 0 else 0
         return Position(inode, device, offset, 0, _head(descriptor, offset))
 
-    def _find_rotated(self, path: Path, stored: Position) -> Path | None:
+    def _rotated_since(self, path: Path, stored: Position, current: os.stat_result | None) -> list[tuple[Path, Position]]:
+        """The rotated files still to read, oldest first: the rest of the one read last, then each newer one whole.
+
+        Newer means written to later (mtime): the numbered (`queue_log.1`) and dated (`queue_log-20260302`)
+        schemes sort the same way by it. When the file read last is gone (deleted or compressed), what was
+        written to it after the last read cannot be read, and which generations came after it is unknown:
+        the new file is read from its start, as before.
+        """
         pattern = self.config.rotated_glob or f"{path.name}*"
-        for candidate in sorted(path.parent.glob(pattern)):
+        generations: list[tuple[Path, os.stat_result]] = []
+        for candidate in path.parent.glob(pattern):
+            if candidate == path or candidate.suffix.lower() in COMPRESSED:
+                continue
             try:
                 info = candidate.stat()
             except OSError:
                 continue
-            if (info.st_ino, info.st_dev) == (stored.inode, stored.device) and candidate != path:
-                return candidate
-        return None
+            if stat.S_ISREG(info.st_mode):
+                generations.append((candidate, info))
+        last = next(((name, info) for name, info in generations if (info.st_ino, info.st_dev) == (stored.inode, stored.device)), None)
+        if last is None:
+            return []
+        now = (current.st_ino, current.st_dev) if current is not None else None
+        newer = sorted(
+            (
+                (name, info)
+                for name, info in generations
+                if info.st_mtime_ns > last[1].st_mtime_ns and (info.st_ino, info.st_dev) not in {(stored.inode, stored.device), now}
+            ),
+            key=lambda generation: (generation[1].st_mtime_ns, generation[0].name),
+        )
+        if newer:
+            self.count("rotations_caught_up", len(newer))
+        return [(last[0], stored)] + [(name, Position(info.st_ino, info.st_dev)) for name, info in newer]
+
+    def _read_rotated(self, key: str, path: Path, start: Position, handle: LineHandler, min_fields: int) -> Iterator[SourceBatch]:
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            return  # renamed again or deleted since it was listed
+        try:
+            info = os.fstat(descriptor)
+            if (info.st_ino, info.st_dev) == (start.inode, start.device):
+                yield from self._read(key, path.name, descriptor, start, handle, min_fields)
+        finally:
+            os.close(descriptor)
 
     def _read(self, key: str, name: str, descriptor: int, start: Position, handle: LineHandler, min_fields: int) -> Iterator[SourceBatch]:
         position = start

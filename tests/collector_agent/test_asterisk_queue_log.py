@@ -185,6 +185,76 @@ def test_rotation_reads_the_rest_of_the_old_file_then_the_new_one(log_folder):
     assert drain(connector(log_folder, checkpoints), checkpoints) == []
 
 
+def _rotate(folder: Path, rotated_name: str, written_ns: int) -> None:
+    """logrotate's move: the file is renamed, with its last write at `written_ns`, and a new empty one created."""
+    os.utime(folder / "queue_log", ns=(written_ns, written_ns))
+    os.rename(folder / "queue_log", folder / rotated_name)
+    (folder / "queue_log").touch()
+
+
+def test_two_rotations_since_the_last_read_read_every_generation_once(log_folder):
+    """A collector stopped over two rotations (or rotations faster than its polls) reads the week in between too."""
+    checkpoints: dict = {}
+    lines = (log_folder / "queue_log").read_bytes().splitlines(keepends=True)
+    whole = events_of(drain(connector(log_folder), {}))
+    week = 7 * 86400 * 10**9
+    (log_folder / "queue_log").write_bytes(b"".join(lines[:5]))
+    first = events_of(drain(connector(log_folder, checkpoints), checkpoints))
+    with open(log_folder / "queue_log", "ab") as handle:  # written after the last read
+        handle.write(b"".join(lines[5:9]))
+    _rotate(log_folder, "queue_log-20260302", 1772400000 * 10**9)
+    (log_folder / "queue_log").write_bytes(b"".join(lines[9:17]))  # a whole generation never polled
+    _rotate(log_folder, "queue_log-20260309", 1772400000 * 10**9 + week)
+    (log_folder / "queue_log-20260223.gz").write_bytes(b"\x1f\x8b\x08\x00 not lines at all\n")  # compressed: never read
+    (log_folder / "queue_log").write_bytes(b"".join(lines[17:]))
+    source = connector(log_folder, checkpoints)
+    batches = drain(source, checkpoints)
+    second = events_of(batches)
+    assert first + second == whole
+    assert not any(".gz" in problem for batch in batches for problem in batch.problems)
+    assert source.counters["rotations_caught_up"] == 1
+    assert drain(connector(log_folder, checkpoints), checkpoints) == []
+
+
+def test_a_rotation_before_the_new_file_was_ever_polled_loses_nothing(log_folder):
+    """The collector read the file to its end; it was rotated, the next one filled and rotated too before a poll."""
+    checkpoints: dict = {}
+    lines = (log_folder / "queue_log").read_bytes().splitlines(keepends=True)
+    whole = events_of(drain(connector(log_folder), {}))
+    (log_folder / "queue_log").write_bytes(b"".join(lines[:12]))
+    first = events_of(drain(connector(log_folder, checkpoints), checkpoints))
+    _rotate(log_folder, "queue_log.1", 1772400000 * 10**9)
+    (log_folder / "queue_log").write_bytes(b"".join(lines[12:20]))
+    os.rename(log_folder / "queue_log.1", log_folder / "queue_log.2")  # numbered: the older one moves up
+    _rotate(log_folder, "queue_log.1", 1772400060 * 10**9)
+    (log_folder / "queue_log").write_bytes(b"".join(lines[20:]))
+    second = events_of(drain(connector(log_folder, checkpoints), checkpoints))
+    assert first + second == whole
+
+
+def test_a_restart_inside_a_caught_up_generation_resumes_there(log_folder):
+    checkpoints: dict = {}
+    lines = (log_folder / "queue_log").read_bytes().splitlines(keepends=True)
+    whole = events_of(drain(connector(log_folder), {}))
+    (log_folder / "queue_log").write_bytes(b"".join(lines[:4]))
+    first = events_of(drain(connector(log_folder, checkpoints), checkpoints))
+    _rotate(log_folder, "queue_log-20260302", 1772400000 * 10**9)
+    (log_folder / "queue_log").write_bytes(b"".join(lines[4:14]))
+    _rotate(log_folder, "queue_log-20260309", 1772400060 * 10**9)
+    (log_folder / "queue_log").write_bytes(b"".join(lines[14:]))
+    inode_between = (log_folder / "queue_log-20260309").stat().st_ino
+    read_before_the_crash = []
+    for batch in connector(log_folder, checkpoints).poll():  # the process dies once it is inside the middle generation
+        if batch.checkpoint is not None:
+            checkpoints[batch.checkpoint.key] = batch.checkpoint.value
+        read_before_the_crash += batch.events
+        if orjson.loads(checkpoints["queue_log"])["inode"] == inode_between:
+            break
+    after = events_of(drain(connector(log_folder, checkpoints), checkpoints))
+    assert read_before_the_crash and after
+    assert first + read_before_the_crash + after == whole
+
+
 def test_rotation_when_the_old_file_is_gone_starts_the_new_file_from_its_start(log_folder):
     checkpoints: dict = {}
     source = connector(log_folder, checkpoints)

@@ -63,7 +63,6 @@ def build_clinics(
     count: int,
     folder: Path,
     intent_path: Path,
-    delivered_calls: Callable[[str], int],
     fhir: FhirServer,
     now: datetime,
     seed: int = 7,
@@ -85,7 +84,7 @@ def build_clinics(
         home = folder / tag
         clinic = Clinic(unit, CLINIC_NAMES[index % len(CLINIC_NAMES)], devices[unit], home, phone, records)
         if phone == "asterisk":
-            queue = AsteriskQueue(unit, home / "asterisk", intent, delivered_calls, STOCKHOLM)
+            queue = AsteriskQueue(unit, home / "asterisk", intent, STOCKHOLM)
             clinic.systems += [queue, CallbackExport(unit, home / "callbacks", intent, STOCKHOLM, call_ids=queue.call_ids, callbacks_only=True)]
         else:
             clinic.systems.append(CallbackExport(unit, home / "callbacks", intent, STOCKHOLM))

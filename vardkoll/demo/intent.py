@@ -37,7 +37,6 @@ class IntendedEvents:
         self._lock = threading.Lock()
         self._file = path.open("ab")
         self.count_by_unit: dict[str, int] = {}
-        self.calls_by_unit: dict[str, int] = {}
 
     def add(self, unit: str, connector: str, source_key: str, kind: str, at: datetime, **fields: Any) -> None:
         """One event as connector `connector` makes it of the record known as `source_key`."""
@@ -50,12 +49,6 @@ class IntendedEvents:
             self._file.write(orjson.dumps(event) + b"\n")
             self._file.flush()
             self.count_by_unit[unit] = self.count_by_unit.get(unit, 0) + 1
-            if kind.startswith("call."):
-                self.calls_by_unit[unit] = self.calls_by_unit.get(unit, 0) + 1
-
-    def calls(self, unit: str) -> int:
-        with self._lock:
-            return self.calls_by_unit.get(unit, 0)
 
     def close(self) -> None:
         with self._lock:

@@ -59,18 +59,14 @@ def run_demo(port: int = 8000, units: int = 4, folder: Path | None = None, broke
     )
     services = build_services(settings, apply_migrations=True)
 
-    def delivered(unit: str, calls_only: bool = False) -> int:
+    def delivered(unit: str) -> int:
         query = select(func.count()).select_from(StoredEvent).where(StoredEvent.unit == unit)
-        if calls_only:
-            query = query.where(StoredEvent.type.like("call.%"))
         with services.sessions() as session:
             return session.scalar(query) or 0
 
     fhir = FhirServer()
     now = datetime.now(timezone.utc).replace(microsecond=0)  # the past ends here; printed in whole seconds
-    clinics, intent, writes, first_day = build_clinics(
-        units, folder / "clinics", folder / "intended-events.jsonl", lambda unit: delivered(unit, calls_only=True), fhir, now
-    )
+    clinics, intent, writes, first_day = build_clinics(units, folder / "clinics", folder / "intended-events.jsonl", fhir, now)
     _register_units(services, clinics)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning"))
     server_thread = threading.Thread(target=server.run, name="demo-server", daemon=True)

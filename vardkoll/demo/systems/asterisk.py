@@ -7,16 +7,13 @@ callbacks themselves happen in the callback system (`callback_export.py`), which
 Asterisk's uniqueid.
 
 `queue_log` is rotated as logrotate does it (renamed to `queue_log-YYYYMMDD`, a new file created) at
-local midnight before each Monday. The connector finds the renamed file by its inode and reads its
-rest, but only one rotation back; so while the history streams in faster than real time, a rotation
-waits until the server holds the calls written before the previous one (a collector that was killed
-or is still starting would otherwise miss a whole week; in real time a week is long enough).
+local midnight before each Monday. While the history streams in, a week is written and rotated in well
+under a second, often more than once between two of the collector's polls: the connector finds the file it
+read last by its inode, reads its rest and then every week rotated after it.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -25,25 +22,20 @@ from zoneinfo import ZoneInfo
 from ..intent import IntendedEvents, pseudonym
 from . import Call, Event, calls_of, epoch
 
-log = logging.getLogger("vardkoll.demo")
 CONNECTOR = "asterisk_queue_log"
 DEFAULT_QUEUE = "vardcentral"
-ROTATION_WAIT_S = 60.0  # give up waiting for delivery after this (and say so)
 
 
 class AsteriskQueue:
     name = "Asterisk queue_log"
 
-    def __init__(self, unit: str, folder: Path, intent: IntendedEvents, delivered_calls: Callable[[str], int], zone: ZoneInfo) -> None:
+    def __init__(self, unit: str, folder: Path, intent: IntendedEvents, zone: ZoneInfo) -> None:
         self.unit, self.folder, self.intent, self.zone = unit, folder, intent, zone
         self.queue_log, self.refused_log = folder / "queue_log", folder / "refused_log"
         folder.mkdir(parents=True, exist_ok=True)
         self.queue_log.touch()
         self.refused_log.touch()
-        self._delivered_calls = delivered_calls
         self.call_ids: dict[str, str] = {}  # the generator's call → Asterisk's uniqueid
-        self._marks: list[int] = []  # intended call events written before each rotation
-        self._waiting_since: float | None = None
         self.rotations = 0
 
     def connectors(self) -> str:
@@ -102,15 +94,6 @@ callback_keys = ["1"]
             self.intent.add(self.unit, CONNECTOR, self.call_ids[call.call], kind, at, **ref)
 
     def _rotate(self, day: date) -> bool:
-        """Rotate unless that would skip a file the collector has not reached; False: try again later."""
-        if self._marks and self._delivered_calls(self.unit) < self._marks[-1]:
-            if self._waiting_since is None:
-                self._waiting_since = time.monotonic()
-            if time.monotonic() - self._waiting_since < ROTATION_WAIT_S:
-                return False
-            log.warning("%s: rotating queue_log although the server does not hold every earlier call yet", self.unit)
-        self._waiting_since = None
-        self._marks.append(self.intent.calls(self.unit))
         rotated = self.folder / f"queue_log-{day:%Y%m%d}"
         self.queue_log.rename(rotated)
         self.queue_log.touch()
