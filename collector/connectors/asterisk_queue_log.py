@@ -149,13 +149,17 @@ class AsteriskQueueLogConnector(Connector):
         try:
             current = os.fstat(descriptor) if descriptor is not None else None
             if stored is not None and (current is None or (stored.inode, stored.device) != (current.st_ino, current.st_dev)):
-                for rotated, position in self._rotated_since(path, stored, current):
-                    yield from self._read_rotated(key, rotated, position, handle, min_fields)
+                rotated = self._rotated_since(path, stored, current)
+                for name, position in rotated:
+                    yield from self._read_rotated(key, name, position, handle, min_fields)
                 if current is None:
                     return
                 self.count("rotations")
+                gone = [] if rotated else [f"{key}: the file read last (to line {stored.line}) is gone; lines written to it after that were not read"]
+                if gone:
+                    self.count("rotated_files_gone")
                 stored = Position(current.st_ino, current.st_dev)
-                yield SourceBatch(events=[], checkpoint=Checkpoint(self.context.name, key, stored.dump()))
+                yield SourceBatch(events=[], checkpoint=Checkpoint(self.context.name, key, stored.dump()), problems=gone)
             if current is None or descriptor is None:
                 return
             if stored is None:

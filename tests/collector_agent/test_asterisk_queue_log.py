@@ -259,9 +259,17 @@ def test_rotation_when_the_old_file_is_gone_starts_the_new_file_from_its_start(l
     checkpoints: dict = {}
     source = connector(log_folder, checkpoints)
     drain(source, checkpoints)
+    # The new file is made before the old one is deleted, so it cannot reuse the old inode.
+    (log_folder / "new").write_bytes(b"1772435700|1772435700.130|radgivning|NONE|ENTERQUEUE||anonymous|1\n")
     os.unlink(log_folder / "queue_log")
-    (log_folder / "queue_log").write_bytes(b"1772435700|1772435700.130|radgivning|NONE|ENTERQUEUE||anonymous|1\n")
-    assert by_call(events_of(drain(source, checkpoints))) == {"130": ["call.offered"]}
+    os.rename(log_folder / "new", log_folder / "queue_log")
+    batches = drain(source, checkpoints)
+    assert by_call(events_of(batches)) == {"130": ["call.offered"]}
+    # Whatever was written to the deleted file after the last read is unknown: said, never silent.
+    assert [problem for batch in batches for problem in batch.problems] == [
+        "queue_log: the file read last (to line 26) is gone; lines written to it after that were not read"
+    ]
+    assert source.counters["rotated_files_gone"] == 1
 
 
 def test_truncation_in_place_reads_the_file_again_from_its_start(log_folder):
