@@ -9,7 +9,7 @@ import pytest
 
 from support import wait_until
 
-from vardkoll.firmware_bridge.framing import encode_frame
+from vardkoll.firmware_bridge.framing import DecodeError, FrameDecoder, FrameError, encode_frame
 from vardkoll.firmware_bridge.messages import EventMsg, MsgType, Reason
 from vardkoll.firmware_bridge.simulator import StoredPress
 from vardkoll.protocol import validate_event
@@ -83,9 +83,12 @@ def test_noise_truncated_frames_and_bad_crcs_are_counted_and_survived(make_devic
     dispenser = make_device("disp-entre-1", "ticket_dispenser")
     bridge, sink = make_bridge([link_dir / "disp-entre-1"])
     assert dispenser.helloed.wait(5)
-    good = encode_frame(MsgType.EVENT, 9, EventMsg(999, 1, 1, int(time.time() * 1000), 0).encode())
+    # A fixed time: with the clock's, about 1 run in 60 flipped the CRC byte into a start or escape byte,
+    # which the decoder rightly reads as a truncated or badly escaped frame, not a CRC error.
+    good = encode_frame(MsgType.EVENT, 9, EventMsg(999, 1, 1, 1_764_000_000_000, 0).encode())
     bad_crc = bytearray(good)
     bad_crc[-1] ^= 0xFF
+    assert list(FrameDecoder().feed(bytes(bad_crc) + good[:1])) == [FrameError(DecodeError.CRC)]
     for index in range(20):
         dispenser.press(1)
         dispenser.inject(b"\x00\xffnoise\x13\x11")  # includes XON/XOFF bytes: the line is raw
