@@ -14,9 +14,11 @@ FastAPI's TestClient and an admin session:
 
 each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
 warm in the OS cache), `warm` (the same request again: the figure cache answers; `warm max` the
-slowest of those, where a full garbage collection shows) and `new event`
+slowest of those, where a full garbage collection shows), `new event`
 (one event, as it happens, for the first unit: its figures for the periods that reach today, the
-current week and month, are computed again; see server/figures/store.py). The generated data ends on
+current week and month, are computed again; see server/figures/store.py) and, with `--changed N`,
+`N changed` (one new event for each of N units spread over the region before each request: what a page
+meets while traffic flows, `bench/country_traffic.py` measures it with the traffic). The generated data ends on
 23 Nov 2026, the day this was first measured; on a later day no period shown reaches today and
 "after a new event" is close to "warm".
 """
@@ -126,6 +128,15 @@ def serving_gc() -> Any:
     return tuned_for_serving()
 
 
+def new_calls(units: list[str]) -> list[dict[str, Any]]:
+    """One call offered now for each of `units`, in one batch."""
+    now = datetime.now(timezone.utc).isoformat()
+    return [
+        {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit, "at": now, "call": f"call-bench-{time.time_ns()}-{n}"}
+        for n, unit in enumerate(units)
+    ]
+
+
 def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
     result = []
     for _ in range(rounds):
@@ -156,6 +167,12 @@ def main() -> int:
         type=date.fromisoformat,
         default=None,
         help="the day the pages show and the API asks up to (default --end); today on data of an earlier --end measures the running month",
+    )
+    parser.add_argument(
+        "--changed",
+        type=int,
+        default=0,
+        help="also time each page after one new event for each of this many units (what a page meets while traffic flows)",
     )
     parser.add_argument("--url", help="measure this database instead (say a PostgreSQL an earlier --postgres run left, or one copied once for two runs)")
     args = parser.parse_args()
@@ -224,7 +241,10 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
     if not any(getattr(route, "path", None) == "/logga-in" for route in app.routes):
         app.include_router(web_router)
     with services.sessions() as session:
-        unit = session.query(UnitRow.unit).order_by(UnitRow.unit).first()[0]
+        all_units = [row[0] for row in session.query(UnitRow.unit).order_by(UnitRow.unit)]
+    unit = all_units[0]
+    # Spread over the region, as traffic would be: every k-th unit.
+    changing = all_units[:: max(1, len(all_units) // args.changed)][: args.changed] if args.changed else []
     shown = args.shown or last
     year = f"from={shown.replace(month=1, day=1)}&to={shown}"
     month = f"from={shown.replace(day=1)}&to={shown}"
@@ -267,18 +287,16 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                 warm = timed(client, page, args.rounds, headers)
                 row["warm"], row["warm max"] = statistics.median(warm), max(warm)
                 fresh = []
-                for n in range(args.rounds):
-                    event = {
-                        "v": 1,
-                        "id": f"bench-new-{time.time_ns()}-{n}",
-                        "type": "call.offered",
-                        "unit": unit,
-                        "at": datetime.now(timezone.utc).isoformat(),
-                        "call": f"call-bench-{time.time_ns()}",
-                    }
-                    client.post("/api/v1/events", content=orjson.dumps([event]), headers=bearer)
+                for _ in range(args.rounds):
+                    client.post("/api/v1/events", content=orjson.dumps(new_calls([unit])), headers=bearer)
                     fresh += timed(client, page, 1, headers)
                 row["new event"] = statistics.median(fresh)
+                if changing:
+                    moved = []
+                    for _ in range(args.rounds):
+                        client.post("/api/v1/events", content=orjson.dumps(new_calls(changing)), headers=bearer)
+                        moved += timed(client, page, 1, headers)
+                    row[f"{len(changing)} changed"] = statistics.median(moved)
                 results[(mode, name)] = row
                 print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
         if len(args.modes.split(",")) == 2:

@@ -175,7 +175,7 @@ class FigureService:
         computed_parts: list[tuple[list[Any], dict[str, str]]] = []
         # Versions first, rows after: a figure is never older than the version it is filed under.
         moments = {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units}
-        versions = dependency_versions(session, units, max(map(last_utc_date, moments.values()))) if units else {}
+        versions = dependency_versions(session, units, max(map(last_utc_date, moments.values())), metric) if units else {}
         stamps = {unit: settings_stamp(configs[unit]) for unit in units}
         if cached:
             for unit in units:
@@ -261,7 +261,7 @@ class FigureService:
             configs = [self._units.config(unit, period.end) for period in periods]
             stamps = [settings_stamp(config) for config in configs]
             moments = [end_of_day(period.end, config.tz) for period, config in zip(periods, configs)]
-            versions = unit_dependency_versions(session, unit, [last_utc_date(moment) for moment in moments])
+            versions = unit_dependency_versions(session, unit, [last_utc_date(moment) for moment in moments], metric)
             for i, period in enumerate(periods):
                 results[i] = self.cache.get(figure_key(unit, metric, period, None), versions[i], stamps[i])
             ended = [i for i, period in enumerate(periods) if results[i] is None and period.end < now.astimezone(configs[i].tz).date()]

@@ -1,10 +1,16 @@
 """Figures kept in the database (`stored_figures`): the rollups every server process shares.
 
-A figure "as known at T" is a pure function of the unit's settings and of the unit's events at or
-before T. Ingest records, per unit and UTC date, the unit version of the last commit that stored an
-event of that date (`unit_day_versions`), so the newest version among the dates up to T's is the
-figure's *dependency version*: while it and the settings are unchanged, the stored figure is exact.
-Today's events therefore leave last month's figures valid, and a late event of last month does not.
+A figure "as known at T" is a pure function of the unit's settings and of the unit's events of its
+metric at or before T (each event class feeds one metric's ledger: `METRIC_OF_CLASS`).
+
+Dependency versions: ingest records, per unit and UTC date, the unit version of the last commit
+that stored an event of that date, and for each metric of the last commit that stored an event of
+that metric there (`unit_day_versions`), so the newest of a metric's versions among the dates up to
+T's is the figure's *dependency version*: while it and the settings are unchanged, the stored figure
+is exact. Today's events leave last month's figures valid, a late event of last month does not, and
+a unit's calls leave its continuity, fixed-doctor and 3-day figures valid. Where a row's metric
+versions are not exact (written or bumped by a release before them, see `UnitDayVersion`), its
+version counts for every metric, as it did before.
 
 Only figures at the end of their period (`as_of` not given) are stored: those are the ones dashboards,
 exports and the rollup job ask for again and again. A release that changes how a figure is computed
@@ -19,7 +25,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
@@ -35,10 +41,19 @@ def settings_hash(metric: str, stamp: Hashable) -> str:
     return hashlib.sha256(repr((STORE_FORMAT, DEFINITION_VERSIONS[metric], stamp)).encode()).hexdigest()
 
 
-def dependency_versions(session: Session, units: list[str], through: date) -> dict[str, int]:
-    """Per unit, the newest version among its UTC dates up to `through` (0: no event on those dates)."""
+def day_version(metric: str | None) -> Any:
+    """A day's version for `metric`'s figures (None: any metric's), as a column expression."""
+    if metric is None:
+        return UnitDayVersion.version
+    exact = and_(UnitDayVersion.metrics_version.is_not(None), UnitDayVersion.metrics_version == UnitDayVersion.version)
+    return case((exact, func.coalesce(getattr(UnitDayVersion, f"{metric}_version"), 0)), else_=UnitDayVersion.version)
+
+
+def dependency_versions(session: Session, units: list[str], through: date, metric: str | None) -> dict[str, int]:
+    """Per unit, the newest version among its UTC dates up to `through` (0: no event on those dates),
+    of `metric`'s events, or of any event when `metric` is None."""
     rows = session.execute(
-        select(UnitDayVersion.unit, func.max(UnitDayVersion.version))
+        select(UnitDayVersion.unit, func.max(day_version(metric)))
         .where(UnitDayVersion.unit.in_(units), UnitDayVersion.day <= through)
         .group_by(UnitDayVersion.unit)
     )
@@ -46,11 +61,12 @@ def dependency_versions(session: Session, units: list[str], through: date) -> di
     return {unit: found.get(unit) or 0 for unit in units}
 
 
-def unit_dependency_versions(session: Session, unit: str, throughs: list[date]) -> list[int]:
-    """One unit's dependency version for each of several dates (one query for a whole trend)."""
+def unit_dependency_versions(session: Session, unit: str, throughs: list[date], metric: str) -> list[int]:
+    """One unit's dependency version for `metric` for each of several dates (one query for a whole trend)."""
     if not throughs:
         return []
-    rows = session.execute(select(UnitDayVersion.day, UnitDayVersion.version).where(UnitDayVersion.unit == unit, UnitDayVersion.day <= max(throughs))).all()
+    query = select(UnitDayVersion.day, day_version(metric)).where(UnitDayVersion.unit == unit, UnitDayVersion.day <= max(throughs))
+    rows = session.execute(query).all()
     return [max((version for day, version in rows if day <= through), default=0) for through in throughs]
 
 
@@ -139,6 +155,7 @@ def save_stored(session: Session, metric: str, period: Period, figures: list[tup
 
 __all__ = [
     "STORE_FORMAT",
+    "day_version",
     "dependency_versions",
     "last_utc_date",
     "load_stored",

@@ -16,7 +16,8 @@ import msgspec
 
 from vardkoll.protocol import EventBase, EventRejected
 from vardkoll.protocol.sameness import same_event
-from vardkoll.server.metrics import UnitConfig
+from vardkoll.server.metrics import METRICS, UnitConfig
+from vardkoll.server.metrics.unit_state import METRIC_OF_CLASS
 
 from ..storage.stamp_keys import epoch_us
 from ..registry.directory import UnitDirectory
@@ -69,12 +70,15 @@ class PreparedIngest:
 
 @dataclass
 class ActivityByUnit:
-    """Per unit, its latest event (epoch microseconds) and the UTC days (since 1970) its events fall on."""
+    """Per unit, its latest event (epoch microseconds) and the UTC days (since 1970) its events fall on,
+    each with the metrics of those events (`METRIC_BITS` or-ed together)."""
 
     latest: dict[str, int] = field(default_factory=dict)
-    days: set[tuple[str, int]] = field(default_factory=set)
+    days: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+METRIC_BITS = {metric: 1 << i for i, metric in enumerate(METRICS)}
+_BIT_OF_CLASS = {kind: METRIC_BITS[metric] for kind, metric in METRIC_OF_CLASS.items()}
 ARCHIVE_COLUMNS = ("unit", "event_id", "type", "at_us", "device", "body", "received_at")
 _DAY_US = 86_400_000_000
 DEFAULT_CLOCK_SKEW = timedelta(hours=24)
@@ -147,7 +151,8 @@ def new_rows(
         entity.add(event, micros, zones[unit], body)
         if micros > latest.get(unit, -1):
             latest[unit] = micros
-        days.add((unit, micros // _DAY_US))
+        day = (unit, micros // _DAY_US)
+        days[day] = days.get(day, 0) | _BIT_OF_CLASS[type(event)]
     return archive, entity, activity
 
 

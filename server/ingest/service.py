@@ -13,7 +13,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, case, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +29,7 @@ from .bulk_sql import execute_rows, insert_counted
 from .day_marks import mark_changed_days
 from .entity_rows import merge_rows
 from ..storage.faults import error_kind, is_database_error, is_transient
-from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
+from .prepare import DEFAULT_CLOCK_SKEW, ARCHIVE_COLUMNS, METRIC_BITS, ActivityByUnit, IngestReport, Key, PreparedIngest, Source, new_rows, prepare
 
 log = logging.getLogger("vardkoll.ingest")
 
@@ -225,17 +225,37 @@ class IngestService:
             },
         )
         session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
-        return self._touch_days(session, sorted((unit, _EPOCH_DATE + timedelta(days=day)) for unit, day in activity.days), sorted(latest))
+        days = sorted((unit, _EPOCH_DATE + timedelta(days=day), metrics) for (unit, day), metrics in activity.days.items())
+        return self._touch_days(session, days, sorted(latest))
 
     @staticmethod
-    def _touch_days(session: Session, days: list[tuple[str, date]], units: list[str]) -> dict[str, int]:
+    def _touch_days(session: Session, days: list[tuple[str, date, int]], units: list[str]) -> dict[str, int]:
         """Record, per unit and UTC date of the stored events, the version this commit gave the unit
-        (read back under the row lock the upsert above holds, so it is this commit's own)."""
+        (read back under the row lock the upsert above holds, so it is this commit's own), for the day
+        and for each metric (`METRIC_BITS`) of its events (see `UnitDayVersion`)."""
         versions = dict(session.execute(select(UnitActivity.unit, UnitActivity.version).where(UnitActivity.unit.in_(units))).all())
         table = UnitDayVersion.__table__
         stmt = dialect_insert(session, table)
-        stmt = stmt.on_conflict_do_update(index_elements=["unit", "day"], set_={"version": _greatest(table.c.version, stmt.excluded.version)})
-        session.execute(stmt, [{"unit": unit, "day": day, "version": versions[unit]} for unit, day in days])
+        # A row a previous release wrote or bumped since the metric columns were: each metric starts
+        # from `version`, which covered every metric there.
+        exact = and_(table.c.metrics_version.is_not(None), table.c.metrics_version == table.c.version)
+        newest = _greatest(table.c.version, stmt.excluded.version)
+        set_: dict[str, Any] = {"version": newest, "metrics_version": newest}
+        for metric in METRIC_BITS:
+            column = table.c[f"{metric}_version"]
+            set_[column.name] = _greatest(case((exact, column), else_=table.c.version), stmt.excluded[column.name])
+        stmt = stmt.on_conflict_do_update(index_elements=["unit", "day"], set_=set_)
+        rows = [
+            {
+                "unit": unit,
+                "day": day,
+                "version": versions[unit],
+                "metrics_version": versions[unit],
+                **{f"{metric}_version": versions[unit] if metrics & bit else None for metric, bit in METRIC_BITS.items()},
+            }
+            for unit, day, metrics in days
+        ]
+        session.execute(stmt, rows)
         return versions
 
     def _dead_letters(self, session: Session, report: IngestReport, source: Source, now: datetime) -> None:
@@ -244,8 +264,6 @@ class IngestService:
 
 
 def _greatest(old: Any, new: Any) -> Any:
-    from sqlalchemy import case
-
     return case((old.is_(None), new), (new > old, new), else_=old)
 
 

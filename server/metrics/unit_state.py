@@ -35,6 +35,16 @@ class Ledger(Protocol):
     def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]: ...
 
 
+EVENT_CLASSES_OF_METRIC: dict[str, tuple[type[EventBase], ...]] = {
+    "telephone": CallLedger.event_classes,
+    "assessment": CaseLedger.event_classes,
+    "fixed_doctor": SnapshotLedger.event_classes,
+    "continuity": VisitLedger.event_classes,
+}
+# Each event class feeds exactly one metric's ledger: a figure of a metric depends on its events only.
+METRIC_OF_CLASS: dict[type[EventBase], str] = {kind: metric for metric, kinds in EVENT_CLASSES_OF_METRIC.items() for kind in kinds}
+
+
 def _fingerprint(event: EventBase) -> int:
     # A hash, not the content: the state keeps one int per event id (protocol.sameness says what counts).
     return hash(event_content(event))

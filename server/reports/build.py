@@ -47,7 +47,7 @@ def inputs_digest(services: Services, session: Session, units: list[UnitRow], pe
     None when no unit has any event up to the month's end (the job makes no report then)."""
     ids = [row.unit for row in units]
     through = period.end + timedelta(days=1)  # the month's end in any time zone falls on a UTC date up to this
-    versions = dependency_versions(session, ids, through) if ids else {}
+    versions = dependency_versions(session, ids, through, None) if ids else {}
     if not any(versions.values()):
         return None
     parts = [

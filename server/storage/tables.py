@@ -117,17 +117,28 @@ class UnitActivity(SQLModel, table=True):
 
 
 class UnitDayVersion(SQLModel, table=True):
-    """Per unit and UTC date: the unit's data version of the last commit that stored an event of that date.
+    """Per unit and UTC date: the unit's data version of the last commit that stored an event of that date,
+    and per metric the version of the last commit that stored an event of that metric there.
 
-    A figure "as known at T" depends only on events at or before T, so it stays valid while no row of a
-    date up to T's has a newer version than the one it was computed at: today's events leave last
-    month's figures valid; a late event of last month does not (see server/figures/cache.py)."""
+    A figure "as known at T" depends only on its metric's events at or before T, so it stays valid while
+    no row of a date up to T's has a newer version for that metric than the one it was computed at:
+    today's events leave last month's figures valid, a late event of last month does not, and calls
+    leave continuity's figures valid (see server/figures/store.py, "Dependency versions").
+
+    The metric columns are exact only where `metrics_version` equals `version`: a row that a release
+    before them wrote (`metrics_version` null), or bumped since (`version` newer), counts `version` for
+    every metric, so processes of both releases can run side by side during a rolling upgrade."""
 
     __tablename__ = "unit_day_versions"
 
     unit: str = Field(primary_key=True, max_length=40)
     day: date = Field(primary_key=True)
     version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    metrics_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    telephone_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    assessment_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    fixed_doctor_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    continuity_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class FigureDayPart(SQLModel, table=True):

@@ -19,7 +19,7 @@ from vardkoll.server.metrics import METRICS, Period
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import TargetRow, UnitRow
-from vardkoll.server.storage.tables import CallRow, StoredFigure, UnitDayVersion
+from vardkoll.server.storage.tables import CallRow, StoredFigure, UnitActivity, UnitDayVersion
 
 from .test_figure_cache import DAY, HTTP, TWO_UNITS, VC02, VC10, LoadCounter, cached, event, fresh, items_of
 
@@ -98,6 +98,63 @@ def test_an_event_before_an_as_of_moment_makes_that_figure_stale(two_units):
     assert cached(two_units, VC10, "telephone", DAY, noon)["denominator"] == 3
     two_units.ingest.ingest([offered(VC10, "call-early1", "2026-05-04T08:30:00+02:00", "st-003")], HTTP)
     assert cached(two_units, VC10, "telephone", DAY, noon)["denominator"] == 4
+
+
+def versions_through(services: Services, unit: str, through: date) -> dict[str | None, int]:
+    with services.sessions() as session:
+        return {metric: store.dependency_versions(session, [unit], through, metric)[unit] for metric in (*METRICS, None)}
+
+
+def test_each_metric_depends_on_its_own_events_only(two_units):
+    """VC10's one commit stored calls and an assessment of 4 May and a snapshot of 23:00 UTC on 3 May
+    (01:00 in Stockholm); no visit. Each metric's version counts its own events' dates only."""
+    assert versions_through(two_units, VC10, date(2026, 5, 3)) == {"telephone": 0, "assessment": 0, "fixed_doctor": 1, "continuity": 0, None: 1}
+    assert versions_through(two_units, VC10, date(2026, 5, 4)) == {"telephone": 1, "assessment": 1, "fixed_doctor": 1, "continuity": 0, None: 1}
+    two_units.ingest.ingest([offered(VC10, "call-late03", "2026-05-04T15:00:00+02:00", "st-005")], HTTP)
+    assert versions_through(two_units, VC10, date(2026, 5, 4)) == {"telephone": 2, "assessment": 1, "fixed_doctor": 1, "continuity": 0, None: 2}
+
+
+@pytest.mark.parametrize(
+    ("late", "metric"),
+    [
+        ({"type": "call.offered", "call": "call-late04"}, "telephone"),
+        ({"type": "care.contact", "case": "case-late1", "listed": True, "channel": "phone"}, "assessment"),
+        ({"type": "visit.completed", "patient": "pat-late", "practitioner": "doc-anna", "profession": "doctor", "listed": True}, "continuity"),
+        (
+            {"type": "listing.snapshot", "listed": 31, "named_doctor": 31, "doctors": [{"doctor": "doc-anna", "listed": 31, "fte": 1.0}]},
+            "fixed_doctor",
+        ),
+    ],
+)
+def test_a_late_event_makes_only_its_own_metrics_figure_stale(two_units, loads, late, metric):
+    before = {m: cached(two_units, VC10, m, DAY) for m in METRICS}
+    computed = loads.calls
+    two_units.ingest.ingest([event(id="st-006", unit=VC10, at="2026-05-04T16:00:00+02:00", **late)], HTTP)
+    after = {m: cached(two_units, VC10, m, DAY) for m in METRICS}
+    assert loads.calls == computed + 1, f"only the {metric} figure is computed again"
+    assert {m: {**f, "data": None} for m, f in after.items() if m != metric} == {m: {**f, "data": None} for m, f in before.items() if m != metric}
+    assert after == {m: fresh(two_units, VC10, m, DAY) for m in METRICS}
+
+
+def test_a_day_a_previous_release_wrote_counts_for_every_metric(two_units):
+    """During a rolling upgrade a process of the release before the metric versions bumps `version` only,
+    or inserts a row without them: every metric's figures over that day are then computed again, and a
+    later commit of this release starts each metric from that version, never from an older one."""
+    expected = {m: cached(two_units, VC02, m, MONTH) for m in METRICS}
+    stale = two_units.figures.cache.stats.stale
+    with two_units.sessions.begin() as session:  # what the old release's upsert does to VC02's row of 4 May
+        session.execute(update(UnitDayVersion).where(UnitDayVersion.unit == VC02).values(version=UnitDayVersion.version + 4))
+        session.execute(update(UnitActivity).where(UnitActivity.unit == VC02).values(version=5))
+    assert {m: cached(two_units, VC02, m, MONTH) for m in METRICS} == expected
+    assert two_units.figures.cache.stats.stale == stale + len(METRICS), "every metric's cached figure is out of date"
+    assert versions_through(two_units, VC02, date(2026, 5, 4)) == {m: 5 for m in (*METRICS, None)}
+
+    two_units.ingest.ingest([offered(VC02, "call-late05", "2026-05-04T15:00:00+02:00", "st-007")], HTTP)
+    assert versions_through(two_units, VC02, date(2026, 5, 4)) == {"telephone": 6, "assessment": 5, "fixed_doctor": 5, "continuity": 5, None: 6}
+
+    with two_units.sessions.begin() as session:  # a row the old release inserted: no metric versions at all
+        session.add(UnitDayVersion(unit=VC02, day=date(2026, 5, 10), version=7))
+    assert versions_through(two_units, VC02, date(2026, 5, 10)) == {m: 7 for m in (*METRICS, None)}
 
 
 # -- the store shared by processes ------------------------------------------------------------------------
