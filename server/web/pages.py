@@ -23,7 +23,7 @@ from ..auth import OutOfScope, Principal, Role, require_role, require_unit
 from ..monitoring.version import version
 from ..services import Services
 from ..storage.registry_tables import UnitRow
-from . import charts, formatting
+from . import charts, formatting, fragments
 from .session import end_session, signed_in
 from .views import METRIC_NAMES, SHORT_NAMES
 
@@ -42,6 +42,8 @@ _env.globals.update(
     sparkline=charts.sparkline,
     hour_label=charts.hour_label,
     SEGMENTS=charts.SEGMENTS,
+    cached_table_row=fragments.table_row,
+    cached_multiple=fragments.multiple,
     VERSION=version(),
 )
 
