@@ -1,4 +1,5 @@
-"""The FastAPI application: the API, and in its lifespan the live hub, the MQTT consumer and the jobs.
+"""The FastAPI application: the API, and in its lifespan the live hub, the MQTT consumer and the jobs
+(each of the last two unless the settings turn it off for this process: `consume_mqtt`, `run_jobs`).
 
 The factory checks its settings itself (`uvicorn --factory vardkoll.server.app:create_app` gets the
 same refusals as `vardkoll server`): no admin token or a weak one outside dev mode stops it; dev mode
@@ -42,13 +43,14 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         app.state.live = hub
         app.state.consumer = None
         workers = []
-        if background:
-            from .jobs import JobRunner
-
+        if background and shared.settings.consume_mqtt:
             consumer = build_consumer(shared, on_commit=hub.changed_from_any_thread)
             consumer.start()  # returns at once; connects (and reconnects) in the background
             app.state.consumer = consumer
             workers.append(consumer)
+        if background and shared.settings.run_jobs:
+            from .jobs import JobRunner
+
             jobs = JobRunner(shared)
             jobs.start()
             workers.append(jobs)  # stopped first: jobs stop before the consumer

@@ -48,6 +48,11 @@ class ServerSettings(BaseSettings):
     # How long the broker keeps this process's session after a disconnect: a restart within it resumes
     # the session and what was queued; a process that never returns stops taking its share after it.
     mqtt_session_expiry_s: int = Field(default=60, ge=0, le=3600)
+    # What this process does beside serving HTTP. Every process does both by default; a region that wants
+    # page times to hold while traffic flows runs some slots with both off (web slots, the only ones behind
+    # nginx) and the others with both on (docs/operations.md, "Scaling"). At least one slot must run the jobs.
+    consume_mqtt: bool = True  # take a share of the events from the broker
+    run_jobs: bool = True  # compete for the job lease: deadlines, alerts, rollups, reports, retention
     # How far an event's `at` may be ahead of the server's clock (collectors' clocks drift) before it is refused.
     max_clock_skew_s: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
     # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks); default none.

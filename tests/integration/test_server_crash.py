@@ -46,24 +46,36 @@ pytestmark = pytest.mark.postgresql
 
 
 class ServerProcess:
-    """`vardkoll server` with default settings (dev mode, so that the simulated devices need no enrollment)."""
+    """`vardkoll server` with default settings (dev mode, so that the simulated devices need no enrollment),
+    and `settings` on top (environment variables)."""
 
-    def __init__(self, database_url: str, broker_url: str) -> None:
+    def __init__(self, database_url: str, broker_url: str, settings: dict[str, str] | None = None) -> None:
         self.database_url, self.broker_url = database_url, broker_url
+        self.settings = settings or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> "ServerProcess":
         exe = shutil.which("vardkoll") or str(Path(sys.executable).with_name("vardkoll"))
-        env = {**os.environ, "VARDKOLL_DATABASE_URL": self.database_url, "VARDKOLL_MQTT_URL": self.broker_url, "VARDKOLL_DEV": "1"}
+        env = {**os.environ, "VARDKOLL_DATABASE_URL": self.database_url, "VARDKOLL_MQTT_URL": self.broker_url, "VARDKOLL_DEV": "1", **self.settings}
         subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)  # as a deployment does before its servers
         self.process = subprocess.Popen([exe, "server", "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(self.consuming, 30, 0.2), "the server did not connect to the broker"
+        assert wait_until(self.ready, 30, 0.2), "the server did not get ready (database, and the broker where it consumes)"
         return self
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/api/v1/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def health(self) -> dict:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/api/v1/health", timeout=2).json()
+            return httpx.get(f"{self.url}/api/v1/health", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return {}
 

@@ -66,9 +66,13 @@ class UnitFile:
         return argv
 
     def environment(self, files: dict[str, Path], instance: str | None = None) -> dict[str, str]:
-        """What systemd gives the process: PATH, then each EnvironmentFile (mapped to `files`), then
-        each Environment= line, later ones winning, as systemd does."""
+        """What systemd gives the process: PATH, then each Environment= line, then each EnvironmentFile
+        (mapped to `files`), later ones winning: systemd lets the files override Environment=."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        for line in self.service.get("Environment", []):
+            for assignment in shlex.split(_specifiers(line, instance)):
+                key, _, value = assignment.partition("=")
+                env[key] = value
         for name in self.service.get("EnvironmentFile", []):
             optional = name.startswith("-")
             path = files.get(name.lstrip("-"))
@@ -76,10 +80,6 @@ class UnitFile:
                 raise AssertionError(f"{self.path.name} reads {name}: the test has no stand-in for it")
             if path.exists() or not optional:
                 env.update(read_env_file(path))
-        for line in self.service.get("Environment", []):
-            for assignment in shlex.split(_specifiers(line, instance)):
-                key, _, value = assignment.partition("=")
-                env[key] = value
         return env
 
 
