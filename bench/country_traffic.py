@@ -37,6 +37,9 @@ Measured in one run:
             round is cold, then quiet (no traffic), the peak and the burst; p50/p95 per phase and the
             ratio to the quiet p95
 
+With `--web-slots N` the server side is `--processes` ingest slots and N web slots (no events, no jobs;
+docs/operations.md, "Scaling"), and the pages and the live stream are asked of the first web slot.
+
     .venv/bin/python bench/country_traffic.py [--units 1200] [--seconds 60] [--burst-seconds 30] [--history-days 4]
 """
 
@@ -138,6 +141,12 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=10, help="bare MQTT round trip, per phase (default 10)")
     parser.add_argument("--page-interval", type=float, default=2, help="seconds between rounds of page requests (default 2)")
     parser.add_argument("--processes", type=int, default=1, help="vardkoll server processes (default 1)")
+    parser.add_argument(
+        "--web-slots",
+        type=int,
+        default=0,
+        help="also this many web slots (no events, no jobs); pages and the live stream are then asked of the first (default 0)",
+    )
     parser.add_argument("--settle", type=float, default=30, help="seconds to wait for the last live figures (default 30)")
     args = parser.parse_args()
     if args.region_units > args.units:
@@ -156,7 +165,8 @@ def main() -> int:
     )
     print(
         f"{args.units} units ({args.region_units} in {WATCHED}); peak {peak_count} batches of {args.batch} over {args.seconds:g} s, "
-        f"burst {burst_count} batches of {args.burst_batch} over {args.burst_seconds:g} s; PostgreSQL, {args.processes} server process(es)",
+        f"burst {burst_count} batches of {args.burst_batch} over {args.burst_seconds:g} s; PostgreSQL, {args.processes} server process(es)"
+        + (f" and {args.web_slots} web slot(s), pages and live stream asked of a web slot" if args.web_slots else ""),
         flush=True,
     )
     print(f"before: {machine()}", flush=True)
@@ -204,9 +214,9 @@ def main() -> int:
                 once.set()
                 ask_pages(f"http://127.0.0.1:{ports[0]}", pages, first_pages, once, 0)
             print("  first pages (day parts not kept yet): " + ", ".join(f"{name} {ms:.0f} ms" for _, name, ms in first_pages), flush=True)
-            with servers(args.processes, broker.port, url) as ports:  # a fresh process: cold
+            with servers(args.processes, broker.port, url, args.web_slots) as ports:  # a fresh process: cold
                 wait_for_ingest(broker.port, full)
-                base = f"http://127.0.0.1:{ports[0]}"
+                base = f"http://127.0.0.1:{ports[args.processes] if args.web_slots else ports[0]}"
                 timings: list[tuple[float, str, float]] = []
                 stop = threading.Event()
                 quiet_start = time.perf_counter()

@@ -71,8 +71,9 @@ def vardkoll_exe() -> str:
 
 
 @contextmanager
-def servers(processes: int, port: int, url: str) -> Iterator[list[int]]:
-    """`processes` migrated `vardkoll server` processes, each with its own slot identity; their HTTP ports."""
+def servers(processes: int, port: int, url: str, web_slots: int = 0) -> Iterator[list[int]]:
+    """`processes` migrated `vardkoll server` processes, each with its own slot identity, then `web_slots`
+    that take no events and run no jobs (docs/operations.md, "Scaling"); their HTTP ports in that order."""
     env = {
         **os.environ,
         "VARDKOLL_DATABASE_URL": url,
@@ -84,12 +85,12 @@ def servers(processes: int, port: int, url: str) -> Iterator[list[int]]:
     subprocess.run([vardkoll_exe(), "migrate"], env=env, check=True, capture_output=True)
     running = []
     try:
-        for slot in range(processes):
+        for slot in range(processes + web_slots):
             http_port = free_port()
             command = [vardkoll_exe(), "server", "--port", str(http_port)]
-            running.append(
-                (http_port, subprocess.Popen(command, env={**env, "VARDKOLL_INSTANCE": f"bench-{slot}"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            )
+            role = {"VARDKOLL_CONSUME_MQTT": "false", "VARDKOLL_RUN_JOBS": "false"} if slot >= processes else {}
+            slot_env = {**env, "VARDKOLL_INSTANCE": f"bench-{slot}", **role}
+            running.append((http_port, subprocess.Popen(command, env=slot_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
         for http_port, _ in running:
             deadline = time.monotonic() + 60
             while not _ready(http_port):
