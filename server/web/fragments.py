@@ -4,8 +4,8 @@ A Regionvy of 230 units renders 230 table rows and 230 small multiples: about 30
 80 ms (bench/dashboard_pages.py), the same on every request, while most units' figures are unchanged.
 Each row is rendered by a macro of `_region_rows.html` and kept under a key made of exactly what that
 macro reads; a row whose key is kept is reused as it was rendered. So the key functions here and the
-macros must read the same fields: `tests/web/test_region_fragments.py` renders rows of every kind both
-ways and compares them.
+macros must read the same fields: `tests/web/test_region_fragments.py` renders rows that differ in each
+field and fails when two rows that render differently share a key.
 """
 
 from __future__ import annotations
@@ -48,10 +48,6 @@ class FragmentCache:
             while len(self._kept) > self.max_entries:
                 self._kept.popitem(last=False)
         return html
-
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
 
 
 def _cell(figure: dict[str, Any]) -> tuple[Any, ...]:

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from vardkoll.server.figures import store
+from vardkoll.protocol import EVENT_CLASSES
 from vardkoll.server.metrics import METRICS, Period
+from vardkoll.server.metrics.unit_state import EVENT_CLASSES_OF_METRIC
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.server.storage.registry_tables import TargetRow, UnitRow
@@ -103,6 +105,14 @@ def test_an_event_before_an_as_of_moment_makes_that_figure_stale(two_units):
 def versions_through(services: Services, unit: str, through: date) -> dict[str | None, int]:
     with services.sessions() as session:
         return {metric: store.dependency_versions(session, [unit], through, metric)[unit] for metric in (*METRICS, None)}
+
+
+def test_every_event_class_feeds_exactly_one_metric():
+    """Ingest files each event under its metric's dependency version: a class in no ledger, or in two, would
+    leave a figure valid that an event of it changed."""
+    claimed = [kind for kinds in EVENT_CLASSES_OF_METRIC.values() for kind in kinds]
+    assert sorted(claimed, key=str) == sorted(EVENT_CLASSES, key=str)
+    assert set(EVENT_CLASSES_OF_METRIC) == set(METRICS)
 
 
 def test_each_metric_depends_on_its_own_events_only(two_units):
