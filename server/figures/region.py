@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
 from vardkoll.server.metrics.figures import SMALL_N, meets_target, share_of
 
-from ..registry import benchmark_on
-from ..storage.registry_tables import UnitRow
+from ..registry import benchmarks_on
+from ..storage.registry_tables import RegionBenchmark, UnitRow
 from .service import FigureService
 
 UNKNOWN_OWNERSHIP = "okänd"
@@ -26,9 +26,11 @@ def region_figure(
     period: Period,
     as_of: datetime | None = None,
     per_unit: list[dict[str, Any]] | None = None,
+    benchmarks: dict[tuple[str, str], RegionBenchmark] | None = None,
 ) -> dict[str, Any]:
     """`per_unit`: the units' figures for the metric and period when the caller has them already
-    (Regionvy's table), in the order of `units`."""
+    (Regionvy's table), in the order of `units`; `benchmarks`: `benchmarks_on(session, region,
+    period.end)` when the caller has read them for several metrics."""
     if per_unit is None:
         per_unit = figures.figures([row.unit for row in units], metric, period, as_of) if units else []
     ownership_of = {row.unit: row.ownership or UNKNOWN_OWNERSHIP for row in units}
@@ -37,8 +39,9 @@ def region_figure(
     parts: dict[str, list[dict[str, Any]]] = {}
     for figure in per_unit:
         parts.setdefault(ownership_of[figure["unit"]], []).append(figure)
-    target = benchmark_on(session, region, metric, "target", period.end)
-    comparison = benchmark_on(session, region, metric, "comparison", period.end)
+    if benchmarks is None:
+        benchmarks = benchmarks_on(session, region, period.end)
+    target, comparison = benchmarks.get((metric, "target")), benchmarks.get((metric, "comparison"))
     target_value = target.value if target else None
     return {
         "region": region,

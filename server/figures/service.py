@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable, Sequence
 
@@ -25,7 +26,7 @@ from vardkoll.server.metrics.day_parts import PART_METRICS
 from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
 from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
-from .store import dependency_versions, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
+from .store import dependency_versions_of_sets, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
 log = logging.getLogger("vardkoll.figures")
 
@@ -33,6 +34,22 @@ log = logging.getLogger("vardkoll.figures")
 # every FigureService of the process; a request waits for its own sets only).
 COMPUTED_BESIDE = frozenset({"continuity"})
 _BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="figures-beside")
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    """What one set asks: its units' figures of `metric` for `period`, each as of its moment."""
+
+    units: list[str]
+    metric: str
+    period: Period
+    configs: dict[str, UnitConfig]
+    moments: dict[str, datetime]  # the moment each figure is "as known at"
+
+    @property
+    def through(self) -> date:
+        """The last UTC date whose events any of the figures depends on."""
+        return max(map(last_utc_date, self.moments.values()), default=self.period.end)
 
 
 class FigureService:
@@ -113,7 +130,6 @@ class FigureService:
     ) -> tuple[list[list[dict[str, Any]]], dict[str, dict[str, Any]]]:
         """Each set's figures without `data`, and the units' freshness when `read_freshness`."""
         now = self._clock()
-        answers: list[list[dict[str, Any]]] = []
         to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]] = []
         parts_to_keep: list[tuple[str, list[Any], dict[str, str]]] = []
         with self._sessions() as session:
@@ -123,39 +139,50 @@ class FigureService:
             freshness = self._freshness(session, units, activity) if read_freshness else {}
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
             whole_sets = cached and keep_in_memory
+            # First what each set still needs (its units whose data moved since it was kept), then every
+            # set's dependency versions in one query, then the figures.
+            answers: list[list[dict[str, Any]] | None] = []
+            plans: list[tuple[int, SetPlan, dict[int, dict[str, Any]], list[int]]] = []
             for metric, period in wanted:
-                if not whole_sets:
-                    answers.append(self._figures(session, units, metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep))
-                    continue
-                key = set_key(units, metric, period, as_of, self.use_day_parts)
-                kept = self.cache.get_set(key)
-                if kept is not None and kept[0] == watermark:
-                    self.cache.stats.set_hits += 1
-                    answers.append(kept[1])
-                    continue
-                # A unit whose data version is the kept set's, under the same registry generation, has
-                # had no commit since its figure was computed (the version was read before its rows).
                 unchanged: dict[int, dict[str, Any]] = {}
-                if kept is not None and kept[0][0] == generation:
-                    unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
+                if whole_sets:
+                    kept = self.cache.get_set(set_key(units, metric, period, as_of, self.use_day_parts))
+                    if kept is not None and kept[0] == watermark:
+                        self.cache.stats.set_hits += 1
+                        answers.append(kept[1])
+                        continue
+                    # A unit whose data version is the kept set's, under the same registry generation, has
+                    # had no commit since its figure was computed (the version was read before its rows).
+                    if kept is not None and kept[0][0] == generation:
+                        unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
                 changed = [i for i in range(len(units)) if i not in unchanged]
-                computed = self._figures(session, [units[i] for i in changed], metric, period, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
+                plans.append((len(answers), self._plan([units[i] for i in changed], metric, period, as_of), unchanged, changed))
+                answers.append(None)
+            versions = dependency_versions_of_sets(session, [(plan.units, plan.through, plan.metric) for _, plan, _, _ in plans])
+            for (slot, plan, unchanged, changed), plan_versions in zip(plans, versions):
+                computed = self._figures(session, plan, plan_versions, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
+                if not whole_sets:
+                    answers[slot] = computed
+                    continue
                 unchanged.update(zip(changed, computed))
                 figures = [unchanged[i] for i in range(len(units))]
-                self.cache.put_set(key, watermark, figures)
-                answers.append(figures)
+                self.cache.put_set(set_key(units, plan.metric, plan.period, as_of, self.use_day_parts), watermark, figures)
+                answers[slot] = figures
         for metric, period, rows in to_store:
             self._store(metric, period, rows)
         for metric, computed, hashes in parts_to_keep:
             keep_parts(self._sessions, metric, computed, hashes)
-        return answers, freshness
+        return answers, freshness  # type: ignore[return-value]  # every slot is filled above
+
+    def _plan(self, units: list[str], metric: str, period: Period, as_of: datetime | None) -> SetPlan:
+        configs = {unit: self._units.config(unit, period.end) for unit in units}
+        return SetPlan(units, metric, period, configs, {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units})
 
     def _figures(
         self,
         session: Session,
-        units: list[str],
-        metric: str,
-        period: Period,
+        plan: SetPlan,
+        versions: dict[str, int],
         as_of: datetime | None,
         cached: bool,
         keep_in_memory: bool,
@@ -164,8 +191,9 @@ class FigureService:
         parts_to_keep: list[tuple[str, list[Any], dict[str, str]]],
     ) -> list[dict[str, Any]]:
         """One set's figures (without `data`), unit by unit from the cache, the store or computed;
-        what is to be written afterwards is added to `to_store` and `parts_to_keep`."""
-        configs = {unit: self._units.config(unit, period.end) for unit in units}
+        `versions`: the units' dependency versions, read before any of their rows. What is to be
+        written afterwards is added to `to_store` and `parts_to_keep`."""
+        units, metric, period, configs, moments = plan.units, plan.metric, plan.period, plan.configs, plan.moments
 
         def today(config: UnitConfig) -> date:
             return now.astimezone(config.tz).date()
@@ -173,9 +201,6 @@ class FigureService:
         found: dict[str, dict[str, Any]] = {}
         storing: list[tuple[str, str, int, dict[str, Any]]] = []
         computed_parts: list[tuple[list[Any], dict[str, str]]] = []
-        # Versions first, rows after: a figure is never older than the version it is filed under.
-        moments = {unit: as_of or end_of_day(period.end, configs[unit].tz) for unit in units}
-        versions = dependency_versions(session, units, max(map(last_utc_date, moments.values())), metric) if units else {}
         stamps = {unit: settings_stamp(configs[unit]) for unit in units}
         if cached:
             for unit in units:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import orjson
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import and_, case, delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
@@ -59,6 +59,39 @@ def dependency_versions(session: Session, units: list[str], through: date, metri
     )
     found = dict(rows.all())
     return {unit: found.get(unit) or 0 for unit in units}
+
+
+def dependency_versions_of_sets(session: Session, wanted: Sequence[tuple[Sequence[str], date, str | None]]) -> list[dict[str, int]]:
+    """`dependency_versions(session, units, through, metric)` for each (units, through, metric) of
+    `wanted`, in one query: a page's sets (12 months, the year, the running month) each ask for a few
+    changed units, and one round trip under load costs more than the query.
+
+    Each day is put in the bucket of the first `through` it does not exceed, the newest version per
+    unit, bucket and metric is read, and a set's version is the newest over its buckets."""
+    asked = [(list(units), through, metric) for units, through, metric in wanted if units]
+    if not asked:
+        return [{} for _ in wanted]
+    bounds = sorted({through for _, through, _ in asked})
+    metrics = sorted({metric for _, _, metric in asked}, key=str)
+    whens = [(UnitDayVersion.day <= bound, index) for index, bound in enumerate(bounds[:-1])]
+    bucket = case(*whens, else_=len(bounds) - 1) if whens else literal_column("0")
+    # Grouped by the label: PostgreSQL would not match the CASE of the select list to one repeated in
+    # GROUP BY, whose bound parameters get other placeholders.
+    rows = session.execute(
+        select(UnitDayVersion.unit, bucket.label("bucket"), *(func.max(day_version(metric)) for metric in metrics))
+        .where(UnitDayVersion.unit.in_(sorted({unit for units, _, _ in asked for unit in units})), UnitDayVersion.day <= bounds[-1])
+        .group_by(UnitDayVersion.unit, literal_column("bucket"))
+    ).all()
+    newest: dict[tuple[str, str | None], list[int]] = {}
+    for unit, index, *versions in rows:
+        for metric, version in zip(metrics, versions):
+            per_bucket = newest.setdefault((unit, metric), [0] * len(bounds))
+            per_bucket[index] = version or 0
+    answers = []
+    for units, through, metric in wanted:
+        last = bounds.index(through) + 1 if units else 0
+        answers.append({unit: max(newest.get((unit, metric), [0])[:last], default=0) for unit in units})
+    return answers
 
 
 def unit_dependency_versions(session: Session, unit: str, throughs: list[date], metric: str) -> list[int]:
@@ -157,6 +190,7 @@ __all__ = [
     "STORE_FORMAT",
     "day_version",
     "dependency_versions",
+    "dependency_versions_of_sets",
     "last_utc_date",
     "load_stored",
     "load_stored_periods",

@@ -3,7 +3,7 @@ them, and the directory the metric rules read settings from. The API and `vardko
 
 from .devices import BadDeviceId, Registration, UnknownDevice, register_device, registered_device, unit_devices
 from .directory import UnitDirectory
-from .regions import UnknownBenchmark, benchmark_on, region_benchmarks, remove_benchmark, set_benchmark
+from .regions import UnknownBenchmark, benchmarks_on, region_benchmarks, remove_benchmark, set_benchmark
 from .schemas import BenchmarkCreate, BenchmarkPublic, HsaId, TargetCreate, TargetPublic, UnitCreate, UnitPublic, UnitUpdate
 from .units import (
     RegistryConflict,
@@ -24,7 +24,7 @@ __all__ = [
     "BenchmarkCreate",
     "BenchmarkPublic",
     "UnknownBenchmark",
-    "benchmark_on",
+    "benchmarks_on",
     "region_benchmarks",
     "remove_benchmark",
     "set_benchmark",

@@ -51,17 +51,16 @@ def remove_benchmark(session: Session, region: str, benchmark_id: int) -> None:
     session.delete(row)
 
 
-def benchmark_on(session: Session, region: str, metric: str, kind: str, on: date) -> RegionBenchmark | None:
-    """The benchmark of that kind valid on `on` (a period's last day); the latest start wins."""
-    return session.scalars(
+def benchmarks_on(session: Session, region: str, on: date) -> dict[tuple[str, str], RegionBenchmark]:
+    """(metric, kind) -> the region's benchmark of that metric and kind valid on `on` (a period's last
+    day), all in one query; where several are, the latest start wins."""
+    rows = session.scalars(
         select(RegionBenchmark)
         .where(
             RegionBenchmark.region == region,
-            RegionBenchmark.metric == metric,
-            RegionBenchmark.kind == kind,
             RegionBenchmark.valid_from <= on,
             (RegionBenchmark.valid_to.is_(None)) | (RegionBenchmark.valid_to >= on),
         )
-        .order_by(RegionBenchmark.valid_from.desc())
-        .limit(1)
-    ).first()
+        .order_by(RegionBenchmark.valid_from)
+    )
+    return {(row.metric, row.kind): row for row in rows}

@@ -26,6 +26,7 @@ from .help_routes import help_router
 from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from ..figures.region import region_figure
+from ..registry import benchmarks_on
 from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view, report_month
 from .session import signed_in
 from .sign_in_routes import sign_in_router
@@ -183,7 +184,11 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
             # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period,
             # summed from the table's figures (the same units in the same order).
             with services_of(request).sessions() as session:
-                region_figures = {m: region_figure(services_of(request).figures, session, namn, rows, m, q.period, per_unit=view.by_metric[m]) for m in METRICS}
+                benchmarks = benchmarks_on(session, namn, q.period.end)
+                region_figures = {
+                    m: region_figure(services_of(request).figures, session, namn, rows, m, q.period, per_unit=view.by_metric[m], benchmarks=benchmarks)
+                    for m in METRICS
+                }
         return render(
             request, "region.html", principal=principal, view=view, base=base, csv=csv, urlencode=urlencode, files=files, region_figures=region_figures
         )

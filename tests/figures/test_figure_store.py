@@ -167,6 +167,35 @@ def test_a_day_a_previous_release_wrote_counts_for_every_metric(two_units):
     assert versions_through(two_units, VC02, date(2026, 5, 10)) == {m: 7 for m in (*METRICS, None)}
 
 
+def test_the_versions_of_several_sets_are_read_in_one_query(services):
+    """Rows written by hand; each expected version is the newest of its metric's column (or `version`, for
+    the row without metric versions) over the unit's dates up to the set's date."""
+    a, b = "SE2321000016-VA01", "SE2321000016-VB02"
+    with services.sessions.begin() as session:
+        for unit, day, version, exact, columns in [
+            (a, date(2026, 5, 1), 1, True, {"telephone_version": 1}),
+            (a, date(2026, 5, 2), 3, True, {"telephone_version": 2, "assessment_version": 3}),
+            (a, date(2026, 6, 10), 5, True, {"continuity_version": 5}),
+            (a, date(2026, 6, 11), 6, False, {}),  # a previous release's row: 6 for every metric
+            (b, date(2026, 5, 31), 2, True, {"fixed_doctor_version": 2}),
+            (b, date(2026, 7, 1), 4, True, {"telephone_version": 4}),
+        ]:
+            session.add(UnitDayVersion(unit=unit, day=day, version=version, metrics_version=version if exact else None, **columns))
+    wanted = [
+        ([a, b], date(2026, 5, 31), "telephone"),
+        ([a], date(2026, 6, 10), "continuity"),
+        ([a, b], date(2026, 6, 30), "assessment"),
+        ([b], date(2026, 7, 1), "fixed_doctor"),
+        ([a, b], date(2026, 7, 1), None),
+        ([], date(2026, 5, 31), "telephone"),
+        ([b, "SE2321000016-VC03"], date(2026, 5, 30), "telephone"),
+    ]
+    expected = [{a: 2, b: 0}, {a: 5}, {a: 6, b: 0}, {b: 2}, {a: 6, b: 4}, {}, {b: 0, "SE2321000016-VC03": 0}]
+    with services.sessions() as session:
+        assert store.dependency_versions_of_sets(session, wanted) == expected
+        assert [store.dependency_versions(session, units, through, metric) if units else {} for units, through, metric in wanted] == expected
+
+
 # -- the store shared by processes ------------------------------------------------------------------------
 
 

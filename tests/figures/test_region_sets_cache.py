@@ -208,9 +208,9 @@ def test_after_one_units_event_only_that_unit_is_answered_again(services, monkey
     asked: list[list[str]] = []
     answer_units = figures._figures
 
-    def recording(session, units, *rest):
-        asked.append(list(units))
-        return answer_units(session, units, *rest)
+    def recording(session, plan, *rest):
+        asked.append(list(plan.units))
+        return answer_units(session, plan, *rest)
 
     monkeypatch.setattr(figures, "_figures", recording)
     services.ingest.ingest(late_call(UNITS[1], "now-mar", datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)), Source("http"))
