@@ -121,6 +121,14 @@ class FigureCache:
             self.stats.hits += 1
         return _copy(entry.figure)
 
+    def holds(self, key: FigureKey, version: int | None, stamp: Hashable) -> bool:
+        """Whether `get` would answer, without counting it or copying the figure."""
+        if not self.max_entries:
+            return False
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry is not None and entry.version == version and entry.stamp == stamp
+
     def put(self, key: FigureKey, version: int | None, stamp: Hashable, figure: dict[str, Any]) -> None:
         """Store a copy of `figure` (which must not hold the `data` block)."""
         if not self.max_entries:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable, Sequence
 
@@ -20,7 +20,7 @@ from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
 from ..registry.directory import UnitDirectory
-from .cache import FigureCache, figure_key, set_key, settings_stamp
+from .cache import FigureCache, Watermark, figure_key, set_key, settings_stamp
 from vardkoll.server.metrics.day_parts import PART_METRICS
 
 from .continuity_sums import continuity_figures
@@ -50,6 +50,29 @@ class SetPlan:
     def through(self) -> date:
         """The last UTC date whose events any of the figures depends on."""
         return max(map(last_utc_date, self.moments.values()), default=self.period.end)
+
+
+@dataclass
+class _PendingSet:
+    """A set the whole-set cache could not answer: `changed` (indexes into the set's units) are still
+    to be answered, through `plan`; `unchanged` are taken from the kept set."""
+
+    slot: int  # its place among the sets asked for
+    plan: SetPlan
+    unchanged: dict[int, dict[str, Any]]
+    changed: list[int]
+
+
+@dataclass
+class _Writes:
+    """What answering sets leaves to write once their sessions are closed: figures to store, day parts to keep."""
+
+    stored: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]] = field(default_factory=list)
+    parts: list[tuple[str, list[Any], dict[str, str]]] = field(default_factory=list)
+
+    def extend(self, other: "_Writes") -> None:
+        self.stored.extend(other.stored)
+        self.parts.extend(other.parts)
 
 
 class FigureService:
@@ -96,83 +119,91 @@ class FigureService:
         cached: bool = True,
         keep_in_memory: bool = True,
     ) -> list[list[dict[str, Any]]]:
-        """`figures(units, metric, period, ...)` for each (metric, period) of `wanted`, in one session
-        (continuity's sets in a second one, beside it):
-        the units' freshness is read once, and a set whose units have no new data and no new settings
-        since it was last answered comes whole from the cache (`cache`, "Whole sets"): a Regionvy page
-        of 17 sets, or a repeated region query, is then a few small reads."""
+        """`figures(units, metric, period, ...)` for each (metric, period) of `wanted`, in one session:
+        the units' freshness is read once, a set whose units have no new data and no new settings
+        since it was last answered comes whole from the cache (`cache`, "Whole sets"), and the
+        dependency versions of what the others still need are read in one query: a Regionvy page of
+        17 sets, or a repeated region query, is then a few small reads. Continuity's figures that must
+        be computed are computed beside the others, in a second session."""
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
-        beside = [i for i, (metric, _) in enumerate(wanted) if metric in COMPUTED_BESIDE]
-        if not (cached and self.use_day_parts and 0 < len(beside) < len(wanted)):
-            answers, freshness = self._bare_sets(units, wanted, as_of, cached, keep_in_memory, read_freshness=True)
-        else:
-            # Continuity's time is spent in the database, which lets go of the GIL while it reads: its sets
-            # are answered in a thread of their own, with a session of their own, while this thread answers
-            # the others and reads the freshness once for all (a cold Regionvy of 230 units: the continuity
-            # query beside the other 16 sets).
-            rest = [i for i in range(len(wanted)) if i not in beside]
-            elsewhere = _BESIDE.submit(self._bare_sets, units, [wanted[i] for i in beside], as_of, cached, keep_in_memory, read_freshness=False)
-            rest_answers, freshness = self._bare_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, read_freshness=True)
-            by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, elsewhere.result()[0]))
-            answers = [by_index[i] for i in range(len(wanted))]
-        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
-
-    def _bare_sets(
-        self,
-        units: list[str],
-        wanted: Sequence[tuple[str, Period]],
-        as_of: datetime | None,
-        cached: bool,
-        keep_in_memory: bool,
-        read_freshness: bool,
-    ) -> tuple[list[list[dict[str, Any]]], dict[str, dict[str, Any]]]:
-        """Each set's figures without `data`, and the units' freshness when `read_freshness`."""
         now = self._clock()
-        to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]] = []
-        parts_to_keep: list[tuple[str, list[Any], dict[str, str]]] = []
+        whole_sets = cached and keep_in_memory
+        writes = _Writes()
+        elsewhere: Future[tuple[list[list[dict[str, Any]]], _Writes]] | None = None
         with self._sessions() as session:
             # The watermark first, rows after: a set is never older than the watermark it is filed under.
             generation = self._units.generation
             activity = self._activity(session, units)
-            freshness = self._freshness(session, units, activity) if read_freshness else {}
+            freshness = self._freshness(session, units, activity)
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
-            whole_sets = cached and keep_in_memory
-            # First what each set still needs (its units whose data moved since it was kept), then every
-            # set's dependency versions in one query, then the figures.
-            answers: list[list[dict[str, Any]] | None] = []
-            plans: list[tuple[int, SetPlan, dict[int, dict[str, Any]], list[int]]] = []
-            for metric, period in wanted:
-                unchanged: dict[int, dict[str, Any]] = {}
-                if whole_sets:
-                    kept = self.cache.get_set(set_key(units, metric, period, as_of, self.use_day_parts))
-                    if kept is not None and kept[0] == watermark:
-                        self.cache.stats.set_hits += 1
-                        answers.append(kept[1])
-                        continue
-                    # A unit whose data version is the kept set's, under the same registry generation, has
-                    # had no commit since its figure was computed (the version was read before its rows).
-                    if kept is not None and kept[0][0] == generation:
-                        unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
-                changed = [i for i in range(len(units)) if i not in unchanged]
-                plans.append((len(answers), self._plan([units[i] for i in changed], metric, period, as_of), unchanged, changed))
-                answers.append(None)
-            versions = dependency_versions_of_sets(session, [(plan.units, plan.through, plan.metric) for _, plan, _, _ in plans])
-            for (slot, plan, unchanged, changed), plan_versions in zip(plans, versions):
-                computed = self._figures(session, plan, plan_versions, as_of, cached, keep_in_memory, now, to_store, parts_to_keep)
-                if not whole_sets:
-                    answers[slot] = computed
-                    continue
-                unchanged.update(zip(changed, computed))
-                figures = [unchanged[i] for i in range(len(units))]
-                self.cache.put_set(set_key(units, plan.metric, plan.period, as_of, self.use_day_parts), watermark, figures)
-                answers[slot] = figures
-        for metric, period, rows in to_store:
+            answers, pending = self._kept_sets(units, wanted, as_of, generation, watermark, whole_sets)
+            versions = dependency_versions_of_sets(session, [(p.plan.units, p.plan.through, p.plan.metric) for p in pending])
+            to_compute = [cached and not self._all_in_memory(p.plan, v, as_of) for p, v in zip(pending, versions)]
+            beside = [i for i, p in enumerate(pending) if to_compute[i] and cached and self.use_day_parts and p.plan.metric in COMPUTED_BESIDE]
+            here = [i for i in range(len(pending)) if i not in beside]
+            if not any(to_compute[i] for i in here):
+                here, beside = list(range(len(pending))), []
+            if beside:
+                # Continuity's time is spent in the database, which lets go of the GIL while it reads: its
+                # figures are computed in a thread of their own, with a session of their own (the versions
+                # were read above, before its rows), while this thread answers the others (a cold Regionvy
+                # of 230 units: the continuity query beside the other 16 sets).
+                plans = [(pending[i].plan, versions[i]) for i in beside]
+                elsewhere = _BESIDE.submit(self._figures_in_own_session, plans, as_of, cached, keep_in_memory, now)
+            computed = {i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in here}
+        if elsewhere is not None:
+            beside_figures, beside_writes = elsewhere.result()
+            computed.update(zip(beside, beside_figures))
+            writes.extend(beside_writes)
+        for i, set_pending in enumerate(pending):
+            set_pending.unchanged.update(zip(set_pending.changed, computed[i]))
+            figures = [set_pending.unchanged[k] for k in range(len(units))]
+            if whole_sets:
+                self.cache.put_set(set_key(units, set_pending.plan.metric, set_pending.plan.period, as_of, self.use_day_parts), watermark, figures)
+            answers[set_pending.slot] = figures
+        for metric, period, rows in writes.stored:
             self._store(metric, period, rows)
-        for metric, computed, hashes in parts_to_keep:
-            keep_parts(self._sessions, metric, computed, hashes)
-        return answers, freshness  # type: ignore[return-value]  # every slot is filled above
+        for metric, parts, hashes in writes.parts:
+            keep_parts(self._sessions, metric, parts, hashes)
+        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
+
+    def _kept_sets(
+        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, generation: int, watermark: Watermark, whole_sets: bool
+    ) -> tuple[list[list[dict[str, Any]]], list[_PendingSet]]:
+        """The sets the whole-set cache answers (the others empty, to be filled in), and what each other
+        set still needs: its units whose data moved since it was kept (all of them when it was not)."""
+        answers: list[list[dict[str, Any]]] = []
+        pending: list[_PendingSet] = []
+        for metric, period in wanted:
+            unchanged: dict[int, dict[str, Any]] = {}
+            if whole_sets:
+                kept = self.cache.get_set(set_key(units, metric, period, as_of, self.use_day_parts))
+                if kept is not None and kept[0] == watermark:
+                    self.cache.stats.set_hits += 1
+                    answers.append(kept[1])
+                    continue
+                # A unit whose data version is the kept set's, under the same registry generation, has
+                # had no commit since its figure was computed (the version was read before its rows).
+                if kept is not None and kept[0][0] == generation:
+                    unchanged = {i: kept[1][i] for i, (then, current) in enumerate(zip(kept[0][1], watermark[1])) if then == current}
+            changed = [i for i in range(len(units)) if i not in unchanged]
+            pending.append(_PendingSet(len(answers), self._plan([units[i] for i in changed], metric, period, as_of), unchanged, changed))
+            answers.append([])
+        return answers, pending
+
+    def _all_in_memory(self, plan: SetPlan, versions: dict[str, int], as_of: datetime | None) -> bool:
+        return all(
+            self.cache.holds(figure_key(unit, plan.metric, plan.period, as_of), versions[unit], settings_stamp(plan.configs[unit])) for unit in plan.units
+        )
+
+    def _figures_in_own_session(
+        self, plans: list[tuple[SetPlan, dict[str, int]]], as_of: datetime | None, cached: bool, keep_in_memory: bool, now: datetime
+    ) -> tuple[list[list[dict[str, Any]]], _Writes]:
+        writes = _Writes()
+        with self._sessions() as session:
+            return [self._figures(session, plan, versions, as_of, cached, keep_in_memory, now, writes) for plan, versions in plans], writes
 
     def _plan(self, units: list[str], metric: str, period: Period, as_of: datetime | None) -> SetPlan:
         configs = {unit: self._units.config(unit, period.end) for unit in units}
@@ -187,12 +218,11 @@ class FigureService:
         cached: bool,
         keep_in_memory: bool,
         now: datetime,
-        to_store: list[tuple[str, Period, list[tuple[str, str, int, dict[str, Any]]]]],
-        parts_to_keep: list[tuple[str, list[Any], dict[str, str]]],
+        writes: _Writes,
     ) -> list[dict[str, Any]]:
         """One set's figures (without `data`), unit by unit from the cache, the store or computed;
         `versions`: the units' dependency versions, read before any of their rows. What is to be
-        written afterwards is added to `to_store` and `parts_to_keep`."""
+        written afterwards is added to `writes`."""
         units, metric, period, configs, moments = plan.units, plan.metric, plan.period, plan.configs, plan.moments
 
         def today(config: UnitConfig) -> date:
@@ -227,8 +257,8 @@ class FigureService:
                 if unit in hashes:
                     storing.append((unit, hashes[unit], versions[unit], figure))
         if storing:
-            to_store.append((metric, period, storing))
-        parts_to_keep.extend((metric, computed, part_hashes) for computed, part_hashes in computed_parts)
+            writes.stored.append((metric, period, storing))
+        writes.parts.extend((metric, computed, part_hashes) for computed, part_hashes in computed_parts)
         return [found[unit] for unit in units]
 
     def _compute_many(

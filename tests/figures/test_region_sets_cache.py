@@ -255,3 +255,27 @@ def test_a_failure_beside_reaches_the_caller(services, monkeypatch):
     monkeypatch.setattr(figure_service, "continuity_figures", failing)
     with pytest.raises(RuntimeError, match="continuity failed"):
         services.figures.figure_sets(UNITS, [("telephone", MARCH), ("continuity", MARCH)])
+
+
+def test_after_calls_continuity_is_answered_from_memory_in_the_callers_session(services, monkeypatch):
+    """A live update while calls arrive: the unit's continuity figure is still valid (calls do not feed it),
+    so no second session is opened for it; the telephone figure is computed again, and both equal the rows."""
+    figures = services.figures
+    wanted = [("telephone", MARCH), ("continuity", MARCH), ("assessment", MARCH)]
+    figures.figure_sets(UNITS, wanted)
+    answered: list[tuple[str, list[str], str]] = []
+    answer_units = figures._figures
+
+    def recording(session, plan, *rest):
+        answered.append((plan.metric, list(plan.units), threading.current_thread().name))
+        return answer_units(session, plan, *rest)
+
+    monkeypatch.setattr(figures, "_figures", recording)
+    services.ingest.ingest(late_call(UNITS[0], "now-mar2", datetime(2026, 3, 2, 11, 30, tzinfo=timezone.utc)), Source("http"))
+    answers = figures.figure_sets(UNITS, wanted)
+    here = threading.current_thread().name
+    assert answered == [(metric, [UNITS[0]], here) for metric, _ in wanted]
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    for (metric, period), answer in zip(wanted, answers):
+        assert [without_data(f) for f in answer] == [without_data(reference.figure(u, metric, period, cached=False)) for u in UNITS]
+    assert answers[0][0]["denominator"] > 0
