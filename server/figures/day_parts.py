@@ -31,7 +31,7 @@ from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPH
 from ..ingest.entity_rows import CASE_STAMPS
 from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
-from .loading import load_calls, load_cases
+from .loading import load_calls_of, load_cases_of
 
 log = logging.getLogger("vardkoll.figures")
 
@@ -58,10 +58,22 @@ def _encode(metric: str, part: DayPart) -> bytes:
 
 
 def _ledger(session: Session, metric: str, unit: str, days: set[date], config: UnitConfig) -> Any:
-    span = Period(min(days), max(days))
-    if metric == "telephone":
-        return load_calls(session, unit, span, config)
-    return load_cases(session, unit, span, _EPOCH, config)  # no open cases: only the rows anchored in the span
+    return _ledgers(session, metric, {unit: set(days)}, {unit: config})[unit]
+
+
+def _ledgers(session: Session, metric: str, days: dict[str, set[date]], configs: dict[str, UnitConfig]) -> dict[str, Any]:
+    """Per unit, a ledger of the rows anchored at its days; units whose days span the same dates share
+    a query (while traffic flows, every changed unit's stale day is today: one query for all)."""
+    by_span: defaultdict[Period, list[str]] = defaultdict(list)
+    for unit, unit_days in days.items():
+        by_span[Period(min(unit_days), max(unit_days))].append(unit)
+    ledgers: dict[str, Any] = {}
+    for span, units in by_span.items():
+        if metric == "telephone":
+            ledgers.update(load_calls_of(session, units, span, configs))
+        else:
+            ledgers.update(load_cases_of(session, units, span, _EPOCH, configs))  # no open cases: only the rows anchored in the span
+    return ledgers
 
 
 # A day's parts as kept: the counts in the order of the metric's count names, by profession, the latest stamp.
@@ -96,10 +108,9 @@ def figures_from_parts(
         else:
             stale[unit][day] = version
     computed: list[_Computed] = []
-    ledgers: dict[str, Any] = {}
+    ledgers = _ledgers(session, metric, {unit: set(days) for unit, days in stale.items()}, configs)
     for unit, days in stale.items():
-        config = configs[unit]
-        ledger = ledgers[unit] = _ledger(session, metric, unit, set(days), config)
+        config, ledger = configs[unit], ledgers[unit]
         for day, version in days.items():
             part = day_part(metric, ledger, day, FOREVER, config)
             stored[unit][day] = kept = _kept(metric, part)

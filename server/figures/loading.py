@@ -1,4 +1,4 @@
-"""Rebuild the pure ledgers for one unit from the stored metric state, loading only what a period needs."""
+"""Rebuild the pure ledgers of units from the stored metric state, loading only what a period needs."""
 
 from __future__ import annotations
 
@@ -26,27 +26,37 @@ _CASE_STAMP_COLUMNS = tuple(getattr(CaseRow, name) for name in CASE_STAMPS)
 
 
 def load_calls(session: Session, unit: str, period: Period, config: UnitConfig) -> CallLedger:
-    ledger = CallLedger()
+    return load_calls_of(session, [unit], period, {unit: config})[unit]
+
+
+def load_calls_of(session: Session, units: list[str], period: Period, configs: dict[str, UnitConfig]) -> dict[str, CallLedger]:
+    """Per unit, the calls offered or rejected in the period, for several units in one query."""
+    ledgers = {unit: CallLedger() for unit in units}
     # Plain column tuples, not ORM instances: building instances cost more than the query itself.
     rows = session.execute(
-        select(CallRow.call, *_CALL_STAMP_COLUMNS).where(
-            CallRow.unit == unit,
+        select(CallRow.unit, CallRow.call, *_CALL_STAMP_COLUMNS).where(
+            CallRow.unit.in_(units),
             or_(CallRow.offered_day.between(period.start, period.end), CallRow.rejected_day.between(period.start, period.end)),
         )
     )
-    tz = config.tz
-    for call, *keys in rows:
-        ledger.restore(call, CallState(**{name: stamp_of(key, tz) for name, key in zip(CALL_STAMPS, keys)}))
-    return ledger
+    for unit, call, *keys in rows:
+        tz = configs[unit].tz
+        ledgers[unit].restore(call, CallState(**{name: stamp_of(key, tz) for name, key in zip(CALL_STAMPS, keys)}))
+    return ledgers
 
 
 def load_cases(session: Session, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> CaseLedger:
     """Cases assessed or contacted in the period, and every case that may be open at `as_of`."""
-    ledger = CaseLedger()
+    return load_cases_of(session, [unit], period, as_of, {unit: config})[unit]
+
+
+def load_cases_of(session: Session, units: list[str], period: Period, as_of: datetime, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
+    """`load_cases` for several units in one query."""
+    ledgers = {unit: CaseLedger() for unit in units}
     as_of_key = stamp_key(as_of, _LAST)
     rows = session.execute(
-        select(CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
-            CaseRow.unit == unit,
+        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
+            CaseRow.unit.in_(units),
             or_(
                 CaseRow.assessed_day.between(period.start, period.end),
                 CaseRow.contact_day.between(period.start, period.end),
@@ -54,14 +64,14 @@ def load_cases(session: Session, unit: str, period: Period, as_of: datetime, con
             ),
         )
     )
-    tz = config.tz
-    for case, listed, profession, *keys in rows:
+    for unit, case, listed, profession, *keys in rows:
+        tz = configs[unit].tz
         state = CaseState(**{name: stamp_of(key, tz) for name, key in zip(CASE_STAMPS, keys)})
         if listed is not None:
             state.listed = listed
         state.profession = profession or ""
-        ledger.restore(case, state)
-    return ledger
+        ledgers[unit].restore(case, state)
+    return ledgers
 
 
 def load_snapshots(session: Session, unit: str, cutoff: datetime) -> SnapshotLedger:

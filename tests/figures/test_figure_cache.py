@@ -80,8 +80,14 @@ class LoadCounter:
             original = getattr(figure_service, name)
             monkeypatch.setattr(figure_service, name, self._counting(original))
         # Telephone and assessment figures sum day parts; they load rows only for days whose parts
-        # are missing or stale, once per figure computed.
-        monkeypatch.setattr(day_parts, "_ledger", self._counting(day_parts._ledger))
+        # are missing or stale, once per figure computed (several units per call: one count per unit).
+        ledgers = day_parts._ledgers
+
+        def counted_ledgers(session: Any, metric: str, days: dict[str, Any], configs: dict[str, Any]) -> dict[str, Any]:
+            self.calls += len(days)
+            return ledgers(session, metric, days, configs)
+
+        monkeypatch.setattr(day_parts, "_ledgers", counted_ledgers)
         # Continuity figures come from SQL sums, several units per call: one count per figure.
         continuity = figure_service.continuity_figures
 
