@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import threading
 import time
 from dataclasses import replace
@@ -147,10 +148,22 @@ def main() -> int:
         default=0,
         help="also this many web slots (no events, no jobs); pages and the live stream are then asked of the first (default 0)",
     )
+    parser.add_argument(
+        "--web-cpus",
+        default="",
+        help="CPUs (comma-separated) the web slots run on, everything else (this benchmark, PostgreSQL, Mosquitto, "
+        "the ingest slots) on the others: a web slot with a core of its own (default: no pinning)",
+    )
     parser.add_argument("--settle", type=float, default=30, help="seconds to wait for the last live figures (default 30)")
     args = parser.parse_args()
     if args.region_units > args.units:
         parser.error("--region-units must not exceed --units")
+    web_cpus = {int(cpu) for cpu in args.web_cpus.split(",") if cpu.strip()}
+    if web_cpus:
+        others = os.sched_getaffinity(0) - web_cpus
+        if not args.web_slots or not others or not web_cpus <= os.sched_getaffinity(0):
+            parser.error("--web-cpus needs --web-slots and must leave at least one of this machine's CPUs to the rest")
+        os.sched_setaffinity(0, others)  # inherited by every thread and process started from here on
 
     from server_processes import start_cluster  # tests/support, which server_processes puts on sys.path
 
@@ -166,7 +179,8 @@ def main() -> int:
     print(
         f"{args.units} units ({args.region_units} in {WATCHED}); peak {peak_count} batches of {args.batch} over {args.seconds:g} s, "
         f"burst {burst_count} batches of {args.burst_batch} over {args.burst_seconds:g} s; PostgreSQL, {args.processes} server process(es)"
-        + (f" and {args.web_slots} web slot(s), pages and live stream asked of a web slot" if args.web_slots else ""),
+        + (f" and {args.web_slots} web slot(s), pages and live stream asked of a web slot" if args.web_slots else "")
+        + (f"; web slots on CPU {args.web_cpus}, the rest on the others" if args.web_cpus else ""),
         flush=True,
     )
     print(f"before: {machine()}", flush=True)
@@ -214,7 +228,7 @@ def main() -> int:
                 once.set()
                 ask_pages(f"http://127.0.0.1:{ports[0]}", pages, first_pages, once, 0)
             print("  first pages (day parts not kept yet): " + ", ".join(f"{name} {ms:.0f} ms" for _, name, ms in first_pages), flush=True)
-            with servers(args.processes, broker.port, url, args.web_slots) as ports:  # a fresh process: cold
+            with servers(args.processes, broker.port, url, args.web_slots, web_cpus) as ports:  # a fresh process: cold
                 wait_for_ingest(broker.port, full)
                 base = f"http://127.0.0.1:{ports[args.processes] if args.web_slots else ports[0]}"
                 timings: list[tuple[float, str, float]] = []

@@ -71,9 +71,10 @@ def vardkoll_exe() -> str:
 
 
 @contextmanager
-def servers(processes: int, port: int, url: str, web_slots: int = 0) -> Iterator[list[int]]:
+def servers(processes: int, port: int, url: str, web_slots: int = 0, web_cpus: set[int] | None = None) -> Iterator[list[int]]:
     """`processes` migrated `vardkoll server` processes, each with its own slot identity, then `web_slots`
-    that take no events and run no jobs (docs/operations.md, "Scaling"); their HTTP ports in that order."""
+    that take no events and run no jobs (docs/operations.md, "Scaling"), those on `web_cpus` when given;
+    their HTTP ports in that order."""
     env = {
         **os.environ,
         "VARDKOLL_DATABASE_URL": url,
@@ -90,7 +91,10 @@ def servers(processes: int, port: int, url: str, web_slots: int = 0) -> Iterator
             command = [vardkoll_exe(), "server", "--port", str(http_port)]
             role = {"VARDKOLL_CONSUME_MQTT": "false", "VARDKOLL_RUN_JOBS": "false"} if slot >= processes else {}
             slot_env = {**env, "VARDKOLL_INSTANCE": f"bench-{slot}", **role}
-            running.append((http_port, subprocess.Popen(command, env=slot_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+            process = subprocess.Popen(command, env=slot_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if web_cpus and slot >= processes:
+                os.sched_setaffinity(process.pid, web_cpus)
+            running.append((http_port, process))
         for http_port, _ in running:
             deadline = time.monotonic() + 60
             while not _ready(http_port):
