@@ -74,13 +74,14 @@ def dependency_versions_of_sets(session: Session, wanted: Sequence[tuple[Sequenc
     bounds = sorted({through for _, through, _ in asked})
     metrics = sorted({metric for _, _, metric in asked}, key=str)
     whens = [(UnitDayVersion.day <= bound, index) for index, bound in enumerate(bounds[:-1])]
-    bucket = case(*whens, else_=len(bounds) - 1) if whens else literal_column("0")
     # Grouped by the label: PostgreSQL would not match the CASE of the select list to one repeated in
-    # GROUP BY, whose bound parameters get other placeholders.
+    # GROUP BY, whose bound parameters get other placeholders. With one date, by unit alone: SQLite then
+    # groups in the order of the primary key instead of sorting.
+    bucket, grouping = (case(*whens, else_=len(bounds) - 1), [literal_column("bucket")]) if whens else (literal_column("0"), [])
     rows = session.execute(
         select(UnitDayVersion.unit, bucket.label("bucket"), *(func.max(day_version(metric)) for metric in metrics))
         .where(UnitDayVersion.unit.in_(sorted({unit for units, _, _ in asked for unit in units})), UnitDayVersion.day <= bounds[-1])
-        .group_by(UnitDayVersion.unit, literal_column("bucket"))
+        .group_by(UnitDayVersion.unit, *grouping)
     ).all()
     newest: dict[tuple[str, str | None], list[int]] = {}
     for unit, index, *versions in rows:
