@@ -154,6 +154,11 @@ class FigureCache:
             watermark, body = entry
         return watermark, orjson.loads(body)  # a new copy for every caller, far cheaper than copying dict by dict
 
+    def has_set(self, key: SetKey) -> bool:
+        """Whether a whole set is kept under `key` (under whatever watermark)."""
+        with self._lock:
+            return key in self._sets
+
     def put_set(self, key: SetKey, watermark: Watermark, figures: list[dict[str, Any]]) -> None:
         """Keep a whole set's figures (without their `data` blocks) under the watermark read before them."""
         if not self.max_sets:

@@ -128,6 +128,24 @@ class FigureService:
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
+        beside = [i for i, (metric, _) in enumerate(wanted) if metric in COMPUTED_BESIDE]
+        kept = all(self.cache.has_set(set_key(units, *wanted[i], as_of, self.use_day_parts)) for i in beside)
+        if cached and self.use_day_parts and 0 < len(beside) < len(wanted) and not kept:
+            # Continuity's sets not answered before (a cold page): from the start in a thread of their own,
+            # with a session and a watermark of their own, while this thread answers the others.
+            rest = [i for i in range(len(wanted)) if i not in beside]
+            elsewhere = _BESIDE.submit(self._answer_sets, units, [wanted[i] for i in beside], as_of, cached, keep_in_memory, False)
+            rest_answers, freshness = self._answer_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, True)
+            by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, elsewhere.result()[0]))
+            answers = [by_index[i] for i in range(len(wanted))]
+        else:
+            answers, freshness = self._answer_sets(units, wanted, as_of, cached, keep_in_memory, True)
+        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
+
+    def _answer_sets(
+        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, cached: bool, keep_in_memory: bool, read_freshness: bool
+    ) -> tuple[list[list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+        """Each set's figures without `data`, and the units' freshness when `read_freshness`."""
         now = self._clock()
         whole_sets = cached and keep_in_memory
         writes = _Writes()
@@ -136,7 +154,6 @@ class FigureService:
             # The watermark first, rows after: a set is never older than the watermark it is filed under.
             generation = self._units.generation
             activity = self._activity(session, units)
-            freshness = self._freshness(session, units, activity)
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
             answers, pending = self._kept_sets(units, wanted, as_of, generation, watermark, whole_sets)
             versions = dependency_versions_of_sets(session, [(p.plan.units, p.plan.through, p.plan.metric) for p in pending])
@@ -152,6 +169,7 @@ class FigureService:
                 # of 230 units: the continuity query beside the other 16 sets).
                 plans = [(pending[i].plan, versions[i]) for i in beside]
                 elsewhere = _BESIDE.submit(self._figures_in_own_session, plans, as_of, cached, keep_in_memory, now)
+            freshness = self._freshness(session, units, activity) if read_freshness else {}
             computed = {i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in here}
         if elsewhere is not None:
             beside_figures, beside_writes = elsewhere.result()
@@ -167,7 +185,7 @@ class FigureService:
             self._store(metric, period, rows)
         for metric, parts, hashes in writes.parts:
             keep_parts(self._sessions, metric, parts, hashes)
-        return [[{**figure, "data": dict(freshness[unit])} for unit, figure in zip(units, figures)] for figures in answers]
+        return answers, freshness
 
     def _kept_sets(
         self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, generation: int, watermark: Watermark, whole_sets: bool
