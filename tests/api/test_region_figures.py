@@ -63,6 +63,24 @@ def test_the_region_target_and_the_national_figure_stand_beside_it(api):
     assert backwards.status_code == 422
 
 
+def test_of_two_benchmarks_valid_on_the_last_day_the_later_start_wins(api):
+    """A target from 2025 that never ended and a newer one from 1 March 2026: 2 March takes the newer (0.75,
+    met by 0.8), 28 February the older (0.85, not met: the region has no events then, so no share at all);
+    the comparison value, another kind, is read beside them; a target of another metric is not taken."""
+    _region(api)
+    for spec in (
+        {"metric": "telephone", "kind": "target", "label": "Mål 2025", "value": 0.85, "valid_from": "2025-01-01"},
+        {"metric": "telephone", "kind": "target", "label": "Mål från mars", "value": 0.75, "valid_from": "2026-03-01"},
+        {"metric": "telephone", "kind": "comparison", "label": "Riket", "value": 0.89, "valid_from": "2026-01-01"},
+        {"metric": "assessment", "kind": "target", "label": "Bedömning", "value": 0.5, "valid_from": "2026-03-02"},
+    ):
+        assert api.post(f"/api/v1/regions/{UPPSALA}/benchmarks", json=spec).status_code == 201
+    figure = api.get(f"/api/v1/regions/{UPPSALA}/compliance", params=DAY).json()
+    assert (figure["target"], figure["meets_target"], figure["comparison"]) == (0.75, True, {"label": "Riket", "value": 0.89})
+    earlier = api.get(f"/api/v1/regions/{UPPSALA}/compliance", params={**DAY, "from": "2026-02-28", "to": "2026-02-28"}).json()
+    assert (earlier["target"], earlier["share"], earlier["comparison"]) == (0.85, None, {"label": "Riket", "value": 0.89})
+
+
 def test_only_those_who_see_the_whole_region_get_its_figure(api):
     _region(api)
     assert api.get(f"/api/v1/regions/{UPPSALA}/compliance", token=api.token("region_analyst", region=UPPSALA), params=DAY).status_code == 200
