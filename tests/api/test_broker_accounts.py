@@ -90,13 +90,19 @@ class Device:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *args: self.disconnected.set()
+        self.disconnect_reason: Any = None
+        self.broker = broker
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = lambda client, userdata, mid, reason_code, properties: self.pubacks.__setitem__(mid, reason_code)
         self.client.on_subscribe = lambda client, userdata, mid, codes, properties: self.subacks.__setitem__(mid, list(codes))
         self.client.on_message = lambda client, userdata, message: self.received.append((message.topic, message.payload))
         self.client.connect(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT_S), "no CONNACK"
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.disconnect_reason = reason_code
+        self.disconnected.set()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connack = reason_code
@@ -105,13 +111,15 @@ class Device:
             client.disconnect()  # paho would retry with the same refused credentials
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> Any:
-        return self.publish_all([topic], payload, retain)[topic]
-
-    def publish_all(self, topics: list[str], payload: bytes, retain: bool = False) -> dict[str, Any]:
-        """QoS 1 to every topic at once; the PUBACK reason code per topic."""
-        mids = {topic: self.client.publish(topic, payload, qos=1, retain=retain).mid for topic in topics}
-        assert wait_until(lambda: all(mid in self.pubacks for mid in mids.values()), TIMEOUT_S), f"no PUBACK for some of {topics}"
-        return {topic: self.pubacks[mid] for topic, mid in mids.items()}
+        """QoS 1; the PUBACK's reason code. One at a time: Mosquitto 2.0.11 (Debian 12) sometimes drops the
+        connection when several refused publishes are in flight at once (about every other run of six), and
+        the client's resends after reconnecting are dropped the same way."""
+        mid = self.client.publish(topic, payload, qos=1, retain=retain).mid
+        assert wait_until(lambda: mid in self.pubacks, TIMEOUT_S), (
+            f"no PUBACK for {topic}; disconnected: {self.disconnected.is_set()} ({self.disconnect_reason}); the broker's log ends:\n"
+            + "\n".join(self.broker.log().splitlines()[-25:])
+        )
+        return self.pubacks[mid]
 
     def subscribe(self, topic: str) -> Any:
         _, mid = self.client.subscribe(topic, qos=1)
@@ -165,7 +173,7 @@ def test_a_device_may_not_publish_or_subscribe_under_another_device_or_unit(api,
             config_topic(VC01, "pi-vc01-1"),
             "vardkoll/v1/elsewhere",
         ]
-        answers = device.publish_all(foreign, batch("pi-vc01-1", "stray"))
+        answers = {topic: device.publish(topic, batch("pi-vc01-1", "stray")) for topic in foreign}
         assert {topic: code.getName() for topic, code in answers.items()} == dict.fromkeys(foreign, "Not authorized")
         assert device.publish(events_topic(VC01, "pi-vc01-1"), batch("pi-vc01-1", "own")).getName() == "Success"
         assert wait_until(lambda: any(t == events_topic(VC01, "pi-vc01-1") for t, _ in admin.received), TIMEOUT_S)
