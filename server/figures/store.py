@@ -52,13 +52,7 @@ def day_version(metric: str | None) -> Any:
 def dependency_versions(session: Session, units: list[str], through: date, metric: str | None) -> dict[str, int]:
     """Per unit, the newest version among its UTC dates up to `through` (0: no event on those dates),
     of `metric`'s events, or of any event when `metric` is None."""
-    rows = session.execute(
-        select(UnitDayVersion.unit, func.max(day_version(metric)))
-        .where(UnitDayVersion.unit.in_(units), UnitDayVersion.day <= through)
-        .group_by(UnitDayVersion.unit)
-    )
-    found = dict(rows.all())
-    return {unit: found.get(unit) or 0 for unit in units}
+    return dependency_versions_of_sets(session, [(units, through, metric)])[0]
 
 
 def dependency_versions_of_sets(session: Session, wanted: Sequence[tuple[Sequence[str], date, str | None]]) -> list[dict[str, int]]:
