@@ -68,6 +68,11 @@ class UnitDirectory:
         self._fresh()
         return sorted(unit for unit, row in self._units.items() if row.region == region)
 
+    def rows_of_region(self, region: str) -> list[UnitRow]:
+        """The region's unit rows in the order of `units_of_region` (detached: read them, never change them)."""
+        self._fresh()
+        return sorted((row for row in self._units.values() if row.region == region), key=lambda row: row.unit)
+
     def all_units(self) -> list[str]:
         self._fresh()
         return sorted(self._units)
