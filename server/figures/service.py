@@ -124,10 +124,17 @@ class FigureService:
         since it was last answered comes whole from the cache (`cache`, "Whole sets"), and the
         dependency versions of what the others still need are read in one query: a Regionvy page of
         17 sets, or a repeated region query, is then a few small reads. Continuity's figures that must
-        be computed are computed beside the others, in a second session."""
+        be computed are computed beside the others, in a second session. A (metric, period) asked for
+        more than once is answered once: the same list in each of its places."""
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
+        distinct = list(dict.fromkeys(wanted))
+        if len(distinct) < len(wanted):
+            # Regionvy asks for its chosen metric's running month twice (the table, the last small
+            # multiple): answered once, the same list in both places.
+            by_set = dict(zip(distinct, self.figure_sets(units, distinct, as_of, cached, keep_in_memory)))
+            return [by_set[one] for one in wanted]
         beside = [i for i, (metric, _) in enumerate(wanted) if metric in COMPUTED_BESIDE]
         kept = all(self.cache.has_set(set_key(units, *wanted[i], as_of, self.use_day_parts)) for i in beside)
         if cached and self.use_day_parts and 0 < len(beside) < len(wanted) and not kept:

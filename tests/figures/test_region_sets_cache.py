@@ -103,8 +103,18 @@ def test_the_second_request_for_a_region_page_comes_whole_from_the_cache(service
     first = page(services)
     hits = services.figures.cache.stats.set_hits
     second = page(services)
-    assert services.figures.cache.stats.set_hits == hits + len(METRICS) + 13  # the table's four sets, 12 months and the year
+    # The table's four sets, 11 earlier months and the year: the chosen metric's running month is the table's set, asked once.
+    assert services.figures.cache.stats.set_hits == hits + len(METRICS) + 12
     assert shown(second) == shown(first) == from_rows(services, first)
+
+
+def test_a_set_asked_for_twice_is_answered_once_and_equal_in_both_places(services):
+    figures = services.figures
+    first, other, again = figures.figure_sets(UNITS, [("telephone", MARCH), ("assessment", MARCH), ("telephone", MARCH)])
+    # Each unit's two figures looked up once and computed, none a third time from the cache.
+    assert (figures.cache.stats.misses, figures.cache.stats.hits) == (len(UNITS) * 2, 0)
+    assert again == first == figures.figures(UNITS, "telephone", MARCH)
+    assert other == figures.figures(UNITS, "assessment", MARCH)
 
 
 def test_a_late_event_changes_the_region_pages_figures_on_the_next_request(services):
