@@ -38,7 +38,8 @@ Measured in one run:
             ratio to the quiet p95
 
 With `--web-slots N` the server side is `--processes` ingest slots and N web slots (no events, no jobs;
-docs/operations.md, "Scaling"), and the pages and the live stream are asked of the first web slot.
+docs/operations.md, "Scaling"), and the pages and the live stream are asked of the first web slot; with
+`--live-apart` the live stream is asked of the second, so the pages' process has no live updates to make.
 
     .venv/bin/python bench/country_traffic.py [--units 1200] [--seconds 60] [--burst-seconds 30] [--history-days 4]
 """
@@ -154,10 +155,17 @@ def main() -> int:
         help="CPUs (comma-separated) the web slots run on, everything else (this benchmark, PostgreSQL, Mosquitto, "
         "the ingest slots) on the others: a web slot with a core of its own (default: no pinning)",
     )
+    parser.add_argument(
+        "--live-apart",
+        action="store_true",
+        help="ask the live stream of the second web slot, the pages of the first (needs --web-slots 2 or more): pages without live updates in their process",
+    )
     parser.add_argument("--settle", type=float, default=30, help="seconds to wait for the last live figures (default 30)")
     args = parser.parse_args()
     if args.region_units > args.units:
         parser.error("--region-units must not exceed --units")
+    if args.live_apart and args.web_slots < 2:
+        parser.error("--live-apart needs --web-slots 2 or more")
     web_cpus = {int(cpu) for cpu in args.web_cpus.split(",") if cpu.strip()}
     if web_cpus:
         others = os.sched_getaffinity(0) - web_cpus
@@ -180,6 +188,7 @@ def main() -> int:
         f"{args.units} units ({args.region_units} in {WATCHED}); peak {peak_count} batches of {args.batch} over {args.seconds:g} s, "
         f"burst {burst_count} batches of {args.burst_batch} over {args.burst_seconds:g} s; PostgreSQL, {args.processes} server process(es)"
         + (f" and {args.web_slots} web slot(s), pages and live stream asked of a web slot" if args.web_slots else "")
+        + (", the live stream of another web slot than the pages" if args.live_apart else "")
         + (f"; web slots on CPU {args.web_cpus}, the rest on the others" if args.web_cpus else ""),
         flush=True,
     )
@@ -237,7 +246,8 @@ def main() -> int:
                 asker = threading.Thread(target=ask_pages, args=(base, pages, timings, stop, args.page_interval), daemon=True)
                 asker.start()
                 time.sleep(args.quiet_seconds)
-                result = run_live(broker.port, base, TOKEN, full, batches, initial, [WATCHED], watched, burst_interval_s, args.settle, offsets_s=offsets)
+                live_base = f"http://127.0.0.1:{ports[args.processes + 1]}" if args.live_apart else base
+                result = run_live(broker.port, live_base, TOKEN, full, batches, initial, [WATCHED], watched, burst_interval_s, args.settle, offsets_s=offsets)
                 stop.set()
                 asker.join(120)
         finally:
