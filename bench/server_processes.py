@@ -14,8 +14,8 @@ docs/benchmarks.md. One run measures, for 1 and 2 processes:
              month, round robin over the processes. Baseline: `GET /api/v1/health/live` (a trivial
              endpoint) interleaved with it, same processes, same moment.
 
-Before the live and region rows, one server process asks the region's running month of every metric once,
-so the database holds the day parts an earlier process would have kept (as in production, where they
+Before the live and region rows, one server process asks the region's running month of each metric kept
+in day parts once, so the database holds the parts an earlier process would have kept (as in production, where they
 outlive restarts); `--no-kept-parts` leaves them out: a fresh process then counts the region's day from its
 rows while the load starts (what these rows measured before 2026-12-06 evening).
 
@@ -62,6 +62,7 @@ from live_latency import (
     wait_for_ingest,
 )
 from vardkoll.demo.broker import start_broker
+from vardkoll.server.metrics.day_parts import PART_METRICS
 from vardkoll.protocol.topics import ack_topic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -239,12 +240,12 @@ def live_and_query(processes: int, port: int, url: str, work: Workload, batches:
 
 
 def keep_day_parts(url: str, region: str, today: date) -> None:
-    """The region's running month of every metric asked once of a server process, which keeps the day
-    parts it computes in the database (docs/server.md, "Figures"): the state every later process finds."""
+    """The region's running month of each metric kept in day parts, asked once of a server process, which
+    keeps the parts it computes in the database (docs/server.md, "Figures"): the state every later process finds."""
     broker = start_broker()
     try:
         with servers(1, broker.port, url) as ports, httpx.Client(timeout=300) as client:
-            for metric in ("telephone", "assessment", "continuity", "fixed_doctor"):
+            for metric in PART_METRICS:  # the others keep nothing for a running period
                 path = f"/api/v1/compliance?region={quote(region)}&metric={metric}&from={today.replace(day=1)}&to={today}"
                 response = client.get(f"http://127.0.0.1:{ports[0]}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
                 if response.status_code != 200:
