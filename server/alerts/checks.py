@@ -12,7 +12,7 @@ is unique, so running a check twice raises nothing new.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from weakref import WeakKeyDictionary
 
@@ -37,8 +37,6 @@ from .store import (
     clear_alerts,
     raise_alerts,
 )
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -91,7 +89,7 @@ def cases_at_risk(services: Services, unit: str, rules: AlertRules, now: datetim
         return 0
     horizon = now + timedelta(hours=rules.at_risk_hours)
     with services.sessions.begin() as session:
-        ledger = load_cases(session, unit, days, _EPOCH, config)
+        ledger = load_cases(session, unit, days, None, config)
         alerts = [
             AlertRaised(
                 unit,

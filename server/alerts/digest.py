@@ -7,7 +7,7 @@ once per day and recipient however often the job runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +26,6 @@ from .rules import all_effective_rules
 from .settings import AlertSettings
 from .subscriptions import digest_covers
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 METRIC_LINES = {"telephone": "Telefoni, besvarade eller återringda samma dag", "assessment": "Medicinsk bedömning inom 3 dagar"}
 MAX_CASES_LISTED = 30
 
@@ -78,7 +77,7 @@ def build_digest(services: Services, unit: str, unit_name: str, now: datetime, p
     figures = {metric: services.figures.figure(unit, metric, Period(yesterday, yesterday), as_of=now) for metric in METRIC_LINES}
     contact_day = today - timedelta(days=LIMIT_DAYS)
     with services.sessions() as session:
-        ledger = load_cases(session, unit, Period(contact_day, contact_day), _EPOCH, config)
+        ledger = load_cases(session, unit, Period(contact_day, contact_day), None, config)
         due = sorted(case.case for case in ledger.open_cases(now, config) if case.deadline.astimezone(config.tz).date() == today)
         silent = sorted(session.scalars(select(DeviceRow.device).where(DeviceRow.unit == unit, DeviceRow.retired_at.is_(None), DeviceRow.status == "silent")))
     return digest_message(unit, unit_name, today.isoformat(), figures, due, silent, public_url)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,6 @@ from .loading import load_calls_of, load_cases_of
 
 log = logging.getLogger("vardkoll.figures")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _LAST = "|\U0010ffff"
 _CASE_STAMP_COLUMNS = tuple(getattr(CaseRow, name) for name in CASE_STAMPS)
 Request = tuple[str, Period, datetime]  # unit, period, moment
@@ -72,7 +71,7 @@ def _ledgers(session: Session, metric: str, days: dict[str, set[date]], configs:
         if metric == "telephone":
             ledgers.update(load_calls_of(session, units, span, configs))
         else:
-            ledgers.update(load_cases_of(session, units, span, _EPOCH, configs))  # no open cases: only the rows anchored in the span
+            ledgers.update(load_cases_of(session, units, span, None, configs))  # only the rows anchored in the span
     return ledgers
 
 

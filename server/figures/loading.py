@@ -45,24 +45,23 @@ def load_calls_of(session: Session, units: list[str], period: Period, configs: d
     return ledgers
 
 
-def load_cases(session: Session, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> CaseLedger:
-    """Cases assessed or contacted in the period, and every case that may be open at `as_of`."""
+def load_cases(session: Session, unit: str, period: Period, as_of: datetime | None, config: UnitConfig) -> CaseLedger:
+    """Cases assessed or contacted in the period, and every case that may be open at `as_of` (None:
+    no open cases, only the rows anchored in the period)."""
     return load_cases_of(session, [unit], period, as_of, {unit: config})[unit]
 
 
-def load_cases_of(session: Session, units: list[str], period: Period, as_of: datetime, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
+def load_cases_of(session: Session, units: list[str], period: Period, as_of: datetime | None, configs: dict[str, UnitConfig]) -> dict[str, CaseLedger]:
     """`load_cases` for several units in one query."""
     ledgers = {unit: CaseLedger() for unit in units}
-    as_of_key = stamp_key(as_of, _LAST)
+    anchored = [CaseRow.assessed_day.between(period.start, period.end), CaseRow.contact_day.between(period.start, period.end)]
+    if as_of is not None:
+        as_of_key = stamp_key(as_of, _LAST)
+        anchored.append(and_(CaseRow.contact <= as_of_key, or_(CaseRow.assessed.is_(None), CaseRow.assessed > as_of_key)))
+    # Without `as_of` the open-case branch is left out, not asked at the epoch: "assessed after the epoch"
+    # made the database read every assessed case the units ever had (a day of 16 units: 72 → 10 ms).
     rows = session.execute(
-        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(
-            CaseRow.unit.in_(units),
-            or_(
-                CaseRow.assessed_day.between(period.start, period.end),
-                CaseRow.contact_day.between(period.start, period.end),
-                and_(CaseRow.contact <= as_of_key, or_(CaseRow.assessed.is_(None), CaseRow.assessed > as_of_key)),
-            ),
-        )
+        select(CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS).where(CaseRow.unit.in_(units), or_(*anchored))
     )
     for unit, case, listed, profession, *keys in rows:
         tz = configs[unit].tz

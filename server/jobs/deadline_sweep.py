@@ -10,7 +10,7 @@ after an outage) still alerts. Who is in scope and open is decided by the metric
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterator
 
 from sqlalchemy import select
@@ -29,7 +29,6 @@ from ..storage.upsert import dialect_insert
 
 # Before any data (ingest refuses events before 1970): as `as_of` of `load_cases`, it adds no open
 # cases from other days to the cases of the period.
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def _sweep_unit(services: Services, unit: str, version: int, mark: SweepMark | N
         alerts = []
         if days is not None:
             # `as_of` before any data: only the cases contacted (or assessed) on those days are loaded.
-            ledger = load_cases(session, unit, days, _EPOCH, config)
+            ledger = load_cases(session, unit, days, None, config)
             alerts = [
                 AlertRaised(unit, ASSESSMENT_OVERDUE, overdue.case, {"contact_day": overdue.contact_day, "deadline": overdue.deadline.isoformat()})
                 for overdue in newly_overdue(ledger, since, now, config)

@@ -48,3 +48,11 @@ def test_the_example_of_a_stockholm_summer_evening():
 def test_any_instant_outside_the_table_too(value, name):
     tz = ZoneInfo(name)
     assert local_date(value, tz) == reference(value, tz)
+
+
+@given(st.integers(min_value=-(10**15), max_value=epoch_us(datetime(2100, 1, 1, tzinfo=timezone.utc))))
+def test_an_instant_read_back_from_epoch_microseconds_is_the_instant_written(value):
+    # from_epoch_us splits seconds and microseconds for speed; the instant must be the one a single
+    # timedelta of microseconds gives, before 1970 too.
+    assert from_epoch_us(value) == datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=value)
+    assert epoch_us(from_epoch_us(value)) == value
