@@ -11,7 +11,6 @@ are read at the figure's moment (one query for all units).
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -21,8 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period, UnitConfig
 from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger, CaseState
@@ -33,7 +31,6 @@ from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
 from .loading import load_calls_of, load_cases_of
 
-log = logging.getLogger("vardkoll.figures")
 
 _LAST = "|\U0010ffff"
 _CASE_STAMP_COLUMNS = tuple(getattr(CaseRow, name) for name in CASE_STAMPS)
@@ -224,9 +221,9 @@ def open_case_ledgers(session: Session, units: list[str], moment: datetime, conf
     return ledgers
 
 
-def keep_parts(sessions: sessionmaker[Session], metric: str, computed: list[_Computed], hashes: dict[str, str]) -> None:
+def keep_parts(session: Session, metric: str, computed: list[_Computed], hashes: dict[str, str]) -> None:
     """File computed parts under the version read before their rows; a day whose version has moved on
-    since is left alone (its parts are stale already). A failure only costs computing them again."""
+    since is left alone (its parts are stale already). Written by `computed_writes.write_computed`."""
     if not computed:
         return
     table = FigureDayPart.__table__
@@ -241,8 +238,4 @@ def keep_parts(sessions: sessionmaker[Session], metric: str, computed: list[_Com
         {"b_unit": c.unit, "b_day": c.day, "b_version": c.version, "b_settings": hashes[c.unit], "b_latest": c.latest_us, "b_body": c.body}
         for c in sorted(computed, key=lambda c: (c.unit, c.day))
     ]
-    try:
-        with sessions.begin() as session:
-            session.connection().execute(statement, params)
-    except SQLAlchemyError:
-        log.warning("could not keep %d computed day parts", len(computed), exc_info=True)
+    session.connection().execute(statement, params)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitConfig, end_of_day
@@ -23,12 +22,12 @@ from ..registry.directory import UnitDirectory
 from .cache import FigureCache, Watermark, figure_key, set_key, settings_stamp
 from vardkoll.server.metrics.day_parts import PART_METRICS
 
+from .computed_writes import Write, write_computed
 from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
 from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
 from .store import dependency_versions_of_sets, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
-log = logging.getLogger("vardkoll.figures")
 
 # Metrics whose sets `figure_sets` answers beside the others, and the threads that do it (shared by
 # every FigureService of the process; a request waits for its own sets only).
@@ -73,6 +72,11 @@ class _Writes:
     def extend(self, other: "_Writes") -> None:
         self.stored.extend(other.stored)
         self.parts.extend(other.parts)
+
+    def as_writes(self) -> list[Write]:
+        return [partial(save_stored, metric=m, period=p, figures=rows, now=datetime.now(timezone.utc)) for m, p, rows in self.stored] + [
+            partial(keep_parts, metric=m, computed=parts, hashes=hashes) for m, parts, hashes in self.parts
+        ]
 
 
 class FigureService:
@@ -195,10 +199,7 @@ class FigureService:
             if whole_sets:
                 self.cache.put_set(set_key(units, set_pending.plan.metric, set_pending.plan.period, as_of, self.use_day_parts), watermark, figures)
             answers[set_pending.slot] = figures
-        for metric, period, rows in writes.stored:
-            self._store(metric, period, rows)
-        for metric, parts, hashes in writes.parts:
-            keep_parts(self._sessions, metric, parts, hashes)
+        write_computed(self._sessions, writes.as_writes(), "computed figures and day parts")
         return answers, freshness
 
     def _kept_sets(
@@ -320,18 +321,6 @@ class FigureService:
             return self._fixed_doctor_figures(session, requests, configs)
         return [self._compute(session, unit, metric, period, moment, configs[unit]) for unit, period, moment in requests]
 
-    def _keep_parts(self, metric: str, parts_to_keep: list[tuple[list[Any], dict[str, str]]]) -> None:
-        for computed, hashes in parts_to_keep:
-            keep_parts(self._sessions, metric, computed, hashes)
-
-    def _store(self, metric: str, period: Period, figures: list[tuple[str, str, int, dict[str, Any]]]) -> None:
-        """Keep computed figures for every process; a failure here only costs a later recomputation."""
-        try:
-            with self._sessions.begin() as session:
-                save_stored(session, metric, period, figures, datetime.now(timezone.utc))
-        except SQLAlchemyError:
-            log.warning("could not store %d computed figures", len(figures), exc_info=True)
-
     def series(self, unit: str, metric: str, periods: Sequence[Period]) -> list[dict[str, Any]]:
         """`figure(unit, metric, p)` for each of `periods` (each as of its end, as the API's default),
         equal to asking one by one, but the stored rows are loaded once for all the periods that
@@ -388,9 +377,8 @@ class FigureService:
                     if i in hashes:
                         to_store[period] = (unit, hashes[i], versions[i], figure)
                     results[i] = figure
-        for period, row in to_store.items():
-            self._store(metric, period, [row])
-        self._keep_parts(metric, parts_to_keep)
+        writes = _Writes([(metric, period, [row]) for period, row in to_store.items()], [(metric, *kept) for kept in parts_to_keep])
+        write_computed(self._sessions, writes.as_writes(), "computed figures and day parts")
         return [{**figure, "data": dict(freshness)} for figure in results]  # type: ignore[dict-item]  # every period has a figure once the loop ends
 
     @staticmethod
