@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.tables import UnitActivity
+from .feeds import Feeds
 
 log = logging.getLogger("vardkoll.live")
 
@@ -49,6 +50,7 @@ class LiveHub:
         self._versions: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self.feeds = Feeds(self.subscribe)  # what the streams show, one computation per change for all
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -64,7 +66,7 @@ class LiveHub:
 
     @property
     def open_streams(self) -> int:
-        return len(self._subscriptions)
+        return self.feeds.streams
 
     def subscribe(self, units: Iterable[str]) -> Subscription:
         subscription = Subscription(self, frozenset(units))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -43,18 +42,30 @@ def _event(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+def _feed_key(services: Services, units: list[str], metrics: list[str], start: date | None, end: date | None) -> Hashable:
+    """What a stream shows: with "today" in it, each unit's date now, so that a stream opened after
+    midnight gets a feed of its own instead of one still showing yesterday."""
+    days = tuple(_period_for(services, unit, start, end) for unit in units) if start is None or end is None else (start, end)
+    return tuple(units), tuple(metrics), days
+
+
 async def figure_events(
     services: Services, hub: LiveHub, units: list[str], metrics: list[str], start: date | None = None, end: date | None = None
 ) -> AsyncIterator[bytes]:
     """First the current figures, then new ones whenever a unit's data changes; a comment line
-    keeps the connection open through proxies when nothing happens."""
-    subscription = hub.subscribe(units)
+    keeps the connection open through proxies when nothing happens. Streams that show the same
+    figures share one computation per change (`feeds`)."""
+    key = _feed_key(services, units, metrics, start, end)
+    feed = hub.feeds.join(key, units, lambda: _event("figures", _figures(services, units, metrics, start, end)))
     try:
-        yield _event("figures", await asyncio.to_thread(_figures, services, units, metrics, start, end))
+        payload, generation = await feed.first()
+        yield payload
         while True:
-            if await subscription.wait(HEARTBEAT_S):
-                yield _event("figures", await asyncio.to_thread(_figures, services, units, metrics, start, end))
-            else:
+            newer = await feed.newer_than(generation, HEARTBEAT_S)
+            if newer is None:
                 yield b": keep-alive\n\n"
+            else:
+                payload, generation = newer
+                yield payload
     finally:
-        subscription.close()
+        hub.feeds.leave(key, feed)

@@ -1,0 +1,114 @@
+"""One computation per change for all the streams of a process that show the same figures.
+
+Streams that ask for the same units, metrics and period share a feed. Five open Klinikvy pages of
+one clinic, or an office screen and a manager's laptop, are such streams. When one of the feed's
+units changes, its figures are computed once, in a worker thread, and the same bytes go to every
+stream of the feed. Without feeds, 500 streams over 100 units computed the same figures five times
+over at 1 000 events/s; the process fell behind by seconds (docs/benchmarks.md, "Event to live
+figure").
+
+A feed computes at most one update at a time: changes that arrive meanwhile make one more update
+after it. A stream that is slower than the feed skips to the newest figures. A feed ends with its
+last stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+log = logging.getLogger("vardkoll.live")
+
+Subscribe = Callable[[Iterable[str]], Any]  # LiveHub.subscribe: a Subscription to the units' changes
+
+
+class Feed:
+    """The newest figures of one (units, metrics, period) as `event: figures` bytes, and their generation."""
+
+    def __init__(self, subscription: Any, compute: Callable[[], bytes]) -> None:
+        self._subscription = subscription
+        self._compute = compute
+        self._payload = b""
+        self._generation = 0
+        self._failure: BaseException | None = None  # the first computation's: no figures to show at all
+        self._published = asyncio.Event()
+        self.streams = 0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def first(self) -> tuple[bytes, int]:
+        """The newest figures, once there are any."""
+        while True:
+            found = await self.newer_than(0, None)
+            if found is not None:
+                return found
+
+    async def newer_than(self, generation: int, timeout_s: float | None) -> tuple[bytes, int] | None:
+        """The figures after `generation` (0: the first ones), or None when none came within `timeout_s`."""
+        if self._generation <= generation and self._failure is None:
+            published = self._published
+            try:
+                await asyncio.wait_for(published.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                return None
+        if self._failure is not None:
+            raise self._failure
+        return self._payload, self._generation
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def close(self) -> None:
+        self._task.cancel()
+        self._subscription.close()
+
+    async def _run(self) -> None:
+        try:
+            self._publish(await asyncio.to_thread(self._compute))
+        except Exception as error:  # noqa: BLE001  (every stream of the feed ends with it, as a stream's own failure did)
+            self._failure = error
+            self._wake()
+            return
+        while True:
+            await self._subscription.wait(None)
+            try:
+                self._publish(await asyncio.to_thread(self._compute))
+            except Exception:  # noqa: BLE001  (the streams keep their last figures; the next change tries again)
+                log.warning("could not compute a live update", exc_info=True)
+
+    def _publish(self, payload: bytes) -> None:
+        self._payload, self._generation = payload, self._generation + 1
+        self._wake()
+
+    def _wake(self) -> None:
+        published, self._published = self._published, asyncio.Event()
+        published.set()
+
+
+class Feeds:
+    """The feeds of one process, by what they show; used from the event loop's thread only."""
+
+    def __init__(self, subscribe: Subscribe) -> None:
+        self._subscribe = subscribe
+        self._feeds: dict[Hashable, Feed] = {}
+
+    @property
+    def streams(self) -> int:
+        return sum(feed.streams for feed in self._feeds.values())
+
+    def join(self, key: Hashable, units: list[str], compute: Callable[[], bytes]) -> Feed:
+        """The feed of `key` (made, with a subscription to `units`' changes, if no stream has it open)."""
+        feed = self._feeds.get(key)
+        if feed is None or feed.failed:  # a failed feed ends with its streams; a new stream tries again
+            feed = self._feeds[key] = Feed(self._subscribe(units), compute)
+        feed.streams += 1
+        return feed
+
+    def leave(self, key: Hashable, feed: Feed) -> None:
+        feed.streams -= 1
+        if feed.streams == 0:
+            feed.close()
+            if self._feeds.get(key) is feed:
+                del self._feeds[key]
