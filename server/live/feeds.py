@@ -10,6 +10,14 @@ figure").
 A feed computes at most one update at a time: changes that arrive meanwhile make one more update
 after it. A stream that is slower than the feed skips to the newest figures. A feed ends with its
 last stream.
+
+The updates of all feeds of a process are computed one after another, in one thread. The work is
+Python under one interpreter lock, so more threads only took turns and fought over it, and two
+feeds that show the same unit (its Klinikvy and its region's page) computed its new figures twice
+at once. One after the other, the second finds them in the figure cache. The same bench with one
+thread against six: live p99 107 against 1 400 ms on SQLite, 225 against 1 000 ms on PostgreSQL
+(two threads: 238 and 368 ms). A feed's first figures, which may be a cold region, are computed in
+the shared pool instead, so that opening a stream never holds up the updates of the others.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("vardkoll.live")
 
 Subscribe = Callable[[Iterable[str]], Any]  # LiveHub.subscribe: a Subscription to the units' changes
+_UPDATES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-updates")
 
 
 class Feed:
@@ -74,7 +84,7 @@ class Feed:
         while True:
             await self._subscription.wait(None)
             try:
-                self._publish(await asyncio.to_thread(self._compute))
+                self._publish(await asyncio.get_running_loop().run_in_executor(_UPDATES, self._compute))
             except Exception:  # noqa: BLE001  (the streams keep their last figures; the next change tries again)
                 log.warning("could not compute a live update", exc_info=True)
 
