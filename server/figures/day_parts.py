@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -226,16 +227,21 @@ def keep_parts(session: Session, metric: str, computed: list[_Computed], hashes:
     since is left alone (its parts are stale already). Written by `computed_writes.write_computed`."""
     if not computed:
         return
+    params = [
+        {"b_unit": c.unit, "b_day": c.day, "b_version": c.version, "b_settings": hashes[c.unit], "b_latest": c.latest_us, "b_body": c.body}
+        for c in sorted(computed, key=lambda c: (c.unit, c.day))
+    ]
+    session.connection().execute(_keep_statement(metric), params)
+
+
+@lru_cache(maxsize=None)
+def _keep_statement(metric: str) -> Any:
+    """The UPDATE that files one day's parts, built once per metric (all values are bound parameters)."""
     table = FigureDayPart.__table__
-    statement = (
+    return (
         update(table)
         .where(
             and_(table.c.unit == bindparam("b_unit"), table.c.metric == metric, table.c.day == bindparam("b_day"), table.c.version == bindparam("b_version"))
         )
         .values(parts_version=bindparam("b_version"), settings=bindparam("b_settings"), latest_us=bindparam("b_latest"), body=bindparam("b_body"))
     )
-    params = [
-        {"b_unit": c.unit, "b_day": c.day, "b_version": c.version, "b_settings": hashes[c.unit], "b_latest": c.latest_us, "b_body": c.body}
-        for c in sorted(computed, key=lambda c: (c.unit, c.day))
-    ]
-    session.connection().execute(statement, params)

@@ -21,6 +21,7 @@ which makes every stored figure of that metric stale.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable, Sequence
 
@@ -41,8 +42,10 @@ def settings_hash(metric: str, stamp: Hashable) -> str:
     return hashlib.sha256(repr((STORE_FORMAT, DEFINITION_VERSIONS[metric], stamp)).encode()).hexdigest()
 
 
+@lru_cache(maxsize=None)
 def day_version(metric: str | None) -> Any:
-    """A day's version for `metric`'s figures (None: any metric's), as a column expression."""
+    """A day's version for `metric`'s figures (None: any metric's), as a column expression; built once
+    (a live update asks for it several times, and building the CASE cost more than the query)."""
     if metric is None:
         return UnitDayVersion.version
     exact = and_(UnitDayVersion.metrics_version.is_not(None), UnitDayVersion.metrics_version == UnitDayVersion.version)
