@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ..storage.tables import CallRow, CaseRow, FigureDayPart
@@ -47,9 +47,31 @@ def mark_changed_days(session: Session, rows: EntityRows, versions: dict[str, in
 def _stored_days(
     session: Session, table: Any, key_column: Any, day_columns: tuple[Any, ...], keys: dict[str, list[str]]
 ) -> Iterable[tuple[str, tuple[Any, ...]]]:
+    if session.get_bind().dialect.name == "postgresql":
+        yield from _stored_days_in_one_query(session, table, key_column, day_columns, keys)
+        return
     for unit in sorted(keys):
         wanted = keys[unit]
         for start in range(0, len(wanted), _CHUNK):
             query = select(*day_columns).where(table.unit == unit, key_column.in_(wanted[start : start + _CHUNK]))
             for anchored in session.execute(query):
                 yield unit, tuple(anchored)
+
+
+def _stored_days_in_one_query(
+    session: Session, table: Any, key_column: Any, day_columns: tuple[Any, ...], keys: dict[str, list[str]]
+) -> Iterable[tuple[str, tuple[Any, ...]]]:
+    """PostgreSQL: every unit's rows in one query, the keys as two arrays. A query per unit with an IN
+    list of up to 500 placeholders cost 5.4 µs per ingested event (a sixth of the commit), most of it
+    parsing and planning the list."""
+    units = [unit for unit in sorted(keys) for _ in keys[unit]]
+    wanted = [key for unit in sorted(keys) for key in keys[unit]]
+    name, key = table.__tablename__, key_column.name
+    days = ", ".join(f'stored."{column.name}"' for column in day_columns)
+    query = text(
+        f"SELECT stored.unit, {days} FROM {name} AS stored "
+        "JOIN unnest(CAST(:units AS text[]), CAST(:keys AS text[])) AS wanted(unit, key) "
+        f'ON stored.unit = wanted.unit AND stored."{key}" = wanted.key'
+    )
+    for unit, *anchored in session.execute(query, {"units": units, "keys": wanted}):
+        yield unit, tuple(anchored)
