@@ -18,10 +18,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..storage.database import SQLITE_BUSY_TIMEOUT_MS
+
 log = logging.getLogger("vardkoll.figures")
 
 Write = Callable[[Session], None]
-_SQLITE_BUSY_TIMEOUT_MS = 30_000  # the engine's own (server/storage/database.py), put back afterwards
 
 
 def write_computed(sessions: sessionmaker[Session], writes: list[Write], what: str) -> bool:
@@ -41,7 +42,7 @@ def write_computed(sessions: sessionmaker[Session], writes: list[Write], what: s
                         write(session)
             finally:
                 if sqlite:
-                    _busy_timeout(connection, _SQLITE_BUSY_TIMEOUT_MS)
+                    _busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)  # the engine's own, put back
         return True
     except OperationalError as error:
         if "database is locked" in str(error.orig):
