@@ -5,6 +5,7 @@ with 500 open live streams on one process.
     .venv/bin/python bench/live_latency.py --postgres            # a throwaway PostgreSQL cluster
     .venv/bin/python bench/live_latency.py --database-url URL    # that PostgreSQL database (tables are created)
     .venv/bin/python bench/live_latency.py --unit-streams 0      # the region streams alone (before 2026-12-06)
+    .venv/bin/python bench/live_latency.py --no-kept-ledgers     # each update reads the unit's day whole (before 2026-12-07)
 
 Needs the `mosquitto` binary. What runs:
 
@@ -183,7 +184,7 @@ def stamp_marker(batch: Batch) -> bytes:
 # -- the server, in a child process --------------------------------------------------------------------
 
 
-def serve(database_url: str, broker_port: int, http_port: int, token: str, ready: Any, stop: Any) -> None:
+def serve(database_url: str, broker_port: int, http_port: int, token: str, ready: Any, stop: Any, kept_ledgers: bool = True) -> None:
     import logging
 
     import uvicorn
@@ -195,6 +196,8 @@ def serve(database_url: str, broker_port: int, http_port: int, token: str, ready
     logging.basicConfig(level=logging.WARNING)
     settings = ServerSettings(database_url=database_url, mqtt_url=f"mqtt://127.0.0.1:{broker_port}", admin_token=token, dev=True)
     services = build_services(settings, apply_migrations=False)
+    if not kept_ledgers:
+        services.figures.kept_ledgers = None  # a stale day read whole, as before 2026-12-07
     server = uvicorn.Server(uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=http_port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="bench-server", daemon=True)
     thread.start()
@@ -527,6 +530,7 @@ def main() -> int:
     parser.add_argument("--database-url", help="a PostgreSQL database (default: a fresh SQLite file)")
     parser.add_argument("--postgres", action="store_true", help="use a throwaway PostgreSQL cluster")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--no-kept-ledgers", action="store_true", help="read a changed unit's day whole on every update (before 2026-12-07)")
     args = parser.parse_args()
     if args.units % args.region_count:
         parser.error("--units must be a multiple of --region-count")
@@ -557,7 +561,8 @@ def main() -> int:
         prepared = prepare_database(url, work, args.region_count)
         print(
             f"server: {backend}, {len(work.units)} units in {args.region_count} regions, today {today}: "
-            f"{prepared['preloaded_events']:,} events stored before the clock starts",
+            f"{prepared['preloaded_events']:,} events stored before the clock starts"
+            + ("; kept ledgers off (each update reads the changed unit's day whole)" if args.no_kept_ledgers else ""),
             flush=True,
         )
 
@@ -565,7 +570,7 @@ def main() -> int:
 
         http_port = free_port()
         ready, stop = context.Event(), context.Event()
-        server = context.Process(target=serve, args=(url, broker.port, http_port, token, ready, stop), name="vardkoll-server")
+        server = context.Process(target=serve, args=(url, broker.port, http_port, token, ready, stop, not args.no_kept_ledgers), name="vardkoll-server")
         server.start()
 
         def stop_server() -> None:

@@ -30,6 +30,7 @@ from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPH
 from ..ingest.entity_rows import CASE_STAMPS
 from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
+from .kept_ledgers import KeptLedgers
 from .loading import load_calls_of, load_cases_of
 
 
@@ -58,13 +59,18 @@ def _ledger(session: Session, metric: str, unit: str, days: set[date], config: U
     return _ledgers(session, metric, {unit: set(days)}, {unit: config})[unit]
 
 
-def _ledgers(session: Session, metric: str, days: dict[str, set[date]], configs: dict[str, UnitConfig]) -> dict[str, Any]:
+def _ledgers(session: Session, metric: str, days: dict[str, set[date]], configs: dict[str, UnitConfig], kept: KeptLedgers | None = None) -> dict[str, Any]:
     """Per unit, a ledger of the rows anchored at its days; units whose days span the same dates share
-    a query (while traffic flows, every changed unit's stale day is today: one query for all)."""
+    a query (while traffic flows, every changed unit's stale day is today: one query for all). A unit
+    with one such day has it from `kept` (see `kept_ledgers`), where given."""
+    ledgers: dict[str, Any] = {}
+    if kept is not None:
+        single = {unit: next(iter(unit_days)) for unit, unit_days in days.items() if len(unit_days) == 1}
+        ledgers.update(kept.ledgers(session, metric, single, configs))
+        days = {unit: unit_days for unit, unit_days in days.items() if unit not in single}
     by_span: defaultdict[Period, list[str]] = defaultdict(list)
     for unit, unit_days in days.items():
         by_span[Period(min(unit_days), max(unit_days))].append(unit)
-    ledgers: dict[str, Any] = {}
     for span, units in by_span.items():
         if metric == "telephone":
             ledgers.update(load_calls_of(session, units, span, configs))
@@ -83,10 +89,16 @@ def _kept(metric: str, part: DayPart) -> _Kept:
 
 
 def figures_from_parts(
-    session: Session, metric: str, requests: list[Request], configs: dict[str, UnitConfig], hashes: dict[str, str]
+    session: Session,
+    metric: str,
+    requests: list[Request],
+    configs: dict[str, UnitConfig],
+    hashes: dict[str, str],
+    kept: KeptLedgers | None = None,
 ) -> tuple[list[dict[str, Any]], list[_Computed]]:
     """The figure of each request, equal to the rules' answer for that unit, period and moment, and the
-    parts computed on the way (for `keep_parts`). `hashes`: each unit's settings hash."""
+    parts computed on the way (for `keep_parts`). `hashes`: each unit's settings hash; `kept`: the
+    process's kept days, to read a stale day's changed rows only."""
     units = sorted({unit for unit, _, _ in requests})
     first = min(period.start for _, period, _ in requests)
     last = max(period.end for _, period, _ in requests)
@@ -105,7 +117,7 @@ def figures_from_parts(
         else:
             stale[unit][day] = version
     computed: list[_Computed] = []
-    ledgers = _ledgers(session, metric, {unit: set(days) for unit, days in stale.items()}, configs)
+    ledgers = _ledgers(session, metric, {unit: set(days) for unit, days in stale.items()}, configs, kept)
     for unit, days in stale.items():
         config, ledger = configs[unit], ledgers[unit]
         for day, version in days.items():

@@ -25,6 +25,7 @@ from vardkoll.server.metrics.day_parts import PART_METRICS
 from .computed_writes import Write, write_computed
 from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
+from .kept_ledgers import KeptLedgers
 from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
 from .store import dependency_versions_of_sets, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
@@ -96,6 +97,9 @@ class FigureService:
         # Telephone and assessment from per-day parts (`day_parts`), continuity from SQL aggregates
         # (`continuity_sums`); False: every figure from the rows, as before (the benchmarks' baseline).
         self.use_day_parts = True
+        # A stale day's rows: only those changed since this process last read the day (`kept_ledgers`);
+        # None: read whole (the benchmarks' baseline).
+        self.kept_ledgers: KeptLedgers | None = KeptLedgers()
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
         """The SPEC 2.5 figure, as `vardkoll replay` gives it, plus its definition version and data freshness."""
@@ -311,7 +315,7 @@ class FigureService:
             return []
         if cached and self.use_day_parts and metric in PART_METRICS:
             hashes = {unit: settings_hash(metric, stamps[unit]) for unit, _, _ in requests}
-            figures, computed = figures_from_parts(session, metric, requests, configs, hashes)
+            figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers)
             if computed:
                 parts_to_keep.append((computed, hashes))
             return figures

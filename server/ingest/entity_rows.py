@@ -27,8 +27,9 @@ from .bulk_sql import earliest_wins_clause, execute_rows
 CALL_FOLLOWERS = {"offered": ("offered_day",), "rejected": ("rejected_day",)}
 CASE_FOLLOWERS = {"contact": ("contact_day", "listed"), "assessed": ("assessed_day", "profession")}
 
-CALL_COLUMNS = ("unit", "call", *CALL_STAMPS, "offered_day", "rejected_day")
-CASE_COLUMNS = ("unit", "case", *CASE_STAMPS, "contact_day", "listed", "assessed_day", "profession")
+# `version` last: left empty here, filled by `merge_rows` with the version the commit gave the unit.
+CALL_COLUMNS = ("unit", "call", *CALL_STAMPS, "offered_day", "rejected_day", "version")
+CASE_COLUMNS = ("unit", "case", *CASE_STAMPS, "contact_day", "listed", "assessed_day", "profession", "version")
 SNAPSHOT_COLUMNS = ("unit", "stamp", "body")
 VISIT_COLUMNS = ("unit", "event_id", "at_us", "day", "patient", "practitioner", "fixed_doctor")
 
@@ -116,14 +117,22 @@ class EntityRows:
         return sorted(self._visits, key=lambda row: (row[0], row[1]))
 
 
-_CALL_UPSERT = "ON CONFLICT (unit, call) DO UPDATE SET " + earliest_wins_clause("calls", CALL_STAMPS, CALL_FOLLOWERS)
-_CASE_UPSERT = 'ON CONFLICT (unit, "case") DO UPDATE SET ' + earliest_wins_clause("cases", CASE_STAMPS, CASE_FOLLOWERS)
+_NEWEST = ', "version" = excluded."version"'
+_CALL_UPSERT = "ON CONFLICT (unit, call) DO UPDATE SET " + earliest_wins_clause("calls", CALL_STAMPS, CALL_FOLLOWERS) + _NEWEST
+_CASE_UPSERT = 'ON CONFLICT (unit, "case") DO UPDATE SET ' + earliest_wins_clause("cases", CASE_STAMPS, CASE_FOLLOWERS) + _NEWEST
 
 
-def merge_rows(session: Session, rows: EntityRows) -> None:
-    """Upsert every row of the group, keeping the earliest stamp of each kind. Every table is written
-    in key order, so concurrent writers take row locks in one order and cannot deadlock each other."""
-    execute_rows(session, CallRow.__table__, CALL_COLUMNS, rows.calls(), _CALL_UPSERT)
-    execute_rows(session, CaseRow.__table__, CASE_COLUMNS, rows.cases(), _CASE_UPSERT)
+def merge_rows(session: Session, rows: EntityRows, versions: dict[str, int]) -> None:
+    """Upsert every row of the group, keeping the earliest stamp of each kind, and give each call and
+    case row the version this commit gave its unit (`versions`), whether or not a stamp changed. Every
+    table is written in key order, so concurrent writers take row locks in one order and cannot
+    deadlock each other."""
+    calls, cases = rows.calls(), rows.cases()
+    for row in calls:
+        row[-1] = versions[row[0]]
+    for row in cases:
+        row[-1] = versions[row[0]]
+    execute_rows(session, CallRow.__table__, CALL_COLUMNS, calls, _CALL_UPSERT)
+    execute_rows(session, CaseRow.__table__, CASE_COLUMNS, cases, _CASE_UPSERT)
     execute_rows(session, SnapshotRow.__table__, SNAPSHOT_COLUMNS, rows.snapshots(), "ON CONFLICT DO NOTHING")
     execute_rows(session, DoctorVisitRow.__table__, VISIT_COLUMNS, rows.visits(), "ON CONFLICT DO NOTHING")

@@ -143,7 +143,7 @@ class IngestService:
             # and their new versions mark the days whose figure parts the merge changes.
             versions = self._touch_units(session, activity, now)
             mark_changed_days(session, rows, versions)
-            merge_rows(session, rows)
+            merge_rows(session, rows, versions)
             for mine, report in zip(accepted, reports):
                 report.new = len(mine)
                 report.committed.extend(event_id for _, event_id in mine)
@@ -220,11 +220,14 @@ class IngestService:
             index_elements=["unit"],
             set_={
                 "version": table.c.version + 1,
+                "row_versions": table.c.row_versions + 1,  # this commit sets its rows' versions (`merge_rows`)
                 "last_event_at_us": _greatest(table.c.last_event_at_us, stmt.excluded.last_event_at_us),
                 "last_received_at": stmt.excluded.last_received_at,
             },
         )
-        session.execute(stmt, [{"unit": unit, "version": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())])
+        session.execute(
+            stmt, [{"unit": unit, "version": 1, "row_versions": 1, "last_event_at_us": at, "last_received_at": now} for unit, at in sorted(latest.items())]
+        )
         days = sorted((unit, _EPOCH_DATE + timedelta(days=day), metrics) for (unit, day), metrics in activity.days.items())
         return self._touch_days(session, days, sorted(latest))
 

@@ -55,6 +55,8 @@ class CallRow(SQLModel, table=True):
     abandoned: str | None = Field(default=None, sa_column=stamp_column())
     rejected: str | None = Field(default=None, sa_column=stamp_column())
     rejected_day: date | None = None
+    # The unit's data version of the last commit that merged into this row (`UnitActivity.row_versions`).
+    version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class CaseRow(SQLModel, table=True):
@@ -75,6 +77,7 @@ class CaseRow(SQLModel, table=True):
     profession: str | None = Field(default=None, max_length=32)
     excluded: str | None = Field(default=None, sa_column=stamp_column())
     cancelled: str | None = Field(default=None, sa_column=stamp_column())
+    version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # as `CallRow.version`
 
 
 class SnapshotRow(SQLModel, table=True):
@@ -112,6 +115,10 @@ class UnitActivity(SQLModel, table=True):
 
     unit: str = Field(primary_key=True, max_length=40)
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    # Bumped with `version` only by commits that also set the `version` of the call and case rows they
+    # merge (from schema 0015 on). While both moved by the same amount, every commit in between did, so
+    # the rows changed since a version are exactly those whose `version` is newer (figures/kept_ledgers.py).
+    row_versions: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     last_event_at_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     last_received_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 

@@ -83,9 +83,9 @@ class LoadCounter:
         # are missing or stale, once per figure computed (several units per call: one count per unit).
         ledgers = day_parts._ledgers
 
-        def counted_ledgers(session: Any, metric: str, days: dict[str, Any], configs: dict[str, Any]) -> dict[str, Any]:
+        def counted_ledgers(session: Any, metric: str, days: dict[str, Any], configs: dict[str, Any], kept: Any = None) -> dict[str, Any]:
             self.calls += len(days)
-            return ledgers(session, metric, days, configs)
+            return ledgers(session, metric, days, configs, kept)
 
         monkeypatch.setattr(day_parts, "_ledgers", counted_ledgers)
         # Continuity figures come from SQL sums, several units per call: one count per figure.

@@ -42,7 +42,7 @@ def ledger_rows(events):
     key = lambda stamp: None if stamp is None else stamp_key(stamp.at, stamp.event_id)  # noqa: E731
     day = lambda stamp: None if stamp is None else stamp.day  # noqa: E731
     call_rows = [
-        [UNIT, call, *(key(getattr(state, name)) for name in CALL_STAMPS), day(state.offered), day(state.rejected)]
+        [UNIT, call, *(key(getattr(state, name)) for name in CALL_STAMPS), day(state.offered), day(state.rejected), None]  # version: merge_rows sets it
         for call, state in sorted(calls.calls.items())
     ]
     case_rows = [
@@ -54,6 +54,7 @@ def ledger_rows(events):
             state.listed if state.contact else None,
             day(state.assessed),
             state.profession if state.assessed else None,
+            None,  # version: merge_rows sets it
         ]
         for case, state in sorted(cases.cases.items())
     ]
