@@ -60,6 +60,24 @@ def test_the_collector_imports_without_the_server_stack():
     assert result.stdout.strip() == "ok", result.stderr
 
 
+_ONLY_THE_CONFIGURED_CONNECTORS = """
+import sys
+import vardkoll.collector.__main__
+from vardkoll.collector.connectors import REGISTRY
+REGISTRY["callback_csv"]
+print("httpx" in sys.modules)
+REGISTRY["fhir_r4"]
+print("httpx" in sys.modules)
+"""
+
+
+def test_a_connector_module_is_imported_only_when_its_connector_is_asked_for():
+    # SPEC 6's 40 MB: httpx (the FHIR connector's) is about 7 MB resident a callback-export Pi never uses.
+    result = subprocess.run([sys.executable, "-c", _ONLY_THE_CONFIGURED_CONNECTORS], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "True"], result.stderr
+    assert sorted(REGISTRY) == ["asterisk_queue_log", "callback_csv", "fhir_r4", "listing_export"]
+
+
 def test_sigterm_stops_the_agent_cleanly_and_leaves_offline_as_its_status(tmp_path, mosquitto):
     config = tmp_path / "collector.toml"
     config.write_text(
