@@ -14,8 +14,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
+from ..settings import SettingsError
 from .base import Connector, ConnectorConfig, ConnectorContext, SourceBatch, SourceEvent
 
 
@@ -58,10 +57,9 @@ def build_connector(kind: str, settings: dict[str, Any], context: ConnectorConte
     except KeyError:
         raise UnknownConnector(f"unknown connector type {kind!r}; known: {', '.join(sorted(REGISTRY))}") from None
     try:
-        config = cls.Config.model_validate(settings)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"connector {context.name!r} ({kind}): {problems}") from None
+        config = cls.Config.parse(settings)
+    except SettingsError as exc:
+        raise ValueError(f"connector {context.name!r} ({kind}): {exc}") from None
     return cls(config, context)
 
 
