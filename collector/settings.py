@@ -5,7 +5,7 @@ read from a parsed TOML or JSON document with `parse`. A document that does not 
 `SettingsError`, whose `problems` name each wrong key by its place (`outbox.max_event`,
 `connectors.0.folder`) and say what is wrong; nothing is coerced silently and no traceback reaches the user.
 
-Why not pydantic (as the server uses): building pydantic models cost the collector 2.1 MB resident (its
+Why not pydantic (as the server uses): building pydantic models cost the collector 2.3 MB resident (its
 schema machinery, each model's validator; bench/collector.py), of SPEC 6's 40 MB on a Pi; msgspec, which
 the protocol already loads, checks the same rules for next to nothing (docs/benchmarks.md, "Collector").
 Unlike pydantic, msgspec stops at the first problem: an error names one key, the next is named once it is
