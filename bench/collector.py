@@ -1,6 +1,6 @@
 """Collector benchmarks (SPEC 6): resident memory, idle CPU and outbox drain rate of a real collector
-process (`vardkoll collector run`, as the systemd unit starts it), each against a baseline measured in
-the same run.
+process, started by the `ExecStart` of deploy/collector/vardkoll-collector.service (what a device runs),
+each against a baseline measured in the same run.
 
     ./dev bench-collector [--idle-s 60] [--events 20000] [--batch 500]
     .venv/bin/python bench/collector.py ...          (the same, once .venv exists)
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,8 @@ from vardkoll.server.services import build_consumer, build_services
 from vardkoll.server.settings import ServerSettings
 from vardkoll.simulation import generate
 
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_FILE = ROOT / "deploy" / "collector" / "vardkoll-collector.service"
 UNIT = "SE2321000016-VC01"
 DEVICE = "bench-pi-01"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,8 +82,14 @@ def load() -> str:
 # -- processes --------------------------------------------------------------------------------------------
 
 
-def vardkoll_exe() -> str:
-    return str(Path(sys.executable).with_name("vardkoll"))
+def collector_command(config: Path) -> list[str]:
+    """The systemd unit's `ExecStart`, with this venv's bin folder for the installed one and `config` for
+    the installed config file: the benchmark measures what a device runs."""
+    (exec_start,) = [line.partition("=")[2] for line in SERVICE_FILE.read_text().splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start)
+    argv[0] = str(Path(sys.executable).with_name(Path(argv[0]).name))
+    argv[argv.index("--config") + 1] = str(config)
+    return argv
 
 
 def write_config(folder: Path, port: int, publisher: dict[str, object], connector_folder: Path | None = None) -> Path:
@@ -107,9 +116,7 @@ def write_config(folder: Path, port: int, publisher: dict[str, object], connecto
 def start_collector(config: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = config.with_name("collector.log")
     with open(log, "wb") as stream:
-        process = subprocess.Popen(
-            [vardkoll_exe(), "collector", "run", "--config", str(config)], stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        process = subprocess.Popen(collector_command(config), stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return process, log
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from vardkoll.protocol.field_rules import DEVICE_ID_RULE, is_device_id
 
-from .config import CollectorConfig
+from .config import parse_config
 from .pseudonyms import load_or_create_secret
 
 DEFAULT_CONFIG = Path("/etc/vardkoll-collector/collector.toml")
@@ -105,7 +105,7 @@ def enroll(
     username, password = mqtt.get("username"), mqtt.get("password")
     password_file = config_path.parent / "mqtt-password" if username and password else None
     document = render_config(unit, body["device"], mqtt["url"], mqtt["topic_prefix"], state_dir, secret_file, username, password_file)
-    CollectorConfig.model_validate(tomllib.loads(document))  # what is written can be loaded
+    parse_config(tomllib.loads(document))  # what is written can be loaded
     write_private(token_file, token + "\n")
     if password_file is not None:
         write_private(password_file, password + "\n")

@@ -35,6 +35,7 @@ from typing import Callable, Final
 from zoneinfo import ZoneInfo
 
 from .pseudonyms import keyed_digest, period_key
+from .sqlite_memory import limit_page_cache
 
 # The rotated kinds and how long one thing lives: longer than any callback or assessment wait we expect.
 # `case-unlinked` is the firmware bridge's case of a panel press without a ticket.
@@ -87,6 +88,7 @@ class PeriodBook:
         connection.execute("PRAGMA page_size=1024")  # a new book: small pages, few bytes per commit on an SD card (as the outbox)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")  # a flushed period survives power loss, like the outbox
+        limit_page_cache(connection)
         legacy_before = datetime.fromtimestamp(now(), timezone.utc) if new and upgraded else None
         return cls(connection, secret, tz, legacy_before)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from vardkoll.protocol.personal_number import contains_personal_number
 
+from .sqlite_memory import limit_page_cache
+
 log = logging.getLogger("vardkoll.collector.lookup")
 
 KINDS = frozenset({"case", "call"})  # the references staff look up; patients and practitioners never
@@ -65,6 +67,7 @@ class LookupMap:
         os.close(fd)
         os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False)
+        limit_page_cache(self._db)
         self._db.executescript(_SCHEMA)
 
     def remember(self, pseudonym: str, kind: str, connector: str, raw: str, at: datetime) -> None:

@@ -36,6 +36,7 @@ import orjson
 from vardkoll.protocol.validation import EventRejected, validate_event
 
 from .clock import HoldStamp
+from .sqlite_memory import limit_page_cache
 
 DropPolicy = Literal["drop_oldest", "drop_newest"]
 DEFAULT_MAX_EVENTS = 2_000_000
@@ -172,6 +173,7 @@ class Outbox:
         if str(mode).lower() != "wal":
             raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode}); put the outbox on a local file system")
         self._db.execute("PRAGMA synchronous=FULL")
+        limit_page_cache(self._db)
         self._db.executescript(_SCHEMA)  # idempotent, each statement atomic
         self._migrate()
         with self._transaction():

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 
 from vardkoll.protocol.remote_config import ConfigDocumentError, check_sections, decode_config_document
 
-from .config import CollectorConfig
+from .config import CollectorConfig, parse_config
 from .connectors import REGISTRY
+from .settings import SettingsError, as_document
 
 
 class RemoteConfigRefused(ValueError):
@@ -57,8 +57,7 @@ def merge(base: CollectorConfig, remote: RemoteConfig) -> CollectorConfig:
         check_sections(remote.overrides, remote.version)
     except ConfigDocumentError as exc:
         raise RemoteConfigRefused(str(exc)) from None
-    document = base.model_dump(mode="python", exclude_unset=False)
-    document["mqtt"]["password"] = base.mqtt.password  # keep the SecretStr, not its masked text
+    document = as_document(base)  # in memory only: it holds the password
     for key, value in remote.overrides.items():
         if key == "update":
             continue  # a software update offer, not config (the agent hands it to collector/updates/)
@@ -66,17 +65,18 @@ def merge(base: CollectorConfig, remote: RemoteConfig) -> CollectorConfig:
             document[key] = {**document[key], **value}
         else:
             document[key] = value
-    document["connectors"] = [entry if isinstance(entry, dict) else entry.model_dump() for entry in document["connectors"]]
     try:
-        merged = CollectorConfig.model_validate(document)
-        for entry in merged.connectors:
+        merged = parse_config(document)
+        for index, entry in enumerate(merged.connectors):
             connector = REGISTRY.get(entry.type)
             if connector is None:
                 raise RemoteConfigRefused(f"version {remote.version}: unknown connector type {entry.type!r}")
-            connector.Config.model_validate(entry.settings)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise RemoteConfigRefused(f"version {remote.version}: {problems}") from None
+            try:
+                connector.Config.parse(entry.settings)
+            except SettingsError as exc:
+                raise SettingsError([(f"connectors.{index}.{place}" if place else f"connectors.{index}", message) for place, message in exc.problems]) from None
+    except SettingsError as exc:
+        raise RemoteConfigRefused(f"version {remote.version}: {exc}") from None
     return merged
 
 

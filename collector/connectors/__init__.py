@@ -2,26 +2,48 @@
 
 To add one: write `collector/connectors/<name>.py` with a `Connector` subclass and its `Config`, add it
 to `REGISTRY` below, and document its sample config in docs/collector.md.
+
+The registry names each connector's module and class, and imports a module only when its connector is
+asked for: a collector loads the connectors its config names and no others (the FHIR connector alone
+brings httpx, about 7 MB resident, which a Pi running a callback export does not need; SPEC 6).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
+from ..settings import SettingsError
 from .base import Connector, ConnectorConfig, ConnectorContext, SourceBatch, SourceEvent
-from .asterisk_queue_log import AsteriskQueueLogConnector
-from .callback_csv import CallbackCsvConnector
-from .fhir_r4 import FhirR4Connector
-from .listing_export import ListingExportConnector
 
-REGISTRY: dict[str, type[Connector]] = {
-    "asterisk_queue_log": AsteriskQueueLogConnector,
-    "callback_csv": CallbackCsvConnector,
-    "fhir_r4": FhirR4Connector,
-    "listing_export": ListingExportConnector,
-}
+
+class _Registry(Mapping[str, type[Connector]]):
+    """Connector type -> its class, imported from `module:Class` on first use."""
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, kind: str) -> type[Connector]:
+        module, _, name = self._entries[kind].partition(":")
+        cls: type[Connector] = getattr(importlib.import_module(module, __name__), name)
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+REGISTRY: Mapping[str, type[Connector]] = _Registry(
+    {
+        "asterisk_queue_log": ".asterisk_queue_log:AsteriskQueueLogConnector",
+        "callback_csv": ".callback_csv:CallbackCsvConnector",
+        "fhir_r4": ".fhir_r4:FhirR4Connector",
+        "listing_export": ".listing_export:ListingExportConnector",
+    }
+)
 
 
 class UnknownConnector(ValueError):
@@ -35,10 +57,9 @@ def build_connector(kind: str, settings: dict[str, Any], context: ConnectorConte
     except KeyError:
         raise UnknownConnector(f"unknown connector type {kind!r}; known: {', '.join(sorted(REGISTRY))}") from None
     try:
-        config = cls.Config.model_validate(settings)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"connector {context.name!r} ({kind}): {problems}") from None
+        config = cls.Config.parse(settings)
+    except SettingsError as exc:
+        raise ValueError(f"connector {context.name!r} ({kind}): {exc}") from None
     return cls(config, context)
 
 

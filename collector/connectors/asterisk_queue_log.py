@@ -53,13 +53,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from msgspec import Meta, field, structs
 
 from ..outbox import Checkpoint
-from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent, TimeZoneName
+from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent
 
 COMPRESSED = frozenset({".gz", ".bz2", ".xz", ".zst", ".lz4", ".z"})  # logrotate's compressed generations
 HEAD_BYTES = 64  # the fingerprint of a file's start that tells a truncated-and-regrown file from the same one
@@ -68,22 +68,24 @@ Rejection = Literal["queue_full", "closed"]
 
 
 class AsteriskQueueLogConfig(ConnectorConfig):
+    time_zone_keys: ClassVar[tuple[str, ...]] = ("timezone",)
+
     path: Path = Path("/var/log/asterisk/queue_log")
     refused_log: Path | None = None  # the dialplan's log of refused callers: epoch|callid|queue|STATUS
     queues: list[str] | None = None  # only these queues (by name); all when unset
     exit_with_key: Literal["abandoned", "callback_booked"] = "abandoned"
     callback_keys: list[str] = []  # EXITWITHKEY keys that mean "call me back" (→ call.callback_booked)
-    refused_statuses: dict[str, Rejection] = {"FULL": "queue_full", "CLOSED": "closed", "JOINEMPTY": "closed", "JOINUNAVAIL": "closed"}
-    timezone: TimeZoneName = "Europe/Stockholm"  # `at` is written with this zone's offset (the instant is the epoch's)
+    refused_statuses: dict[str, Rejection] = field(
+        default_factory=lambda: {"FULL": "queue_full", "CLOSED": "closed", "JOINEMPTY": "closed", "JOINUNAVAIL": "closed"}
+    )  # keys are compared in upper case, trimmed
+    timezone: str = "Europe/Stockholm"  # `at` is written with this zone's offset (the instant is the epoch's)
     start_at: Literal["beginning", "end"] = "beginning"  # where to start a file never read before
     rotated_glob: str | None = None  # where a rotated file may be found; default: `<name>*` beside the file
-    max_bytes_per_batch: int = Field(default=1024 * 1024, ge=1024)
-    max_line_bytes: int = Field(default=8192, ge=256)
+    max_bytes_per_batch: Annotated[int, Meta(ge=1024)] = 1024 * 1024
+    max_line_bytes: Annotated[int, Meta(ge=256)] = 8192
 
-    @field_validator("refused_statuses")
-    @classmethod
-    def _upper_keys(cls, table: dict[str, Rejection]) -> dict[str, Rejection]:
-        return {key.strip().upper(): value for key, value in table.items()}
+    def check(self) -> None:
+        structs.force_setattr(self, "refused_statuses", {key.strip().upper(): value for key, value in self.refused_statuses.items()})
 
 
 class BadLine(ValueError):

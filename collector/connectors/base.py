@@ -13,21 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from vardkoll.protocol import local_time
-
 from ..outbox import Checkpoint
+from ..settings import Settings
 
 
-# A connector setting naming an IANA time zone, checked when the config is loaded.
-TimeZoneName = local_time.TimeZoneName
-
-
-class ConnectorConfig(BaseModel):
-    """Base of every connector's typed config: snake_case keys, unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ConnectorConfig(Settings):
+    """Base of every connector's typed config: snake_case keys, unknown keys are errors; a key naming an
+    IANA time zone is listed in `time_zone_keys` (checked when the config is read)."""
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from msgspec import Meta, field, structs
 
 from ..outbox import Checkpoint
-from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent, TimeZoneName
+from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent
 
 Outcome = Literal["answered", "abandoned", "reached", "not_reached", "pending", "queue_full", "closed"]
 
@@ -59,13 +59,13 @@ class CallbackColumns(ConnectorConfig):
 class OutcomeWords(ConnectorConfig):
     """Which cell values (compared case-insensitively, trimmed) mean which outcome."""
 
-    answered: list[str] = ["answered", "besvarad"]
-    abandoned: list[str] = ["abandoned", "avbruten", "lagt på"]
-    reached: list[str] = ["reached", "nådd", "klar"]
-    not_reached: list[str] = ["not_reached", "ej nådd", "ej svar"]
-    pending: list[str] = ["pending", "bokad", ""]
-    queue_full: list[str] = ["queue_full", "full", "kö full"]
-    closed: list[str] = ["closed", "stängd"]
+    answered: list[str] = field(default_factory=lambda: ["answered", "besvarad"])
+    abandoned: list[str] = field(default_factory=lambda: ["abandoned", "avbruten", "lagt på"])
+    reached: list[str] = field(default_factory=lambda: ["reached", "nådd", "klar"])
+    not_reached: list[str] = field(default_factory=lambda: ["not_reached", "ej nådd", "ej svar"])
+    pending: list[str] = field(default_factory=lambda: ["pending", "bokad", ""])
+    queue_full: list[str] = field(default_factory=lambda: ["queue_full", "full", "kö full"])
+    closed: list[str] = field(default_factory=lambda: ["closed", "stängd"])
 
     def lookup(self) -> dict[str, Outcome]:
         table: dict[str, Outcome] = {}
@@ -76,13 +76,15 @@ class OutcomeWords(ConnectorConfig):
 
 
 class CallbackCsvConfig(ConnectorConfig):
+    time_zone_keys: ClassVar[tuple[str, ...]] = ("timezone",)
+
     folder: Path
     pattern: str = "*.csv"
-    delimiter: str = Field(default=";", min_length=1, max_length=1)
+    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] = ";"
     encoding: str = "utf-8-sig"
-    timezone: TimeZoneName = "Europe/Stockholm"  # for times written without an offset
-    time_formats: list[str] = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-    settle_s: float = Field(default=10.0, ge=0)  # a file must be this old before it is read
+    timezone: str = "Europe/Stockholm"  # for times written without an offset
+    time_formats: list[str] = field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
+    settle_s: Annotated[float, Meta(ge=0)] = 10.0  # a file must be this old before it is read
     queue_name: str | None = None  # one queue name for every call, when the export has no queue column
     columns: CallbackColumns = CallbackColumns()
     outcomes: OutcomeWords = OutcomeWords()
@@ -160,7 +162,7 @@ class CallbackCsvConnector(Connector):
 
     def _required_columns(self) -> list[str]:
         columns = self.config.columns
-        return [name for name in columns.model_dump().values() if name]
+        return [name for name in structs.astuple(columns) if name]
 
     # -- one row --------------------------------------------------------------------------------------
 

@@ -36,13 +36,13 @@ import re
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from msgspec import Meta, field
 
 from ..outbox import Checkpoint
-from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent, TimeZoneName
+from .base import Connector, ConnectorConfig, SourceBatch, SourceEvent
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "ja", "j", "y", "aktiv", "active"})
 FALSE_WORDS = frozenset({"0", "false", "no", "nej", "n", "inaktiv", "inactive"})
@@ -56,28 +56,27 @@ class ListingColumns(ConnectorConfig):
 
 
 class ListingExportConfig(ConnectorConfig):
+    time_zone_keys: ClassVar[tuple[str, ...]] = ("timezone",)
+
     folder: Path
     pattern: str = "*"  # files ending in .json are read as JSON, others as CSV
     format: Literal["auto", "csv", "json"] = "auto"
-    delimiter: str = Field(default=";", min_length=1, max_length=1)
+    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] = ";"
     encoding: str = "utf-8-sig"
-    timezone: TimeZoneName = "Europe/Stockholm"
+    timezone: str = "Europe/Stockholm"
     date_pattern: str = r"(\d{4})-?(\d{2})-?(\d{2})"  # year, month, day groups in the file name
     snapshot_time: time = time(0, 0)
-    settle_s: float = Field(default=10.0, ge=0)
-    named_doctor_total: int | None = Field(default=None, ge=0)
-    no_doctor_ids: list[str] = ["", "-", "ingen", "none"]  # doctor ids meaning "listed without a named doctor"
+    settle_s: Annotated[float, Meta(ge=0)] = 10.0
+    named_doctor_total: Annotated[int, Meta(ge=0)] | None = None
+    no_doctor_ids: list[str] = field(default_factory=lambda: ["", "-", "ingen", "none"])  # doctor ids meaning "listed without a named doctor"
     columns: ListingColumns = ListingColumns()
 
-    @field_validator("date_pattern")
-    @classmethod
-    def _three_groups(cls, pattern: str) -> str:
+    def check(self) -> None:
         try:
-            if re.compile(pattern).groups != 3:
-                raise ValueError("date_pattern needs three groups: year, month, day")
+            if re.compile(self.date_pattern).groups != 3:
+                raise ValueError("date_pattern: date_pattern needs three groups: year, month, day")
         except re.error as exc:
-            raise ValueError(f"date_pattern is not a regular expression: {exc}") from None
-        return pattern
+            raise ValueError(f"date_pattern: date_pattern is not a regular expression: {exc}") from None
 
 
 class BadInput(ValueError):

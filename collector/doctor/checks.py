@@ -312,9 +312,9 @@ def sources(
             findings.append(error(area, f"okänd typ {entry.type!r}", f"Använd en av: {', '.join(sorted(REGISTRY))}."))
             continue
         try:
-            settings = cls.Config.model_validate(entry.settings)
+            settings = cls.Config.parse(entry.settings)
         except ValueError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()) if hasattr(exc, "errors") else str(exc)
+            problems = str(exc)
             findings.append(error(area, f"inställningarna är fel: {problems}", "Rätta källans [[connectors]]-tabell."))
             continue
         if entry.type in ("callback_csv", "listing_export"):

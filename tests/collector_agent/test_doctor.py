@@ -139,7 +139,7 @@ def test_a_config_that_cannot_be_loaded_is_one_clear_failure(tmp_path):
     path.write_text('unit = "VC Norrby"\ndevice = "pi-1"\n')
     report = run_doctor(path, ntp=synced)
     assert report.exit_code == 1
-    assert lines(report, "FEL") == [f"FEL     Konfiguration: {path}: unit: Value error, must be the clinic's HSA-id, e.g. SE2321000016-15SF"]
+    assert lines(report, "FEL") == [f"FEL     Konfiguration: {path}: unit: must be the clinic's HSA-id, e.g. SE2321000016-15SF"]
 
 
 def test_sources_missing_folder_and_log_file_are_failures(tmp_path):

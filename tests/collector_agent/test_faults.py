@@ -18,6 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from sqlalchemy import select
@@ -208,9 +209,8 @@ def _events_of_the_export(config_path: Path, scratch: Path) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(FIXTURE, folder / FIXTURE.name)
     connectors = [ConnectorEntry(type=entry.type, **{**entry.settings, "folder": str(folder)}) for entry in config.connectors]
-    scratch_config = config.model_copy(
-        update={"outbox": config.outbox.model_copy(update={"path": scratch / "outbox.db", "max_events": 10_000}), "connectors": connectors}
-    )
+    outbox = msgspec.structs.replace(config.outbox, path=scratch / "outbox.db", max_events=10_000)
+    scratch_config = msgspec.structs.replace(config, outbox=outbox, connectors=connectors)
     agent = Agent(scratch_config, client=FakeMqttClient(), clock_state=lambda: None)
     assert agent.collect_once().added == 20
     produced = scratch / "produced.jsonl"

@@ -45,7 +45,7 @@ def token(monkeypatch):
 def make(fixtures: FhirFixtures, checkpoints: dict | None = None, clock: Clock | None = None, **settings) -> FhirR4Connector:
     stored = checkpoints if checkpoints is not None else {}
     context = ConnectorContext("fhir", stored.get, clock or Clock())
-    config = FhirR4Connector.Config.model_validate({"base_url": fixtures.base, **SETTINGS, **settings})
+    config = FhirR4Connector.Config.parse({"base_url": fixtures.base, **SETTINGS, **settings})
     return FhirR4Connector(config, context, transport=fixtures.transport())
 
 

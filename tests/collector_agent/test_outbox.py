@@ -197,3 +197,20 @@ def test_kill_9_mid_write_leaves_whole_transactions_and_consistent_counters(tmp_
     for (body,) in db.execute("SELECT body FROM outbox"):
         assert orjson.loads(body)["type"] == "call.offered"
     assert box.add(offered_many(1, first=written)).added == 1  # and it goes on working
+
+
+def test_every_sqlite_file_of_the_collector_caches_at_most_512_kib(outbox, tmp_path):
+    # SPEC 6's 40 MB: SQLite's default 2 MB page cache filled up while draining the outbox.
+    from vardkoll.collector.key_schedule import PeriodBook
+    from vardkoll.collector.lookup import LookupMap
+    from vardkoll.collector.sqlite_memory import PAGE_CACHE_KIB
+    from zoneinfo import ZoneInfo
+
+    book = PeriodBook.open(tmp_path / "periods.db", b"k" * 32, ZoneInfo("Europe/Stockholm"))
+    lookup = LookupMap(tmp_path / "lookup.db")
+    try:
+        for connection in (outbox._db, book._db, lookup._db):
+            assert connection.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB == -512
+    finally:
+        book.close()
+        lookup.close()

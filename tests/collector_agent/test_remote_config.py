@@ -223,3 +223,20 @@ def test_the_admin_command_publishes_a_version_the_running_collector_applies(tmp
     sections.write_text('unit = "SE2321000016-OTHER"\n')
     bad = CliRunner().invoke(admin_app, ["devices", "push-config", UNIT, DEVICE, str(sections), "--version", "11"], catch_exceptions=False)
     assert bad.exit_code == 2 and "unit cannot be set remotely" in bad.output
+
+
+def test_a_remote_version_keeps_the_local_password_connectors_and_everything_it_does_not_set(tmp_path):
+    from vardkoll.collector.remote_config import merge
+
+    local = CollectorConfig(
+        unit=UNIT,
+        device=DEVICE,
+        mqtt={"url": "mqtts://broker.example:8883", "username": "u", "password": "hemligt-123"},
+        outbox={"path": tmp_path / "outbox.db"},
+        connectors=[{"type": "callback_csv", "name": "export", "folder": str(tmp_path)}],
+    )
+    merged = merge(local, RemoteConfig("4", {"publisher": {"batch_events": 100}, "mqtt": {"keepalive_s": 60}}))
+    assert merged.mqtt.password_value() == "hemligt-123" and merged.mqtt.keepalive_s == 60 and merged.mqtt.url == local.mqtt.url
+    assert merged.publisher.batch_events == 100 and merged.publisher.max_events_per_s == local.publisher.max_events_per_s
+    assert merged.connectors == local.connectors and merged.connectors[0].settings == {"folder": str(tmp_path)}
+    assert merged.outbox == local.outbox and merged.clock == local.clock
