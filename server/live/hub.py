@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.tables import UnitActivity
 from .feeds import Feeds
+from .figures_of import together
 
 log = logging.getLogger("vardkoll.live")
 
@@ -50,7 +51,7 @@ class LiveHub:
         self._versions: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self.feeds = Feeds(self.subscribe)  # what the streams show, one computation per change for all
+        self.feeds = Feeds(self.subscribe, together)  # what the streams show, one computation per change for all
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()

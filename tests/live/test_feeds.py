@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from vardkoll.server.live.feeds import Feeds
+from vardkoll.server.live.feeds import Feeds, each_alone
 
 
 class FakeSubscription:
@@ -180,13 +180,13 @@ def test_a_stream_of_today_opened_after_midnight_gets_a_feed_of_its_own(monkeypa
     from datetime import date, datetime, timezone
     from types import SimpleNamespace
 
-    from vardkoll.server.live import stream
+    from vardkoll.server.live import figures_of, stream
     from vardkoll.server.metrics import UnitConfig
 
     services = SimpleNamespace(units=SimpleNamespace(config=lambda unit: UnitConfig()))
 
     def at(moment):
-        monkeypatch.setattr(stream, "datetime", SimpleNamespace(now=lambda tz: moment))
+        monkeypatch.setattr(figures_of, "datetime", SimpleNamespace(now=lambda tz: moment))
         return stream._feed_key(services, ["VC01"], ["telephone"], None, None)  # type: ignore[arg-type]  # a stand-in with only `units.config`
 
     evening = at(datetime(2026, 12, 6, 22, 58, tzinfo=timezone.utc))  # 23:58 in Stockholm
@@ -197,3 +197,71 @@ def test_a_stream_of_today_opened_after_midnight_gets_a_feed_of_its_own(monkeypa
     monkeypatch.undo()
     fixed = stream._feed_key(services, ["VC01"], ["telephone"], date(2026, 12, 1), date(2026, 12, 6))  # type: ignore[arg-type]  # the same stand-in
     assert fixed == (("VC01",), ("telephone",), (date(2026, 12, 1), date(2026, 12, 6)))
+
+
+def test_the_updates_waiting_while_one_is_computed_are_computed_as_one_batch():
+    async def scenario():
+        batches: list[int] = []
+
+        def together(computes):
+            batches.append(len(computes))
+            return each_alone(computes)
+
+        subscriptions: list[FakeSubscription] = []
+
+        def subscribe(units):
+            subscriptions.append(FakeSubscription(units))
+            return subscriptions[-1]
+
+        feeds = Feeds(subscribe, together)
+        held, unit, region = Counted(), Counted(), Counted()
+        other = feeds.join("VC09", ["VC09"], held)
+        klinikvy = feeds.join("VC01", ["VC01"], unit)
+        regionvy = feeds.join("region", ["VC01", "VC02"], region)
+        for feed in (other, klinikvy, regionvy):
+            await feed.first()
+        held.release.clear()
+        subscriptions[0].changed.set()
+        await asyncio.sleep(0.05)  # VC09's update is being computed, alone
+        subscriptions[1].changed.set()  # then a commit for VC01 changes both of its feeds
+        subscriptions[2].changed.set()
+        await asyncio.sleep(0.05)
+        held.release.set()
+        assert await klinikvy.newer_than(1, 5) == (b"figures 2", 2)
+        assert await regionvy.newer_than(1, 5) == (b"figures 2", 2)
+        assert batches == [1, 2]
+
+    run(scenario)
+
+
+def test_in_a_batch_a_stream_whose_figures_another_covers_is_cut_out_of_it():
+    """`figures_of.together`: a unit's feed and its region's, as the same commit changes both, are one
+    computation of the region's figures; the unit's bytes are those it would get alone."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from vardkoll.server.live.figures_of import FiguresOf, together
+
+    asked: list[list[str]] = []
+
+    def figure_sets(units, wanted):
+        asked.append(list(units))
+        if "VC66" in units:
+            raise RuntimeError("database away")
+        return [[{"unit": unit, "metric": metric} for unit in units] for metric, _ in wanted]
+
+    services = SimpleNamespace(figures=SimpleNamespace(figure_sets=figure_sets))
+    day = date(2026, 12, 7)
+    metrics = ("telephone", "assessment")
+    unit = FiguresOf(services, ("VC02",), metrics, day, day)  # type: ignore[arg-type]  # a stand-in with only `figures.figure_sets`
+    region = FiguresOf(services, ("VC01", "VC02", "VC03"), metrics, day, day)  # type: ignore[arg-type]  # the same stand-in
+    broken = FiguresOf(services, ("VC66",), metrics, day, day)  # type: ignore[arg-type]  # the same stand-in
+    other_period = FiguresOf(services, ("VC02",), metrics, day, date(2026, 12, 8))  # type: ignore[arg-type]  # the same stand-in
+
+    alone = unit()
+    asked.clear()
+    results = together([unit, broken, region, other_period])
+    assert asked == [["VC01", "VC02", "VC03"], ["VC66"], ["VC02"]]  # the region's, the broken one's, another period's
+    assert results[0] == alone == b'event: figures\ndata: [{"unit":"VC02","metric":"telephone"},{"unit":"VC02","metric":"assessment"}]\n\n'
+    assert isinstance(results[1], RuntimeError)
+    assert results[2].startswith(b"event: figures\ndata: [") and results[3] == alone
