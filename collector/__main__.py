@@ -1,7 +1,8 @@
 """`python -m vardkoll.collector run --config FILE` (and `outbox-stats`, `dump-outbox`, `doctor`).
 
-`vardkoll collector run|outbox-stats|dump-outbox` (vardkoll/cli.py) call this; the systemd units in
-deploy/collector/ use `vardkoll collector run`. It works without the CLI's dependencies too.
+`vardkoll collector run|outbox-stats|dump-outbox` (vardkoll/cli.py) call this. The collector's systemd unit
+(deploy/collector/vardkoll-collector.service) runs this module itself, without the CLI's typer (SPEC 6's
+40 MB); it imports neither pydantic nor the server's stack (tests/collector_agent/test_config_and_agent.py).
 """
 
 from __future__ import annotations

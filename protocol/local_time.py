@@ -3,16 +3,17 @@
 The wire carries instants with offsets; which local date and opening span an instant falls in depends on
 these settings, so the server's registry, the replay's `--units` file, the jobs, the collector's
 connectors and the bridge all check them here, with one message each.
+
+Plain functions, no pydantic: the collector and the bridge import this module. The server's models take the
+same rules as pydantic field types from `local_time_fields` (`TimeZoneName`, `OpeningHours`).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import time
-from typing import Annotated, Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import AfterValidator, Field
 
 TIME_ZONE_EXAMPLE = "Europe/Stockholm"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -39,14 +40,6 @@ def check_opening_spans(hours: Mapping[str, Sequence[Span]]) -> Mapping[str, Seq
             if end <= start:
                 raise ValueError(f"{day}: the opening span {start:%H:%M}–{end:%H:%M} ends before it starts")
     return hours
-
-
-TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
-OpeningHours = Annotated[
-    dict[Weekday, list[Span]],
-    AfterValidator(check_opening_spans),
-    Field(description='local opening spans per weekday, e.g. {"mon": [["08:00", "12:00"], ["13:00", "17:00"]]}'),
-]
 
 
 def spans_by_weekday(hours: Mapping[str, Sequence[Span]]) -> SpansByWeekday:

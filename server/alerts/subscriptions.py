@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vardkoll.protocol.local_time import TimeZoneName
+from vardkoll.protocol.local_time_fields import TimeZoneName
 
 from ..storage.alert_tables import SubscriptionRow
 from ..storage.job_tables import ALERT_KINDS

@@ -21,7 +21,7 @@ from datetime import time
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vardkoll.protocol.local_time import TimeZoneName
+from vardkoll.protocol.local_time_fields import TimeZoneName
 
 LEASE_NAME = "vardkoll-jobs"
 

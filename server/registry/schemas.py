@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from vardkoll.protocol.field_rules import HSA_ID_RULE, is_hsa_id
-from vardkoll.protocol.local_time import OpeningHours, TimeZoneName as TimeZone
+from vardkoll.protocol.local_time_fields import OpeningHours, TimeZoneName as TimeZone
 
 from ..metrics import MetricName
 from ..storage.registry_tables import TargetRow, UnitRow

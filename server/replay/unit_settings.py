@@ -23,7 +23,8 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from vardkoll.protocol.field_rules import HSA_ID_RULE, is_hsa_id
-from vardkoll.protocol.local_time import OpeningHours, TimeZoneName, spans_by_weekday
+from vardkoll.protocol.local_time import spans_by_weekday
+from vardkoll.protocol.local_time_fields import OpeningHours, TimeZoneName
 
 from ..metrics import DEFAULT_TARGETS, MetricName, UnitConfig
 

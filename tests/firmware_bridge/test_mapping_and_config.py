@@ -4,6 +4,8 @@ rules."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -146,6 +148,26 @@ def test_example_config_loads_the_way_bridge_run_reads_it():
     assert config.event_device == "vc-norrby-pi-01"
     assert config.unsynced_events == "receive_time"
     assert config.device("panel-mottagning-1").inputs[2].profession == "doctor"
+
+
+_NO_PYDANTIC = """
+import sys
+import vardkoll.cli, vardkoll.firmware_bridge.service
+print("pydantic" in sys.modules)
+from vardkoll.collector.config import CollectorConfig
+from vardkoll.firmware_bridge.config import read_document
+from vardkoll.firmware_bridge.service import bridge_config_for_collector
+bridge_config_for_collector(read_document(sys.argv[1]), CollectorConfig(unit="SE2321000016-15SF", device="vc-norrby-pi-01"))
+print("pydantic" in sys.modules)
+"""
+
+
+def test_the_bridge_never_imports_pydantic():
+    # It runs inside the collector (SPEC 6's 40 MB), where pydantic would cost about 6 MB resident. The systemd
+    # unit runs `vardkoll bridge run` (vardkoll.cli), which builds the service and reads the config.
+    example = Path(fb.__file__).with_name("example-bridge.toml")
+    result = subprocess.run([sys.executable, "-c", _NO_PYDANTIC, str(example)], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "False"], result.stderr
 
 
 @pytest.mark.parametrize(
