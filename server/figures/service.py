@@ -8,7 +8,7 @@ from functools import partial
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Hashable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, null, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitConfig, end_of_day
@@ -175,7 +175,7 @@ class FigureService:
         with self._sessions() as session:
             # The watermark first, rows after: a set is never older than the watermark it is filed under.
             generation = self._units.generation
-            activity = self._activity(session, units)
+            activity, devices = self._activity(session, units, with_devices=read_freshness)
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
             answers, pending = self._kept_sets(units, wanted, as_of, generation, watermark, whole_sets)
             versions = dependency_versions_of_sets(session, [(p.plan.units, p.plan.through, p.plan.metric) for p in pending])
@@ -191,7 +191,7 @@ class FigureService:
                 # of 230 units: the continuity query beside the other 16 sets).
                 plans = [(pending[i].plan, versions[i]) for i in beside]
                 elsewhere = _BESIDE.submit(self._figures_in_own_session, plans, as_of, cached, keep_in_memory, now)
-            freshness = self._freshness(session, units, activity) if read_freshness else {}
+            freshness = self._freshness(units, activity, devices) if read_freshness else {}
             computed = {i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in here}
         if elsewhere is not None:
             beside_figures, beside_writes = elsewhere.result()
@@ -335,8 +335,7 @@ class FigureService:
         to_store: dict[Period, tuple[str, str, int, dict[str, Any]]] = {}
         parts_to_keep: list[tuple[list[Any], dict[str, str]]] = []
         with self._sessions() as session:
-            activity = self._activity(session, [unit])
-            freshness = self._freshness(session, [unit], activity)[unit]
+            freshness = self._freshness([unit], *self._activity(session, [unit], with_devices=True))[unit]
             now = self._clock()
             configs = [self._units.config(unit, period.end) for period in periods]
             stamps = [settings_stamp(config) for config in configs]
@@ -415,18 +414,35 @@ class FigureService:
         return figure
 
     @staticmethod
-    def _activity(session: Session, units: list[str]) -> dict[str, Any]:
+    def _activity(session: Session, units: list[str], with_devices: bool = False) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        """The units' `unit_activity` rows and, `with_devices`, their devices in service (device,
+        status), in one statement: on PostgreSQL every round trip of a live update counts."""
         # Plain rows, not ORM objects: building 230 objects per region figure cost more than the query.
-        columns = (UnitActivity.unit, UnitActivity.version, UnitActivity.last_event_at_us, UnitActivity.last_received_at)
-        return {row.unit: row for row in session.execute(select(*columns).where(UnitActivity.unit.in_(units)))}
-
-    def _freshness(self, session: Session, units: list[str], activity: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
-        # Three columns, not the devices' ORM rows: each would carry its last heartbeat's JSON.
+        statement: Any = select(
+            literal_column("0").label("part"),
+            UnitActivity.unit,
+            UnitActivity.version,
+            UnitActivity.last_event_at_us,
+            UnitActivity.last_received_at,
+            null().label("device"),
+            null().label("status"),
+        ).where(UnitActivity.unit.in_(units))
+        if with_devices:
+            # Three columns of the devices, not their ORM rows: each would carry its last heartbeat's JSON.
+            in_service = select(literal_column("1"), DeviceRow.unit, null(), null(), null(), DeviceRow.device, DeviceRow.status)
+            statement = union_all(statement, in_service.where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None)))
+        activity: dict[str, Any] = {}
         devices: dict[str, list[Any]] = {}
-        columns = (DeviceRow.unit, DeviceRow.device, DeviceRow.status)
-        for row in session.execute(select(*columns).where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None))):
-            devices.setdefault(row.unit, []).append(row)
+        for row in session.execute(statement):
+            if row.part == 0:
+                activity[row.unit] = row
+            else:
+                devices.setdefault(row.unit, []).append(row)
+        return activity, devices
+
+    @staticmethod
+    def _freshness(units: list[str], activity: dict[str, Any], devices: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+        """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
         result = {}
         for unit in units:
             seen = activity.get(unit)

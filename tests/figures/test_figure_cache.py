@@ -228,8 +228,8 @@ def test_a_commit_landing_while_a_request_reads_leaves_no_stale_figure(two_units
     read_activity = figure_service.FigureService._activity
     commits = []
 
-    def activity_then_commit(session, units):
-        versions = read_activity(session, units)
+    def activity_then_commit(session, units, with_devices=False):
+        versions = read_activity(session, units, with_devices)
         if not commits:
             commits.append(two_units.ingest.ingest([event(id="racing", type="call.answered", unit=VC02, at=at("11:01:00"), call="call-shared")], HTTP))
         return versions
