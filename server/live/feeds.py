@@ -59,13 +59,14 @@ class _Updates:
         self._together = together
         self._waiting: dict[Compute, list[asyncio.Future[bytes]]] = {}
         self._running = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference to a task
 
     async def compute(self, compute: Compute) -> bytes:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(compute, []).append(future)
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
