@@ -78,12 +78,13 @@ _ID_AND_PSEUDONYMS = [re.compile(_ID_CHARS + (r"\n" + _PSEUDONYM_CHARS) * count)
 def check_event(event: Any) -> None:
     """The id, `at`, the unit, the device and every field the event's class lists in `pseudonym_fields`
     (None where a field is optional is fine). One function on the hot path of every decode: the common
-    case (a plausible year, a unit and device seen before, no optional pseudonym left out) costs a third
-    of checking each rule on its own."""
+    case (a plausible year, a unit and device seen before) costs 0.4 of checking each rule on its own."""
     device = event.device
     if event.at.year in _SURELY_PLAUSIBLE_YEARS and event.unit in _GOOD_UNITS and (device is None or device in _GOOD_DEVICES):
         values = event.id_and_pseudonyms(event)  # an operator.attrgetter: a tuple of strings, or None for an optional field
-        if None not in values and _ID_AND_PSEUDONYMS[len(values) - 1]("\n".join(values)) is not None:
+        if None in values:  # an optional pseudonym left out, which is fine
+            values = tuple([value for value in values if value is not None])
+        if _ID_AND_PSEUDONYMS[len(values) - 1]("\n".join(values)) is not None:
             return
     _check_in_order(event)
 
