@@ -9,21 +9,22 @@ person can act on, lives in `protocol.validation`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal, Union, get_args, get_type_hints
+from operator import attrgetter
+from typing import Annotated, Any, Callable, ClassVar, Literal, Union, get_args, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct
 
 from .field_rules import (
     DEVICE_ID_PATTERN,
-    EARLIEST_AT,
     EVENT_ID_PATTERN,
     HSA_ID_PATTERN,
-    LATEST_AT,
+    MAX_PSEUDONYM_FIELDS,
     PSEUDONYM_PATTERN,
     RULE_PREFIX,
     check_event,
     check_pseudonyms,
+    is_plausible_at,
 )
 
 PROTOCOL_VERSION = 1
@@ -56,6 +57,8 @@ class EventBase(Struct, frozen=True, kw_only=True, tag_field="type"):
     device: DeviceId | None = None
 
     pseudonym_fields: ClassVar[tuple[str, ...]] = ()  # filled in below, from the annotations
+    # The id and those fields in one C call, for `check_event`'s common case; filled in below.
+    id_and_pseudonyms: ClassVar[Callable[[Any], tuple[str | None, ...]]] = staticmethod(lambda event: (event.id,))
 
     __post_init__ = check_event  # type: ignore[misc]  # assigned, not defined: the character rules run without a frame of their own
 
@@ -79,7 +82,7 @@ class CallbackBooked(EventBase, frozen=True, tag="call.callback_booked"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.slot is not None and not EARLIEST_AT <= self.slot < LATEST_AT:
+        if self.slot is not None and not is_plausible_at(self.slot):
             raise ValueError(RULE_PREFIX + "slot")
 
 
@@ -174,6 +177,9 @@ def _pseudonym_fields(cls: type) -> tuple[str, ...]:
 
 for _cls in EVENT_CLASSES:
     _cls.pseudonym_fields = _pseudonym_fields(_cls)
+    if _cls.pseudonym_fields:  # attrgetter of one name returns the value, not a tuple: keep the default
+        _cls.id_and_pseudonyms = attrgetter("id", *_cls.pseudonym_fields)
+    assert len(_cls.pseudonym_fields) <= MAX_PSEUDONYM_FIELDS
 assert _pseudonym_fields(DoctorListing) == DoctorListing.pseudonym_fields
 
 Event = Union[EVENT_CLASSES]  # type: ignore[valid-type]  # a Union built from a tuple of classes, which msgspec reads at run time

@@ -224,6 +224,8 @@ def _number_may_print_otherwise(raw: bytes, shape: bytes) -> bool:
     checks str(value). A number token follows '[', ',' or a key's ':' (not the ':' of a time, after a
     digit); anything else that merely looks so is a false alarm, which only costs the slow walk."""
     for marker in (b"0p", b"0f", b"0000000000000000000"):
+        if marker == b"0p" and 112 not in shape:  # no "." at all: a search for "0p" would visit every digit
+            continue
         at = shape.find(marker)
         while at != -1:
             start = at

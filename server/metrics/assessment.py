@@ -12,7 +12,7 @@ from vardkoll.protocol import CareAssessed, CareCancelled, CareContact, CareExcl
 from .calendar import Period, days_in, end_of_day
 from .config import UnitConfig
 from .figures import make_figure, share_of
-from .stamps import Stamp, earlier, known, move
+from .stamps import Stamp, earlier, instant, known, move
 
 METRIC = "assessment"
 LIMIT_DAYS = 3
@@ -123,14 +123,15 @@ class CaseLedger:
         """Every in-scope case still open at `as_of` (contact known, no assessment known), whatever its
         contact date: the cases `details.pending` and `details.overdue_open` count."""
         as_of_day = as_of.astimezone(config.tz).date()
+        at_most = instant(as_of)  # the same moment, quicker to compare with stamps
         candidates = set(self.never_assessed)
         for day, cases in self.by_assessment_date.items():
             if day >= as_of_day:  # assessed after `as_of`, so possibly open at it
                 candidates.update(cases)
         for case in candidates:
             state = self.cases[case]
-            contact = known(state.contact, as_of)
-            if contact is None or known(state.assessed, as_of) or self.outside_scope(state, as_of):
+            contact = known(state.contact, at_most)
+            if contact is None or known(state.assessed, at_most) or self.outside_scope(state, at_most):
                 continue
             yield OpenCase(case, state, contact.day, end_of_day(contact.day + timedelta(days=LIMIT_DAYS), config.tz))
 
@@ -138,6 +139,7 @@ class CaseLedger:
         """The in-scope cases whose first assessment, known at `as_of`, falls in `period`: the figure's
         denominator, one by one (the national report breaks them down). Orphans and invalid cases
         are counted in `tally` when given, never yielded."""
+        as_of = instant(as_of)
         for _, cases in days_in(self.by_assessment_date, period):
             for case in cases:
                 state = self.cases[case]
@@ -178,6 +180,7 @@ class CaseLedger:
 
     def _out_of_scope_contacts(self, period: Period, as_of: datetime) -> tuple[int, int]:
         not_listed = excluded = 0
+        as_of = instant(as_of)
         for _, cases in days_in(self.by_contact_date, period):
             for case in cases:
                 state = self.cases[case]

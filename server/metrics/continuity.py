@@ -12,7 +12,7 @@ from vardkoll.protocol import VisitCompleted
 from .calendar import Period, days_in, months_earlier
 from .config import UnitConfig
 from .figures import make_figure, round_half_up
-from .stamps import Stamp
+from .stamps import Stamp, instant
 
 METRIC = "continuity"
 COC_WINDOW_MONTHS = 18
@@ -57,6 +57,7 @@ class VisitLedger:
 
     def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]:
         own = with_fixed = 0
+        as_of = instant(as_of)
         for _, visits in days_in(self.by_date, period):
             for visit in visits:
                 if visit.fixed_doctor is not None and visit.at <= as_of:

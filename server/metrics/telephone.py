@@ -11,7 +11,7 @@ from vardkoll.protocol import CallAbandoned, CallAnswered, CallbackBooked, Callb
 from .calendar import Period, days_in
 from .config import UnitConfig
 from .figures import make_figure, share_of
-from .stamps import Stamp, earlier, known, move
+from .stamps import Stamp, earlier, instant, known, move
 
 METRIC = "telephone"
 CATEGORIES = ("answered", "callback_same_day", "callback_later", "callback_pending", "abandoned")
@@ -93,6 +93,7 @@ class CallLedger:
     def figure(self, unit: str, period: Period, as_of: datetime, config: UnitConfig) -> dict[str, Any]:
         counts = dict.fromkeys(CATEGORIES, 0)
         offered = same_day = 0
+        as_of = instant(as_of)
         for _, calls in days_in(self.by_offer_date, period):
             for call in calls:
                 state = self.calls[call]

@@ -14,7 +14,7 @@ from .calendar import Period, end_of_day
 from .config import METRICS, UnitConfig
 from .continuity import VisitLedger
 from .fixed_doctor import SnapshotLedger
-from .stamps import Stamp
+from .stamps import Stamp, new_stamp
 from .telephone import CallLedger
 
 
@@ -80,7 +80,7 @@ class UnitState:
             self.first_day = day
         if self.last_day is None or day > self.last_day:
             self.last_day = day
-        self._ledger_of_class[type(event)].apply(event, Stamp(event.at, event.id, day))
+        self._ledger_of_class[type(event)].apply(event, new_stamp(event.at, event.id, day))
         return Applied.COUNTED
 
     def figure(self, metric: str, period: Period, as_of: datetime | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from array import array
 from collections import Counter
 from collections.abc import Container, Mapping
 from datetime import datetime
-from itertools import compress
+from itertools import compress, repeat
 from multiprocessing.connection import Connection, wait
 from queue import Empty, Full
 from typing import Any, Callable, Iterable
@@ -46,7 +46,6 @@ _NOBODY = 255
 _IN_FLIGHT = 3  # blocks queued for a worker before the main process waits for it to catch up
 _UNIT_KEY = b'"unit"'
 _UNIT_VALUE = re.compile(rb'"unit"[ \t\r]*:[ \t\r]*"([^"\\\n]*)"')
-_ALL_BUT_MARK_AND_NEWLINE = bytes(b for b in range(256) if b not in (0, 10))
 
 
 def conflict_reason(event_id: str) -> str:
@@ -54,19 +53,21 @@ def conflict_reason(event_id: str) -> str:
     return f"event id '{event_id}' was already used by a different event of this unit"
 
 
-def units_of_lines(block: bytes) -> list[bytes] | None:
-    """The unit of each line of `block` (lines joined by "\\n") as written, when the block holds no
-    backslash and every line the bytes `"unit"` exactly once, followed by `:` and a plain string; else
-    None. All in C: every line's one `"unit"` becomes a NUL, and what is left besides NULs and newlines
-    must be NUL, newline, NUL, ... ."""
+def units_of_lines(block: bytes, lines: list[bytes] | None = None) -> list[bytes] | None:
+    """The unit of each line of `block` (lines joined by "\\n"; `lines`, when given, is
+    `block.split(b"\\n")`) as written, when the block holds no backslash and every line the bytes
+    `"unit"` exactly once, followed by `:` and a plain string; else None. All in C: `bytes.count` of
+    `"unit"` mapped over the lines (a third of the time of marking them in a copy of the block)."""
     if b"\\" in block or b"\x00" in block:
         return None
-    skeleton = block.replace(_UNIT_KEY, b"\x00").translate(None, _ALL_BUT_MARK_AND_NEWLINE)
-    lines = skeleton.count(b"\n") + 1
-    if len(skeleton) != 2 * lines - 1 or skeleton != b"\x00\n" * (lines - 1) + b"\x00":
+    lines = block.split(b"\n") if lines is None else lines
+    if any(map(_not_once, map(bytes.count, lines, repeat(_UNIT_KEY)))):
         return None
     units = _UNIT_VALUE.findall(block)  # at most one per line, as each line has one "unit"
-    return units if len(units) == lines else None
+    return units if len(units) == len(lines) else None
+
+
+_not_once = (1).__ne__
 
 
 def unit_of_line(line: bytes) -> bytes | EventRejected | None:
@@ -128,12 +129,19 @@ def apply_lines(engine: MetricEngine, owned: Container[str], data: bytes, number
     return duplicates
 
 
+# A worker's engine, kept until the process ends: a worker process exits without freeing what is
+# still referenced, and freeing a million events' state one object at a time cost each worker about
+# half a second of CPU, after the figures were sent and while the main process waited for it to stop.
+_KEPT_UNTIL_EXIT: list[MetricEngine] = []
+
+
 def _serve(inbox: Any, outbox: Connection) -> None:
     """A worker's loop over ("lines", {unit: config}, lines, numbers), ("span",),
     ("figures", period, as_of) and None (stop)."""
     gc.disable()  # millions of small objects and no reference cycles, as in the main process
     configs: dict[str, UnitConfig] = {}
     engine = MetricEngine(configs.__getitem__)
+    _KEPT_UNTIL_EXIT.append(engine)
     rejected: list[tuple[int, str]] = []
     duplicates = 0
     try:
@@ -254,7 +262,7 @@ class UnitWorkers:
         """Send every line of a block (whole lines joined by "\\n", the first numbered `first_line`) to the
         worker that owns its unit."""
         lines = block.split(b"\n")
-        units = units_of_lines(block)
+        units = units_of_lines(block, lines)
         if units is not None:
             new = set(units).difference(self._owner)
             if new:
