@@ -40,7 +40,7 @@ from vardkoll.server.metrics.assessment import CaseLedger
 from vardkoll.server.metrics.telephone import CallLedger
 
 from ..storage.tables import CallRow, CaseRow, UnitActivity
-from .loading import CALL_ROW_COLUMNS, CASE_ROW_COLUMNS, call_state, case_state
+from .loading import CALL_DAY_COLUMNS, CALL_ROW_COLUMNS, CASE_DAY_COLUMNS, CASE_ROW_COLUMNS, call_state, case_state
 
 MAX_ROWS = 100_000
 _CHANGED, _COUNT, _COUNTERS = 0, 1, 2  # the parts of the statement, in its first column
@@ -58,8 +58,8 @@ class _Metric:
 
 
 _METRICS = {
-    "telephone": _Metric("telephone", CallRow, CALL_ROW_COLUMNS, (CallRow.offered_day, CallRow.rejected_day), call_state, CallLedger),
-    "assessment": _Metric("assessment", CaseRow, CASE_ROW_COLUMNS, (CaseRow.contact_day, CaseRow.assessed_day), case_state, CaseLedger),
+    "telephone": _Metric("telephone", CallRow, CALL_ROW_COLUMNS, CALL_DAY_COLUMNS, call_state, CallLedger),
+    "assessment": _Metric("assessment", CaseRow, CASE_ROW_COLUMNS, CASE_DAY_COLUMNS, case_state, CaseLedger),
 }
 
 

@@ -47,14 +47,19 @@ CALL_ROW_COLUMNS = (CallRow.unit, CallRow.call, *_CALL_STAMP_COLUMNS)
 CASE_ROW_COLUMNS = (CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS)
 
 
+# The days a row's parts lie on: a call's offer and rejection days, a case's assessment and contact days.
+CALL_DAY_COLUMNS = (CallRow.offered_day, CallRow.rejected_day)
+CASE_DAY_COLUMNS = (CaseRow.assessed_day, CaseRow.contact_day)
+
+
 def calls_anchored_in(period: Period) -> Any:
     """The calls whose telephone parts lie in the period: offered or rejected in it."""
-    return or_(CallRow.offered_day.between(period.start, period.end), CallRow.rejected_day.between(period.start, period.end))
+    return or_(*(column.between(period.start, period.end) for column in CALL_DAY_COLUMNS))
 
 
 def cases_anchored_in(period: Period) -> Any:
     """The cases whose assessment parts lie in the period: contacted or assessed in it."""
-    return or_(CaseRow.assessed_day.between(period.start, period.end), CaseRow.contact_day.between(period.start, period.end))
+    return or_(*(column.between(period.start, period.end) for column in CASE_DAY_COLUMNS))
 
 
 def call_state(keys: Sequence[str | None], tz: ZoneInfo) -> CallState:
