@@ -39,8 +39,9 @@ class FiguresOf:
         time zones may be on another "today") for all the metrics, so a region's update reads the
         units' freshness once and costs a few queries, not some per unit."""
         by_period: dict[Period, list[str]] = {}
+        now = datetime.now(timezone.utc)
         for unit in self.units:
-            by_period.setdefault(period_for(self.services, unit, self.start, self.end), []).append(unit)
+            by_period.setdefault(period_for(self.services, unit, self.start, self.end, now), []).append(unit)
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for period, group in by_period.items():
             for metric, figures in zip(self.metrics, self.services.figures.figure_sets(group, [(metric, period) for metric in self.metrics])):
@@ -87,10 +88,11 @@ def together(computes: list[Callable[[], bytes]]) -> list[bytes | Exception]:
     return results
 
 
-def period_for(services: Services, unit: str, start: date | None, end: date | None) -> Period:
+def period_for(services: Services, unit: str, start: date | None, end: date | None, now: datetime | None = None) -> Period:
+    """[start, end], or the unit's today (as of `now`, default the clock) where either is None."""
     if start is not None and end is not None:
         return Period(start, end)
-    today = datetime.now(timezone.utc).astimezone(services.units.config(unit).tz).date()
+    today = (now or datetime.now(timezone.utc)).astimezone(services.units.config(unit).tz).date()
     return Period(start or today, end or today)
 
 
