@@ -15,6 +15,7 @@ from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitCo
 
 from vardkoll.server.metrics.continuity import coc_window
 
+from ..storage.one_of import one_of
 from ..storage.registry_tables import DeviceRow
 from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
@@ -134,7 +135,8 @@ class FigureService:
         17 sets, or a repeated region query, is then a few small reads. Continuity's figures that must
         be computed are computed beside the others, in a second session. A (metric, period) asked for
         more than once is answered once: the same list in each of its places. A unit's `data` block is
-        one dict shared by its figures in every set: read it, never change it."""
+        one dict shared by its figures in every set, and a figure's nested values may be shared with
+        the cache (`cache.ReadOnlyDict`, which refuses changes): read them, never change them."""
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
@@ -426,11 +428,11 @@ class FigureService:
             UnitActivity.last_received_at,
             null().label("device"),
             null().label("status"),
-        ).where(UnitActivity.unit.in_(units))
+        ).where(one_of(UnitActivity.unit, units))
         if with_devices:
             # Three columns of the devices, not their ORM rows: each would carry its last heartbeat's JSON.
             in_service = select(literal_column("1"), DeviceRow.unit, null(), null(), null(), DeviceRow.device, DeviceRow.status)
-            statement = union_all(statement, in_service.where(DeviceRow.unit.in_(units), DeviceRow.retired_at.is_(None)))
+            statement = union_all(statement, in_service.where(one_of(DeviceRow.unit, units), DeviceRow.retired_at.is_(None)))
         activity: dict[str, Any] = {}
         devices: dict[str, list[Any]] = {}
         for row in session.execute(statement):

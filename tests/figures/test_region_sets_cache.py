@@ -175,10 +175,14 @@ def test_a_caller_changing_an_answer_does_not_change_the_cached_set(services):
     figures = services.figures
     figures.figures(UNITS, "assessment", MARCH)
     answer = figures.figures(UNITS, "assessment", MARCH)
+    expected = orjson.loads(orjson.dumps(answer))
     answer[0]["numerator"] = -1
-    answer[0]["details"]["pending"] = -1
-    again = figures.figures(UNITS, "assessment", MARCH)
-    assert again[0]["numerator"] != -1 and again[0]["details"]["pending"] != -1
+    answer[1]["data"] = None
+    with pytest.raises(TypeError, match="read-only"):
+        answer[0]["details"]["pending"] = -1  # the kept set's nested values are shared: refused
+    with pytest.raises(TypeError, match="read-only"):
+        answer[0]["details"]["by_profession"].clear()
+    assert figures.figures(UNITS, "assessment", MARCH) == expected
 
 
 @pytest.mark.parametrize(
