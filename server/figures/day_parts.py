@@ -28,6 +28,7 @@ from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger, CaseState
 from vardkoll.server.metrics.day_parts import ASSESSMENT_COUNTS, FOREVER, TELEPHONE_COUNTS, DayPart, day_part, figure_from_parts
 
 from ..ingest.entity_rows import CASE_STAMPS
+from ..storage.one_of import one_of
 from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
 from .kept_ledgers import KeptLedgers
@@ -107,7 +108,7 @@ def figures_from_parts(
     stale: dict[str, dict[date, int]] = defaultdict(dict)  # unit -> day -> version read
     rows = session.execute(
         select(table.unit, table.day, table.version, table.parts_version, table.settings, table.latest_us, table.body).where(
-            table.metric == metric, table.unit.in_(units), table.day.between(first, last)
+            table.metric == metric, one_of(table.unit, units), table.day.between(first, last)
         )
     )
     for unit, day, version, parts_version, settings, latest_us, body in rows:
@@ -190,7 +191,7 @@ def open_case_counts(session: Session, units: list[str], moment: datetime, tz: Z
     # Both conditions in one statement (one round trip), each still its own grouped part.
     parts = [
         select(CaseRow.unit, func.count(), func.sum(sql_case((CaseRow.contact < overdue_before, 1), else_=0)))
-        .where(CaseRow.unit.in_(units), not_assessed_by_then, *_open_at(key))
+        .where(one_of(CaseRow.unit, units), not_assessed_by_then, *_open_at(key))
         .group_by(CaseRow.unit)
         for not_assessed_by_then in _not_assessed_at(key)
     ]
@@ -224,7 +225,9 @@ def open_case_ledgers(session: Session, units: list[str], moment: datetime, conf
     moment, assessed by then, unlisted, excluded or cancelled by then."""
     key = stamp_key(moment, _LAST)
     columns = (CaseRow.unit, CaseRow.case, CaseRow.listed, CaseRow.profession, *_CASE_STAMP_COLUMNS)
-    rows = [row for condition in _not_assessed_at(key) for row in session.execute(select(*columns).where(CaseRow.unit.in_(units), condition, *_open_at(key)))]
+    rows = [
+        row for condition in _not_assessed_at(key) for row in session.execute(select(*columns).where(one_of(CaseRow.unit, units), condition, *_open_at(key)))
+    ]
     ledgers: dict[str, CaseLedger] = {unit: CaseLedger() for unit in units}
     for unit, case, listed, profession, *keys in rows:
         state = CaseState(**{name: stamp_of(key, configs[unit].tz) for name, key in zip(CASE_STAMPS, keys)})

@@ -39,6 +39,7 @@ from vardkoll.server.metrics import UnitConfig
 from vardkoll.server.metrics.assessment import CaseLedger
 from vardkoll.server.metrics.telephone import CallLedger
 
+from ..storage.one_of import one_of
 from ..storage.tables import CallRow, CaseRow, UnitActivity
 from .loading import CALL_DAY_COLUMNS, CALL_ROW_COLUMNS, CASE_DAY_COLUMNS, CASE_ROW_COLUMNS, call_state, case_state
 
@@ -180,12 +181,12 @@ def _changed_since(session: Session, spec: _Metric, day: date, known: dict[str, 
 
 
 def _anchored_at_day(spec: _Metric) -> Any:
-    return and_(spec.table.unit.in_(bindparam("units", expanding=True)), or_(*(column == bindparam("day") for column in spec.day_columns)))
+    return and_(one_of(spec.table.unit, "units"), or_(*(column == bindparam("day") for column in spec.day_columns)))
 
 
 @lru_cache(maxsize=None)
 def _counters_statement() -> Any:
-    return select(UnitActivity.unit, UnitActivity.version, UnitActivity.row_versions).where(UnitActivity.unit.in_(bindparam("units", expanding=True)))
+    return select(UnitActivity.unit, UnitActivity.version, UnitActivity.row_versions).where(one_of(UnitActivity.unit, "units"))
 
 
 @lru_cache(maxsize=None)
@@ -205,6 +206,6 @@ def _changed_statement(metric: str) -> Any:
     changed = select(literal_column(str(_CHANGED)), *spec.columns, table.version, _NO_NUMBER).where(anchored, table.version > bindparam("since"))
     counts = select(literal_column(str(_COUNT)), table.unit, null(), *blanks, func.count(), _NO_NUMBER).where(anchored).group_by(table.unit)
     counters = select(literal_column(str(_COUNTERS)), UnitActivity.unit, null(), *blanks, UnitActivity.version, UnitActivity.row_versions).where(
-        UnitActivity.unit.in_(bindparam("units", expanding=True))
+        one_of(UnitActivity.unit, "units")
     )
     return union_all(changed, counts, counters)

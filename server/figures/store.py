@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
 
+from ..storage.one_of import one_of
 from ..storage.upsert import dialect_insert
 from ..storage.tables import StoredFigure, UnitDayVersion
 
@@ -77,7 +78,7 @@ def dependency_versions_of_sets(session: Session, wanted: Sequence[tuple[Sequenc
     bucket, grouping = (case(*whens, else_=len(bounds) - 1), [literal_column("bucket")]) if whens else (literal_column("0"), [])
     rows = session.execute(
         select(UnitDayVersion.unit, bucket.label("bucket"), *(func.max(day_version(metric)) for metric in metrics))
-        .where(UnitDayVersion.unit.in_(sorted({unit for units, _, _ in asked for unit in units})), UnitDayVersion.day <= bounds[-1])
+        .where(one_of(UnitDayVersion.unit, sorted({unit for units, _, _ in asked for unit in units})), UnitDayVersion.day <= bounds[-1])
         .group_by(UnitDayVersion.unit, *grouping)
     ).all()
     newest: dict[tuple[str, str | None], list[int]] = {}
@@ -109,7 +110,7 @@ def load_stored(session: Session, units: list[str], metric: str, period: Period)
     """unit -> (settings hash, version, figure) of the stored figures for these units."""
     rows = session.execute(
         select(StoredFigure.unit, StoredFigure.settings, StoredFigure.version, StoredFigure.body).where(
-            StoredFigure.unit.in_(units),
+            one_of(StoredFigure.unit, units),
             StoredFigure.metric == metric,
             StoredFigure.period_from == period.start,
             StoredFigure.period_to == period.end,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..storage.one_of import one_of
 from ..storage.tables import UnitActivity
 from .feeds import Feeds
 from .figures_of import together
@@ -102,5 +103,5 @@ class LiveHub:
 
     def _read_versions(self, units: set[str]) -> dict[str, int]:
         with self._sessions() as session:
-            rows = session.execute(select(UnitActivity.unit, UnitActivity.version).where(UnitActivity.unit.in_(sorted(units))))
+            rows = session.execute(select(UnitActivity.unit, UnitActivity.version).where(one_of(UnitActivity.unit, sorted(units))))
             return {unit: version for unit, version in rows}
