@@ -27,6 +27,7 @@ from .computed_writes import Write, write_computed
 from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
 from .kept_ledgers import KeptLedgers
+from .part_writes import PartWrites
 from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
 from .store import dependency_versions_of_sets, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
@@ -101,6 +102,8 @@ class FigureService:
         # A stale day's rows: only those changed since this process last read the day (`kept_ledgers`);
         # None: read whole (the benchmarks' baseline).
         self.kept_ledgers: KeptLedgers | None = KeptLedgers()
+        # Which computed day parts to write: a unit's running day at most once a minute (`part_writes`).
+        self.part_writes = PartWrites()
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
         """The SPEC 2.5 figure, as `vardkoll replay` gives it, plus its definition version and data freshness."""
@@ -318,6 +321,8 @@ class FigureService:
         if cached and self.use_day_parts and metric in PART_METRICS:
             hashes = {unit: settings_hash(metric, stamps[unit]) for unit, _, _ in requests}
             figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers)
+            now = self._clock()
+            computed = self.part_writes.worth_writing(metric, computed, lambda unit: now.astimezone(configs[unit].tz).date())
             if computed:
                 parts_to_keep.append((computed, hashes))
             return figures
