@@ -102,7 +102,7 @@ class FigureService:
         # A stale day's rows: only those changed since this process last read the day (`kept_ledgers`);
         # None: read whole (the benchmarks' baseline).
         self.kept_ledgers: KeptLedgers | None = KeptLedgers()
-        # Which computed day parts to write: a unit's running day at most once a minute (`part_writes`).
+        # Which computed day parts to write: a unit's running day at most once per five minutes (`part_writes`).
         self.part_writes = PartWrites()
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
