@@ -49,7 +49,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Hashable, NoReturn
+from typing import Any, Hashable, NoReturn, Sequence
 
 from vardkoll.server.metrics import Period, UnitConfig
 
@@ -133,7 +133,7 @@ class ReadOnlyList(list[Any]):  # a list to orjson, Jinja and ==; only its chang
         return (list, (list(self),))
 
 
-def kept(figure: dict[str, Any]) -> dict[str, Any]:
+def frozen_figure(figure: dict[str, Any]) -> dict[str, Any]:
     """A figure as it is kept: a new top-level dict, its nested values frozen (those frozen already reused)."""
     result = dict(figure)
     for key, value in figure.items():
@@ -142,7 +142,7 @@ def kept(figure: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def answer(figure: dict[str, Any]) -> dict[str, Any]:
+def answer_of(figure: dict[str, Any]) -> dict[str, Any]:
     """A kept figure as a caller gets it: a top-level dict of its own, the nested values shared."""
     return dict(figure)
 
@@ -178,7 +178,7 @@ class FigureCache:
         return len(self._entries)
 
     def get(self, key: FigureKey, version: int | None, stamp: Hashable) -> dict[str, Any] | None:
-        """The stored figure (`answer`) when it was computed from this data version and these settings."""
+        """The stored figure (`answer_of` it) when it was computed from this data version and these settings."""
         if not self.max_entries:
             return None
         with self._lock:
@@ -191,7 +191,7 @@ class FigureCache:
                 return None
             self._entries.move_to_end(key)
             self.stats.hits += 1
-        return answer(entry.figure)
+        return answer_of(entry.figure)
 
     def holds(self, key: FigureKey, version: int | None, stamp: Hashable) -> bool:
         """Whether `get` would answer, without counting it or copying the figure."""
@@ -202,10 +202,10 @@ class FigureCache:
         return entry is not None and entry.version == version and entry.stamp == stamp
 
     def put(self, key: FigureKey, version: int | None, stamp: Hashable, figure: dict[str, Any]) -> None:
-        """Keep `figure` (which must not hold the `data` block) as `kept` makes it."""
+        """Keep `figure` (which must not hold the `data` block) as `frozen_figure` makes it."""
         if not self.max_entries:
             return
-        entry = _Entry(version, stamp, kept(figure))
+        entry = _Entry(version, stamp, frozen_figure(figure))
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
@@ -213,9 +213,10 @@ class FigureCache:
                 self._entries.popitem(last=False)
                 self.stats.evictions += 1
 
-    def get_set(self, key: SetKey) -> tuple[Watermark, list[dict[str, Any]]] | None:
-        """The watermark a whole set was kept under and its figures (`answer`; the caller judges, unit
-        by unit, which are still valid: those whose data version and registry generation are)."""
+    def get_set(self, key: SetKey) -> tuple[Watermark, tuple[dict[str, Any], ...]] | None:
+        """The watermark a whole set was kept under and its kept figures: for the figure service,
+        which judges unit by unit which are still valid (those whose data version and registry
+        generation are) and gives callers `answer_of` them, never the kept figures themselves."""
         if not self.max_sets:
             return None
         with self._lock:
@@ -223,21 +224,21 @@ class FigureCache:
             if entry is None:
                 return None
             self._sets.move_to_end(key)
-            watermark, figures = entry
-        return watermark, [answer(figure) for figure in figures]
+            return entry
 
     def has_set(self, key: SetKey) -> bool:
         """Whether a whole set is kept under `key` (under whatever watermark)."""
         with self._lock:
             return key in self._sets
 
-    def put_set(self, key: SetKey, watermark: Watermark, figures: list[dict[str, Any]]) -> None:
-        """Keep a whole set's figures (without their `data` blocks) under the watermark read before them."""
+    def put_set(self, key: SetKey, watermark: Watermark, kept_figures: Sequence[dict[str, Any]]) -> None:
+        """Keep a whole set's figures (without their `data` blocks, each as `frozen_figure` made it: a figure of
+        the set kept before is kept again as it is) under the watermark read before them."""
         if not self.max_sets:
             return
-        frozen = tuple(kept(figure) for figure in figures)
+        figures = tuple(kept_figures)
         with self._lock:
-            self._sets[key] = (watermark, frozen)
+            self._sets[key] = (watermark, figures)
             self._sets.move_to_end(key)
             while len(self._sets) > self.max_sets:
                 self._sets.popitem(last=False)
