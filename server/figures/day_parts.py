@@ -32,6 +32,7 @@ from ..storage.one_of import one_of
 from ..storage.stamp_keys import epoch_us, stamp_key, stamp_of
 from ..storage.tables import CaseRow, FigureDayPart
 from .kept_ledgers import KeptLedgers
+from .recent_parts import RecentParts
 from .loading import load_calls_of, load_cases_of
 
 
@@ -96,10 +97,12 @@ def figures_from_parts(
     configs: dict[str, UnitConfig],
     hashes: dict[str, str],
     kept: KeptLedgers | None = None,
+    recent: RecentParts | None = None,
 ) -> tuple[list[dict[str, Any]], list[_Computed]]:
     """The figure of each request, equal to the rules' answer for that unit, period and moment, and the
-    parts computed on the way (for `keep_parts`). `hashes`: each unit's settings hash; `kept`: the
-    process's kept days, to read a stale day's changed rows only."""
+    parts the database lacks, computed now or lately (for `keep_parts`). `hashes`: each unit's settings hash; `kept`: the
+    process's kept days, to read a stale day's changed rows only; `recent`: the parts this process
+    computed lately, to take a stale day's part from when it was computed for the same version."""
     units = sorted({unit for unit, _, _ in requests})
     first = min(period.start for _, period, _ in requests)
     last = max(period.end for _, period, _ in requests)
@@ -117,14 +120,25 @@ def figures_from_parts(
             stored[unit][day] = (counts, by_profession, latest_us)
         else:
             stale[unit][day] = version
+    to_count: dict[str, dict[date, int]] = {}
     computed: list[_Computed] = []
-    ledgers = _ledgers(session, metric, {unit: set(days) for unit, days in stale.items()}, configs, kept)
     for unit, days in stale.items():
+        for day, version in days.items():
+            held = recent.get(metric, unit, day, version, hashes[unit]) if recent is not None else None
+            if held is None:
+                to_count.setdefault(unit, {})[day] = version
+            else:
+                stored[unit][day], body = held
+                computed.append(_Computed(unit, day, version, held[0][2], body))  # the database still lacks it
+    ledgers = _ledgers(session, metric, {unit: set(days) for unit, days in to_count.items()}, configs, kept)
+    for unit, days in to_count.items():
         config, ledger = configs[unit], ledgers[unit]
         for day, version in days.items():
             part = day_part(metric, ledger, day, FOREVER, config)
             stored[unit][day] = kept = _kept(metric, part)
             computed.append(_Computed(unit, day, version, kept[2], _encode(metric, part)))
+            if recent is not None:
+                recent.put(metric, unit, day, version, hashes[unit], (kept, computed[-1].body))
     open_cases = _open_cases(session, [(unit, moment) for unit, _, moment in requests], configs) if metric == "assessment" else {}
     names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
     figures = []
@@ -147,8 +161,8 @@ def figures_from_parts(
         if unsettled:
             # Days that know of stamps after the moment: counted again as known at the moment.
             ledger = ledgers.get(unit)
-            if ledger is None or not set(unsettled) <= set(stale[unit]):
-                ledger = _ledger(session, metric, unit, set(unsettled) | set(stale[unit]), config)
+            if ledger is None or not set(unsettled) <= set(to_count.get(unit, ())):
+                ledger = _ledger(session, metric, unit, set(unsettled) | set(to_count.get(unit, ())), config)
             for day in unsettled:
                 counts, professions, _ = _kept(metric, day_part(metric, ledger, day, moment, config))
                 totals = [a + b for a, b in zip(totals, counts)]

@@ -28,6 +28,7 @@ from .continuity_sums import continuity_figures
 from .day_parts import Request, figures_from_parts, keep_parts
 from .kept_ledgers import KeptLedgers
 from .part_writes import PartWrites
+from .recent_parts import RecentParts
 from .loading import load_calls, load_cases, load_latest_snapshots, load_snapshots, load_visits
 from .store import dependency_versions_of_sets, last_utc_date, load_stored, load_stored_periods, save_stored, settings_hash, unit_dependency_versions
 
@@ -104,6 +105,8 @@ class FigureService:
         self.kept_ledgers: KeptLedgers | None = KeptLedgers()
         # Which computed day parts to write: a unit's running day at most once per five minutes (`part_writes`).
         self.part_writes = PartWrites()
+        # The day parts this process computed lately, by the day's version (`recent_parts`); None: not kept.
+        self.recent_parts: RecentParts | None = RecentParts()
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
         """The SPEC 2.5 figure, as `vardkoll replay` gives it, plus its definition version and data freshness."""
@@ -322,7 +325,7 @@ class FigureService:
             return []
         if cached and self.use_day_parts and metric in PART_METRICS:
             hashes = {unit: settings_hash(metric, stamps[unit]) for unit, _, _ in requests}
-            figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers)
+            figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers, self.recent_parts)
             now = self._clock()
             computed = self.part_writes.worth_writing(metric, computed, lambda unit: now.astimezone(configs[unit].tz).date())
             if computed:
