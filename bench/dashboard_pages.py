@@ -18,7 +18,9 @@ slowest of those, where a full garbage collection shows), `new event`
 (one event, as it happens, for the first unit: its figures for the periods that reach today, the
 current week and month, are computed again; see server/figures/store.py) and, with `--changed N`,
 `N changed` (one new event for each of N units spread over the region before each request: what a page
-meets while traffic flows, `bench/country_traffic.py` measures it with the traffic). The generated data ends on
+meets while traffic flows, `bench/country_traffic.py` measures it with the traffic; with `--live` the
+region's live update is computed after the events and before the request, as in a web slot that
+serves the region's live stream). The generated data ends on
 23 Nov 2026, the day this was first measured; on a later day no period shown reaches today and
 "after a new event" is close to "warm".
 """
@@ -174,6 +176,12 @@ def main() -> int:
         default=0,
         help="also time each page after one new event for each of this many units (what a page meets while traffic flows)",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="with --changed: before each such request, compute the region's live update (its four metrics of today), as a web slot"
+        " that serves the region's live stream has done by the time a page comes",
+    )
     parser.add_argument("--url", help="measure this database instead (say a PostgreSQL an earlier --postgres run left, or one copied once for two runs)")
     args = parser.parse_args()
     last = args.end
@@ -242,6 +250,14 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
         app.include_router(web_router)
     with services.sessions() as session:
         all_units = [row[0] for row in session.query(UnitRow.unit).order_by(UnitRow.unit)]
+
+    def live_update() -> None:
+        """What the region's live stream computes after a change (server/live/figures_of.py)."""
+        from vardkoll.server.live.figures_of import FiguresOf
+        from vardkoll.server.metrics import METRICS
+
+        FiguresOf(services, tuple(all_units), tuple(METRICS), None, None)()
+
     unit = all_units[0]
     # Spread over the region, as traffic would be: every k-th unit.
     changing = all_units[:: max(1, len(all_units) // args.changed)][: args.changed] if args.changed else []
@@ -295,8 +311,10 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                     moved = []
                     for _ in range(args.rounds):
                         client.post("/api/v1/events", content=orjson.dumps(new_calls(changing)), headers=bearer)
+                        if args.live:
+                            live_update()
                         moved += timed(client, page, 1, headers)
-                    row[f"{len(changing)} changed"] = statistics.median(moved)
+                    row[f"{len(changing)} changed{' after live' if args.live else ''}"] = statistics.median(moved)
                 results[(mode, name)] = row
                 print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
         if len(args.modes.split(",")) == 2:

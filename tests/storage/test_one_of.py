@@ -56,3 +56,14 @@ def test_a_statement_built_once_binds_its_values_when_run(sessions):
         assert set(session.scalars(statement, {"units": UNITS[:4], "region": "Region Test"})) == set(UNITS[:4])
         assert set(session.scalars(statement, {"units": UNITS[6:], "region": "Region Test"})) == set(UNITS[6:])
         assert session.scalars(statement, {"units": UNITS, "region": "Region Annan"}).all() == []
+
+
+def test_the_condition_is_a_comparison_on_each_backend(sessions):
+    """On SQLite the placeholders of `IN`, with no "= 1" after them (that kept SQLite from seeking by
+    unit: a Klinikvy took 110 ms instead of 45); on PostgreSQL one array parameter."""
+    with sessions() as session:
+        sql = str(select(UnitRow.unit).where(one_of(UnitRow.unit, UNITS[:2])).compile(session.get_bind()))
+    if session.get_bind().dialect.name == "postgresql":
+        assert "= ANY(" in sql and " IN " not in sql
+    else:
+        assert " IN (" in sql and "= 1" not in sql
