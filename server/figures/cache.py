@@ -18,7 +18,8 @@ only while both its dependency version and its settings stamp are the ones read 
   time zone, which the stamp covers. A period that includes today is safe too: every new event for the
   unit bumps its version.
 - The data freshness block (`data`: last event, devices silent) changes without new events, so it is
-  never stored here: callers add it to a copy on every request.
+  never stored here: the activity and devices are read on every request, and each answer gets the
+  unit's block (`freshness`: one read-only block per state, built anew when the rows moved).
 
 Entries are per process; several server processes each keep their own and each sees every commit
 through the versions. Figures without `as_of` are also kept in the database for every process

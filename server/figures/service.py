@@ -17,7 +17,6 @@ from vardkoll.server.metrics.continuity import coc_window
 
 from ..storage.one_of import one_of
 from ..storage.registry_tables import DeviceRow
-from ..storage.stamp_keys import from_epoch_us
 from ..storage.tables import UnitActivity
 from ..registry.directory import UnitDirectory
 from .cache import FigureCache, Watermark, answer_of, figure_key, frozen_figure, set_key, settings_stamp
@@ -25,6 +24,7 @@ from vardkoll.server.metrics.day_parts import PART_METRICS
 
 from .computed_writes import Write, write_computed
 from .continuity_sums import continuity_figures
+from .freshness import FreshnessBlocks
 from .day_parts import Request, figures_from_parts, keep_parts
 from .kept_ledgers import KeptLedgers
 from .part_writes import PartWrites
@@ -107,6 +107,8 @@ class FigureService:
         self.part_writes = PartWrites()
         # The day parts this process computed lately, by the day's version (`recent_parts`); None: not kept.
         self.recent_parts: RecentParts | None = RecentParts()
+        # Each unit's `data` block, kept while its activity and devices are as they were (`freshness`).
+        self.freshness = FreshnessBlocks()
 
     def figure(self, unit: str, metric: str, period: Period, as_of: datetime | None = None, cached: bool = True) -> dict[str, Any]:
         """The SPEC 2.5 figure, as `vardkoll replay` gives it, plus its definition version and data freshness."""
@@ -141,8 +143,9 @@ class FigureService:
         17 sets, or a repeated region query, is then a few small reads. Continuity's figures that must
         be computed are computed beside the others, in a second session. A (metric, period) asked for
         more than once is answered once: the same list in each of its places. A unit's `data` block is
-        one dict shared by its figures in every set, and a figure's nested values may be shared with
-        the cache (`cache.ReadOnlyDict`, which refuses changes): read them, never change them."""
+        one read-only dict shared by its figures in every set and by later answers while its activity
+        and devices stand (`freshness`), and a figure's nested values may be shared with the cache
+        (`cache.ReadOnlyDict`, which refuses changes): read them, never change them."""
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
@@ -199,7 +202,7 @@ class FigureService:
                 # of 230 units: the continuity query beside the other 16 sets).
                 plans = [(pending[i].plan, versions[i]) for i in beside]
                 elsewhere = _BESIDE.submit(self._figures_in_own_session, plans, as_of, cached, keep_in_memory, now)
-            freshness = self._freshness(units, activity, devices) if read_freshness else {}
+            freshness = self.freshness.of(units, activity, devices) if read_freshness else {}
             computed = {i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in here}
         if elsewhere is not None:
             beside_figures, beside_writes = elsewhere.result()
@@ -347,7 +350,7 @@ class FigureService:
         to_store: dict[Period, tuple[str, str, int, dict[str, Any]]] = {}
         parts_to_keep: list[tuple[list[Any], dict[str, str]]] = []
         with self._sessions() as session:
-            freshness = self._freshness([unit], *self._activity(session, [unit], with_devices=True))[unit]
+            freshness = self.freshness.of([unit], *self._activity(session, [unit], with_devices=True))[unit]
             now = self._clock()
             configs = [self._units.config(unit, period.end) for period in periods]
             stamps = [settings_stamp(config) for config in configs]
@@ -452,23 +455,6 @@ class FigureService:
                 devices.setdefault(row.unit, []).append(row)
         return activity, devices
 
-    @staticmethod
-    def _freshness(units: list[str], activity: dict[str, Any], devices: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
-        """How fresh the data behind a unit's figures is: silence is "no data", never "compliant"."""
-        result = {}
-        for unit in units:
-            seen = activity.get(unit)
-            unit_devices = devices.get(unit, [])
-            result[unit] = {
-                "no_data": seen is None,
-                "last_event_at": from_epoch_us(seen.last_event_at_us).isoformat() if seen and seen.last_event_at_us is not None else None,
-                "last_received_at": _iso(seen.last_received_at) if seen else None,
-                "devices": len(unit_devices),
-                "devices_offline": sorted(d.device for d in unit_devices if d.status == "offline"),
-                "devices_silent": sorted(d.device for d in unit_devices if d.status == "silent"),
-            }
-        return result
-
 
 def _covering_ledger(session: Session, unit: str, metric: str, periods: list[Period], config: UnitConfig) -> Any:
     """One ledger holding every stored row that any of `periods` needs (each figure filters by its own
@@ -484,7 +470,3 @@ def _covering_ledger(session: Session, unit: str, metric: str, periods: list[Per
     if metric == "continuity":
         return load_visits(session, unit, covering, since=min(coc_window(p.end).start for p in periods))
     return None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()

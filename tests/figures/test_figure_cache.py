@@ -142,8 +142,10 @@ def test_a_caller_changing_a_returned_figure_does_not_change_the_cached_one(two_
         figure = cached(two_units, VC02, "assessment")
         expected = json.loads(orjson.dumps(figure))
         figure["numerator"] = 999
-        figure["data"]["devices"] = 42
-        # The nested values are shared with the kept figure: changing them is refused, loudly.
+        # The nested values are shared with the kept figure, the data block with every answer of the
+        # unit while its activity and devices stand: changing them is refused, loudly.
+        with pytest.raises(TypeError, match="read-only"):
+            figure["data"]["devices"] = 42
         with pytest.raises(TypeError, match="read-only"):
             figure["details"]["by_profession"]["doctor"] = 5
         with pytest.raises(TypeError, match="read-only"):
