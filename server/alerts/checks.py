@@ -1,7 +1,9 @@
 """The alert checks the rules add to the jobs' own (overdue cases, silent collectors, audit mismatches):
 a 3-day case near its deadline, today's telephone figure under target at set local times, a collector's
 outbox growing, a burst of dead letters. Each raises into the alerts table, where (unit, kind, subject)
-is unique, so running a check twice raises nothing new.
+is unique, so running a check twice raises nothing new. A pass reads what its units need in a few
+statements per chunk of units (one transaction each), whatever the number of units: at a country's
+1 200 units a check per unit and kind took about 10 000 statements and 3.4 s, every minute.
 
 - at risk: subject the case pseudonym; raised once per case.
 - telephone: subject "<local day>/<HH:MM>"; one per check time and day, only when the figure has a share.
@@ -18,13 +20,15 @@ from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics.assessment import LIMIT_DAYS
 from vardkoll.server.metrics.calendar import Period
 
-from ..figures.loading import load_cases
+from ..figures.loading import load_cases_of
 from ..services import Services
 from ..storage.job_tables import Alert
+from ..storage.one_of import one_of
 from ..storage.registry_tables import DeviceRow, UnitRow
 from ..storage.tables import DeadLetter, UnitActivity
 from .rules import AlertRules, all_effective_rules
@@ -34,9 +38,13 @@ from .store import (
     OUTBOX_GROWING,
     TELEPHONE_BELOW_TARGET,
     AlertRaised,
-    clear_alerts,
+    clear_alerts_of,
+    open_subjects,
     raise_alerts,
 )
+
+
+CHUNK_UNITS = 500  # units per transaction: a pass's statements stay few, each transaction bounded
 
 
 @dataclass
@@ -58,18 +66,27 @@ def run_checks(services: Services, now: datetime) -> CheckReport:
         device_units = set(session.scalars(select(DeviceRow.unit).distinct()))
         units = {unit: regions.get(unit) for unit in with_data | set(regions) | dead_letter_units | device_units}
         rules = all_effective_rules(session, units)
-    for unit in sorted(units):
-        unit_rules = rules[unit]
-        if unit in with_data:
-            report.add(ASSESSMENT_AT_RISK, cases_at_risk(services, unit, unit_rules, now))
-            report.add(TELEPHONE_BELOW_TARGET, telephone_below_target(services, unit, unit_rules, now))
-        raised, cleared = outboxes_growing(services, unit, unit_rules, now)
-        report.add(OUTBOX_GROWING, raised)
-        report.cleared += cleared
-        raised, cleared = dead_letter_burst(services, unit, unit_rules, now)
-        report.add(DEAD_LETTER_BURST, raised)
-        report.cleared += cleared
+    ordered = sorted(units)
+    for start in range(0, len(ordered), CHUNK_UNITS):
+        chunk = ordered[start : start + CHUNK_UNITS]
+        chunk_with_data = [unit for unit in chunk if unit in with_data]
+        with services.sessions.begin() as session:
+            alerts = cases_at_risk(services, session, chunk_with_data, rules, now)
+            deep, drained = outboxes_growing(session, chunk, rules)
+            bursts, calm = dead_letter_bursts(session, chunk, rules, now)
+            for alert in raise_alerts(session, [*alerts, *deep, *bursts], now):
+                report.add(alert.kind, 1)
+            report.cleared += clear_where_open(session, chunk, {OUTBOX_GROWING: drained, DEAD_LETTER_BURST: calm}, now)
+        report.add(TELEPHONE_BELOW_TARGET, telephones_below_target(services, chunk_with_data, rules, now))
     return report
+
+
+def clear_where_open(session: Session, units: list[str], clear: dict[str, list[tuple[str, str]]], now: datetime) -> int:
+    """Clear those of the (unit, subject) per kind that have an open alert; an UPDATE only where one does."""
+    open_now = open_subjects(session, units, list(clear))
+    return sum(
+        clear_alerts_of(session, kind, [(unit, subject) for unit, subject in pairs if (unit, kind, subject) in open_now], now) for kind, pairs in clear.items()
+    )
 
 
 def at_risk_days(now: datetime, hours: int, zone: tzinfo) -> Period | None:
@@ -80,50 +97,63 @@ def at_risk_days(now: datetime, hours: int, zone: tzinfo) -> Period | None:
     return Period(first, last) if first <= last else None
 
 
-def cases_at_risk(services: Services, unit: str, rules: AlertRules, now: datetime) -> int:
-    if rules.at_risk_hours <= 0:
-        return 0
-    config = services.units.config(unit)
-    days = at_risk_days(now, rules.at_risk_hours, config.tz)
-    if days is None:
-        return 0
-    horizon = now + timedelta(hours=rules.at_risk_hours)
-    with services.sessions.begin() as session:
-        ledger = load_cases(session, unit, days, None, config)
-        alerts = [
-            AlertRaised(
-                unit,
-                ASSESSMENT_AT_RISK,
-                case.case,
-                {
-                    "contact_day": case.contact_day.isoformat(),
-                    "deadline": case.deadline.isoformat(),
-                    "hours_left": max(0, int((case.deadline - now).total_seconds() // 3600)),
-                },
-            )
-            for case in ledger.open_cases(now, config)
-            if now < case.deadline <= horizon
-        ]
-        return len(raise_alerts(session, alerts, now))
+def cases_at_risk(services: Services, session: Session, units: list[str], rules: dict[str, AlertRules], now: datetime) -> list[AlertRaised]:
+    """The open cases of `units` whose deadline falls within each unit's `at_risk_hours`; the cases of
+    units with the same contact days (same time zone and hours) are read in one query."""
+    configs = {unit: services.units.config(unit) for unit in units}
+    by_days: dict[Period, list[str]] = {}
+    for unit in units:
+        if rules[unit].at_risk_hours > 0 and (days := at_risk_days(now, rules[unit].at_risk_hours, configs[unit].tz)) is not None:
+            by_days.setdefault(days, []).append(unit)
+    alerts = []
+    for days, members in by_days.items():
+        ledgers = load_cases_of(session, members, days, None, configs)
+        for unit in members:
+            horizon = now + timedelta(hours=rules[unit].at_risk_hours)
+            alerts += [
+                AlertRaised(
+                    unit,
+                    ASSESSMENT_AT_RISK,
+                    case.case,
+                    {
+                        "contact_day": case.contact_day.isoformat(),
+                        "deadline": case.deadline.isoformat(),
+                        "hours_left": max(0, int((case.deadline - now).total_seconds() // 3600)),
+                    },
+                )
+                for case in ledgers[unit].open_cases(now, configs[unit])
+                if now < case.deadline <= horizon
+            ]
+    return alerts
 
 
-def telephone_below_target(services: Services, unit: str, rules: AlertRules, now: datetime) -> int:
-    config = services.units.config(unit)
-    local = now.astimezone(config.tz)
-    due = [f"{local.date().isoformat()}/{moment.strftime('%H:%M')}" for moment in rules.telephone_check_times if moment <= local.time().replace(tzinfo=None)]
-    if not due:
+def telephones_below_target(services: Services, units: list[str], rules: dict[str, AlertRules], now: datetime) -> int:
+    """Today's telephone figure held to its target at each unit's latest check time passed, once per time
+    and day: only the units not yet looked at for it (nor alerted) are read, one figure each."""
+    checked = _TELEPHONE_CHECKED.setdefault(services.engine, set())
+    latest = {}
+    for unit in units:
+        local = now.astimezone(services.units.config(unit).tz)
+        due = [moment for moment in rules[unit].telephone_check_times if moment <= local.time().replace(tzinfo=None)]
+        if due and (unit, subject := f"{local.date().isoformat()}/{due[-1].strftime('%H:%M')}") not in checked:
+            latest[unit] = subject
+    if not latest:
         return 0
     with services.sessions() as session:
-        done = set(session.scalars(select(Alert.subject).where(Alert.unit == unit, Alert.kind == TELEPHONE_BELOW_TARGET, Alert.subject.in_(due))))
-    # Checked once per time and day: what is due and not yet alerted is looked at now, the latest only.
+        query = select(Alert.unit, Alert.subject).where(
+            one_of(Alert.unit, list(latest)), Alert.kind == TELEPHONE_BELOW_TARGET, one_of(Alert.subject, set(latest.values()))
+        )
+        done = {(unit, subject) for unit, subject in session.execute(query)}
+    return sum(telephone_below_target(services, unit, subject, now) for unit, subject in latest.items() if (unit, subject) not in done)
+
+
+def telephone_below_target(services: Services, unit: str, subject: str, now: datetime) -> int:
     checked = _TELEPHONE_CHECKED.setdefault(services.engine, set())
-    if due[-1] in done or (unit, due[-1]) in checked:
-        return 0
-    today = local.date()
+    today = now.astimezone(services.units.config(unit).tz).date()
     figure = services.figures.figure(unit, "telephone", Period(today, today), as_of=now)
     if len(checked) > 100_000:
         checked.clear()
-    checked.add((unit, due[-1]))
+    checked.add((unit, subject))
     if figure["share"] is None or figure["meets_target"] is not False:
         return 0
     detail = {
@@ -134,7 +164,7 @@ def telephone_below_target(services: Services, unit: str, rules: AlertRules, now
         "denominator": figure["denominator"],
     }
     with services.sessions.begin() as session:
-        return len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, due[-1], detail)], now))
+        return len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, subject, detail)], now))
 
 
 # The telephone check computes the figure at most once per (unit, time of day) per database in a process; the
@@ -155,26 +185,37 @@ def outbox_depth(last_status: str | None) -> int | None:
     return depth if isinstance(depth, int) and not isinstance(depth, bool) else None
 
 
-def outboxes_growing(services: Services, unit: str, rules: AlertRules, now: datetime) -> tuple[int, int]:
-    threshold = rules.outbox_depth_at_least
-    with services.sessions.begin() as session:
-        rows = session.execute(select(DeviceRow.device, DeviceRow.last_status).where(DeviceRow.unit == unit, DeviceRow.retired_at.is_(None))).all()
-        depths = {device: outbox_depth(status) for device, status in rows}
-        deep = [
-            AlertRaised(unit, OUTBOX_GROWING, device, {"depth": depth, "threshold": threshold})
-            for device, depth in sorted(depths.items())
-            if threshold > 0 and depth is not None and depth >= threshold
-        ]
-        drained = [device for device, depth in depths.items() if threshold <= 0 or depth is None or depth < threshold / 2]
-        return len(raise_alerts(session, deep, now)), clear_alerts(session, unit, OUTBOX_GROWING, drained, now)
+def outboxes_growing(session: Session, units: list[str], rules: dict[str, AlertRules]) -> tuple[list[AlertRaised], list[tuple[str, str]]]:
+    """The alerts of the devices in service whose outbox is at least the unit's threshold, and the (unit,
+    device) whose alert may clear: under half the threshold, no depth reported, or the check turned off."""
+    rows = session.execute(select(DeviceRow.unit, DeviceRow.device, DeviceRow.last_status).where(one_of(DeviceRow.unit, units), DeviceRow.retired_at.is_(None)))
+    deep, drained = [], []
+    for unit, device, status in rows:
+        threshold, depth = rules[unit].outbox_depth_at_least, outbox_depth(status)
+        if threshold > 0 and depth is not None and depth >= threshold:
+            deep.append(AlertRaised(unit, OUTBOX_GROWING, device, {"depth": depth, "threshold": threshold}))
+        if threshold <= 0 or depth is None or depth < threshold / 2:
+            drained.append((unit, device))
+    return deep, drained
 
 
-def dead_letter_burst(services: Services, unit: str, rules: AlertRules, now: datetime) -> tuple[int, int]:
-    threshold = rules.dead_letters_at_least
-    since = now - timedelta(minutes=rules.dead_letter_window_minutes)
-    with services.sessions.begin() as session:
-        count = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.unit == unit, DeadLetter.received_at > since)) or 0
+def dead_letter_bursts(session: Session, units: list[str], rules: dict[str, AlertRules], now: datetime) -> tuple[list[AlertRaised], list[tuple[str, str]]]:
+    """The bursts (at least the unit's threshold of dead letters in its window), and the (unit, "burst")
+    of every other unit; the units sharing a window are counted in one query."""
+    by_window: dict[int, list[str]] = {}
+    for unit in units:
+        if rules[unit].dead_letters_at_least > 0:
+            by_window.setdefault(rules[unit].dead_letter_window_minutes, []).append(unit)
+    counts: dict[str, int] = {}
+    for minutes, members in by_window.items():
+        since = now - timedelta(minutes=minutes)
+        query = select(DeadLetter.unit, func.count()).where(one_of(DeadLetter.unit, members), DeadLetter.received_at > since).group_by(DeadLetter.unit)
+        counts.update((unit, count) for unit, count in session.execute(query))
+    bursts, calm = [], []
+    for unit in units:
+        threshold, count = rules[unit].dead_letters_at_least, counts.get(unit, 0)
         if threshold > 0 and count >= threshold:
-            detail = {"dead_letters": count, "window_minutes": rules.dead_letter_window_minutes}
-            return len(raise_alerts(session, [AlertRaised(unit, DEAD_LETTER_BURST, "burst", detail)], now)), 0
-        return 0, clear_alerts(session, unit, DEAD_LETTER_BURST, ["burst"], now)
+            bursts.append(AlertRaised(unit, DEAD_LETTER_BURST, "burst", {"dead_letters": count, "window_minutes": rules[unit].dead_letter_window_minutes}))
+        else:
+            calm.append((unit, "burst"))
+    return bursts, calm

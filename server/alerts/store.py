@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any, Iterable
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..storage.job_tables import Alert
+from ..storage.one_of import one_of
 from ..storage.upsert import dialect_insert
 
 ASSESSMENT_OVERDUE = "assessment_overdue"
@@ -114,6 +115,25 @@ def clear_alerts(session: Session, unit: str, kind: str, subjects: Iterable[str]
         update(table).where(table.c.unit == unit, table.c.kind == kind, table.c.subject.in_(subjects), table.c.cleared_at.is_(None)).values(cleared_at=now)
     )
     return result.rowcount
+
+
+def clear_alerts_of(session: Session, kind: str, subjects: Iterable[tuple[str, str]], now: datetime) -> int:
+    """`clear_alerts` for many units in one statement: the open alerts of `kind` with these (unit, subject)."""
+    pairs = sorted(set(subjects))
+    if not pairs:
+        return 0
+    table = Alert.__table__
+    result = session.execute(
+        update(table).where(table.c.kind == kind, tuple_(table.c.unit, table.c.subject).in_(pairs), table.c.cleared_at.is_(None)).values(cleared_at=now)
+    )
+    return result.rowcount
+
+
+def open_subjects(session: Session, units: list[str], kinds: Iterable[str]) -> set[tuple[str, str, str]]:
+    """(unit, kind, subject) of the open alerts of `kinds` for `units`."""
+    table = Alert.__table__
+    query = select(table.c.unit, table.c.kind, table.c.subject).where(one_of(table.c.unit, units), table.c.kind.in_(list(kinds)), table.c.cleared_at.is_(None))
+    return {(unit, kind, subject) for unit, kind, subject in session.execute(query)}
 
 
 def recent_alerts(sessions: sessionmaker[Session], unit: str | None, since: datetime, kind: str | None = None) -> list[AlertRecord]:

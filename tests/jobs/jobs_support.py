@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterator
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import event
 
 from vardkoll.protocol import (
     CallAbandoned,
@@ -113,3 +117,18 @@ def register_unit(services: Services, unit: str, time_zone: str = "Europe/Stockh
     with services.sessions.begin() as session:
         session.add(UnitRow(unit=unit, name=f"Vårdcentralen {unit[-4:]}", region="Test", time_zone=time_zone))
     services.units.invalidate()
+
+
+@contextmanager
+def statements_counted(services: Services) -> Iterator[list[str]]:
+    """The SQL statements run on the services' engine inside the block (an executemany counts once)."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
