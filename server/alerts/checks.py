@@ -74,16 +74,19 @@ def run_checks(services: Services, now: datetime) -> CheckReport:
             alerts = cases_at_risk(services, session, chunk_with_data, rules, now)
             deep, drained = outboxes_growing(session, chunk, rules)
             bursts, calm = dead_letter_bursts(session, chunk, rules, now)
-            for alert in raise_alerts(session, [*alerts, *deep, *bursts], now):
+            # Only what is not open already is raised: raise_alerts runs one INSERT per alert, and a case at
+            # risk stays wanted every minute until its deadline.
+            open_now = open_subjects(session, chunk, (ASSESSMENT_AT_RISK, OUTBOX_GROWING, DEAD_LETTER_BURST))
+            wanted = [alert for alert in (*alerts, *deep, *bursts) if (alert.unit, alert.kind, alert.subject) not in open_now]
+            for alert in raise_alerts(session, wanted, now):
                 report.add(alert.kind, 1)
-            report.cleared += clear_where_open(session, chunk, {OUTBOX_GROWING: drained, DEAD_LETTER_BURST: calm}, now)
+            report.cleared += clear_where_open(session, open_now, {OUTBOX_GROWING: drained, DEAD_LETTER_BURST: calm}, now)
         report.add(TELEPHONE_BELOW_TARGET, telephones_below_target(services, chunk_with_data, rules, now))
     return report
 
 
-def clear_where_open(session: Session, units: list[str], clear: dict[str, list[tuple[str, str]]], now: datetime) -> int:
+def clear_where_open(session: Session, open_now: set[tuple[str, str, str]], clear: dict[str, list[tuple[str, str]]], now: datetime) -> int:
     """Clear those of the (unit, subject) per kind that have an open alert; an UPDATE only where one does."""
-    open_now = open_subjects(session, units, list(clear))
     return sum(
         clear_alerts_of(session, kind, [(unit, subject) for unit, subject in pairs if (unit, kind, subject) in open_now], now) for kind, pairs in clear.items()
     )
