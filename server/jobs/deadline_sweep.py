@@ -4,7 +4,8 @@ A case's deadline is the end of its local contact day + 3, so deadlines only pas
 midnight. Each sweep looks at the cases whose deadline fell in (since, now]: `since` is the unit's last
 sweep, or `late_window` ago if that is earlier, so a case that becomes known late (a collector back
 after an outage) still alerts. Who is in scope and open is decided by the metric rules themselves
-(`CaseLedger`), over the cases `load_cases` rebuilds from the database.
+(`CaseLedger`), over the cases `load_cases_of` rebuilds from the database, for many units per query: at
+a country's 1 200 units a transaction per unit took 1.5-3 s a sweep.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from vardkoll.server.metrics.assessment import LIMIT_DAYS, CaseLedger
 from vardkoll.server.metrics.calendar import Period
 from vardkoll.server.metrics.config import UnitConfig
 
-from ..figures.loading import load_cases
+from ..figures.loading import load_cases_of
 from ..services import Services
 from ..storage.job_tables import SweepMark
 from ..storage.tables import UnitActivity
-from ..alerts.store import ASSESSMENT_OVERDUE, AlertRaised, raise_alerts
+from ..alerts.store import ASSESSMENT_OVERDUE, AlertRaised, open_subjects, raise_alerts
 from ..storage.upsert import dialect_insert
 
-# Before any data (ingest refuses events before 1970): as `as_of` of `load_cases`, it adds no open
-# cases from other days to the cases of the period.
+CHUNK_UNITS = 500  # units per transaction: a sweep's statements stay few, each transaction bounded
 
 
 @dataclass(frozen=True)
@@ -54,34 +54,44 @@ def contact_days_due(since: datetime, now: datetime, config: UnitConfig) -> Peri
 
 
 def sweep_deadlines(services: Services, now: datetime, late_window: timedelta) -> int:
-    """Sweep every unit with data; return how many alerts were raised."""
+    """Sweep every unit whose data changed or whose local midnight passed since its last sweep, in a few
+    statements per chunk of units; return how many alerts were raised."""
     with services.sessions() as session:
         versions = dict(session.execute(select(UnitActivity.unit, UnitActivity.version)).all())
         marks = {mark.unit: mark for mark in session.scalars(select(SweepMark))}
+    configs = {unit: services.units.config(unit) for unit in versions}
+    due = [unit for unit in sorted(versions) if unit not in marks or not _nothing_changed(marks[unit], versions[unit], now, configs[unit])]
     raised = 0
-    for unit in sorted(versions):
-        raised += _sweep_unit(services, unit, versions[unit], marks.get(unit), now, late_window)
+    for start in range(0, len(due), CHUNK_UNITS):
+        chunk = due[start : start + CHUNK_UNITS]
+        sinces = {unit: now - late_window if unit not in marks else min(marks[unit].swept_at, now - late_window) for unit in chunk}
+        with services.sessions.begin() as session:
+            # The late window brings back the cases alerted in earlier sweeps: only those not open are raised
+            # (raise_alerts runs one INSERT per alert).
+            open_now = open_subjects(session, chunk, (ASSESSMENT_OVERDUE,))
+            alerts = [alert for alert in _overdue_alerts(session, sinces, now, configs) if (alert.unit, alert.kind, alert.subject) not in open_now]
+            raised += len(raise_alerts(session, alerts, now))
+            _mark(session, {unit: versions[unit] for unit in chunk}, now)
     return raised
 
 
-def _sweep_unit(services: Services, unit: str, version: int, mark: SweepMark | None, now: datetime, late_window: timedelta) -> int:
-    config = services.units.config(unit)
-    if mark is not None and _nothing_changed(mark, version, now, config):
-        return 0
-    since = now - late_window if mark is None else min(mark.swept_at, now - late_window)
-    days = contact_days_due(since, now, config)
-    with services.sessions.begin() as session:
-        alerts = []
-        if days is not None:
-            # `as_of` before any data: only the cases contacted (or assessed) on those days are loaded.
-            ledger = load_cases(session, unit, days, None, config)
-            alerts = [
+def _overdue_alerts(session: Session, sinces: dict[str, datetime], now: datetime, configs: dict[str, UnitConfig]) -> list[AlertRaised]:
+    """The alerts of the cases newly overdue per unit; the cases of units with the same contact days due
+    (same time zone and last sweep) are read in one query."""
+    by_days: dict[Period, list[str]] = {}
+    for unit, since in sinces.items():
+        if (days := contact_days_due(since, now, configs[unit])) is not None:
+            by_days.setdefault(days, []).append(unit)
+    alerts = []
+    for days, units in by_days.items():
+        # `as_of` None: only the cases contacted (or assessed) on those days are loaded.
+        ledgers = load_cases_of(session, units, days, None, configs)
+        for unit in units:
+            alerts += [
                 AlertRaised(unit, ASSESSMENT_OVERDUE, overdue.case, {"contact_day": overdue.contact_day, "deadline": overdue.deadline.isoformat()})
-                for overdue in newly_overdue(ledger, since, now, config)
+                for overdue in newly_overdue(ledgers[unit], sinces[unit], now, configs[unit])
             ]
-        raised = raise_alerts(session, alerts, now)
-        _mark(session, unit, now, version)
-    return len(raised)
+    return alerts
 
 
 def _nothing_changed(mark: SweepMark, version: int, now: datetime, config: UnitConfig) -> bool:
@@ -89,7 +99,9 @@ def _nothing_changed(mark: SweepMark, version: int, now: datetime, config: UnitC
     return mark.data_version == version and mark.swept_at.astimezone(config.tz).date() == now.astimezone(config.tz).date()
 
 
-def _mark(session: Session, unit: str, now: datetime, version: int) -> None:
+def _mark(session: Session, versions: dict[str, int], now: datetime) -> None:
+    """Record the sweep of these units (unit -> data version), in one statement run for all of them."""
     table = SweepMark.__table__
-    stmt = dialect_insert(session, table).values(unit=unit, swept_at=now, data_version=version)
-    session.execute(stmt.on_conflict_do_update(index_elements=["unit"], set_={"swept_at": now, "data_version": version}))
+    stmt = dialect_insert(session, table)
+    stmt = stmt.on_conflict_do_update(index_elements=["unit"], set_={"swept_at": stmt.excluded.swept_at, "data_version": stmt.excluded.data_version})
+    session.execute(stmt, [{"unit": unit, "swept_at": now, "data_version": version} for unit, version in versions.items()])
