@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
 from vardkoll.server.metrics import DEFINITION_VERSIONS, Period
 from vardkoll.server.metrics.figures import SMALL_N, meets_target, share_of
 
-from ..registry import benchmarks_on
+from ..registry import UnitEntry, benchmarks_on
 from ..storage.registry_tables import RegionBenchmark, UnitRow
 from .service import FigureService
 
@@ -21,7 +21,7 @@ def region_figure(
     figures: FigureService,
     session: Session,
     region: str,
-    units: list[UnitRow],
+    units: Sequence[UnitRow] | Sequence[UnitEntry],
     metric: str,
     period: Period,
     as_of: datetime | None = None,

@@ -2,7 +2,7 @@
 them, and the directory the metric rules read settings from. The API and `vardkoll admin` both call here."""
 
 from .devices import BadDeviceId, Registration, UnknownDevice, register_device, registered_device, unit_devices
-from .directory import UnitDirectory
+from .directory import UnitDirectory, UnitEntry
 from .regions import UnknownBenchmark, benchmarks_on, region_benchmarks, remove_benchmark, set_benchmark
 from .schemas import BenchmarkCreate, BenchmarkPublic, HsaId, TargetCreate, TargetPublic, UnitCreate, UnitPublic, UnitUpdate
 from .units import (
@@ -35,6 +35,7 @@ __all__ = [
     "TargetPublic",
     "UnitCreate",
     "UnitDirectory",
+    "UnitEntry",
     "UnitPublic",
     "UnitUpdate",
     "UnknownDevice",
