@@ -21,7 +21,7 @@ from .access_log import record_change_from_request
 from .api import api_router
 from .gc_tuning import tuned_for_serving
 from .guards import ControlCharacterGuard, LoopbackOnly, TrustedProxies
-from .live import LiveHub, WarmPages
+from .live import LiveHub
 from .monitoring import RequestIdMiddleware, StateProbe, version
 from .monitoring.routes import monitoring_router, state_probe
 from .services import Services, build_consumer, build_services
@@ -41,9 +41,6 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
         hub = LiveHub(shared.sessions)
         hub.start()
         app.state.live = hub
-        warm_pages = WarmPages(hub, lambda units, wanted: shared.figures.figure_sets(units, wanted))
-        warm_pages.start()
-        app.state.warm_pages = warm_pages
         app.state.consumer = None
         workers = []
         if background and shared.settings.consume_mqtt:
@@ -66,7 +63,6 @@ def create_app(settings: ServerSettings | None = None, services: Services | None
             probe.unregister()
             for worker in reversed(workers):
                 worker.stop()
-            warm_pages.stop()
             await hub.stop()
 
     app = FastAPI(title="vardkoll", version=version(), lifespan=lifespan)

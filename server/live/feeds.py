@@ -167,12 +167,6 @@ class Feeds:
     def streams(self) -> int:
         return sum(feed.streams for feed in self._feeds.values())
 
-    async def in_turn(self, compute: Compute) -> bytes:
-        """`compute` run in the updates' thread with the live updates, after those of its batch (the kept
-        pages' refreshes, server/live/warm_pages.py: they then find the changed units' figures of today
-        computed, and never run beside a live update)."""
-        return await self._updates.compute(compute)
-
     def join(self, key: Hashable, units: list[str], compute: Compute) -> Feed:
         """The feed of `key` (made, with a subscription to `units`' changes, if no stream has it open)."""
         feed = self._feeds.get(key)

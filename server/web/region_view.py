@@ -112,22 +112,17 @@ def region_table(services: Services, units: list[UnitEntry], period: Period, sor
     return _table(units, dict(zip(METRICS, sets)), sort, descending)
 
 
-def page_sets(period: Period, filters: Filters, today: date) -> list[tuple[str, Period]]:
-    """Every set the page shows: the table's four metrics, then per month one set of all units for the
-    small multiples, then the year."""
-    months = [m.period for m in month_periods(period.end)]
-    return [(m, period) for m in METRICS] + [(filters.metric, p) for p in [*months, whole_year(period.end, today)]]
-
-
 def region_view(
     services: Services, units: list[UnitEntry], region: str, period: Period, sort: str, descending: bool, filters: Filters, today: date
 ) -> RegionView:
     year = whole_year(period.end, today)
     months = month_periods(period.end)
-    # Every set in one call: the freshness is read once, and a set whose units have no new data comes
-    # whole from the cache (server/figures/cache.py, "Whole sets").
+    # Every set the page shows in one call (the table's four metrics, then per period one set of all
+    # units for the small multiples and the year): the freshness is read once, and a set whose units
+    # have no new data comes whole from the cache (server/figures/cache.py, "Whole sets").
     codes = [row.unit for row in units]
-    sets = _figure_sets(services, codes, page_sets(period, filters, today))
+    wanted = [(m, period) for m in METRICS] + [(filters.metric, p) for p in [m.period for m in months] + [year]]
+    sets = _figure_sets(services, codes, wanted)
     by_metric = dict(zip(METRICS, sets))
     table = _table(units, by_metric, sort, descending)
     by_period = sets[len(METRICS) :]

@@ -27,7 +27,7 @@ from .installation_routes import installation_router
 from .pages import SECURITY_HEADERS, STATIC_DIR, PageError, forbidden, login_redirect, page, parse_day, render, services_of, unit_row, utc_now
 from ..figures.region import region_figure
 from ..registry import UnitEntry, benchmarks_on
-from .region_view import SORT_KEYS, Filters, downloads, page_sets, region_table, region_view, report_month
+from .region_view import SORT_KEYS, Filters, downloads, region_table, region_view, report_month
 from .session import signed_in
 from .sign_in_routes import sign_in_router
 from .admin_routes import admin_router
@@ -172,8 +172,6 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
         q = params.checked()
         today = utc_now().astimezone(ZoneInfo("Europe/Stockholm")).date()
         view = region_view(services_of(request), rows, namn, q.period, q.sort, q.descending, q.filters, today)
-        # Kept current until the next request while its units change (server/live/warm_pages.py).
-        request.app.state.warm_pages.asked([row.unit for row in rows], page_sets(q.period, q.filters, today))
         base = q.params()
         # The export keeps the table's filters and order: it holds exactly the rows shown.
         table = {**base, "sortera": q.sort, "ordning": "fallande" if q.descending else "stigande"}
