@@ -137,3 +137,25 @@ def test_a_pass_runs_as_many_statements_for_50_units_as_for_5(services: Services
     with statements_counted(services) as for_50:
         assert run_checks(services, now + timedelta(minutes=1)).raised == {}
     assert len(for_50) == len(for_5), (for_5, for_50)
+
+
+def test_the_telephone_check_runs_as_many_statements_for_50_units_as_for_5(services: Services) -> None:
+    # After a restart every unit is looked at for the check time passed: at a country's units that was one
+    # figure, and its statements, per unit. Every call here is answered, so nothing is raised.
+    now = local(TODAY, 10, 5)
+    units = [f"SE2321000016-T{n:03d}" for n in range(50)]
+
+    def add_answering_units(chosen: list[str]) -> None:
+        for unit in chosen:
+            register_unit(services, unit)
+            clinic = Clinic(services, unit)
+            call = f"call-{unit[-4:]}"
+            clinic.ingest(clinic.offered(call, local(TODAY, 8, 5)), clinic.answered(call, local(TODAY, 8, 6)))
+
+    add_answering_units(units[:5])
+    with statements_counted(services) as for_5:
+        assert run_checks(services, now).raised == {}
+    add_answering_units(units[5:])
+    with statements_counted(services) as for_50:
+        assert run_checks(services, now + timedelta(minutes=1)).raised == {}
+    assert len(for_50) == len(for_5), (for_5, for_50)
