@@ -13,8 +13,11 @@ telephone figure is computed once, in both ways).
 Timed, per round, the two ways alternating who goes first, each after the alerts and sweep marks are
 deleted: a first check pass (alerts to raise), a second one a minute later (nothing new: the every-minute
 case), a third 11 minutes on after the deep outboxes drained (the outbox and dead-letter alerts clear), a
-first sweep (no marks), and a sweep after every unit's data version moved. Printed: ms and SQL
-statements of each, the median of the rounds, and the ratio new/old.
+first sweep (no marks), and a sweep after every unit's data version moved. Then the telephone check
+alone at 10:05, after the 10:00 check time, as the first pass after a restart meets it (every unit
+looked at; the units have no calls, so each figure has no share and nothing is raised): one figure per
+unit, as until the afternoon of 7 Dec 2026, against one call for all. Printed: ms and SQL statements of
+each, the median of the rounds, and the ratio new/old.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bench_common import machine, throwaway_postgres
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 TODAY = date(2026, 12, 7)
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=STOCKHOLM)
+TELEPHONE_AT = datetime(2026, 12, 7, 10, 5, tzinfo=STOCKHOLM)
 LATE_WINDOW = timedelta(days=3)
 
 
@@ -63,8 +67,8 @@ def main() -> int:
         print(machine())
         print(f"{'PostgreSQL' if args.postgres else 'SQLite'}, {args.units} units (prepared in {time.perf_counter() - started:.0f} s), {args.rounds} rounds")
         ways: dict[str, dict[str, Callable[[Any, datetime], Any]]] = {
-            "old": {"checks": old_run_checks, "sweep": old_sweep_deadlines},
-            "new": {"checks": run_checks, "sweep": lambda s, now: sweep_deadlines(s, now, LATE_WINDOW)},
+            "old": {"checks": old_run_checks, "sweep": old_sweep_deadlines, "telephone": old_telephones},
+            "new": {"checks": run_checks, "sweep": lambda s, now: sweep_deadlines(s, now, LATE_WINDOW), "telephone": new_telephones},
         }
         results: dict[tuple[str, str], list[tuple[float, int, Any]]] = {}
         for number in range(args.rounds):
@@ -76,6 +80,7 @@ def main() -> int:
                     ("checks, drained, 11 min on", "checks", NOW + timedelta(minutes=11)),
                     ("sweep, first", "sweep", NOW),
                     ("sweep, every unit changed", "sweep", NOW + timedelta(minutes=1)),
+                    ("telephone check, 10:05", "telephone", TELEPHONE_AT),
                 )
                 for label, job, now in steps:
                     if label == "checks, drained, 11 min on":
@@ -84,7 +89,14 @@ def main() -> int:
                         move_every_data_version(services)
                     results.setdefault((label, way), []).append(timed(services, lambda: ways[way][job](services, now)))
         print(f"\n{'pass':<28}{'old ms':>10}{'new ms':>10}{'new/old':>9}{'old stmts':>11}{'new stmts':>11}  outcome (old | new)")
-        for label in ("checks, first pass", "checks, a minute later", "checks, drained, 11 min on", "sweep, first", "sweep, every unit changed"):
+        for label in (
+            "checks, first pass",
+            "checks, a minute later",
+            "checks, drained, 11 min on",
+            "sweep, first",
+            "sweep, every unit changed",
+            "telephone check, 10:05",
+        ):
             old, new = results[label, "old"], results[label, "new"]
             old_ms, new_ms = statistics.median(r[0] for r in old), statistics.median(r[0] for r in new)
             print(
@@ -177,8 +189,56 @@ def move_every_data_version(services: Any) -> None:
 
 
 # The per-unit loops as they were before 7 Dec 2026 (server/alerts/checks.py and server/jobs/deadline_sweep.py
-# at be49182), on the same store functions: the baseline. The telephone check is left out: before the first
-# check time it returned before any statement, as it does now.
+# at be49182), on the same store functions: the baseline. The telephone check is left out of the passes:
+# before the first check time it returned before any statement, as it does now; it is timed alone below.
+
+
+def _telephone_rules(services: Any) -> tuple[list[str], dict[str, Any]]:
+    from vardkoll.server.alerts.checks import _TELEPHONE_CHECKED
+    from vardkoll.server.alerts.rules import all_effective_rules
+    from vardkoll.server.storage.registry_tables import UnitRow
+
+    _TELEPHONE_CHECKED.pop(services.engine, None)  # as in a fresh process: every unit is looked at
+    with services.sessions() as session:
+        units = dict(session.execute(select(UnitRow.unit, UnitRow.region)).all())
+        return sorted(units), all_effective_rules(session, units)
+
+
+def new_telephones(services: Any, now: datetime) -> int:
+    from vardkoll.server.alerts.checks import telephones_below_target
+
+    units, rules = _telephone_rules(services)
+    return telephones_below_target(services, units, rules, now)
+
+
+def old_telephones(services: Any, now: datetime) -> int:
+    """The check as it was at e142c9d: the due units found the same way, then one figure (and, under
+    target, one transaction) per unit."""
+    from vardkoll.server.alerts.store import TELEPHONE_BELOW_TARGET, AlertRaised, raise_alerts
+    from vardkoll.server.metrics import Period
+    from vardkoll.server.storage.job_tables import Alert
+    from vardkoll.server.storage.one_of import one_of
+
+    units, rules = _telephone_rules(services)
+    latest = {}
+    for unit in units:
+        local = now.astimezone(services.units.config(unit).tz)
+        due = [moment for moment in rules[unit].telephone_check_times if moment <= local.time().replace(tzinfo=None)]
+        if due:
+            latest[unit] = f"{local.date().isoformat()}/{due[-1].strftime('%H:%M')}"
+    with services.sessions() as session:
+        query = select(Alert.unit, Alert.subject).where(one_of(Alert.unit, list(latest)), Alert.kind == TELEPHONE_BELOW_TARGET)
+        done = {(unit, subject) for unit, subject in session.execute(query)}
+    raised = 0
+    for unit, subject in latest.items():
+        if (unit, subject) in done:
+            continue
+        today = now.astimezone(services.units.config(unit).tz).date()
+        figure = services.figures.figure(unit, "telephone", Period(today, today), as_of=now)
+        if figure["share"] is not None and figure["meets_target"] is False:
+            with services.sessions.begin() as session:
+                raised += len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, subject, {"share": figure["share"]})], now))
+    return raised
 
 
 def old_run_checks(services: Any, now: datetime) -> Any:
