@@ -227,7 +227,9 @@ def old_telephones(services: Any, now: datetime) -> int:
         if due:
             latest[unit] = f"{local.date().isoformat()}/{due[-1].strftime('%H:%M')}"
     with services.sessions() as session:
-        query = select(Alert.unit, Alert.subject).where(one_of(Alert.unit, list(latest)), Alert.kind == TELEPHONE_BELOW_TARGET)
+        query = select(Alert.unit, Alert.subject).where(
+            one_of(Alert.unit, list(latest)), Alert.kind == TELEPHONE_BELOW_TARGET, one_of(Alert.subject, set(latest.values()))
+        )
         done = {(unit, subject) for unit, subject in session.execute(query)}
     raised = 0
     for unit, subject in latest.items():
@@ -236,8 +238,9 @@ def old_telephones(services: Any, now: datetime) -> int:
         today = now.astimezone(services.units.config(unit).tz).date()
         figure = services.figures.figure(unit, "telephone", Period(today, today), as_of=now)
         if figure["share"] is not None and figure["meets_target"] is False:
+            detail = {key: figure[key] for key in ("share", "target", "numerator", "denominator")} | {"day": today.isoformat()}
             with services.sessions.begin() as session:
-                raised += len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, subject, {"share": figure["share"]})], now))
+                raised += len(raise_alerts(session, [AlertRaised(unit, TELEPHONE_BELOW_TARGET, subject, detail)], now))
     return raised
 
 
