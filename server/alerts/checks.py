@@ -161,7 +161,6 @@ def telephones_below_target(services: Services, units: list[str], rules: dict[st
         # what the pages are using.
         figures = services.figures.figures(day_units, "telephone", Period(today, today), as_of=now, keep_in_memory=False)
         for unit, figure in zip(day_units, figures):
-            checked.add((unit, latest[unit]))
             if figure["share"] is not None and figure["meets_target"] is False:
                 detail = {
                     "day": today.isoformat(),
@@ -171,10 +170,14 @@ def telephones_below_target(services: Services, units: list[str], rules: dict[st
                     "denominator": figure["denominator"],
                 }
                 raised.append(AlertRaised(unit, TELEPHONE_BELOW_TARGET, latest[unit], detail))
-    if not raised:
-        return 0
-    with services.sessions.begin() as session:
-        return len(raise_alerts(session, raised, now))
+    count = 0
+    if raised:
+        with services.sessions.begin() as session:
+            count = len(raise_alerts(session, raised, now))
+    # Only once their alerts are committed: a failure before (another day's figures, the database) leaves
+    # every unit of the pass to be looked at again, not checked with its alert never raised.
+    checked.update((unit, latest[unit]) for day_units in by_day.values() for unit in day_units)
+    return count
 
 
 # The telephone check computes the figure at most once per (unit, time of day) per database in a process; the

@@ -17,8 +17,10 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from sqlalchemy import select
 
+from vardkoll.server.alerts import checks
 from vardkoll.server.alerts.checks import run_checks
 from vardkoll.server.alerts.rules import AlertRulesPatch, set_overrides
 from vardkoll.server.alerts.store import ASSESSMENT_AT_RISK, DEAD_LETTER_BURST, OUTBOX_GROWING, TELEPHONE_BELOW_TARGET
@@ -159,3 +161,32 @@ def test_the_telephone_check_runs_as_many_statements_for_50_units_as_for_5(servi
     with statements_counted(services) as for_50:
         assert run_checks(services, now + timedelta(minutes=1)).raised == {}
     assert len(for_50) == len(for_5), (for_5, for_50)
+
+
+def test_a_telephone_alert_that_could_not_be_written_is_raised_by_the_next_pass(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A (Stockholm) answered 1 of 2 calls by 10:00, under the default target of 0.9. The first pass's
+    # write fails (the database went away): the unit must not count as looked at for 10:00.
+    register_unit(services, A)
+    a = Clinic(services, A)
+    a.ingest(
+        a.offered("call-a-1", local(TODAY, 8, 5)),
+        a.answered("call-a-1", local(TODAY, 8, 6)),
+        a.offered("call-a-2", local(TODAY, 8, 10)),
+        a.abandoned("call-a-2", local(TODAY, 8, 11)),
+    )
+    real_raise = checks.raise_alerts
+
+    def database_away(session, alerts, now):
+        if any(alert.kind == TELEPHONE_BELOW_TARGET for alert in alerts):
+            raise RuntimeError("database away")
+        return real_raise(session, alerts, now)
+
+    monkeypatch.setattr(checks, "raise_alerts", database_away)
+    with pytest.raises(RuntimeError):
+        run_checks(services, local(TODAY, 10, 5))
+    monkeypatch.setattr(checks, "raise_alerts", real_raise)
+
+    assert run_checks(services, local(TODAY, 10, 6)).raised == {TELEPHONE_BELOW_TARGET: 1}
+    assert {key: detail for key, detail in open_alerts(services).items() if key[1] == TELEPHONE_BELOW_TARGET} == {
+        (A, TELEPHONE_BELOW_TARGET, "2026-03-10/10:00"): {"day": "2026-03-10", "share": 0.5, "target": 0.9, "numerator": 1, "denominator": 2}
+    }
