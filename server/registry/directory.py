@@ -80,9 +80,7 @@ class UnitDirectory:
             self._targets = targets
             self._configs = {}  # after the rows (see `config`)
             content = (
-                tuple(
-                    (r.unit, r.region, r.time_zone, r.opening_hours, r.unreached_callback_counts) for r in sorted(self._units.values(), key=lambda r: r.unit)
-                ),
+                tuple((r.unit, r.region, r.time_zone, r.opening_hours, r.unreached_callback_counts) for r in units),
                 tuple((r.unit, r.metric, r.target, r.valid_from, r.valid_to) for key in sorted(targets) for r in targets[key]),
             )
             if content != self._content:
