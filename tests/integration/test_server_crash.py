@@ -174,10 +174,12 @@ def test_kill_minus_nine_of_one_of_two_servers_and_a_restart_settles_within_seco
 
 def test_a_killed_server_that_never_returns_stops_taking_its_share_when_its_session_expires(postgres_database_url, mosquitto, tmp_path):
     """Scale-down: the dead session keeps its share of the shared subscription until it expires (60 s
-    by default; it was 24 h). After that every batch reaches the process left at once, without waiting
-    for the collectors' re-sends (30 s here, as real ones)."""
-    servers = [ServerProcess(postgres_database_url, mosquitto.url).start() for _ in range(2)]
-    expiry_s = ServerSettings().mqtt_session_expiry_s
+    by default, `tests/ingest/test_mqtt_session.py`; it was 24 h). After that every batch reaches the
+    process left at once, without waiting for the collectors' re-sends (30 s here, as real ones). The
+    broker expires a session the same way whatever its interval: 5 s here, so that the suite does not
+    wait out the default's minute."""
+    expiry_s = 5
+    servers = [ServerProcess(postgres_database_url, mosquitto.url, {"VARDKOLL_MQTT_SESSION_EXPIRY_S": str(expiry_s)}).start() for _ in range(2)]
     try:
         servers[1].kill()
         time.sleep(expiry_s + 3)
