@@ -3,7 +3,8 @@
 A Regionvy of 230 units renders 230 table rows and 230 small multiples: about 30 ms of a warm page of
 80 ms (bench/dashboard_pages.py), the same on every request, while most units' figures are unchanged.
 Each row is rendered by a macro of `_region_rows.html` and kept under a key made of exactly what that
-macro reads; a row whose key is kept is reused as it was rendered. So the key functions here and the
+macro reads; a row whose key is kept is reused as it was rendered. A row object kept by
+`region_rows` also keeps its fragments, so an unchanged row needs no key at all. So the key functions here and the
 macros must read the same fields: `tests/web/test_region_fragments.py` renders rows that differ in each
 field and fails when two rows that render differently share a key.
 """
@@ -18,7 +19,7 @@ from markupsafe import Markup
 
 from vardkoll.server.metrics import METRICS
 
-from .region_view import RegionRow
+from .region_rows import RegionRow
 
 MAX_FRAGMENTS = 4_096  # rows of about 1-2 KB: a few MB; a region of 230 units in several periods and orders
 
@@ -67,11 +68,21 @@ FRAGMENTS = FragmentCache()
 
 
 def table_row(macro: Callable[..., Any], row: RegionRow, profile_href: str) -> Markup:
-    return FRAGMENTS.get_or_render(table_row_key(row, profile_href), lambda: macro(row, profile_href))
+    return _of_row(row, ("table", profile_href), lambda: FRAGMENTS.get_or_render(table_row_key(row, profile_href), lambda: macro(row, profile_href)))
 
 
 def multiple(macro: Callable[..., Any], row: RegionRow, title: str) -> Markup:
-    return FRAGMENTS.get_or_render(multiple_key(row, title), lambda: macro(row, title))
+    return _of_row(row, ("multiple", title), lambda: FRAGMENTS.get_or_render(multiple_key(row, title), lambda: macro(row, title)))
+
+
+def _of_row(row: RegionRow, what: Hashable, fragment: Callable[[], Markup]) -> Markup:
+    """The fragment as rendered for this row object: a row kept by `region_rows` is the same object only
+    while everything it shows is, so its fragments need no key of their content (computing those keys
+    was a tenth of a warm Regionvy)."""
+    html = row.rendered.get(what)
+    if html is None:
+        html = row.rendered[what] = fragment()
+    return html
 
 
 __all__ = ["FRAGMENTS", "FragmentCache", "multiple", "multiple_key", "table_row", "table_row_key"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from urllib.parse import quote, urlencode
 
@@ -19,22 +19,11 @@ from vardkoll.server.metrics.calendar import months_earlier
 
 from ..services import Services
 from ..registry import UnitEntry
-from .charts import TrendPoint
-from .trends import MONTH_NAMES, month_periods, point
+from .region_rows import ROWS, RegionRow, UnitFigures
+from .trends import MONTH_NAMES, month_periods
 
 SORT_KEYS = ("namn", *METRICS)
-
-
-@dataclass
-class UnitFigures:
-    unit: UnitEntry
-    figures: dict[str, dict[str, Any]]  # every metric, the period
-
-
-@dataclass
-class RegionRow(UnitFigures):
-    year: dict[str, Any]  # the chosen metric, 1 January to the period's end
-    months: list[TrendPoint]  # the chosen metric, the 12 months up to the period's end
+_Row = TypeVar("_Row", bound=UnitFigures)
 
 
 @dataclass
@@ -88,7 +77,7 @@ def _at_target(figures: list[dict[str, Any]]) -> AtTarget:
     return AtTarget(sum(1 for f in measured if f["meets_target"]), len(measured), len(figures))
 
 
-def _sorted(rows: list[UnitFigures], sort: str, descending: bool) -> list[UnitFigures]:
+def _sorted(rows: list[_Row], sort: str, descending: bool) -> list[_Row]:
     if sort in METRICS:
         # Units without a share always last, whatever the direction: silence is not a low or a high value.
         with_share = [r for r in rows if r.figures[sort]["share"] is not None]
@@ -119,22 +108,25 @@ def region_view(
     months = month_periods(period.end)
     # Every set the page shows in one call (the table's four metrics, then per period one set of all
     # units for the small multiples and the year): the freshness is read once, and a set whose units
-    # have no new data comes whole from the cache (server/figures/cache.py, "Whole sets").
+    # have no new data comes whole from the cache (server/figures/cache.py, "Whole sets"). The kept
+    # figures themselves: a unit whose figures are all the objects they were is shown by the row
+    # built from them before (`region_rows`).
     codes = [row.unit for row in units]
     wanted = [(m, period) for m in METRICS] + [(filters.metric, p) for p in [m.period for m in months] + [year]]
-    sets = _figure_sets(services, codes, wanted)
-    by_metric = dict(zip(METRICS, sets))
-    table = _table(units, by_metric, sort, descending)
-    by_period = sets[len(METRICS) :]
-    series = {code: [figures[i] for figures in by_period] for i, code in enumerate(codes)}
-    rows = [RegionRow(r.unit, r.figures, series[r.unit.unit][-1], [point(p, series[r.unit.unit][k]) for k, p in enumerate(months)]) for r in table]
-    at_target = {m: _at_target([r.figures[m] for r in table]) for m in METRICS}
+    if codes:
+        kept = services.figures.kept_figure_sets(codes, wanted)
+        in_unit_order = ROWS.rows(units, kept.sets, kept.blocks, period, filters.metric, months, year)
+    else:
+        in_unit_order = []
+    by_metric = {m: [row.figures[m] for row in in_unit_order] for m in METRICS}
+    rows = _sorted(in_unit_order, sort, descending)
+    at_target = {m: _at_target(by_metric[m]) for m in METRICS}
     return RegionView(
         region,
         period,
         year,
         [r for r in rows if filters.keeps(r)],
-        len(table),
+        len(rows),
         at_target,
         _at_target([r.year for r in rows]),
         filters,

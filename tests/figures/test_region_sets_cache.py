@@ -240,6 +240,27 @@ def test_after_one_units_event_only_that_unit_is_answered_again(services, monkey
     assert asked[-1] == UNITS  # a settings change: every unit of the set again (each may still come from its own cache entry)
 
 
+def test_kept_sets_are_the_same_objects_until_a_units_data_moves(services):
+    # What Regionvy's kept rows rely on (server/web/region_rows.py): an unchanged unit's figure is the
+    # object it was, a changed unit's is a new one, and the values are those of `figure_sets`.
+    figures = services.figures
+    wanted = [("telephone", MARCH), ("telephone", FEBRUARY)]
+    first = figures.kept_figure_sets(UNITS, wanted)
+    again = figures.kept_figure_sets(UNITS, wanted)
+    assert all(a is b for one, other in zip(first.sets, again.sets) for a, b in zip(one, other))
+    assert [a is b for a, b in zip(first.blocks, again.blocks)] == [True] * len(UNITS)
+    services.ingest.ingest(late_call(UNITS[1], "now-mar", datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)), Source("http"))
+    after = figures.kept_figure_sets(UNITS, wanted)
+    assert [[a is b for a, b in zip(one, other)] for one, other in zip(first.sets, after.sets)] == [[True, False, True]] * 2
+    assert after.blocks[1] is not first.blocks[1] and after.blocks[0] is first.blocks[0]
+    assert after.sets[0][1]["denominator"] == first.sets[0][1]["denominator"] + 1
+    copies = figures.figure_sets(UNITS, wanted)
+    assert [[without_data(f) for f in one] for one in copies] == [list(one) for one in after.sets]
+    assert [f["data"] for f in copies[0]] == after.blocks
+    with pytest.raises(TypeError):
+        after.sets[0][0]["details"]["answered"] = 0  # shared by every caller: read-only
+
+
 def test_continuity_is_answered_beside_the_other_sets_and_in_the_callers_order(services, monkeypatch):
     from vardkoll.server.figures import service as figure_service
 

@@ -15,7 +15,7 @@ from vardkoll.server.metrics import METRICS
 from vardkoll.server.storage.registry_tables import UnitRow
 from vardkoll.server.web import fragments, pages
 from vardkoll.server.web.charts import TrendPoint
-from vardkoll.server.web.region_view import RegionRow
+from vardkoll.server.web.region_rows import ROWS, RegionRow
 
 from .test_login_and_scope import login
 from .world import ADMIN_TOKEN, PAST_DAY, UPPSALA, VC01, VC02, VC03, day_of_events, token
@@ -130,9 +130,10 @@ def test_a_units_new_figure_shows_in_its_row_while_the_other_rows_are_reused(web
     assert "ingen data" in _row(first, VC03)
 
     assert not client.post("/api/v1/events", content=orjson.dumps(day_of_events(VC03, PAST_DAY, seed=3, calls=12)), headers=admin).json()["rejected"]
-    hits = fragments.FRAGMENTS.hits
+    reused, built = ROWS.reused, ROWS.built
     second = client.get(page, params={"till": PAST_DAY.isoformat()}).text
-    assert fragments.FRAGMENTS.hits > hits, "the unchanged units' rows are reused"
+    assert ROWS.reused - reused == len(services.units.rows_of_region(UPPSALA)) - 1, "the unchanged units' rows are reused"
+    assert ROWS.built - built == 1, "the changed unit's row is built again"
     assert _row(second, VC01) == _row(first, VC01)
     api = client.get("/api/v1/units/" + VC03 + "/compliance", params={"metric": "telephone", "from": "2026-03-01", "to": PAST_DAY.isoformat()}).json()
     assert api["denominator"] > 0
