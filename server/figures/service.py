@@ -34,7 +34,8 @@ from .store import dependency_versions_of_sets, last_utc_date, load_stored, load
 
 
 # Metrics whose sets `figure_sets` answers beside the others, and the threads that do it (shared by
-# every FigureService of the process; a request waits for its own sets only).
+# every FigureService of the process; a request waits for its own sets only, and answers itself those
+# that no thread has taken yet, rather than wait behind other requests' sets).
 COMPUTED_BESIDE = frozenset({"continuity"})
 _BESIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="figures-beside")
 
@@ -195,9 +196,14 @@ class FigureService:
             # Continuity's sets not answered before (a cold page): from the start in a thread of their own,
             # with a session and a watermark of their own, while this thread answers the others.
             rest = [i for i in range(len(wanted)) if i not in beside]
-            elsewhere = _BESIDE.submit(self._answer_sets, units, [wanted[i] for i in beside], as_of, cached, keep_in_memory, False, copies)
+            continuity = [wanted[i] for i in beside]
+            elsewhere = _BESIDE.submit(self._answer_sets, units, continuity, as_of, cached, keep_in_memory, False, copies)
             rest_answers, freshness = self._answer_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, True, copies)
-            by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, elsewhere.result()[0]))
+            if elsewhere.cancel():  # no thread has taken it yet (they serve every request of the process): answered here
+                beside_answers = self._answer_sets(units, continuity, as_of, cached, keep_in_memory, False, copies)[0]
+            else:
+                beside_answers = elsewhere.result()[0]
+            by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, beside_answers))
             return [by_index[i] for i in range(len(wanted))], freshness
         return self._answer_sets(units, wanted, as_of, cached, keep_in_memory, True, copies)
 
@@ -237,6 +243,9 @@ class FigureService:
                 elsewhere = _BESIDE.submit(self._figures_in_own_session, plans, as_of, cached, keep_in_memory, now)
             freshness = self.freshness.of(units, activity, devices) if read_freshness else {}
             computed = {i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in here}
+            if elsewhere is not None and elsewhere.cancel():  # no thread has taken it yet: answered here, not waited for
+                computed.update({i: self._figures(session, pending[i].plan, versions[i], as_of, cached, keep_in_memory, now, writes) for i in beside})
+                elsewhere = None
         if elsewhere is not None:
             beside_figures, beside_writes = elsewhere.result()
             computed.update(zip(beside, beside_figures))

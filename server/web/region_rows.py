@@ -29,7 +29,7 @@ from ..registry import UnitEntry
 from .charts import TrendPoint
 from .trends import TrendPeriod, point
 
-MAX_ROWS = 4_096  # a region of 230 units in a dozen periods and chosen metrics; a row is a few KB
+MAX_ROWS = 4_096  # a region of 230 units in a dozen periods and chosen metrics; a row's own parts are a few KB (its figures are mostly the figure cache's)
 
 
 @dataclass

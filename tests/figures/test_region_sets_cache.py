@@ -6,6 +6,7 @@ request, equal to the figures from the rows; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date, datetime, timezone
 from typing import Any, Iterator
 
@@ -314,3 +315,62 @@ def test_after_calls_continuity_is_answered_from_memory_in_the_callers_session(s
     for (metric, period), answer in zip(wanted, answers):
         assert [without_data(f) for f in answer] == [without_data(reference.figure(u, metric, period, cached=False)) for u in UNITS]
     assert answers[0][0]["denominator"] > 0
+
+
+def _record_threads(figures: FigureService, monkeypatch) -> list[tuple[str, str]]:
+    """Each set's metric and the thread that answered it."""
+    answered: list[tuple[str, str]] = []
+    answer_units = figures._figures
+
+    def recording(session, plan, *rest):
+        answered.append((plan.metric, threading.current_thread().name))
+        return answer_units(session, plan, *rest)
+
+    monkeypatch.setattr(figures, "_figures", recording)
+    return answered
+
+
+def assert_equal_to_the_rows(services: Services, wanted: list[tuple[str, Period]], answers: list[list[dict[str, Any]]]) -> None:
+    reference = FigureService(services.sessions, services.units, FigureCache(0), clock=lambda: NOW)
+    for (metric, period), answer in zip(wanted, answers):
+        assert [without_data(f) for f in answer] == [without_data(reference.figure(u, metric, period, cached=False)) for u in UNITS]
+
+
+def test_sets_no_thread_beside_has_taken_are_answered_in_the_callers_thread(services, monkeypatch):
+    """The threads beside serve every request of the process: when they are all busy, a request does not
+    wait for them but answers its own sets (and still equals the rows)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vardkoll.server.figures import service as figure_service
+
+    figures = services.figures
+    wanted = [(metric, MARCH) for metric in METRICS]
+    busy = ThreadPoolExecutor(max_workers=1)
+    release = threading.Event()
+    busy.submit(release.wait, 60)
+    submitted: list[str] = []
+    submit = busy.submit
+
+    def recording_submit(task, *args):
+        submitted.append(task.__name__)
+        return submit(task, *args)
+
+    monkeypatch.setattr(busy, "submit", recording_submit)
+    monkeypatch.setattr(figure_service, "_BESIDE", busy)
+    answered = _record_threads(figures, monkeypatch)
+    started = time.monotonic()
+    try:
+        cold = figures.figure_sets(UNITS, wanted)  # continuity's sets from the start beside the others, when a thread is free
+        assert_equal_to_the_rows(services, wanted, cold)
+        events = [validate_event(e) for e in day_of_events(UNITS[2], TODAY, seed=5, calls=6)]
+        assert not services.ingest.ingest(events, Source("http")).rejected
+        answers = figures.figure_sets(UNITS, wanted)  # the changed unit's continuity beside the others, when a thread is free
+    finally:
+        release.set()
+        busy.shutdown()
+    assert time.monotonic() - started < 30, "a request waited for the busy threads"
+    assert submitted == ["_answer_sets", "_figures_in_own_session"]  # the cold page's continuity, then the changed unit's
+    here = threading.current_thread().name
+    assert sorted(metric for metric, _ in answered) == sorted(METRICS * 2)
+    assert all(thread == here for _, thread in answered)
+    assert_equal_to_the_rows(services, wanted, answers)
