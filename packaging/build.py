@@ -57,6 +57,18 @@ def run(command: list[str], **kwargs: Any) -> None:
     subprocess.run(command, check=True, **kwargs)
 
 
+_NOT_COPIED = shutil.ignore_patterns(".venv", ".git", "dist", "build", "*.egg-info", "__pycache__", "node_modules")
+
+
+def _not_copied(directory: str, names: list[str]) -> set[str]:
+    """What a scratch copy of the tree leaves out: environments, builds, caches, and the benchmarks'
+    generated databases (`bench/data/`, gigabytes on a machine that ran them; none of it is packaged)."""
+    left_out = set(_NOT_COPIED(directory, names))
+    if Path(directory) == ROOT / "bench":
+        left_out.add("data")
+    return left_out
+
+
 def build_wheel(out: Path, version: str | None = None, edit: Callable[[Path], None] | None = None) -> Path:
     """The project's wheel (pure Python) into `out`; `version` builds a copy of the tree with another version,
     `edit` changes that copy first (tests make update bundles of versions that were never released)."""
@@ -66,7 +78,7 @@ def build_wheel(out: Path, version: str | None = None, edit: Callable[[Path], No
         if version is not None or edit is not None:
             version = version or project_version()
             source = Path(scratch) / "src"
-            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "dist", "build", "*.egg-info", "__pycache__", "node_modules"))
+            shutil.copytree(ROOT, source, ignore=_not_copied)
             pyproject = source / "pyproject.toml"
             pyproject.write_text(re.sub(r'(?m)^version = "[^"]+"', f'version = "{version}"', pyproject.read_text(), count=1))
             if edit is not None:
