@@ -3,10 +3,10 @@
 A Regionvy of 230 units renders 230 table rows and 230 small multiples: about 30 ms of a warm page of
 80 ms (bench/dashboard_pages.py), the same on every request, while most units' figures are unchanged.
 Each row is rendered by a macro of `_region_rows.html` and kept under a key made of exactly what that
-macro reads; a row whose key is kept is reused as it was rendered. A row object kept by
-`region_rows` also keeps its fragments, so an unchanged row needs no key at all. So the key functions here and the
+macro reads; a row whose key is kept is reused as it was rendered. So the key functions here and the
 macros must read the same fields: `tests/web/test_region_fragments.py` renders rows that differ in each
-field and fails when two rows that render differently share a key.
+field and fails when two rows that render differently share a key. A row object kept whole by
+`region_rows` also keeps its fragments with it, so an unchanged row needs no key at all.
 """
 
 from __future__ import annotations
