@@ -6,7 +6,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Hashable, NamedTuple, Sequence, cast
+from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
 from sqlalchemy import literal_column, null, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
@@ -155,13 +155,19 @@ class FigureService:
         one read-only dict shared by its figures in every set and by later answers while its activity
         and devices stand (`freshness`), and a figure's nested values may be shared with the cache
         (`cache.ReadOnlyDict`, which refuses changes): read them, never change them."""
-        sets, freshness = self._sets(units, wanted, as_of, cached, keep_in_memory, copies=True)
-        answers = cast(list[list[dict[str, Any]]], sets)  # with `copies`, each set is a list of the caller's own
-        # Every figure here is this call's own top-level dict (`answer_of` a kept figure, or computed
-        # now), so `data` is set in place, one block per unit shared by its sets: a Regionvy of 230 units
-        # has 3 680 figures, and copying each with a block of its own took 2.6 ms of every page (0.2 now).
+        sets, freshness = self._sets(units, wanted, as_of, cached, keep_in_memory)
+        # Each figure a top-level dict of the caller's own (`answer_of`: the kept ones are shared), one
+        # list per distinct set, so `data` is set in place, one block per unit shared by its sets: a
+        # Regionvy of 230 units has 3 680 figures, and copying each with a block of its own took 2.6 ms
+        # of every page (0.2 now).
+        own: dict[int, list[dict[str, Any]]] = {}
+        answers = []
+        for figures in sets:
+            if id(figures) not in own:
+                own[id(figures)] = list(map(answer_of, figures))
+            answers.append(own[id(figures)])
         blocks = [freshness[unit] for unit in units]
-        for figures in answers:
+        for figures in own.values():
             for figure, block in zip(figures, blocks):
                 figure["data"] = block
         return answers
@@ -172,14 +178,14 @@ class FigureService:
         new data since the set was last answered is the same object as then. Regionvy keeps what it
         builds from each unit's figures by their identity (server/web/region_rows.py): a unit none of
         whose 17 figures is a new object is shown as before, without copying or reading them again."""
-        answers, freshness = self._sets(units, wanted, None, True, True, copies=False)
-        return KeptSets(answers, [freshness[unit] for unit in units])
+        sets, freshness = self._sets(units, wanted, None, True, True)
+        return KeptSets(sets, [freshness[unit] for unit in units])
 
     def _sets(
-        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, cached: bool, keep_in_memory: bool, copies: bool
+        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, cached: bool, keep_in_memory: bool
     ) -> tuple[list[Sequence[dict[str, Any]]], dict[str, dict[str, Any]]]:
-        """Each set of `wanted` (without `data`) and the units' freshness blocks; `copies`: each figure a
-        top-level dict of the caller's own (`answer_of`), else the kept figures themselves."""
+        """Each set of `wanted` (without `data`: the kept figures themselves where the cache keeps them)
+        and the units' freshness blocks."""
         for metric, _ in wanted:
             if metric not in METRICS:
                 raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
@@ -187,7 +193,7 @@ class FigureService:
         if len(distinct) < len(wanted):
             # Regionvy asks for its chosen metric's running month twice (the table, the last small
             # multiple): answered once, the same list in both places.
-            distinct_answers, freshness = self._sets(units, distinct, as_of, cached, keep_in_memory, copies)
+            distinct_answers, freshness = self._sets(units, distinct, as_of, cached, keep_in_memory)
             by_set = dict(zip(distinct, distinct_answers))
             return [by_set[one] for one in wanted], freshness
         beside = [i for i, (metric, _) in enumerate(wanted) if metric in COMPUTED_BESIDE]
@@ -197,27 +203,20 @@ class FigureService:
             # with a session and a watermark of their own, while this thread answers the others.
             rest = [i for i in range(len(wanted)) if i not in beside]
             continuity = [wanted[i] for i in beside]
-            elsewhere = _BESIDE.submit(self._answer_sets, units, continuity, as_of, cached, keep_in_memory, False, copies)
-            rest_answers, freshness = self._answer_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, True, copies)
+            elsewhere = _BESIDE.submit(self._answer_sets, units, continuity, as_of, cached, keep_in_memory, False)
+            rest_answers, freshness = self._answer_sets(units, [wanted[i] for i in rest], as_of, cached, keep_in_memory, True)
             if elsewhere.cancel():  # no thread has taken it yet (they serve every request of the process): answered here
-                beside_answers = self._answer_sets(units, continuity, as_of, cached, keep_in_memory, False, copies)[0]
+                beside_answers = self._answer_sets(units, continuity, as_of, cached, keep_in_memory, False)[0]
             else:
                 beside_answers = elsewhere.result()[0]
             by_index = dict(zip(rest, rest_answers)) | dict(zip(beside, beside_answers))
             return [by_index[i] for i in range(len(wanted))], freshness
-        return self._answer_sets(units, wanted, as_of, cached, keep_in_memory, True, copies)
+        return self._answer_sets(units, wanted, as_of, cached, keep_in_memory, True)
 
     def _answer_sets(
-        self,
-        units: list[str],
-        wanted: Sequence[tuple[str, Period]],
-        as_of: datetime | None,
-        cached: bool,
-        keep_in_memory: bool,
-        read_freshness: bool,
-        copies: bool = True,
+        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, cached: bool, keep_in_memory: bool, read_freshness: bool
     ) -> tuple[list[Sequence[dict[str, Any]]], dict[str, dict[str, Any]]]:
-        """Each set's figures without `data` (`copies`: see `_sets`), and the units' freshness when `read_freshness`."""
+        """Each set's figures without `data`, and the units' freshness when `read_freshness`."""
         now = self._clock()
         whole_sets = cached and keep_in_memory
         writes = _Writes()
@@ -227,7 +226,7 @@ class FigureService:
             generation = self._units.generation
             activity, devices = self._activity(session, units, with_devices=read_freshness)
             watermark = (generation, tuple(activity[unit].version if unit in activity else 0 for unit in units))
-            answers, pending = self._kept_sets(units, wanted, as_of, generation, watermark, whole_sets, copies)
+            answers, pending = self._kept_sets(units, wanted, as_of, generation, watermark, whole_sets)
             versions = dependency_versions_of_sets(session, [(p.plan.units, p.plan.through, p.plan.metric) for p in pending])
             to_compute = [cached and not self._all_in_memory(p.plan, v, as_of) for p, v in zip(pending, versions)]
             beside = [i for i, p in enumerate(pending) if to_compute[i] and cached and self.use_day_parts and p.plan.metric in COMPUTED_BESIDE]
@@ -261,19 +260,12 @@ class FigureService:
                 for k, figure in zip(set_pending.changed, computed[i]):
                     kept_figures[k] = frozen_figure(figure)
             self.cache.put_set(set_key(units, set_pending.plan.metric, set_pending.plan.period, as_of, self.use_day_parts), watermark, kept_figures)
-            answers[set_pending.slot] = list(map(answer_of, kept_figures)) if copies else kept_figures
+            answers[set_pending.slot] = kept_figures
         write_computed(self._sessions, writes.as_writes(), "computed figures and day parts")
         return answers, freshness
 
     def _kept_sets(
-        self,
-        units: list[str],
-        wanted: Sequence[tuple[str, Period]],
-        as_of: datetime | None,
-        generation: int,
-        watermark: Watermark,
-        whole_sets: bool,
-        copies: bool = True,
+        self, units: list[str], wanted: Sequence[tuple[str, Period]], as_of: datetime | None, generation: int, watermark: Watermark, whole_sets: bool
     ) -> tuple[list[Sequence[dict[str, Any]]], list[_PendingSet]]:
         """The sets the whole-set cache answers (the others empty, to be filled in), and what each other
         set still needs: its units whose data moved since it was kept (all of them when it was not)."""
@@ -286,7 +278,7 @@ class FigureService:
             kept = self.cache.get_set(set_key(units, metric, period, as_of, self.use_day_parts)) if whole_sets else None
             if kept is not None and kept[0] == watermark:
                 self.cache.stats.set_hits += 1
-                answers.append(list(map(answer_of, kept[1])) if copies else kept[1])
+                answers.append(kept[1])
                 continue
             # A unit whose data version is the kept set's, under the same registry generation, has
             # had no commit since its figure was computed (the version was read before its rows).

@@ -91,10 +91,6 @@ class RegionRows:
             result.append(row)
         return result
 
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-
 
 def _built(unit: UnitEntry, block: dict[str, Any], table: list[dict[str, Any]], series: list[dict[str, Any]], months: Sequence[TrendPeriod]) -> RegionRow:
     """A row from kept figures: each shown figure with its `data` block, read-only (the row is shared by
