@@ -12,14 +12,15 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from support.event_drafts import CALL_KINDS, CASE_KINDS, call_and_case_fields
 from vardkoll.protocol import validate_event
 from vardkoll.server.figures import FigureService
 from vardkoll.server.figures.cache import FigureCache
+from vardkoll.server.figures.loading import load_latest_snapshots
 from vardkoll.server.ingest.service import Source
-from vardkoll.server.metrics import Period, UnitState
+from vardkoll.server.metrics import Period, UnitConfig, UnitState
 from vardkoll.server.metrics.day_parts import PART_METRICS
 from vardkoll.server.services import Services, build_services
 from vardkoll.server.settings import ServerSettings
@@ -324,6 +325,30 @@ def snapshots(draw):
         "named_doctor": draw(st.integers(0, listed)),
         "doctors": [{"doctor": d, "listed": draw(st.integers(0, 30)), "active": draw(st.booleans())} for d in DOCTORS[: draw(st.integers(0, 3))]],
     }
+
+
+def test_the_latest_snapshots_of_many_units_are_one_statement(services):
+    """A region's changed units' fixed doctor figures cost one round trip, whatever the number of units."""
+    at = BASE + timedelta(hours=10)
+    units = [f"SE2321000016-FD{next(_numbers):05d}" for _ in range(3)]
+    for unit in units[:2]:
+        for n, listed in enumerate((100, 120)):
+            draft = {"v": 1, "type": "listing.snapshot", "at": (at + timedelta(days=n)).isoformat(), "listed": listed, "named_doctor": 50, "doctors": []}
+            services.ingest.ingest([validate_event({**draft, "unit": unit, "id": f"ev-{n:02d}"})], HTTP)
+    statements: list[str] = []
+    event.listen(services.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with services.sessions() as session:
+        first_day = load_latest_snapshots(session, units, at + timedelta(hours=1))
+        statements_of_first = len(statements)
+        second_day = load_latest_snapshots(session, units, at + timedelta(days=1, hours=1))
+    assert (statements_of_first, len(statements)) == (1, 2)
+    both_days = Period(date(2026, 3, 26), date(2026, 3, 27))
+
+    def listed(ledgers: dict[str, Any], cutoff: datetime) -> list[int]:
+        return [ledgers[unit].figure(unit, both_days, cutoff, UnitConfig())["denominator"] for unit in units]
+
+    assert listed(first_day, at + timedelta(hours=1)) == [100, 100, 0]  # the first snapshot: the second came after the cutoff
+    assert listed(second_day, at + timedelta(days=1, hours=1)) == [120, 120, 0]
 
 
 @settings(deadline=None, max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
