@@ -15,6 +15,7 @@ from vardkoll.server.metrics import DEFINITION_VERSIONS, METRICS, Period, UnitCo
 
 from vardkoll.server.metrics.continuity import coc_window
 
+from ..storage.database import read_sessions
 from ..storage.one_of import one_of
 from ..storage.registry_tables import DeviceRow
 from ..storage.tables import UnitActivity
@@ -102,7 +103,8 @@ class FigureService:
     ) -> None:
         """`cache`: computed figures by data version (see `cache`); the default holds 20 000, `FigureCache(0)` none.
         `clock` tells which periods have ended (only those are kept in the database, see `store`)."""
-        self._sessions = sessions
+        self._sessions = sessions  # for the writes of what was computed
+        self._reads = read_sessions(sessions)  # for everything else: on PostgreSQL no BEGIN and no ROLLBACK round trip
         self._units = units
         self._clock = clock
         self.cache = cache if cache is not None else FigureCache()
@@ -221,7 +223,7 @@ class FigureService:
         whole_sets = cached and keep_in_memory
         writes = _Writes()
         elsewhere: Future[tuple[list[list[dict[str, Any]]], _Writes]] | None = None
-        with self._sessions() as session:
+        with self._reads() as session:
             # The watermark first, rows after: a set is never older than the watermark it is filed under.
             generation = self._units.generation
             activity, devices = self._activity(session, units, with_devices=read_freshness)
@@ -303,7 +305,7 @@ class FigureService:
         self, plans: list[tuple[SetPlan, dict[str, int]]], as_of: datetime | None, cached: bool, keep_in_memory: bool, now: datetime
     ) -> tuple[list[list[dict[str, Any]]], _Writes]:
         writes = _Writes()
-        with self._sessions() as session:
+        with self._reads() as session:
             return [self._figures(session, plan, versions, as_of, cached, keep_in_memory, now, writes) for plan, versions in plans], writes
 
     def _plan(self, units: list[str], metric: str, period: Period, as_of: datetime | None) -> SetPlan:
@@ -400,7 +402,7 @@ class FigureService:
         results: list[dict[str, Any] | None] = [None] * len(periods)
         to_store: dict[Period, tuple[str, str, int, dict[str, Any]]] = {}
         parts_to_keep: list[tuple[list[Any], dict[str, str]]] = []
-        with self._sessions() as session:
+        with self._reads() as session:
             freshness = self.freshness.of([unit], *self._activity(session, [unit], with_devices=True))[unit]
             now = self._clock()
             configs = [self._units.config(unit, period.end) for period in periods]
