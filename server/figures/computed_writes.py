@@ -6,10 +6,11 @@ held its answer back while ingest committed batch after batch, and SQLite's busy
 growing steps, so a waiting reader can lose the lock to every commit: live updates took up to a
 second at 1 000 events/s (bench/live_latency.py, docs/benchmarks.md). So a reader's writes go in one
 transaction that gives up at once when another connection holds the lock. On PostgreSQL they wait
-as before: rows are locked one by one there, and ingest holds them for a few milliseconds. There each
-statement commits on its own (autocommit): every write is one upsert or conditional update whose rows
-stand alone (a row computed at an older version never replaces a newer one), so a transaction around
-them only added a BEGIN and a COMMIT round trip to each page and live update that computed something.
+as before: rows are locked one by one there, and ingest holds them for a few milliseconds. They stay
+one transaction there too, although each row stands alone: without one, every statement of an
+UPDATE of many rows commits alone and waits for its own flush of the write-ahead log (a cold page
+keeps thousands of day parts); tried and taken back on 2026-12-07, for the BEGIN and COMMIT round
+trips it saved a page that computed something.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ Write = Callable[[Session], None]
 
 
 def write_computed(sessions: sessionmaker[Session], writes: list[Write], what: str) -> bool:
-    """Run `writes` (in one transaction on SQLite, each statement on its own on PostgreSQL); False when
-    they were not all written (the lock was taken, or the database failed), which only costs computing
-    the same again later. `what`: for the log."""
+    """Run `writes` in one transaction; False when it was not written (the lock was taken, or the
+    database failed), which only costs computing the same again later. `what`: for the log."""
     if not writes:
         return True
     engine = sessions.kw["bind"]
@@ -40,8 +40,6 @@ def write_computed(sessions: sessionmaker[Session], writes: list[Write], what: s
         with engine.connect() as connection:
             if sqlite:
                 _busy_timeout(connection, 0)
-            else:
-                connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 with Session(bind=connection) as session, session.begin():
                     for write in writes:
