@@ -5,6 +5,8 @@ that only read run no transaction."""
 
 from __future__ import annotations
 
+import os
+import resource
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +86,21 @@ def test_read_sessions_run_no_transaction_on_postgresql(engine):
 def test_read_sessions_on_sqlite_are_the_sessions_themselves(tmp_path):
     sessions = make_sessions(make_engine(f"sqlite:///{tmp_path / 'read.sqlite'}"))
     assert read_sessions(sessions) is sessions
+
+
+def test_a_connection_past_descriptor_1024_is_checked_too(engine, pings):
+    """A server process with hundreds of live streams has descriptors past `select`'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with engine.connect() as connection:
+            assert connection.connection.driver_connection.fileno() > 1024
+        assert backend_pid(engine) > 0  # checked out again: asked whether the server spoke
+        assert pings == []
+    finally:
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
