@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable
 
@@ -19,6 +19,7 @@ from .provisioning.dynsec import BrokerAddress
 from .settings import ServerSettings
 from .sign_in import IdentityProvider
 from .storage import check_schema, make_engine, make_sessions, migrate
+from .storage.database import read_sessions
 from .registry import UnitDirectory
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ class Services:
     config_publisher: ConfigPublisher  # remote config documents to the broker (a seam for tests)
     broker_accounts: BrokerAccounts | None = None  # None: accounts are made by hand (VARDKOLL_BROKER_ACCOUNTS=manual)
     identity_provider: IdentityProvider | None = None  # None: no sign-in through the region's provider (VARDKOLL_OIDC_ISSUER unset)
+    # Sessions for what reads, or writes one statement: on PostgreSQL without a transaction (no BEGIN, no ROLLBACK).
+    reads: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = read_sessions(self.sessions)
 
 
 def build_services(settings: ServerSettings, apply_migrations: bool = False) -> Services:

@@ -25,7 +25,7 @@ def principal_for_token(request: Request, token: str) -> Principal | None:
     request for the access log (`server/access_log`)."""
     services = request.app.state.services
     admin_token = services.settings.admin_token
-    with services.sessions() as session:
+    with services.reads() as session:  # no transaction on PostgreSQL: the last use is one UPDATE
         principal = principal_for(session, token, admin_token.get_secret_value() if admin_token else None)
         if session.dirty:
             session.commit()  # the token's last use

@@ -72,10 +72,12 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 def read_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions like `sessions` for work that only reads. On PostgreSQL they run no transaction: each
-    statement still reads its own snapshot, as every statement does inside a READ COMMITTED
-    transaction, but a session costs no BEGIN and no ROLLBACK round trip (a Regionvy or a live update
-    opens one or two). SQLite's are `sessions` themselves: its driver begins no transaction for reads."""
+    """Sessions like `sessions` for work that only reads, or writes in one statement. On PostgreSQL they
+    run no transaction: each statement still reads its own snapshot, as every statement does inside a
+    READ COMMITTED transaction, and a write commits with its statement, but a session costs no BEGIN and
+    no ROLLBACK round trip (every signed-in request opens one to find its token, a Regionvy or a live
+    update one or two more). SQLite's are `sessions` themselves: its driver begins no transaction for
+    reads."""
     engine = sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
         return sessions

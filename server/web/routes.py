@@ -182,7 +182,7 @@ def region(request: Request, namn: str, params: RegionParamsDep) -> Response:
         if whole_region and rows:
             # The API's region figure (GET /api/v1/regions/{region}/compliance) for each metric and the period,
             # summed from the table's figures (the same units in the same order).
-            with services_of(request).sessions() as session:
+            with services_of(request).reads() as session:
                 benchmarks = benchmarks_on(session, namn, q.period.end)
                 region_figures = {
                     m: region_figure(services_of(request).figures, session, namn, rows, m, q.period, per_unit=view.by_metric[m], benchmarks=benchmarks)

@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event as sqlalchemy_events
+from sqlalchemy import func, select, update
 
 from support.event_drafts import CALL_KINDS, CASE_KINDS, call_and_case_fields
 from vardkoll.protocol import validate_event
@@ -336,7 +337,7 @@ def test_the_latest_snapshots_of_many_units_are_one_statement(services):
             draft = {"v": 1, "type": "listing.snapshot", "at": (at + timedelta(days=n)).isoformat(), "listed": listed, "named_doctor": 50, "doctors": []}
             services.ingest.ingest([validate_event({**draft, "unit": unit, "id": f"ev-{n:02d}"})], HTTP)
     statements: list[str] = []
-    event.listen(services.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    sqlalchemy_events.listen(services.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     with services.sessions() as session:
         first_day = load_latest_snapshots(session, units, at + timedelta(hours=1))
         statements_of_first = len(statements)
