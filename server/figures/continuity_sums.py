@@ -11,6 +11,13 @@ Both backends read the 18 months from `ix_doctor_visits_unit_patient` (unit, pat
 day, at_us) alone, in its order, and group as they read instead of sorting or hashing every visit
 (`_patient_sums`; on the 230-unit bench region, 566 000 visits: 1.0-1.1 s -> 0.4-0.5 s on both
 backends, docs/benchmarks.md).
+
+A unit's sums are the same for every figure whose period ends on the same day, as of the same moment:
+its live figure of today and the running month up to today. While traffic flows, the live stream counts
+them for each changed unit and the next Regionvy asked for the same again (16 changed units: 37 of a
+page's 71 ms on an idle PostgreSQL). So the sums counted are kept in the process (`RecentParts`), under
+the unit's dependency version (read before the visits, as every kept figure is: a visit in the window
+moves it) and the moment, and a reader of the same version takes them from there.
 """
 
 from __future__ import annotations
@@ -28,13 +35,22 @@ from vardkoll.server.metrics.continuity import COC_MIN_VISITS, bice_boxerman_of_
 
 from ..storage.stamp_keys import epoch_us
 from ..storage.tables import DoctorVisitRow as V
+from .recent_parts import RecentParts
 
 Request = tuple[str, Period, datetime]  # unit, period, moment
 
 
-def continuity_figures(session: Session, requests: list[Request], configs: dict[str, UnitConfig]) -> list[dict[str, Any]]:
+def continuity_figures(
+    session: Session,
+    requests: list[Request],
+    configs: dict[str, UnitConfig],
+    versions: dict[str, int] | None = None,
+    recent: RecentParts | None = None,
+) -> list[dict[str, Any]]:
     """The continuity figure of each (unit, period, moment); requests sharing a period and moment
-    are answered by two queries together."""
+    are answered by two queries together. `versions`: the units' dependency versions, read before any
+    visit; with `recent`, the 18-month sums counted lately at the same version and moment are taken
+    from there (the second query only asks for the others)."""
     groups: defaultdict[tuple[Period, datetime], list[str]] = defaultdict(list)
     for unit, period, moment in requests:
         groups[(period, moment)].append(unit)
@@ -47,20 +63,43 @@ def continuity_figures(session: Session, requests: list[Request], configs: dict[
             .group_by(V.unit)
         )
         counts = {unit: (int(own or 0), int(with_fixed)) for unit, with_fixed, own in fixed}
-        patients = _patient_sums(session, units, coc_window(period.end), last_us)
-        sums: defaultdict[str, Fraction] = defaultdict(Fraction)
-        eligible: defaultdict[str, int] = defaultdict(int)
-        for unit, n, s, many in _read_in_index_order(
-            session, select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)
-        ):
-            sums[unit] += many * bice_boxerman_of_sums(int(n), int(s))
-            eligible[unit] += many
+        sums = _window_sums(session, units, coc_window(period.end), last_us, versions if recent is not None else None, recent)
         for unit in units:
             own, with_fixed = counts.get(unit, (0, 0))
-            figure = continuity_figure(unit, period, own, with_fixed, sums[unit], eligible[unit], configs[unit])
+            figure = continuity_figure(unit, period, own, with_fixed, *sums[unit], configs[unit])
             figure["definition_version"] = DEFINITION_VERSIONS["continuity"]
             answers[(unit, period, moment)] = figure
     return [answers[request] for request in requests]
+
+
+def _window_sums(
+    session: Session, units: list[str], window: Period, last_us: int, versions: dict[str, int] | None, recent: RecentParts | None
+) -> dict[str, tuple[Fraction, int]]:
+    """Per unit, the index summed over its eligible patients in `window` (visits at or before
+    `last_us`) and how many they are: kept ones at the unit's version in `versions`, the rest counted."""
+    moment = f"at {last_us}"
+    found: dict[str, tuple[Fraction, int]] = {}
+    if versions is not None and recent is not None:
+        for unit in units:
+            held = recent.get("continuity", unit, window.end, versions[unit], moment)
+            if held is not None:
+                found[unit] = held
+    missing = [unit for unit in units if unit not in found]
+    if not missing:
+        return found
+    patients = _patient_sums(session, missing, window, last_us)
+    sums: defaultdict[str, Fraction] = defaultdict(Fraction)
+    eligible: defaultdict[str, int] = defaultdict(int)
+    for unit, n, s, many in _read_in_index_order(
+        session, select(patients.c.unit, patients.c.n, patients.c.s, func.count()).group_by(patients.c.unit, patients.c.n, patients.c.s)
+    ):
+        sums[unit] += many * bice_boxerman_of_sums(int(n), int(s))
+        eligible[unit] += many
+    for unit in missing:
+        found[unit] = (sums[unit], eligible[unit])
+        if versions is not None and recent is not None:
+            recent.put("continuity", unit, window.end, versions[unit], moment, found[unit])
+    return found
 
 
 def _patient_sums(session: Session, units: list[str], window: Period, last_us: int) -> Any:

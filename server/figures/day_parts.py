@@ -6,7 +6,9 @@ ingest whenever a row anchored at the day changes, server/ingest/day_marks.py) i
 the rows, and while the unit's settings hash is the one they were computed with. A figure for any
 period is then a sum over its days; only days whose parts are missing or stale, or that know of a
 stamp after the figure's moment, are counted from their rows. The open cases of an assessment figure
-are read at the figure's moment (one query for all units).
+are read at the figure's moment (one query for all units). A unit's live figure of today and its
+running month on a page are as of the same moment, so the open cases counted for one are kept in the
+process (`RecentParts`) under the unit's dependency version, read before them, for the other.
 """
 
 from __future__ import annotations
@@ -98,11 +100,14 @@ def figures_from_parts(
     hashes: dict[str, str],
     kept: KeptLedgers | None = None,
     recent: RecentParts | None = None,
+    versions: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], list[_Computed]]:
     """The figure of each request, equal to the rules' answer for that unit, period and moment, and the
     parts the database lacks, computed now or lately (for `keep_parts`). `hashes`: each unit's settings hash; `kept`: the
     process's kept days, to read a stale day's changed rows only; `recent`: the parts this process
-    computed lately, to take a stale day's part from when it was computed for the same version."""
+    computed lately, to take a stale day's part from when it was computed for the same version, and
+    with `versions` (the units' dependency versions, read before their rows) the open cases counted
+    lately at the same version and moment."""
     units = sorted({unit for unit, _, _ in requests})
     first = min(period.start for _, period, _ in requests)
     last = max(period.end for _, period, _ in requests)
@@ -139,7 +144,7 @@ def figures_from_parts(
             computed.append(_Computed(unit, day, version, kept[2], _encode(metric, part)))
             if recent is not None:
                 recent.put(metric, unit, day, version, hashes[unit], (kept, computed[-1].body))
-    open_cases = _open_cases(session, [(unit, moment) for unit, _, moment in requests], configs) if metric == "assessment" else {}
+    open_cases = _open_cases(session, [(unit, moment) for unit, _, moment in requests], configs, versions, recent) if metric == "assessment" else {}
     names = TELEPHONE_COUNTS if metric == "telephone" else ASSESSMENT_COUNTS
     figures = []
     for unit, period, moment in requests:
@@ -175,18 +180,34 @@ def figures_from_parts(
     return figures, computed
 
 
-def _open_cases(session: Session, wanted: list[tuple[str, datetime]], configs: dict[str, UnitConfig]) -> dict[tuple[str, datetime], tuple[int, int]]:
+def _open_cases(
+    session: Session,
+    wanted: list[tuple[str, datetime]],
+    configs: dict[str, UnitConfig],
+    versions: dict[str, int] | None = None,
+    recent: RecentParts | None = None,
+) -> dict[tuple[str, datetime], tuple[int, int]]:
     """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`), counted by the
-    database: one grouped query per moment and time zone, not a ledger of every open case."""
+    database: one grouped query per moment and time zone, not a ledger of every open case. With
+    `versions` and `recent`, those counted lately at the unit's version and moment are taken from there.
+    Valid as the assessment figure that holds them is: every case event dated up to the moment's UTC
+    date moves the version, and a later one cannot change what was open at the moment."""
     result: dict[tuple[str, datetime], tuple[int, int]] = {}
     groups: defaultdict[tuple[datetime, str], set[str]] = defaultdict(set)
+    recent, versions = (recent, versions) if versions is not None else (None, {})
     for unit, moment in wanted:
-        groups[(moment, configs[unit].time_zone)].add(unit)
+        held = recent.get("open cases", unit, moment.date(), versions[unit], f"at {epoch_us(moment)}") if recent is not None else None
+        if held is None:
+            groups[(moment, configs[unit].time_zone)].add(unit)
+        else:
+            result[(unit, moment)] = held
     for (moment, _), units in groups.items():
         tz = configs[next(iter(units))].tz
         counts = open_case_counts(session, sorted(units), moment, tz)
         for unit in units:
             result[(unit, moment)] = counts.get(unit, (0, 0))
+            if recent is not None:
+                recent.put("open cases", unit, moment.date(), versions[unit], f"at {epoch_us(moment)}", result[(unit, moment)])
     return result
 
 

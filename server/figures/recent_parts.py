@@ -8,6 +8,11 @@ calls counted once more. A part is a pure function of the day's rows and the uni
 under the day's version read before the rows and the settings hash, as `day_parts.keep_parts` files it
 in the database, it is valid for any reader that read the same version. A reused part is still
 offered for writing (`part_writes` decides), so the database gets it once the interval has passed.
+
+Continuity's 18-month sums (`continuity_sums`) and the open cases of an assessment figure (`day_parts`)
+are held here too: a unit's live figure of today and its running month on a page of the same day are
+as of the same moment, so the second reader takes what the first counted, filed under the unit's
+dependency version and the moment.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class RecentParts:
         self._lock = threading.Lock()
 
     def get(self, metric: str, unit: str, day: date, version: int, settings: str) -> Any | None:
-        """The part computed for exactly this version of the day and these settings, if still held."""
+        """The part computed for exactly this version of the day and these settings (for continuity's
+        sums and the open cases, of the dependency version and the moment), if still held."""
         with self._lock:
             held = self._parts.get((metric, unit, day))
             if held is None or held[0] != version or held[1] != settings:

@@ -351,7 +351,8 @@ class FigureService:
                     if keep_in_memory:
                         self.cache.put(figure_key(unit, metric, period, as_of), version, stamps[unit], figure)
         missing = [unit for unit in units if unit not in found]
-        computed = self._compute_many(session, metric, [(unit, period, moments[unit]) for unit in missing], configs, stamps, cached, computed_parts)
+        requests = [(unit, period, moments[unit]) for unit in missing]
+        computed = self._compute_many(session, metric, requests, configs, stamps, cached, computed_parts, versions)
         for unit, figure in zip(missing, computed):
             found[unit] = figure
             if cached:
@@ -373,22 +374,25 @@ class FigureService:
         stamps: dict[str, Hashable],
         cached: bool,
         parts_to_keep: list[tuple[list[Any], dict[str, str]]],
+        versions: dict[str, int] | None = None,
     ) -> list[dict[str, Any]]:
         """Each (unit, period, moment) computed: telephone and assessment summed from day parts
         (`day_parts`), continuity from SQL sums, fixed doctor from one snapshot query for all units;
-        with `cached=False` (the reference) every figure from its rows through the ledgers."""
+        with `cached=False` (the reference) every figure from its rows through the ledgers. `versions`:
+        the units' dependency versions, read before their rows (continuity's sums and the open cases
+        this process counted are kept under them, `recent_parts`)."""
         if not requests:
             return []
         if cached and self.use_day_parts and metric in PART_METRICS:
             hashes = {unit: settings_hash(metric, stamps[unit]) for unit, _, _ in requests}
-            figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers, self.recent_parts)
+            figures, computed = figures_from_parts(session, metric, requests, configs, hashes, self.kept_ledgers, self.recent_parts, versions)
             now = self._clock()
             computed = self.part_writes.worth_writing(metric, computed, lambda unit: now.astimezone(configs[unit].tz).date())
             if computed:
                 parts_to_keep.append((computed, hashes))
             return figures
         if cached and self.use_day_parts and metric == "continuity":
-            return continuity_figures(session, requests, configs)
+            return continuity_figures(session, requests, configs, versions, self.recent_parts)
         if cached and self.use_day_parts and metric == "fixed_doctor":
             return self._fixed_doctor_figures(session, requests, configs)
         return [self._compute(session, unit, metric, period, moment, configs[unit]) for unit, period, moment in requests]

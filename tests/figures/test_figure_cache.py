@@ -92,9 +92,9 @@ class LoadCounter:
         # Continuity figures come from SQL sums, several units per call: one count per figure.
         continuity = figure_service.continuity_figures
 
-        def counted_continuity(session: Any, requests: list[Any], configs: dict[str, Any]) -> list[dict[str, Any]]:
+        def counted_continuity(session: Any, requests: list[Any], configs: dict[str, Any], *kept: Any) -> list[dict[str, Any]]:
             self.calls += len(requests)
-            return continuity(session, requests, configs)
+            return continuity(session, requests, configs, *kept)
 
         monkeypatch.setattr(figure_service, "continuity_figures", counted_continuity)
         latest_snapshots = figure_service.load_latest_snapshots
