@@ -12,15 +12,16 @@ FastAPI's TestClient and an admin session:
   API        /api/v1/compliance?region=  (the month of telephone, the year of assessment, the month
                                        of continuity: its 18-month window of doctor visits)
 
-each `cold` (empty figure cache: every figure computed from the stored rows; the database pages are
-warm in the OS cache), `warm` (the same request again: the figure cache answers; `warm max` the
-slowest of those, where a full garbage collection shows), `new event`
-(one event, as it happens, for the first unit: its figures for the periods that reach today, the
+each `cold` (as after a restart: the figure cache and the kept days, parts and sums emptied,
+`forget_in_memory`; the database pages are warm in the OS cache), `warm` (the same request again:
+the figure cache answers; `warm max` the slowest of those, where a full garbage collection shows),
+`new event` (one event, as it happens, for the first unit: its figures for the periods that reach today, the
 current week and month, are computed again; see server/figures/store.py) and, with `--changed N`,
 `N changed` (one new event for each of N units spread over the region before each request: what a page
 meets while traffic flows, `bench/country_traffic.py` measures it with the traffic; with `--live` the
 region's live update is computed after the events and before the request, as in a web slot that
-serves the region's live stream). The generated data ends on
+serves the region's live stream; with `--every-metric` each of those units also gets a care contact and a
+doctor visit, so continuity's and the assessment's figures change too, as they do in the traffic). The generated data ends on
 23 Nov 2026, the day this was first measured; on a later day no period shown reaches today and
 "after a new event" is close to "warm".
 """
@@ -130,13 +131,41 @@ def serving_gc() -> Any:
     return tuned_for_serving()
 
 
-def new_calls(units: list[str]) -> list[dict[str, Any]]:
-    """One call offered now for each of `units`, in one batch."""
+def forget_in_memory(figures: Any) -> None:
+    """What a restart forgets: the figure cache and, where the tree has them, the kept days, the parts
+    and sums computed lately and the data blocks (clearing the cache alone let a "cold" page reuse
+    what the round before had counted)."""
+    figures.cache.clear()
+    for name in ("kept_ledgers", "recent_parts", "freshness"):
+        kept = getattr(figures, name, None)
+        if kept is not None:
+            setattr(figures, name, type(kept)())
+
+
+def new_calls(units: list[str], every_metric: bool = False) -> list[dict[str, Any]]:
+    """One call offered now for each of `units`, in one batch; `every_metric`: also a care contact and a
+    doctor visit each, so that every metric's figures of those units change (as the country's traffic does)."""
     now = datetime.now(timezone.utc).isoformat()
-    return [
-        {"v": 1, "id": f"bench-new-{time.time_ns()}-{n}", "type": "call.offered", "unit": unit, "at": now, "call": f"call-bench-{time.time_ns()}-{n}"}
-        for n, unit in enumerate(units)
-    ]
+    events = []
+    for n, unit in enumerate(units):
+        key = f"{time.time_ns()}-{n}"
+        events.append({"v": 1, "id": f"bench-new-{key}", "type": "call.offered", "unit": unit, "at": now, "call": f"call-bench-{key}"})
+        if every_metric:
+            events.append(
+                {
+                    "v": 1,
+                    "id": f"bench-contact-{key}",
+                    "type": "care.contact",
+                    "unit": unit,
+                    "at": now,
+                    "case": f"case-bench-{key}",
+                    "listed": True,
+                    "channel": "phone",
+                }
+            )
+            visit = {"patient": f"patient-bench-{key}", "practitioner": "doctor-bench", "profession": "doctor", "listed": True}
+            events.append({"v": 1, "id": f"bench-visit-{key}", "type": "visit.completed", "unit": unit, "at": now, **visit})
+    return events
 
 
 def timed(client, path: str, rounds: int, headers: dict[str, str] | None = None) -> list[float]:
@@ -181,6 +210,11 @@ def main() -> int:
         action="store_true",
         help="with --changed: before each such request, compute the region's live update (its four metrics of today), as a web slot"
         " that serves the region's live stream has done by the time a page comes",
+    )
+    parser.add_argument(
+        "--every-metric",
+        action="store_true",
+        help="with --changed: each changed unit also gets a care contact and a doctor visit, not only a call (every metric's figures change)",
     )
     parser.add_argument("--url", help="measure this database instead (say a PostgreSQL an earlier --postgres run left, or one copied once for two runs)")
     args = parser.parse_args()
@@ -292,12 +326,12 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                     for _ in range(args.rounds):
                         with services.sessions.begin() as session:
                             session.execute(text("UPDATE figure_day_parts SET body = NULL, parts_version = NULL"))
-                        services.figures.cache.clear()
+                        forget_in_memory(services.figures)
                         first += timed(client, page, 1, headers)
                     row["first"] = statistics.median(first)
                 cold = []
                 for _ in range(args.rounds):
-                    services.figures.cache.clear()
+                    forget_in_memory(services.figures)
                     cold += timed(client, page, 1, headers)
                 row["cold"] = statistics.median(cold)
                 warm = timed(client, page, args.rounds, headers)
@@ -310,11 +344,13 @@ def measure(url: str, backend: str, args: argparse.Namespace, start: date, last:
                 if changing:
                     moved = []
                     for _ in range(args.rounds):
-                        client.post("/api/v1/events", content=orjson.dumps(new_calls(changing)), headers=bearer)
+                        client.post("/api/v1/events", content=orjson.dumps(new_calls(changing, args.every_metric)), headers=bearer)
                         if args.live:
                             live_update()
                         moved += timed(client, page, 1, headers)
-                    row[f"{len(changing)} changed{' after live' if args.live else ''}"] = statistics.median(moved)
+                    row[f"{len(changing)} changed{' (all metrics)' if args.every_metric else ''}{' after live' if args.live else ''}"] = statistics.median(
+                        moved
+                    )
                 results[(mode, name)] = row
                 print(f"  {mode:9} {name:9} " + "   ".join(f"{key} {value:7.0f}" for key, value in row.items()), flush=True)
         if len(args.modes.split(",")) == 2:
