@@ -352,7 +352,10 @@ class FigureService:
                         self.cache.put(figure_key(unit, metric, period, as_of), version, stamps[unit], figure)
         missing = [unit for unit in units if unit not in found]
         requests = [(unit, period, moments[unit]) for unit in missing]
-        computed = self._compute_many(session, metric, requests, configs, stamps, cached, computed_parts, versions)
+        # Bulk work (keep_in_memory=False: the rollup job, reports) keeps no sums or open cases either:
+        # a year of ended months for every unit would push the running day's parts out of `recent_parts`.
+        kept_by = versions if keep_in_memory else None
+        computed = self._compute_many(session, metric, requests, configs, stamps, cached, computed_parts, kept_by)
         for unit, figure in zip(missing, computed):
             found[unit] = figure
             if cached:
