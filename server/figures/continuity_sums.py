@@ -63,7 +63,7 @@ def continuity_figures(
             .group_by(V.unit)
         )
         counts = {unit: (int(own or 0), int(with_fixed)) for unit, with_fixed, own in fixed}
-        sums = _window_sums(session, units, coc_window(period.end), last_us, versions if recent is not None else None, recent)
+        sums = _window_sums(session, units, coc_window(period.end), last_us, versions, recent)
         for unit in units:
             own, with_fixed = counts.get(unit, (0, 0))
             figure = continuity_figure(unit, period, own, with_fixed, *sums[unit], configs[unit])

@@ -189,14 +189,15 @@ def _open_cases(
 ) -> dict[tuple[str, datetime], tuple[int, int]]:
     """(pending, overdue_open) per (unit, moment), by the rules (`CaseLedger._open_at`), counted by the
     database: one grouped query per moment and time zone, not a ledger of every open case. With
-    `versions` and `recent`, those counted lately at the unit's version and moment are taken from there.
-    Valid as the assessment figure that holds them is: every case event dated up to the moment's UTC
-    date moves the version, and a later one cannot change what was open at the moment."""
+    `versions` and `recent`, those counted lately at the unit's version, moment and time zone are taken
+    from there. Valid as the assessment figure that holds them is: every case event dated up to the
+    moment's UTC date moves the version, and a later one cannot change what was open at the moment. The
+    time zone (which local date is overdue) is a setting: changing it moves no version."""
     result: dict[tuple[str, datetime], tuple[int, int]] = {}
     groups: defaultdict[tuple[datetime, str], set[str]] = defaultdict(set)
     recent, versions = (recent, versions) if versions is not None else (None, {})
     for unit, moment in wanted:
-        held = recent.get("open cases", unit, moment.date(), versions[unit], f"at {epoch_us(moment)}") if recent is not None else None
+        held = recent.get("open cases", unit, moment.date(), versions[unit], _counted_at(moment, configs[unit])) if recent is not None else None
         if held is None:
             groups[(moment, configs[unit].time_zone)].add(unit)
         else:
@@ -207,8 +208,13 @@ def _open_cases(
         for unit in units:
             result[(unit, moment)] = counts.get(unit, (0, 0))
             if recent is not None:
-                recent.put("open cases", unit, moment.date(), versions[unit], f"at {epoch_us(moment)}", result[(unit, moment)])
+                recent.put("open cases", unit, moment.date(), versions[unit], _counted_at(moment, configs[unit]), result[(unit, moment)])
     return result
+
+
+def _counted_at(moment: datetime, config: UnitConfig) -> str:
+    """What open cases kept in `RecentParts` were counted for, beside the version."""
+    return f"at {epoch_us(moment)} in {config.time_zone}"
 
 
 def open_case_counts(session: Session, units: list[str], moment: datetime, tz: ZoneInfo) -> dict[str, tuple[int, int]]:

@@ -152,3 +152,19 @@ def test_open_cases_counted_for_today_serve_the_running_month_until_a_case_event
     month = figures.figure(UNIT, "assessment", MONTH)["details"]
     assert (month["pending"], month["overdue_open"], len(counted)) == (0, 1, 2), "a newer version: counted again"
     assert_equal_to_the_rows(figures, services, "assessment")
+
+
+def test_open_cases_kept_for_one_time_zone_are_not_taken_for_another(services):
+    from vardkoll.server.figures import day_parts
+    from vardkoll.server.figures.recent_parts import RecentParts
+    from vardkoll.server.metrics import UnitConfig
+
+    services.ingest.ingest([case_event(1, "care.contact", "case-1", "2026-03-07T12:00:00+00:00", listed=True, channel="phone")], HTTP)
+    moment = datetime(2026, 3, 10, 23, 30, tzinfo=timezone.utc)
+    recent = RecentParts()
+    # By hand: in Stockholm the moment is on 11 March, past the contact day + 3 (overdue); in UTC on the
+    # 10th, not yet (pending). A time zone changed in the settings moves no version.
+    with services.sessions() as session:
+        stockholm = day_parts._open_cases(session, [(UNIT, moment)], {UNIT: UnitConfig(time_zone="Europe/Stockholm")}, {UNIT: 1}, recent)
+        utc = day_parts._open_cases(session, [(UNIT, moment)], {UNIT: UnitConfig(time_zone="UTC")}, {UNIT: 1}, recent)
+    assert (stockholm[(UNIT, moment)], utc[(UNIT, moment)]) == ((0, 1), (1, 0))
