@@ -36,6 +36,8 @@ Measured in one run:
             process started after one round had kept the day parts (its time is "first"): its first
             round is cold, then quiet (no traffic), the peak and the burst; p50/p95 per phase and the
             ratio to the quiet p95
+  machine   the share of all the machine's CPU time that was busy, and stolen by a virtual machine's host, per
+            phase (Linux, /proc/stat): a page time under load means little without it
 
 With `--web-slots N` the server side is `--processes` ingest slots and N web slots (no events, no jobs;
 docs/operations.md, "Scaling"), and the pages and the live stream are asked of the first web slot; with
@@ -58,7 +60,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bench_common import machine, percentile, summary
+from bench_common import MachineBusy, machine, percentile, summary
 from live_latency import STOCKHOLM, Batch, make_batches, make_workload, mqtt_round_trip, prepare_database, run_live, wait_for_ingest
 from server_processes import TOKEN, copy_workload, servers, store_history
 from vardkoll.demo.broker import start_broker
@@ -242,14 +244,17 @@ def main() -> int:
                 base = f"http://127.0.0.1:{ports[args.processes] if args.web_slots else ports[0]}"
                 timings: list[tuple[float, str, float]] = []
                 stop = threading.Event()
-                quiet_start = time.perf_counter()
-                asker = threading.Thread(target=ask_pages, args=(base, pages, timings, stop, args.page_interval), daemon=True)
-                asker.start()
-                time.sleep(args.quiet_seconds)
-                live_base = f"http://127.0.0.1:{ports[args.processes + 1]}" if args.live_apart else base
-                result = run_live(broker.port, live_base, TOKEN, full, batches, initial, [WATCHED], watched, burst_interval_s, args.settle, offsets_s=offsets)
-                stop.set()
-                asker.join(120)
+                with MachineBusy() as busy:
+                    quiet_start = time.perf_counter()
+                    asker = threading.Thread(target=ask_pages, args=(base, pages, timings, stop, args.page_interval), daemon=True)
+                    asker.start()
+                    time.sleep(args.quiet_seconds)
+                    live_base = f"http://127.0.0.1:{ports[args.processes + 1]}" if args.live_apart else base
+                    result = run_live(
+                        broker.port, live_base, TOKEN, full, batches, initial, [WATCHED], watched, burst_interval_s, args.settle, offsets_s=offsets
+                    )
+                    stop.set()
+                    asker.join(120)
         finally:
             broker.stop()
     finally:
@@ -258,7 +263,7 @@ def main() -> int:
     peak_start, burst_start = batches[0].published, batches[peak_count].published
     burst_end = batches[-1].published + burst_interval_s
     bounds = [("quiet", quiet_start, peak_start), ("peak", peak_start, burst_start), ("burst", burst_start, burst_end)]
-    report(args, rate, burst_rate, batches, peak_count, result, rtt, timings, bounds)
+    report(args, rate, burst_rate, batches, peak_count, result, rtt, timings, bounds, busy)
     print(f"after: {machine()}")
     return 0
 
@@ -273,6 +278,7 @@ def report(
     rtt: dict[str, list[float]],
     timings: list[tuple[float, str, float]],
     bounds: list[tuple[str, float, float]],
+    busy: MachineBusy,
 ) -> None:
     sent = {
         "peak": (sum(b.events for b in batches[:peak_count]), batches[peak_count].published - batches[0].published),
@@ -320,6 +326,13 @@ def report(
             f"  {name}: cold {cold.get(name, math.nan):.0f} ms (goal < {COLD_GOAL_MS:.0f}), p95 under traffic {loaded:.0f} ms (warm goal < {WARM_GOAL_MS:.0f}): {verdict}"
         )
     print(f"rates: peak {rate:.1f} events/s, burst {burst_rate:,.0f} events/s")
+    shares = {phase: busy.between(start, end) for phase, start, end in bounds}
+    known = {phase: share for phase, share in shares.items() if share is not None}
+    if len(known) == len(shares):  # Linux; the share of all the CPUs' time busy and stolen by the host
+        print(
+            f"machine ({os.cpu_count()} CPUs) busy / stolen: "
+            + ", ".join(f"{phase} {busy_share:.0%} / {stolen:.0%}" for phase, (busy_share, stolen) in known.items())
+        )
 
 
 if __name__ == "__main__":
